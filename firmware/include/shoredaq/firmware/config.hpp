@@ -1,0 +1,113 @@
+#pragma once
+// The node's configuration: one TOML file (DESIGN.md section 5). Every key has a default (see
+// firmware/shoredaq.example.toml, which documents each one); unknown keys and out-of-range values
+// are rejected with the key path and the allowed range, so a typo never silently falls back to a
+// default. The `[trigger]` section is the default run setup and is validated by the filters'
+// parser when the node configures (kept here as TOML text).
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shoredaq::firmware {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct NodeSection {
+  std::filesystem::path state_dir = "/var/lib/shoredaq";  // store + spool live here by default
+  std::filesystem::path runtime_dir = "/run/shoredaq";    // control socket by default
+  std::filesystem::path detector_file;                    // default detector for configure
+  unsigned workers = 0;                                   // filter threads; 0 = cores - 1 (at least 1)
+  std::string log_level = "info";                         // trace debug info warn error critical off
+};
+
+enum class IngestSocket : std::uint8_t { Pull, Sub };
+enum class HeaderLayoutSetting : std::uint8_t { Auto, Standard40, Legacy28 };
+
+struct IngestSection {
+  std::vector<std::string> endpoints{"tcp://127.0.0.1:5556"};
+  IngestSocket socket = IngestSocket::Pull;
+  bool bind = true;  // the node binds, DUs/bridges connect
+  HeaderLayoutSetting header_layout = HeaderLayoutSetting::Auto;
+  int rcvhwm = 10000;  // ZeroMQ messages
+};
+
+struct BuilderSection {
+  unsigned max_open_slices = 32;
+  unsigned expiry_ms = 1000;          // after a later slice of every DOM has begun
+  unsigned wall_clock_expiry_ms = 3000;
+  unsigned queue_slices = 16;         // bounded queues between stages (whole slices)
+};
+
+enum class Durability : std::uint8_t { Full, NoMetaSync, NoSync };
+
+struct StoreSection {
+  std::filesystem::path path;            // empty = <state_dir>/store
+  std::uint64_t map_size_mb = 64;        // initial LMDB map
+  std::uint64_t map_cap_mb = 65536;      // growth stops here: new data refused with an alarm
+  std::uint64_t disk_reserve_mb = 256;   // keep this much free on the file system
+  std::uint64_t max_store_bytes = 0;     // retention threshold; 0 = no retention
+  Durability durability = Durability::Full;
+};
+
+struct SpoolSection {
+  std::filesystem::path dir;          // empty = <state_dir>/spool
+  std::uint64_t roll_size_mb = 1024;
+  unsigned roll_seconds = 3600;
+  bool enabled = true;
+};
+
+struct AlertsSection {
+  std::string endpoint;              // empty = no alert stream
+  int sndhwm = 1000;
+  std::uint64_t trigger_mask = 0;    // 0 = any trigger
+  unsigned min_triggered_hits = 0;
+  unsigned min_doms = 0;
+  bool publish_summaries = true;
+};
+
+struct ControlSection {
+  std::string endpoint;  // empty = ipc://<runtime_dir>/control.sock
+  unsigned reply_timeout_ms = 5000;
+  unsigned stop_timeout_ms = 30000;  // bound on the stop drain
+};
+
+struct MetricsSection {
+  std::string listen_address = "127.0.0.1";
+  unsigned port = 9560;
+  bool enabled = true;
+};
+
+struct NodeConfig {
+  NodeSection node;
+  IngestSection ingest;
+  BuilderSection builder;
+  StoreSection store;
+  SpoolSection spool;
+  AlertsSection alerts;
+  ControlSection control;
+  MetricsSection metrics;
+  std::string trigger_toml;  // the [trigger] section re-serialised ("" = filter defaults)
+
+  // Derived paths/endpoints with the defaults resolved against node.state_dir/runtime_dir.
+  std::filesystem::path store_path() const;
+  std::filesystem::path spool_dir() const;
+  std::string control_endpoint() const;
+  unsigned worker_count() const;  // resolves workers = 0
+};
+
+// Parses and validates; throws ConfigError naming the key ("builder.expiry_ms") and the reason.
+NodeConfig parse_config(std::string_view toml_text);
+NodeConfig load_config(const std::filesystem::path& file);
+
+// The [trigger] section of a run-setup file (a TOML document), re-serialised; unknown top-level
+// sections are rejected. Throws ConfigError.
+std::string extract_trigger_section(std::string_view run_setup_toml);
+
+}  // namespace shoredaq::firmware

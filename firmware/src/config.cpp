@@ -1,0 +1,277 @@
+#include "shoredaq/firmware/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace shoredaq::firmware {
+namespace {
+
+[[noreturn]] void fail(const std::string& key, const std::string& why) { throw ConfigError(key + ": " + why); }
+
+// Reads the keys of one table, remembering which were consumed so the rest can be rejected.
+class SectionReader {
+ public:
+  SectionReader(const toml::table* table, std::string name) : table_(table), name_(std::move(name)) {}
+
+  std::string path(std::string_view key) const { return name_.empty() ? std::string(key) : name_ + "." + std::string(key); }
+
+  const toml::node* take(std::string_view key) {
+    seen_.insert(std::string(key));
+    return table_ ? table_->get(key) : nullptr;
+  }
+
+  template <typename Int>
+  void integer(std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    auto v = n->value<std::int64_t>();
+    if (!n->is_integer() || !v) fail(path(key), "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    if (*v < min || *v > max)
+      fail(path(key), std::to_string(*v) + " is out of range; allowed [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    out = static_cast<Int>(*v);
+  }
+
+  void boolean(std::string_view key, bool& out) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    if (!n->is_boolean()) fail(path(key), "expected true or false");
+    out = *n->value<bool>();
+  }
+
+  void string(std::string_view key, std::string& out, bool allow_empty = true) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    if (!n->is_string()) fail(path(key), "expected a string");
+    out = *n->value<std::string>();
+    if (!allow_empty && out.empty()) fail(path(key), "must not be empty");
+  }
+
+  void file_path(std::string_view key, std::filesystem::path& out) {
+    std::string s = out.string();
+    string(key, s);
+    out = s;
+  }
+
+  template <typename Enum>
+  void choice(std::string_view key, Enum& out, std::initializer_list<std::pair<std::string_view, Enum>> options) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    std::string allowed;
+    for (const auto& [name, value] : options) allowed += (allowed.empty() ? "" : ", ") + std::string("\"") + std::string(name) + "\"";
+    if (!n->is_string()) fail(path(key), "expected one of " + allowed);
+    const std::string v = *n->value<std::string>();
+    for (const auto& [name, value] : options) {
+      if (v == name) {
+        out = value;
+        return;
+      }
+    }
+    fail(path(key), "\"" + v + "\" is not allowed; expected one of " + allowed);
+  }
+
+  void string_list(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    const toml::array* a = n->as_array();
+    if (!a) fail(path(key), "expected an array of strings");
+    std::vector<std::string> values;
+    for (const auto& e : *a) {
+      if (!e.is_string()) fail(path(key), "expected an array of strings");
+      values.push_back(*e.value<std::string>());
+      if (values.back().empty()) fail(path(key), "an entry is empty");
+    }
+    out = std::move(values);
+  }
+
+  // Every key not consumed is a typo or an unsupported setting.
+  void reject_unknown() const {
+    if (!table_) return;
+    for (const auto& [k, v] : *table_) {
+      if (!seen_.contains(std::string(k.str()))) {
+        std::string known;
+        for (const auto& s : seen_) known += (known.empty() ? "" : ", ") + s;
+        fail(path(k.str()), "unknown key (known keys: " + known + ")");
+      }
+    }
+  }
+
+ private:
+  const toml::table* table_;
+  std::string name_;
+  std::set<std::string> seen_;
+};
+
+const toml::table* section(const toml::table& root, std::string_view name) {
+  const toml::node* n = root.get(name);
+  if (!n) return nullptr;
+  if (!n->is_table()) fail(std::string(name), "expected a table [" + std::string(name) + "]");
+  return n->as_table();
+}
+
+void check_endpoint(const std::string& key, const std::string& endpoint) {
+  static constexpr std::string_view kSchemes[] = {"tcp://", "ipc://", "inproc://"};
+  for (auto s : kSchemes) {
+    if (endpoint.rfind(s, 0) == 0 && endpoint.size() > s.size()) return;
+  }
+  fail(key, "\"" + endpoint + "\" is not a ZeroMQ endpoint (tcp://, ipc:// or inproc://)");
+}
+
+toml::table parse_toml(std::string_view text) {
+  try {
+    return toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << "TOML syntax error at line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
+       << e.description();
+    throw ConfigError(os.str());
+  }
+}
+
+// A document holding only [trigger] (nested tables keep their full names).
+std::string serialise_trigger(const toml::table& trigger) {
+  toml::table doc;
+  doc.insert("trigger", trigger);
+  std::ostringstream os;
+  os << doc << "\n";
+  return os.str();
+}
+
+constexpr std::int64_t kMaxI64 = std::numeric_limits<std::int64_t>::max();
+
+}  // namespace
+
+NodeConfig parse_config(std::string_view toml_text) {
+  const toml::table root = parse_toml(toml_text);
+  NodeConfig c;
+
+  static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts",
+                                               "control", "metrics", "trigger"};
+  for (const auto& [k, v] : root) {
+    if (!kSections.contains(std::string(k.str())))
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, trigger)");
+  }
+
+  {
+    SectionReader r(section(root, "node"), "node");
+    r.file_path("state_dir", c.node.state_dir);
+    r.file_path("runtime_dir", c.node.runtime_dir);
+    r.file_path("detector_file", c.node.detector_file);
+    r.integer("workers", c.node.workers, 0, 256);
+    r.string("log_level", c.node.log_level);
+    static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (!kLevels.contains(c.node.log_level))
+      fail("node.log_level", "\"" + c.node.log_level + "\" is not allowed; expected trace, debug, info, warn, error, critical or off");
+    if (c.node.state_dir.empty()) fail("node.state_dir", "must not be empty");
+    if (c.node.runtime_dir.empty()) fail("node.runtime_dir", "must not be empty");
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "ingest"), "ingest");
+    r.string_list("endpoints", c.ingest.endpoints);
+    if (c.ingest.endpoints.empty()) fail("ingest.endpoints", "at least one endpoint is required");
+    for (const auto& e : c.ingest.endpoints) check_endpoint("ingest.endpoints", e);
+    r.choice("socket", c.ingest.socket, {{"pull", IngestSocket::Pull}, {"sub", IngestSocket::Sub}});
+    r.boolean("bind", c.ingest.bind);
+    r.choice("header_layout", c.ingest.header_layout,
+             {{"auto", HeaderLayoutSetting::Auto}, {"40", HeaderLayoutSetting::Standard40}, {"28", HeaderLayoutSetting::Legacy28}});
+    r.integer("rcvhwm", c.ingest.rcvhwm, 1, 10'000'000);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "builder"), "builder");
+    r.integer("max_open_slices", c.builder.max_open_slices, 2, 4096);
+    r.integer("expiry_ms", c.builder.expiry_ms, 100, 600'000);
+    r.integer("wall_clock_expiry_ms", c.builder.wall_clock_expiry_ms, 100, 3'600'000);
+    r.integer("queue_slices", c.builder.queue_slices, 1, 4096);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "store"), "store");
+    r.file_path("path", c.store.path);
+    r.integer("map_size_mb", c.store.map_size_mb, 1, 16'777'216);
+    r.integer("map_cap_mb", c.store.map_cap_mb, 1, 16'777'216);
+    r.integer("disk_reserve_mb", c.store.disk_reserve_mb, 0, 16'777'216);
+    r.integer("max_store_bytes", c.store.max_store_bytes, 0, kMaxI64);
+    r.choice("durability", c.store.durability,
+             {{"full", Durability::Full}, {"nometasync", Durability::NoMetaSync}, {"nosync", Durability::NoSync}});
+    if (c.store.map_cap_mb < c.store.map_size_mb)
+      fail("store.map_cap_mb", std::to_string(c.store.map_cap_mb) + " is below store.map_size_mb = " + std::to_string(c.store.map_size_mb));
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "spool"), "spool");
+    r.file_path("dir", c.spool.dir);
+    r.integer("roll_size_mb", c.spool.roll_size_mb, 1, 1'048'576);
+    r.integer("roll_seconds", c.spool.roll_seconds, 1, 86'400 * 7);
+    r.boolean("enabled", c.spool.enabled);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "alerts"), "alerts");
+    r.string("endpoint", c.alerts.endpoint);
+    if (!c.alerts.endpoint.empty()) check_endpoint("alerts.endpoint", c.alerts.endpoint);
+    r.integer("sndhwm", c.alerts.sndhwm, 1, 10'000'000);
+    r.integer("trigger_mask", c.alerts.trigger_mask, 0, kMaxI64);
+    r.integer("min_triggered_hits", c.alerts.min_triggered_hits, 0, 1'000'000);
+    r.integer("min_doms", c.alerts.min_doms, 0, 100'000);
+    r.boolean("publish_summaries", c.alerts.publish_summaries);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "control"), "control");
+    r.string("endpoint", c.control.endpoint);
+    if (!c.control.endpoint.empty()) check_endpoint("control.endpoint", c.control.endpoint);
+    r.integer("reply_timeout_ms", c.control.reply_timeout_ms, 10, 600'000);
+    r.integer("stop_timeout_ms", c.control.stop_timeout_ms, 100, 3'600'000);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "metrics"), "metrics");
+    r.string("listen_address", c.metrics.listen_address, false);
+    r.integer("port", c.metrics.port, 0, 65535);
+    r.boolean("enabled", c.metrics.enabled);
+    r.reject_unknown();
+  }
+  if (const toml::table* t = section(root, "trigger")) c.trigger_toml = serialise_trigger(*t);
+  return c;
+}
+
+NodeConfig load_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ConfigError(file.string() + ": cannot open");
+  std::ostringstream os;
+  os << in.rdbuf();
+  try {
+    return parse_config(os.str());
+  } catch (const ConfigError& e) {
+    throw ConfigError(file.string() + ": " + e.what());
+  }
+}
+
+std::string extract_trigger_section(std::string_view run_setup_toml) {
+  const toml::table root = parse_toml(run_setup_toml);
+  for (const auto& [k, v] : root) {
+    if (k.str() != "trigger") fail(std::string(k.str()), "unknown section in run setup (expected [trigger])");
+  }
+  const toml::table* t = section(root, "trigger");
+  return t ? serialise_trigger(*t) : std::string();
+}
+
+std::filesystem::path NodeConfig::store_path() const { return store.path.empty() ? node.state_dir / "store" : store.path; }
+std::filesystem::path NodeConfig::spool_dir() const { return spool.dir.empty() ? node.state_dir / "spool" : spool.dir; }
+std::string NodeConfig::control_endpoint() const {
+  return control.endpoint.empty() ? "ipc://" + (node.runtime_dir / "control.sock").string() : control.endpoint;
+}
+unsigned NodeConfig::worker_count() const {
+  if (node.workers > 0) return node.workers;
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores > 1 ? cores - 1 : 1;
+}
+
+}  // namespace shoredaq::firmware

@@ -1,0 +1,145 @@
+#include "shoredaq/firmware/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using namespace shoredaq::firmware;
+
+namespace {
+std::string error_of(const std::string& text) {
+  try {
+    parse_config(text);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, EmptyFileGivesDefaults) {
+  const NodeConfig c = parse_config("");
+  EXPECT_EQ(c.node.state_dir, "/var/lib/shoredaq");
+  EXPECT_EQ(c.ingest.endpoints.size(), 1u);
+  EXPECT_EQ(c.ingest.socket, IngestSocket::Pull);
+  EXPECT_EQ(c.builder.expiry_ms, 1000u);
+  EXPECT_EQ(c.metrics.port, 9560u);
+  EXPECT_EQ(c.store_path(), "/var/lib/shoredaq/store");
+  EXPECT_EQ(c.spool_dir(), "/var/lib/shoredaq/spool");
+  EXPECT_EQ(c.control_endpoint(), "ipc:///run/shoredaq/control.sock");
+  EXPECT_GE(c.worker_count(), 1u);
+  EXPECT_TRUE(c.trigger_toml.empty());
+}
+
+TEST(Config, ExampleFileParsesAndMatchesDefaults) {
+  const NodeConfig c = load_config(SHOREDAQ_SOURCE_DIR "/firmware/shoredaq.example.toml");
+  const NodeConfig d = parse_config("");
+  EXPECT_EQ(c.node.state_dir, d.node.state_dir);
+  EXPECT_EQ(c.node.workers, d.node.workers);
+  EXPECT_EQ(c.ingest.endpoints, d.ingest.endpoints);
+  EXPECT_EQ(c.ingest.rcvhwm, d.ingest.rcvhwm);
+  EXPECT_EQ(c.builder.max_open_slices, d.builder.max_open_slices);
+  EXPECT_EQ(c.builder.wall_clock_expiry_ms, d.builder.wall_clock_expiry_ms);
+  EXPECT_EQ(c.builder.queue_slices, d.builder.queue_slices);
+  EXPECT_EQ(c.store.map_size_mb, d.store.map_size_mb);
+  EXPECT_EQ(c.store.map_cap_mb, d.store.map_cap_mb);
+  EXPECT_EQ(c.store.disk_reserve_mb, d.store.disk_reserve_mb);
+  EXPECT_EQ(c.spool.roll_size_mb, d.spool.roll_size_mb);
+  EXPECT_EQ(c.alerts.sndhwm, d.alerts.sndhwm);
+  EXPECT_EQ(c.control.stop_timeout_ms, d.control.stop_timeout_ms);
+  EXPECT_EQ(c.metrics.listen_address, d.metrics.listen_address);
+}
+
+TEST(Config, ValuesAreRead) {
+  const NodeConfig c = parse_config(R"(
+[node]
+state_dir = "/tmp/x"
+workers = 3
+[ingest]
+endpoints = ["tcp://127.0.0.1:7000", "ipc:///tmp/a"]
+socket = "sub"
+bind = false
+header_layout = "28"
+[store]
+durability = "nosync"
+map_size_mb = 2
+map_cap_mb = 4
+[alerts]
+endpoint = "tcp://127.0.0.1:7001"
+trigger_mask = 16
+[control]
+endpoint = "ipc:///tmp/ctl"
+[trigger]
+enabled = true
+[trigger.muon]
+numberOfHits = 5
+)");
+  EXPECT_EQ(c.node.state_dir, "/tmp/x");
+  EXPECT_EQ(c.worker_count(), 3u);
+  EXPECT_EQ(c.ingest.endpoints.size(), 2u);
+  EXPECT_EQ(c.ingest.socket, IngestSocket::Sub);
+  EXPECT_FALSE(c.ingest.bind);
+  EXPECT_EQ(c.ingest.header_layout, HeaderLayoutSetting::Legacy28);
+  EXPECT_EQ(c.store.durability, Durability::NoSync);
+  EXPECT_EQ(c.store_path(), "/tmp/x/store");
+  EXPECT_EQ(c.alerts.trigger_mask, 16u);
+  EXPECT_EQ(c.control_endpoint(), "ipc:///tmp/ctl");
+  // The [trigger] section is kept as TOML for the filters' parser, nested tables with full names.
+  EXPECT_NE(c.trigger_toml.find("[trigger]"), std::string::npos) << c.trigger_toml;
+  EXPECT_NE(c.trigger_toml.find("[trigger.muon]"), std::string::npos) << c.trigger_toml;
+  EXPECT_NE(c.trigger_toml.find("numberOfHits = 5"), std::string::npos) << c.trigger_toml;
+}
+
+TEST(Config, TypoedKeyIsNamed) {
+  const std::string e = error_of("[builder]\nexpiry_sm = 10\n");
+  EXPECT_NE(e.find("builder.expiry_sm"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
+  EXPECT_NE(e.find("expiry_ms"), std::string::npos) << "the known keys are listed: " << e;
+}
+
+TEST(Config, UnknownSectionIsNamed) {
+  const std::string e = error_of("[stroe]\npath = \"x\"\n");
+  EXPECT_NE(e.find("stroe"), std::string::npos) << e;
+}
+
+TEST(Config, OutOfRangeValueNamesKeyAndRange) {
+  const std::string e = error_of("[builder]\nexpiry_ms = 5\n");
+  EXPECT_NE(e.find("builder.expiry_ms"), std::string::npos) << e;
+  EXPECT_NE(e.find("[100, 600000]"), std::string::npos) << e;
+  EXPECT_NE(e.find("5 is out of range"), std::string::npos) << e;
+  const std::string p = error_of("[metrics]\nport = 70000\n");
+  EXPECT_NE(p.find("metrics.port"), std::string::npos) << p;
+  EXPECT_NE(p.find("65535"), std::string::npos) << p;
+  const std::string n = error_of("[node]\nworkers = -1\n");
+  EXPECT_NE(n.find("node.workers"), std::string::npos) << n;
+}
+
+TEST(Config, WrongTypesAndChoices) {
+  EXPECT_NE(error_of("[ingest]\nrcvhwm = \"10\"\n").find("ingest.rcvhwm: expected an integer"), std::string::npos);
+  EXPECT_NE(error_of("[ingest]\nsocket = \"push\"\n").find("ingest.socket"), std::string::npos);
+  EXPECT_NE(error_of("[ingest]\nheader_layout = \"32\"\n").find("\"40\""), std::string::npos);
+  EXPECT_NE(error_of("[ingest]\nendpoints = []\n").find("ingest.endpoints"), std::string::npos);
+  EXPECT_NE(error_of("[ingest]\nendpoints = [\"udp://x\"]\n").find("not a ZeroMQ endpoint"), std::string::npos);
+  EXPECT_NE(error_of("[spool]\nenabled = 1\n").find("spool.enabled: expected true or false"), std::string::npos);
+  EXPECT_NE(error_of("[node]\nlog_level = \"loud\"\n").find("node.log_level"), std::string::npos);
+  EXPECT_NE(error_of("node = 3\n").find("node: expected a table"), std::string::npos);
+  EXPECT_NE(error_of("[store]\nmap_size_mb = 100\nmap_cap_mb = 10\n").find("store.map_cap_mb"), std::string::npos);
+  EXPECT_NE(error_of("[metrics]\nlisten_address = \"\"\n").find("metrics.listen_address"), std::string::npos);
+}
+
+TEST(Config, SyntaxErrorHasLine) {
+  const std::string e = error_of("[node]\nworkers = = 3\n");
+  EXPECT_NE(e.find("line 2"), std::string::npos) << e;
+}
+
+TEST(Config, MissingFileIsAnError) {
+  EXPECT_THROW(load_config("/nonexistent/shoredaq.toml"), ConfigError);
+}
+
+TEST(Config, RunSetupTriggerSection) {
+  EXPECT_EQ(extract_trigger_section(""), "");
+  const std::string t = extract_trigger_section("[trigger]\nTMaxLocal_ns = 12\n");
+  EXPECT_NE(t.find("TMaxLocal_ns = 12"), std::string::npos) << t;
+  EXPECT_THROW(extract_trigger_section("[trigga]\nx = 1\n"), ConfigError);
+  EXPECT_THROW(extract_trigger_section("[trigger\n"), ConfigError);
+}
