@@ -1,0 +1,81 @@
+#pragma once
+// The run-control socket (DESIGN.md section 5): ZeroMQ REP, one JSON object per request and reply.
+//   {"cmd":"start","run":42}                      -> {"ok":true,"state":"Running","run":42}
+//   {"cmd":"configure","detx":"F","setup":"S.toml"} (both optional)
+//   {"cmd":"status"}                              -> {"ok":true,"state":...,"run":...,"counters":{...}}
+//   refused                                       -> {"ok":false,"state":"Ready","error":"..."}
+// The server has its own thread, so commands are never queued behind data. A client gives up
+// after a timeout with a clear message instead of hanging on a dead daemon.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "shoredaq/firmware/run_control.hpp"
+
+namespace zmq {
+class context_t;
+}
+
+namespace shoredaq::firmware {
+
+inline constexpr std::size_t kMaxControlRequestBytes = 64 * 1024;
+
+// Turns one request text into one reply, driving `run_control`; `status` fills in the "status"
+// reply's extra fields (counters...). Never throws: malformed requests get {"ok":false,...}.
+class ControlDispatcher {
+ public:
+  using StatusFn = std::function<nlohmann::json()>;
+  ControlDispatcher(RunControl& run_control, StatusFn status = {});
+  std::string handle(std::string_view request_text) const;
+  nlohmann::json handle(const nlohmann::json& request) const;
+
+ private:
+  nlohmann::json reply(const CommandResult& result) const;
+  RunControl& run_control_;
+  StatusFn status_;
+};
+
+// A REP socket served from its own thread until stop(); `handler` maps request -> reply text.
+class ControlServer {
+ public:
+  using Handler = std::function<std::string(std::string_view)>;
+  // Binds immediately (throws zmq::error_t / std::runtime_error when the endpoint is unusable); for
+  // ipc:// the socket's directory is created.
+  ControlServer(zmq::context_t& context, std::string endpoint, Handler handler);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  const std::string& endpoint() const noexcept { return endpoint_; }  // resolved (tcp port 0 -> real)
+  void stop();
+  std::uint64_t requests_served() const noexcept { return served_.load(); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string endpoint_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> served_{0};
+  std::thread thread_;
+};
+
+class ControlTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One request, one reply; a fresh REQ socket per call so a timed-out request never poisons the
+// next one. Throws ControlTimeout when no reply arrives in time, std::runtime_error on a bad reply.
+nlohmann::json control_request(const std::string& endpoint, const nlohmann::json& request,
+                               std::chrono::milliseconds timeout);
+
+}  // namespace shoredaq::firmware
