@@ -1,0 +1,338 @@
+// du-sim: a simulated DU feed (DOMAIN.md sections 1-2) for hardware-in-the-loop tests and
+// benchmarks. See `du-sim --help`.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "shoredaq/drivers/du_simulator.hpp"
+#include "shoredaq/drivers/feed_sink.hpp"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+using Clock = std::chrono::steady_clock;
+using shoredaq::drivers::DuSimConfig;
+using shoredaq::drivers::DuSimulator;
+
+struct Options {
+  std::string detx;
+  std::string dus = "all";
+  double seconds = 0;
+  std::uint32_t slices = 0;
+  double start_utc_s = -1;
+  std::string out;
+  std::string endpoint;
+  std::string socket = "push";
+  bool bind = false;
+  int hwm = 1000;
+  int linger_ms = 1000;
+  std::size_t batch_bytes = 256 * 1024;
+  bool realtime = false;
+  std::string truth;
+  bool progress = false;
+  bool json = false;
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  DuSimConfig cfg;
+  std::string header_layout = "40";
+
+  CLI::App app{
+      "du-sim: simulated KM3NeT-style DU feed. For every 100 ms timeslice each DOM of the selected DUs sends\n"
+      "its hits as CLB UDP datagrams (40-byte header, 6-byte hits, split at the MTU, sequence numbers, trailer\n"
+      "bit), framed as records [u32 LE length][datagram] into a .dqd file and/or ZeroMQ messages.\n"
+      "Background: singles, 40K coincidences, optional bioluminescence; physics: atmospheric muons and\n"
+      "showers with a ground-truth JSON-lines file; faults for tests. Output is deterministic per --seed.\n"
+      "Prints a summary on stdout at the end (or JSON with --json)."};
+  app.option_defaults()->always_capture_default();
+
+  app.add_option("--detx", o.detx, "Detector file (.detx, v1-v5): DOM ids, PMT positions, directions, t0")
+      ->required()->check(CLI::ExistingFile);
+  app.add_option("--dus", o.dus,
+                 "DUs to simulate, by DU number: 'all', '9', '9-12', '5,9,11', or 'first:N' (the N lowest-numbered)");
+  auto* seconds = app.add_option("--seconds", o.seconds, "Detector time to simulate in seconds (10 slices per second)");
+  auto* slices = app.add_option("--slices", o.slices, "Number of 100 ms slices to simulate (0 with no --seconds: until SIGINT/SIGTERM)");
+  seconds->excludes(slices);
+  app.add_option("--run", cfg.run_number, "Run number written into every datagram header");
+  app.add_option("--seed", cfg.seed, "Random seed: same seed and options give byte-identical output");
+  app.add_option("--start-utc", o.start_utc_s,
+                 "UTC of the first slice, seconds since the epoch (rounded down to 100 ms); default: the wall clock");
+  app.add_option("--threads", cfg.threads, "Worker threads for generation (output does not depend on it)");
+
+  app.add_option("--out", o.out, "Write the record stream to this .dqd file");
+  app.add_option("--endpoint", o.endpoint, "Send the record stream over ZeroMQ to this endpoint (e.g. tcp://127.0.0.1:5555)");
+  app.add_option("--socket", o.socket, "ZeroMQ socket type: push (PUSH->PULL, blocks at HWM) or pub (PUB->SUB, drops at HWM)")
+      ->check(CLI::IsMember({"push", "pub"}));
+  app.add_flag("--bind", o.bind, "Bind the ZeroMQ socket instead of connecting (the node normally binds)");
+  app.add_option("--hwm", o.hwm, "ZeroMQ send high-water mark (messages); blocks (push) / drops (pub) are counted");
+  app.add_option("--linger-ms", o.linger_ms, "ZeroMQ linger at exit (bounded)");
+  app.add_option("--batch-bytes", o.batch_bytes, "Largest ZeroMQ message: records are batched up to this size (always flushed per slice)");
+  app.add_flag("--realtime", o.realtime, "Pace output: one slice per 100 ms of wall clock (default: as fast as possible)");
+  app.add_option("--truth", o.truth, "Write the injected particles (muons, showers) and their hits as JSON lines to this file");
+
+  auto& bg = cfg.background;
+  app.add_option("--singles-hz", bg.singles_rate_hz, "Total hit rate per PMT in Hz, including the 40K coincidence hits");
+  app.add_option("--k40-2fold-hz", bg.k40_twofold_hz, "40K 2-fold coincidences per DOM, Hz");
+  app.add_option("--k40-3fold-hz", bg.k40_threefold_hz, "40K 3-fold coincidences per DOM, Hz");
+  app.add_option("--k40-4fold-hz", bg.k40_fourfold_hz, "40K 4-fold coincidences per DOM, Hz");
+  app.add_option("--k40-jitter-ns", bg.k40_jitter_ns, "Gaussian time jitter of each 40K coincidence photon, ns");
+  app.add_option("--burst-rate-hz", bg.burst_rate_hz_per_dom, "Bioluminescence bursts per DOM per second (0: none)");
+  app.add_option("--burst-pmt-rate-hz", bg.burst_pmt_rate_hz, "Hit rate of a PMT during a burst, Hz");
+  app.add_option("--burst-duration-ms", bg.burst_mean_duration_ms, "Mean burst duration (exponential), ms");
+  app.add_option("--tot-mean-ns", cfg.tot.mean_ns, "Mean ToT of one photo-electron, ns");
+  app.add_option("--tot-sigma-ns", cfg.tot.sigma_ns, "Sigma of the one-pe ToT, ns");
+
+  app.add_option("--muon-rate-hz", cfg.muon.rate_hz, "Atmospheric muons crossing the can around the selected DUs, per second");
+  app.add_option("--muon-yield", cfg.muon.light_yield_pe_m,
+                 "Muon light yield Y (pe*m): expected pe on a facing PMT at photon path d is Y*exp(-d/L)/d");
+  app.add_option("--shower-rate-hz", cfg.shower.rate_hz, "Showers (point-like light in the can), per second");
+  app.add_option("--shower-yield", cfg.shower.light_yield_pe_m2_per_tev, "Shower light yield, pe*m^2 per TeV");
+  app.add_option("--attenuation-m", cfg.light.attenuation_length_m, "Effective light attenuation length L, m");
+
+  app.add_option("--mtu", cfg.mtu_bytes, "Largest datagram in bytes (header + hits); a DOM's slice is split into datagrams of at most this size");
+  app.add_option("--header", header_layout, "CLB header layout: 40 (current firmware) or 28 (legacy, one status word, no trailer bit)")
+      ->check(CLI::IsMember({"40", "28"}));
+  bool legacy = false;
+  app.add_flag("--legacy-header", legacy, "Same as --header 28");
+  app.add_option("--hrv-threshold-hz", cfg.hrv_threshold_hz,
+                 "High-rate veto: once a PMT passes this rate within a slice, its further hits are not sent and its HRV bit is set");
+
+  auto& f = cfg.faults;
+  std::uint32_t silent_dom = 0, late_dom = 0;
+  app.add_option("--loss-pct", f.loss_pct, "Fault: drop each datagram with this probability (%)")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--dup-pct", f.duplicate_pct, "Fault: send each datagram twice with this probability (%)")->check(CLI::Range(0.0, 100.0));
+  app.add_flag("--reorder", f.reorder, "Fault: shuffle the datagrams of each slice");
+  app.add_option("--silent-dom", silent_dom, "Fault: this DOM id sends nothing (0: none)");
+  app.add_option("--late-dom", late_dom, "Fault: this DOM id's datagrams arrive --late-slices slices late (0: none)");
+  app.add_option("--late-slices", f.late_slices, "Delay of --late-dom, in slices");
+  app.add_option("--corrupt-pct", f.corrupt_pct,
+                 "Fault: corrupt each datagram with this probability (%): truncated, a hit with channel >= 31, or a record length that overruns its message")
+      ->check(CLI::Range(0.0, 100.0));
+
+  app.add_flag("--progress", o.progress, "Progress line on stderr (once a second; default on when stderr is a terminal)");
+  app.add_flag("--json", o.json, "Print the final summary as one JSON object");
+
+  CLI11_PARSE(app, argc, argv);
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  if (legacy || header_layout == "28") cfg.header_layout = shoredaq::dataflow::HeaderLayout::Legacy28;
+
+  try {
+    auto detector = std::make_shared<const shoredaq::dataflow::Detector>(shoredaq::dataflow::Detector::load(o.detx));
+    cfg.detector = detector;
+    cfg.dus = shoredaq::drivers::parse_du_selection(o.dus, *detector);
+    if (o.start_utc_s >= 0) cfg.start_unix_ns = static_cast<std::uint64_t>(o.start_utc_s * 1e9);
+    if (silent_dom) cfg.faults.silent_dom = silent_dom;
+    if (late_dom) cfg.faults.late_dom = late_dom;
+    std::uint32_t total_slices = o.slices;
+    if (o.seconds > 0) total_slices = static_cast<std::uint32_t>(o.seconds * 10.0 + 0.5);
+
+    DuSimulator sim(cfg);
+
+    std::vector<std::unique_ptr<shoredaq::drivers::FeedSink>> sinks;
+    if (!o.out.empty()) sinks.push_back(std::make_unique<shoredaq::drivers::DqdFileSink>(o.out));
+    if (!o.endpoint.empty()) {
+      shoredaq::drivers::ZmqSenderConfig z;
+      z.endpoint = o.endpoint;
+      z.kind = o.socket == "pub" ? shoredaq::drivers::ZmqSenderConfig::Kind::Pub : shoredaq::drivers::ZmqSenderConfig::Kind::Push;
+      z.bind = o.bind;
+      z.send_hwm = o.hwm;
+      z.linger_ms = o.linger_ms;
+      z.batch_bytes = o.batch_bytes;
+      sinks.push_back(std::make_unique<shoredaq::drivers::ZmqFeedSender>(z, &g_stop));
+    }
+    std::ofstream truth;
+    if (!o.truth.empty()) {
+      truth.open(o.truth, std::ios::trunc);
+      if (!truth) throw std::runtime_error("cannot create " + o.truth);
+    }
+    const bool show_progress = o.progress || isatty(STDERR_FILENO);
+
+    // Totals.
+    const auto modules = sim.modules();
+    std::size_t n_pmts = 0;
+    for (const auto* m : modules) n_pmts += std::min<std::size_t>(m->pmts.size(), shoredaq::dataflow::kPmtsPerDom);
+    std::vector<std::uint64_t> pmt_hits(modules.size() * shoredaq::dataflow::kPmtsPerDom, 0);
+    shoredaq::drivers::SliceCounters total{};
+    std::uint64_t datagrams_out = 0, slices_done = 0, particle_hits = 0;
+    std::uint64_t muons_with_hits = 0, muons_l1_4doms = 0;
+    double generate_seconds = 0;
+
+    const auto wall_start = Clock::now();
+    auto last_progress = wall_start;
+    // Real time: with the wall clock as slice time, slice k is complete (and sent) at its end.
+    const std::uint64_t first_slice_unix_ns = sim.slice_start_unix_ns(0);
+    const auto system_now_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    const auto pace_origin = wall_start - std::chrono::nanoseconds(
+        !cfg.start_unix_ns && system_now_ns > first_slice_unix_ns ? system_now_ns - first_slice_unix_ns : 0);
+
+    for (std::uint32_t k = 0; (total_slices == 0 || k < total_slices) && !g_stop.load(); ++k) {
+      const auto t0 = Clock::now();
+      shoredaq::drivers::SimulatedSlice slice = sim.next_slice();
+      generate_seconds += seconds_since(t0);
+
+      const auto& c = slice.counters;
+      total.hits += c.hits;
+      total.datagrams_generated += c.datagrams_generated;
+      for (int j = 0; j < 3; ++j) total.k40_coincidences[j] += c.k40_coincidences[j];
+      total.hrv_vetoed_hits += c.hrv_vetoed_hits;
+      total.bursts += c.bursts;
+      total.muons += c.muons;
+      total.showers += c.showers;
+      total.lost += c.lost;
+      total.duplicated += c.duplicated;
+      total.corrupted += c.corrupted;
+      total.delayed += c.delayed;
+      total.silenced += c.silenced;
+      for (std::size_t i = 0; i < slice.truth.frames.size(); ++i) {
+        const auto& fr = slice.truth.frames[i];
+        const std::uint8_t* p = fr.hits.data();
+        for (std::size_t h = 0; h < fr.hit_count(); ++h, p += shoredaq::dataflow::kHitBytes)
+          if (*p < shoredaq::dataflow::kPmtsPerDom) ++pmt_hits[i * shoredaq::dataflow::kPmtsPerDom + *p];
+      }
+      for (const auto& particle : slice.particles) {
+        particle_hits += particle.hits.size();
+        if (particle.type == shoredaq::drivers::ParticleType::Muon) {
+          muons_with_hits += particle.hits.empty() ? 0 : 1;
+          muons_l1_4doms += particle.l1_doms >= 4 ? 1 : 0;
+        }
+        if (truth) truth << shoredaq::drivers::truth_json_line(particle) << '\n';
+      }
+
+      if (o.realtime) std::this_thread::sleep_until(pace_origin + std::chrono::milliseconds(100) * (k + 1));
+      for (auto& sink : sinks) sink->write(slice.datagrams);
+      datagrams_out += slice.datagrams.size();
+      ++slices_done;
+
+      if (show_progress && seconds_since(last_progress) >= 1.0) {
+        last_progress = Clock::now();
+        std::fprintf(stderr, "du-sim: slice %llu%s  %.1f s detector time  %.3g hits  %.3g Mhits/s generated  muons %llu\n",
+                     static_cast<unsigned long long>(slices_done),
+                     total_slices ? (" / " + std::to_string(total_slices)).c_str() : "", slices_done * 0.1,
+                     static_cast<double>(total.hits), total.hits / std::max(1e-9, generate_seconds) / 1e6,
+                     static_cast<unsigned long long>(total.muons));
+      }
+    }
+    // Datagrams still held back by --late-dom go out after the last slice.
+    const auto late = sim.drain_late();
+    if (!late.empty()) {
+      for (auto& sink : sinks) sink->write(late);
+      datagrams_out += late.size();
+    }
+    for (auto& sink : sinks) sink->finish();
+
+    const double detector_seconds = slices_done * 0.1;
+    double rate_sum = 0, rate_min = 1e300, rate_max = 0;
+    std::size_t counted = 0;
+    for (std::size_t i = 0; i < modules.size(); ++i)
+      for (std::size_t ch = 0; ch < std::min<std::size_t>(modules[i]->pmts.size(), shoredaq::dataflow::kPmtsPerDom); ++ch) {
+        const double r = detector_seconds > 0 ? pmt_hits[i * shoredaq::dataflow::kPmtsPerDom + ch] / detector_seconds : 0;
+        rate_sum += r, rate_min = std::min(rate_min, r), rate_max = std::max(rate_max, r), ++counted;
+      }
+    const double rate_mean = counted ? rate_sum / counted : 0;
+    if (!counted) rate_min = 0;
+    const double per_dom = detector_seconds > 0 ? 1.0 / (detector_seconds * modules.size()) : 0;
+    shoredaq::drivers::SinkCounters sink_total{};
+    for (auto& sink : sinks) {
+      const auto& s = sink->counters();
+      sink_total.records += s.records, sink_total.messages += s.messages, sink_total.bytes += s.bytes;
+      sink_total.hwm_blocked += s.hwm_blocked, sink_total.hwm_dropped += s.hwm_dropped;
+      sink_total.bad_length_records += s.bad_length_records, sink_total.dropped_on_stop += s.dropped_on_stop;
+    }
+
+    nlohmann::json j;
+    j["detector_id"] = detector->id();
+    j["dus"] = cfg.dus;
+    j["doms"] = modules.size();
+    j["pmts"] = n_pmts;
+    j["run"] = cfg.run_number;
+    j["seed"] = cfg.seed;
+    j["slices"] = slices_done;
+    j["detector_seconds"] = detector_seconds;
+    j["hits"] = total.hits;
+    j["datagrams_generated"] = total.datagrams_generated;
+    j["datagrams_out"] = datagrams_out;
+    j["pmt_rate_hz"] = {{"mean", rate_mean}, {"min", rate_min}, {"max", rate_max}};
+    j["k40_coincidences_per_dom_hz"] = {{"2fold", total.k40_coincidences[0] * per_dom},
+                                        {"3fold", total.k40_coincidences[1] * per_dom},
+                                        {"4fold", total.k40_coincidences[2] * per_dom}};
+    j["hrv_vetoed_hits"] = total.hrv_vetoed_hits;
+    j["bursts"] = total.bursts;
+    j["muons"] = {{"injected", total.muons}, {"with_hits", muons_with_hits}, {"l1_on_4_doms", muons_l1_4doms}};
+    j["showers"] = total.showers;
+    j["particle_hits"] = particle_hits;
+    j["faults"] = {{"lost", total.lost},           {"duplicated", total.duplicated}, {"corrupted", total.corrupted},
+                   {"delayed", total.delayed},     {"silenced", total.silenced},
+                   {"bad_length_records", sink_total.bad_length_records}};
+    j["output"] = {{"records", sink_total.records},         {"messages", sink_total.messages},
+                   {"bytes", sink_total.bytes},             {"hwm_blocked", sink_total.hwm_blocked},
+                   {"hwm_dropped", sink_total.hwm_dropped}, {"dropped_on_stop", sink_total.dropped_on_stop}};
+    j["wall_seconds"] = seconds_since(wall_start);
+    j["generation_hits_per_s"] = generate_seconds > 0 ? total.hits / generate_seconds : 0.0;
+
+    if (o.json) {
+      std::cout << j.dump() << '\n';
+    } else {
+      std::printf("du-sim summary\n");
+      std::printf("  detector %d, DUs %s: %zu DOMs, %zu PMTs; run %u, seed %llu\n", detector->id(), o.dus.c_str(),
+                  modules.size(), n_pmts, cfg.run_number, static_cast<unsigned long long>(cfg.seed));
+      std::printf("  slices %llu (%.1f s detector time), datagrams %llu generated / %llu sent, hits %llu\n",
+                  static_cast<unsigned long long>(slices_done), detector_seconds,
+                  static_cast<unsigned long long>(total.datagrams_generated), static_cast<unsigned long long>(datagrams_out),
+                  static_cast<unsigned long long>(total.hits));
+      std::printf("  rate per PMT: mean %.0f Hz (min %.0f, max %.0f), setting %.0f Hz\n", rate_mean, rate_min, rate_max,
+                  bg.singles_rate_hz);
+      std::printf("  40K coincidences per DOM (injected): 2-fold %.1f Hz, 3-fold %.1f Hz, 4-fold %.1f Hz\n",
+                  total.k40_coincidences[0] * per_dom, total.k40_coincidences[1] * per_dom, total.k40_coincidences[2] * per_dom);
+      std::printf("  muons %llu (%llu with hits, %llu with L1 on >= 4 DOMs), showers %llu, particle hits %llu\n",
+                  static_cast<unsigned long long>(total.muons), static_cast<unsigned long long>(muons_with_hits),
+                  static_cast<unsigned long long>(muons_l1_4doms), static_cast<unsigned long long>(total.showers),
+                  static_cast<unsigned long long>(particle_hits));
+      if (total.bursts || total.hrv_vetoed_hits)
+        std::printf("  bioluminescence bursts %llu, HRV-vetoed hits %llu\n", static_cast<unsigned long long>(total.bursts),
+                    static_cast<unsigned long long>(total.hrv_vetoed_hits));
+      if (total.lost || total.duplicated || total.corrupted || total.delayed || total.silenced)
+        std::printf("  faults: lost %llu, duplicated %llu, corrupted %llu (bad length %llu), delayed %llu, silenced %llu\n",
+                    static_cast<unsigned long long>(total.lost), static_cast<unsigned long long>(total.duplicated),
+                    static_cast<unsigned long long>(total.corrupted),
+                    static_cast<unsigned long long>(sink_total.bad_length_records),
+                    static_cast<unsigned long long>(total.delayed), static_cast<unsigned long long>(total.silenced));
+      if (!sinks.empty())
+        std::printf("  output: %llu records, %.1f MB, %llu ZeroMQ messages, HWM blocked %llu / dropped %llu\n",
+                    static_cast<unsigned long long>(sink_total.records), sink_total.bytes / 1e6,
+                    static_cast<unsigned long long>(sink_total.messages),
+                    static_cast<unsigned long long>(sink_total.hwm_blocked),
+                    static_cast<unsigned long long>(sink_total.hwm_dropped));
+      std::printf("  generation: %.2f M hits/s (%.2f s generating, %.2f s wall)\n",
+                  generate_seconds > 0 ? total.hits / generate_seconds / 1e6 : 0.0, generate_seconds,
+                  seconds_since(wall_start));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "du-sim: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,219 @@
+#pragma once
+// The DU simulator behind `du-sim` (DOMAIN.md sections 1-2): for each 100 ms timeslice it produces
+// what the selected DOMs of a detector would send — background (singles, 40K coincidences,
+// optional bioluminescence bursts), light of injected atmospheric muons and showers — as the
+// truth timeslice, as CLB datagrams (after optional fault injection) and as ground-truth particle
+// records. No sockets here: tests and benchmarks use it directly; sinks live in feed_sink.hpp.
+//
+// Determinism: every random number comes from a stream derived from (seed, frame index, DOM id,
+// purpose), so a slice's content depends neither on the DU order, nor on the thread count, nor on
+// which slices were generated before it (except the late-DOM fault, which by nature carries
+// datagrams from earlier slices).
+//
+// Time model: the DOM stamps a hit with raw time = true time - PMT t0 (DOMAIN.md section 4:
+// calibrated = raw + t0), so physically simultaneous light (40K, muons) is simultaneous in
+// *calibrated* time. Singles are uniform in raw time.
+//
+// Typical muon yield with the defaults (detector 133, 2 DUs, see du_simulator_test / report): a muon
+// crossing the can typically leaves a few tens of hits; those passing within ~40 m of a DU give L1
+// coincidences on several DOMs. Raise `muon.light_yield_pe_m` for brighter muons.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/dataflow/timeslice.hpp"
+
+namespace shoredaq::drivers {
+
+// Optical background per PMT / DOM (DOMAIN.md section 1).
+struct BackgroundConfig {
+  // Total single-hit rate per PMT, *including* the hits of 40K coincidences (what a rate meter
+  // or the summary slice shows). The uncorrelated part is this minus the coincidence hits per PMT.
+  double singles_rate_hz = 7000.0;
+  double k40_twofold_hz = 700.0;   // per DOM: genuine coincidences of 2 PMTs
+  double k40_threefold_hz = 70.0;
+  double k40_fourfold_hz = 7.0;
+  double k40_jitter_ns = 0.5;      // Gaussian sigma of each photon's time around the decay time
+  // Neighbouring-PMT preference: the other PMTs of a coincidence are drawn with weight
+  // exp(-angle / neighbour_angle_rad), angle between the PMT axes.
+  double k40_neighbour_angle_rad = 0.6;
+  // Bioluminescence bursts: per DOM, Poisson in time; each burst raises a few neighbouring PMTs to
+  // `burst_pmt_rate_hz` for an exponentially distributed duration (cut at the slice end).
+  double burst_rate_hz_per_dom = 0.0;
+  double burst_mean_duration_ms = 20.0;
+  double burst_pmt_rate_hz = 200'000.0;
+  unsigned burst_pmts = 3;
+};
+
+// ToT of one photo-electron: Gaussian; several photo-electrons add ~tot_per_ln_pe_ns * ln(n).
+struct TotConfig {
+  double mean_ns = 26.9;
+  double sigma_ns = 2.4;
+  double per_ln_pe_ns = 20.0;
+};
+
+// Light propagation shared by muons and showers: expected photo-electrons at a PMT fall as
+// exp(-d/attenuation) and with the PMT acceptance, a function of the angle between the PMT axis
+// and the incoming photon: acceptance = max(0, (cos(eta_in) + 0.3) / 1.3)^2, cos(eta_in) = -u.dir.
+struct LightConfig {
+  double attenuation_length_m = 50.0;  // absorption + scattering, effective
+  double scattering_delay_ns_per_m = 0.03;  // mean extra delay (exponential), grows with distance
+  double pmt_tts_sigma_ns = 2.0;       // PMT transit-time spread
+  double max_distance_m = 250.0;       // DOMs further away get no light (speed)
+};
+
+// Atmospheric muons: straight, downgoing tracks (cos(zenith) distributed as cos^2) crossing a
+// vertical cylinder ("can") around the selected DOMs, enlarged by `can_margin_m`.
+struct MuonConfig {
+  double rate_hz = 0.0;                // muons crossing the can, per second
+  double light_yield_pe_m = 40.0;      // pe*m: expected pe on a facing PMT at distance d is Y*exp(-d/L)/d
+  double energy_min_gev = 50.0;        // energy proxy: power law E^-2.7 in [min, max];
+  double energy_max_gev = 100'000.0;   //   light scales with 1 + E / 1 TeV
+  double can_margin_m = 50.0;
+};
+
+// Showers: point-like light from a vertex uniform in the can, isotropic direction, light peaked
+// at the Cherenkov angle around the shower axis; yield Y*E_TeV*profile*acceptance*exp(-d/L)/d^2.
+struct ShowerConfig {
+  double rate_hz = 0.0;
+  double light_yield_pe_m2_per_tev = 1000.0;
+  double energy_min_gev = 1000.0;      // power law E^-2 in [min, max]
+  double energy_max_gev = 100'000.0;
+};
+
+// Faults applied to the datagram list of each slice (never to the truth timeslice).
+struct FaultConfig {
+  double loss_pct = 0.0;         // each datagram dropped with this probability
+  double duplicate_pct = 0.0;    // each datagram sent twice (the copy right after it)
+  bool reorder = false;          // the slice's datagram list is shuffled
+  std::optional<std::uint32_t> silent_dom;  // this DOM sends nothing at all
+  std::optional<std::uint32_t> late_dom;    // this DOM's datagrams arrive `late_slices` slices late
+  unsigned late_slices = 2;
+  double corrupt_pct = 0.0;      // each datagram corrupted: truncated, bad channel or bad length record
+};
+
+struct DuSimConfig {
+  std::shared_ptr<const dataflow::Detector> detector;
+  std::vector<int> dus;          // DU numbers to simulate; empty = all DUs of the detector
+  std::uint32_t run_number = 1;
+  // Start of the first slice (Unix ns, rounded down to a 100 ms boundary). Unset = the wall
+  // clock at construction. Hit content never depends on it, only the datagram time stamps do.
+  std::optional<std::uint64_t> start_unix_ns;
+  std::uint64_t seed = 1;
+  BackgroundConfig background;
+  TotConfig tot;
+  LightConfig light;
+  MuonConfig muon;
+  ShowerConfig shower;
+  FaultConfig faults;
+  std::size_t mtu_bytes = 1472;  // largest datagram (UDP payload): 1500-byte Ethernet MTU - IP/UDP headers
+  dataflow::HeaderLayout header_layout = dataflow::HeaderLayout::Standard40;
+  // High-rate veto: once a PMT's hit count in a slice passes threshold * 0.1 s, its further hits of
+  // that slice are not sent and its HRV bit is set in status 1.
+  double hrv_threshold_hz = 1'000'000.0;
+  // The DOM's readout interleaves channels in blocks of this length: hits are time-ordered per
+  // channel, but within a block grouped by channel (so not ordered across channels).
+  std::uint32_t readout_block_ns = 200'000;
+  unsigned threads = 1;          // worker threads for the per-DOM generation (output identical)
+};
+
+// One hit of a ground-truth particle, as sent (raw time, like the datagram).
+struct TruthHit {
+  std::uint32_t dom_id = 0;
+  std::uint8_t channel = 0;
+  std::uint32_t time_ns = 0;     // raw, since the slice start
+  std::uint8_t tot_ns = 0;
+  std::uint16_t photo_electrons = 0;
+};
+
+enum class ParticleType : std::uint8_t { Muon, Shower };
+std::string_view to_string(ParticleType t) noexcept;
+
+struct TruthParticle {
+  ParticleType type = ParticleType::Muon;
+  std::uint64_t id = 0;            // frame_index * 1000 + index in slice
+  std::uint32_t frame_index = 0;
+  std::uint64_t time_unix_ns = 0;  // muon: passing `vertex_m`; shower: at the vertex (calibrated time)
+  double time_in_slice_ns = 0;     // the same, since the slice start
+  dataflow::Vec3 vertex_m;         // muon: closest approach to the can centre
+  dataflow::Vec3 direction;
+  double energy_gev = 0;           // energy proxy
+  std::vector<TruthHit> hits;      // sorted by (DOM, channel)
+  // DOMs with >= 2 of this particle's hits within 10 ns (calibrated): its L1 coincidences.
+  unsigned l1_doms = 0;
+  unsigned hit_doms = 0;
+};
+
+// One JSON object (no newline) for the ground-truth file.
+std::string truth_json_line(const TruthParticle& particle);
+
+enum class DatagramFault : std::uint8_t { None, Truncated, BadChannel, BadLengthRecord, Duplicate, Late };
+std::string_view to_string(DatagramFault f) noexcept;
+
+struct SimDatagram {
+  std::uint32_t dom_id = 0;
+  std::uint32_t frame_index = 0;   // the slice it belongs to (differs from the list's for late ones)
+  DatagramFault fault = DatagramFault::None;
+  // For BadLengthRecord: the bytes are intact; a record writer must give this record a length
+  // field that overruns its message / file (see feed_sink.hpp).
+  std::vector<std::uint8_t> bytes;
+};
+
+struct SliceCounters {
+  std::uint64_t hits = 0;                  // in the truth timeslice
+  std::uint64_t datagrams_generated = 0;   // before faults
+  std::uint64_t k40_coincidences[3] = {0, 0, 0};  // injected 2-, 3-, 4-fold
+  std::uint64_t hrv_vetoed_hits = 0;
+  std::uint64_t bursts = 0;
+  std::uint64_t muons = 0, showers = 0;
+  std::uint64_t lost = 0, duplicated = 0, corrupted = 0, delayed = 0, silenced = 0;
+};
+
+struct SimulatedSlice {
+  // As the DOMs produced it (before faults): one frame per selected DOM, sorted by DOM id, with
+  // the FrameStatus a perfect receiver would record.
+  dataflow::Timeslice truth;
+  std::vector<SimDatagram> datagrams;      // after fault injection, in sending order
+  std::vector<TruthParticle> particles;
+  SliceCounters counters;
+};
+
+class DuSimulator {
+ public:
+  // Throws std::invalid_argument on a bad configuration (no detector, unknown DU, MTU too small).
+  explicit DuSimulator(DuSimConfig config);
+  ~DuSimulator();
+  DuSimulator(DuSimulator&&) noexcept;
+  DuSimulator& operator=(DuSimulator&&) noexcept;
+
+  // Generates the next slice (frame index 0, 1, 2, ...).
+  SimulatedSlice next_slice();
+  // Generates slice `frame_index` without advancing; deterministic (late-DOM faults excluded).
+  SimulatedSlice make_slice(std::uint32_t frame_index) const;
+  // Datagrams still held back by the late-DOM fault (call after the last slice).
+  std::vector<SimDatagram> drain_late();
+
+  const DuSimConfig& config() const noexcept;
+  std::span<const dataflow::Module* const> modules() const noexcept;  // simulated DOMs, by id
+  std::uint32_t next_frame_index() const noexcept;
+  std::uint64_t slice_start_unix_ns(std::uint32_t frame_index) const noexcept;
+  // Per-PMT rate of uncorrelated singles after subtracting the coincidence hits.
+  double uncorrelated_rate_hz() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "all", "3", "1-4", "1,3,5", "1-3,7" -> sorted DU numbers, each checked against the detector.
+// Throws std::invalid_argument with a readable message.
+std::vector<int> parse_du_selection(std::string_view text, const dataflow::Detector& detector);
+
+}  // namespace shoredaq::drivers
