@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace shoredaq::dataflow {
@@ -32,6 +33,7 @@ struct Pmt {
   Vec3 direction;         // unit vector
   double t0_ns = 0;       // calibrated time = raw time + t0
   std::uint32_t status = 0;
+  friend bool operator==(const Pmt&, const Pmt&) = default;
 };
 
 struct Module {
@@ -45,6 +47,16 @@ struct Module {
   std::vector<Pmt> pmts;  // index = DAQ channel (0..30)
 
   bool is_base() const noexcept { return floor == 0 || pmts.empty(); }
+  friend bool operator==(const Module&, const Module&) = default;
+};
+
+// The v2+ header lines of a .detx file (validity range, UTM reference), kept so that to_detx()
+// writes them back. Defaults are used for v1 files and for detectors built in code.
+struct DetxMetadata {
+  double valid_from_s = 0.0;
+  double valid_to_s = 9999999999.0;
+  std::string utm_reference = "WGS84 32N 0 0 0";  // the UTM line without its leading "UTM"
+  friend bool operator==(const DetxMetadata&, const DetxMetadata&) = default;
 };
 
 class DetxError : public std::runtime_error {
@@ -79,12 +91,21 @@ class Detector {
   // Writes the model as a v5 .detx (module positions, t0 and status kept); parse(to_detx()) == *this.
   std::string to_detx() const;
 
+  const DetxMetadata& metadata() const noexcept { return metadata_; }
+  void set_metadata(DetxMetadata metadata) { metadata_ = std::move(metadata); }
+
+  // Same id, metadata and modules (format_version is where the model came from, not part of it).
+  friend bool operator==(const Detector& a, const Detector& b) {
+    return a.id_ == b.id_ && a.metadata_ == b.metadata_ && a.modules_ == b.modules_;
+  }
+
  private:
   void index();
   std::int32_t id_ = 0;
   int format_version_ = 0;
   std::vector<Module> modules_;
   std::unordered_map<std::uint32_t, std::size_t> by_id_;
+  DetxMetadata metadata_;
 };
 
 }  // namespace shoredaq::dataflow
