@@ -1,0 +1,210 @@
+#include "shoredaq/firmware/logging.hpp"
+
+#include <gtest/gtest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+using namespace std::chrono_literals;
+using shoredaq::firmware::LogRateLimiter;
+using shoredaq::firmware::RateLimitedLog;
+
+namespace {
+
+struct FakeClock {
+  std::chrono::steady_clock::time_point now{};
+  LogRateLimiter::Clock function() {
+    return [this] { return now; };
+  }
+};
+
+struct CapturedLogger {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::logger> logger;
+  CapturedLogger() {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    sink->set_pattern("%l|%v");
+    logger = std::make_shared<spdlog::logger>("test", sink);
+    logger->set_level(spdlog::level::trace);
+  }
+  std::vector<std::string> lines() const {
+    std::vector<std::string> result;
+    std::istringstream in(out.str());
+    for (std::string line; std::getline(in, line);) result.push_back(line);
+    return result;
+  }
+};
+
+}  // namespace
+
+TEST(LogRateLimiter, AllowsBurstPerWindowThenCountsSuppressed) {
+  FakeClock clock;
+  LogRateLimiter limiter(3, 10s, clock.function());
+  for (int i = 0; i < 3; ++i) {
+    const auto d = limiter.admit("bad-datagram");
+    EXPECT_TRUE(d.log);
+    EXPECT_EQ(d.suppressed_before, 0u);
+  }
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_FALSE(limiter.admit("bad-datagram").log);
+  }
+  clock.now += 9s;
+  EXPECT_FALSE(limiter.admit("bad-datagram").log);  // same window still
+  clock.now += 1s;  // window over
+  const auto d = limiter.admit("bad-datagram");
+  EXPECT_TRUE(d.log);
+  EXPECT_EQ(d.suppressed_before, 8u);
+  EXPECT_EQ(limiter.admit("bad-datagram").suppressed_before, 0u);  // reported once
+}
+
+TEST(LogRateLimiter, CausesAreIndependent) {
+  FakeClock clock;
+  LogRateLimiter limiter(1, 1s, clock.function());
+  EXPECT_TRUE(limiter.admit("late-frame").log);
+  EXPECT_FALSE(limiter.admit("late-frame").log);
+  EXPECT_TRUE(limiter.admit("duplicate-frame").log);
+  EXPECT_FALSE(limiter.admit("duplicate-frame").log);
+  EXPECT_FALSE(limiter.admit("duplicate-frame").log);
+
+  auto pending = limiter.take_suppressed();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0], (std::pair<std::string, std::uint64_t>{"duplicate-frame", 2}));
+  EXPECT_EQ(pending[1], (std::pair<std::string, std::uint64_t>{"late-frame", 1}));
+  EXPECT_TRUE(limiter.take_suppressed().empty());
+  clock.now += 1s;
+  EXPECT_EQ(limiter.admit("late-frame").suppressed_before, 0u);  // already reported by take_suppressed
+}
+
+TEST(LogRateLimiter, BoundsTheNumberOfCauses) {
+  FakeClock clock;
+  LogRateLimiter limiter(1, 1s, clock.function());
+  for (std::size_t i = 0; i < LogRateLimiter::max_causes; ++i) {
+    EXPECT_TRUE(limiter.admit("cause-" + std::to_string(i)).log);
+  }
+  // Table full, nothing expired: new causes share one budget.
+  EXPECT_TRUE(limiter.admit("new-a").log);
+  EXPECT_FALSE(limiter.admit("new-b").log);
+  // After the window, quiet causes are forgotten and new ones get their own budget again.
+  clock.now += 2s;
+  EXPECT_TRUE(limiter.admit("new-c").log);
+  EXPECT_TRUE(limiter.admit("new-d").log);
+}
+
+TEST(RateLimitedLog, AppendsSuppressedCountWhenMessagesGetThroughAgain) {
+  CapturedLogger captured;
+  FakeClock clock;
+  RateLimitedLog log(captured.logger, 2, 5s, clock.function());
+  for (int i = 0; i < 10; ++i) {
+    log.warn("bad-datagram", "dropped datagram {} from DOM {}: {}", i, 808447031, "truncated");
+  }
+  clock.now += 5s;
+  log.error("bad-datagram", "dropped datagram {}", 10);
+  log.warn("other", "single {}", 1);
+  const auto lines = captured.lines();
+  ASSERT_EQ(lines.size(), 4u) << captured.out.str();
+  EXPECT_EQ(lines[0], "warning|dropped datagram 0 from DOM 808447031: truncated");
+  EXPECT_EQ(lines[1], "warning|dropped datagram 1 from DOM 808447031: truncated");
+  EXPECT_EQ(lines[2], "error|dropped datagram 10 (suppressed 8 similar messages)");
+  EXPECT_EQ(lines[3], "warning|single 1");
+}
+
+TEST(RateLimitedLog, FlushReportsPendingSuppressionsAndRespectsLevel) {
+  CapturedLogger captured;
+  captured.logger->set_level(spdlog::level::warn);
+  FakeClock clock;
+  RateLimitedLog log(captured.logger, 1, 60s, clock.function());
+  log.log(spdlog::level::debug, "noise", "filtered by level {}", 1);  // below level: not even counted
+  log.warn("store-full", "store full");
+  log.warn("store-full", "store full");
+  log.flush_suppressed();
+  const auto lines = captured.lines();
+  ASSERT_EQ(lines.size(), 2u) << captured.out.str();
+  EXPECT_EQ(lines[1], "warning|store-full: suppressed 1 similar message");
+}
+
+TEST(DescribeFailure, NamesActionObjectAndCause) {
+  using shoredaq::firmware::describe_errno;
+  using shoredaq::firmware::describe_failure;
+  EXPECT_EQ(describe_errno("open store", "/var/lib/shoredaq", ENOSPC),
+            "cannot open store /var/lib/shoredaq: No space left on device");
+  EXPECT_EQ(describe_failure("bind control socket", "ipc:///run/shoredaq/control",
+                             std::error_code(EADDRINUSE, std::generic_category())),
+            "cannot bind control socket ipc:///run/shoredaq/control: Address already in use");
+  EXPECT_EQ(describe_failure("start run", "", "state is Running"), "cannot start run: state is Running");
+  EXPECT_EQ(describe_failure("seal run file", "x.daq", ""), "cannot seal run file x.daq: unknown error");
+}
+
+TEST(Logging, PriorityMappingAndLevelNames) {
+  using shoredaq::firmware::journal_priority;
+  using shoredaq::firmware::parse_log_level;
+  EXPECT_EQ(journal_priority(spdlog::level::trace), LOG_DEBUG);
+  EXPECT_EQ(journal_priority(spdlog::level::debug), LOG_DEBUG);
+  EXPECT_EQ(journal_priority(spdlog::level::info), LOG_INFO);
+  EXPECT_EQ(journal_priority(spdlog::level::warn), LOG_WARNING);
+  EXPECT_EQ(journal_priority(spdlog::level::err), LOG_ERR);
+  EXPECT_EQ(journal_priority(spdlog::level::critical), LOG_CRIT);
+  EXPECT_EQ(parse_log_level("WARNING"), spdlog::level::warn);
+  EXPECT_EQ(parse_log_level("error"), spdlog::level::err);
+  EXPECT_FALSE(parse_log_level("loud").has_value());
+}
+
+TEST(Logging, DetectsJournalStreamOnStderr) {
+  using shoredaq::firmware::running_under_systemd;
+  using shoredaq::firmware::stderr_is_journal;
+  ::unsetenv("JOURNAL_STREAM");
+  ::unsetenv("INVOCATION_ID");
+  EXPECT_FALSE(stderr_is_journal());
+  EXPECT_FALSE(running_under_systemd());
+
+  struct stat st {};
+  ASSERT_EQ(::fstat(STDERR_FILENO, &st), 0);
+  const std::string matching = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  ::setenv("JOURNAL_STREAM", matching.c_str(), 1);
+  EXPECT_TRUE(stderr_is_journal());
+  EXPECT_TRUE(running_under_systemd());
+
+  const std::string other = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino + 1);
+  ::setenv("JOURNAL_STREAM", other.c_str(), 1);  // stderr was redirected elsewhere
+  EXPECT_FALSE(stderr_is_journal());
+  ::setenv("JOURNAL_STREAM", "garbage", 1);
+  EXPECT_FALSE(stderr_is_journal());
+  ::unsetenv("JOURNAL_STREAM");
+
+  ::setenv("INVOCATION_ID", "0123456789abcdef0123456789abcdef", 1);
+  EXPECT_TRUE(running_under_systemd());
+  ::unsetenv("INVOCATION_ID");
+}
+
+TEST(Logging, SetupPicksConsoleOrJournalAndNeverThrows) {
+  using shoredaq::firmware::LoggingOptions;
+  using shoredaq::firmware::LogTarget;
+  LoggingOptions options;
+  options.identifier = "shoredaq-test";
+  options.target = LogTarget::console;
+  options.level = spdlog::level::debug;
+  auto console = shoredaq::firmware::setup_logging(options);
+  EXPECT_EQ(spdlog::default_logger().get(), console.get());
+  EXPECT_EQ(console->level(), spdlog::level::debug);
+  EXPECT_EQ(console->name(), "shoredaq-test");
+  ASSERT_EQ(console->sinks().size(), 1u);
+  EXPECT_EQ(dynamic_cast<shoredaq::firmware::JournalSink*>(console->sinks()[0].get()), nullptr);
+
+  options.target = LogTarget::journal;
+  auto journal = shoredaq::firmware::setup_logging(options);
+  auto* sink = dynamic_cast<shoredaq::firmware::JournalSink*>(journal->sinks()[0].get());
+  ASSERT_NE(sink, nullptr);
+  // Whether or not a journald listens in this environment, logging must not throw.
+  EXPECT_NO_THROW(journal->error("test entry from logging_test"));
+  EXPECT_NO_THROW(SPDLOG_LOGGER_WARN(journal, "with source location"));
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("restored"));
+}
