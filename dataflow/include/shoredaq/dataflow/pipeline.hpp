@@ -1,0 +1,545 @@
+#pragma once
+// Pipeline: the node's data threads (DESIGN.md section 6, issue 4 item 3):
+//
+//   ZmqIngest thread --messages--> builder thread --whole slices--> N worker threads
+//        --results--> reorder buffer --frame order--> one writer thread
+//
+// dataflow knows nothing about filters or storage: the slice processing (`Processor`, e.g.
+// filters::DataFilter::process) and the writer are callables, the result type a template
+// parameter. The processor is called concurrently from the workers, so it must be thread-safe.
+//
+// Bounded everywhere: when the message or slice queue is full, the OLDEST WHOLE item is dropped
+// and counted (never part of a slice); the reorder buffer holds at most `reorder_window_slices`
+// results, so a slow writer backs up into the slice queue, which then drops. Every wait has a
+// timeout (`tick`), so stop() and control never wait behind data.
+//
+// stop() drains: ingest stops, every message already received is built, open slices are expired
+// (flushed), every slice is processed and handed to the writer in frame order; if that does not
+// finish by the deadline, the stages abort (a processor or writer call in progress still finishes).
+//
+// Lossless mode (offline replay): queues block (in `tick` steps) instead of dropping, and the
+// builder should run with data-time expiry only (expiry_wall_ns = 0).
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "shoredaq/dataflow/queue.hpp"
+#include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/dataflow/timeslice_builder.hpp"
+#include "shoredaq/dataflow/zmq_ingest.hpp"
+
+namespace shoredaq::dataflow {
+
+// Default number of filter workers: cores - 1, at least 1.
+std::size_t default_worker_count() noexcept;
+
+// Per stage: items in/out/dropped and when it last made progress (for the watchdog) or woke up.
+struct StageCounters {
+  std::uint64_t in = 0;
+  std::uint64_t out = 0;
+  std::uint64_t dropped = 0;
+  std::uint64_t last_progress_unix_ns = 0;  // last time an item went through
+  std::uint64_t last_wakeup_unix_ns = 0;    // last time the thread ran its loop (alive, maybe idle)
+};
+
+class StageStats {
+ public:
+  void add_in(std::uint64_t n = 1) noexcept { in_.fetch_add(n, std::memory_order_relaxed); }
+  void add_out(std::uint64_t n, std::uint64_t now_ns) noexcept {
+    out_.fetch_add(n, std::memory_order_relaxed);
+    last_progress_.store(now_ns, std::memory_order_relaxed);
+  }
+  void add_dropped(std::uint64_t n = 1) noexcept { dropped_.fetch_add(n, std::memory_order_relaxed); }
+  void wakeup(std::uint64_t now_ns) noexcept { last_wakeup_.store(now_ns, std::memory_order_relaxed); }
+  StageCounters snapshot() const noexcept;
+
+ private:
+  std::atomic<std::uint64_t> in_{0}, out_{0}, dropped_{0}, last_progress_{0}, last_wakeup_{0};
+};
+
+// What the writer (and the drop observer) learn about a slice besides the processing result.
+struct SliceInfo {
+  SliceHeader header;
+  SliceStamps stamps;
+  std::uint64_t sequence = 0;    // emission order within this pipeline, from 0
+  std::size_t hits = 0;
+  std::size_t frames = 0;
+  std::size_t frames_complete = 0;
+  bool complete() const noexcept { return frames_complete == frames; }
+  static SliceInfo of(const Timeslice& slice, std::uint64_t sequence);
+};
+
+template <class Result>
+struct ProcessedSlice {
+  SliceInfo info;
+  Result result{};
+  std::uint64_t processed_unix_ns = 0;
+};
+
+enum class SliceDropCause : std::uint8_t {
+  SliceQueueFull,   // the oldest whole slice made room for a newer one
+  ProcessorError,   // the processor threw
+  Aborted,          // stop() deadline passed before the slice was written
+};
+std::string_view to_string(SliceDropCause cause) noexcept;
+
+// Results back into sequence order. Workers put(); dropped slices are skip()ped so the writer does
+// not wait for them; the writer take()s strictly in sequence. A put() outside the window waits
+// (bounded memory); the next sequence is always inside the window, so this cannot deadlock.
+template <class T>
+class ReorderBuffer {
+ public:
+  explicit ReorderBuffer(std::size_t window) : window_(std::max<std::size_t>(window, 1)) {}
+
+  template <class Rep, class Period>
+  QueueStatus put(std::uint64_t sequence, T&& value, std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock lock(mutex_);
+    if (!space_.wait_for(lock, timeout, [&] { return closed_ || sequence < next_ + window_; })) {
+      return QueueStatus::Timeout;
+    }
+    if (closed_ || sequence < next_) return QueueStatus::Closed;  // aborted / already passed
+    pending_.insert_or_assign(sequence, std::optional<T>(std::move(value)));
+    lock.unlock();
+    ready_.notify_all();
+    return QueueStatus::Ok;
+  }
+  // Never waits: the writer passes over this sequence.
+  void skip(std::uint64_t sequence) {
+    {
+      std::lock_guard lock(mutex_);
+      if (sequence < next_) return;
+      pending_.insert_or_assign(sequence, std::nullopt);
+    }
+    ready_.notify_all();
+  }
+  // The next result in sequence. After close(): what is pending, in order (gaps passed over), then
+  // Closed.
+  template <class Rep, class Period>
+  QueueStatus take(T& out, std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      while (!pending_.empty() && (pending_.begin()->first == next_ || closed_)) {
+        auto it = pending_.begin();
+        next_ = it->first + 1;
+        std::optional<T> v = std::move(it->second);
+        pending_.erase(it);
+        if (v) {
+          out = std::move(*v);
+          lock.unlock();
+          space_.notify_all();
+          return QueueStatus::Ok;
+        }
+        space_.notify_all();
+      }
+      if (closed_) return QueueStatus::Closed;
+      if (ready_.wait_until(lock, deadline) == std::cv_status::timeout) {
+        if (!pending_.empty() && pending_.begin()->first == next_) continue;
+        return QueueStatus::Timeout;
+      }
+    }
+  }
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+    space_.notify_all();
+  }
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return pending_.size();
+  }
+  std::uint64_t next_sequence() const {
+    std::lock_guard lock(mutex_);
+    return next_;
+  }
+
+ private:
+  const std::size_t window_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_, space_;
+  std::map<std::uint64_t, std::optional<T>> pending_;
+  std::uint64_t next_ = 0;
+  bool closed_ = false;
+};
+
+struct PipelineConfig {
+  TimesliceBuilderConfig builder;
+  std::optional<ZmqIngestConfig> ingest;  // none: data only through feed()
+  std::size_t workers = 0;                // 0 = default_worker_count()
+  std::size_t message_queue_capacity = 4096;  // ingest -> builder, messages
+  std::size_t slice_queue_capacity = 8;       // builder -> workers, whole slices
+  std::size_t reorder_window_slices = 16;     // results waiting for the writer
+  std::chrono::milliseconds tick{10};         // the longest any stage waits before re-checking
+  bool lossless = false;                      // block instead of dropping (offline replay)
+};
+
+struct PipelineStats {
+  IngestCounters ingest;
+  TimesliceBuilderCounters builder;
+  StageCounters ingest_stage, builder_stage, worker_stage, writer_stage;
+  QueueCounters message_queue, slice_queue;
+  std::uint64_t messages_dropped = 0;   // whole messages dropped from the full message queue
+  std::uint64_t datagrams_dropped = 0;  // the datagrams in them
+  std::uint64_t slices_dropped_queue_full = 0;
+  std::uint64_t processor_errors = 0;
+  std::uint64_t slices_aborted = 0;         // built, not written: stop() deadline passed
+  std::uint64_t messages_discarded = 0;     // still queued for the builder at an aborted stop
+  std::uint64_t datagrams_discarded = 0;
+  std::uint64_t open_slices_discarded = 0;  // still open in the builder at an aborted stop
+  std::size_t reorder_pending = 0;
+};
+
+struct StopReport {
+  bool drained = false;       // everything received before stop() reached the writer
+  std::chrono::nanoseconds took{0};
+};
+
+template <class Result>
+class Pipeline {
+ public:
+  using Processor = std::function<Result(const Timeslice&)>;
+  using Writer = std::function<void(ProcessedSlice<Result>&&)>;
+  using DropObserver = std::function<void(const SliceInfo&, SliceDropCause)>;
+
+  // `context` is needed only with an ingest config; it must outlive the pipeline.
+  Pipeline(PipelineConfig config, Processor processor, Writer writer, zmq::context_t* context = nullptr,
+           RateLimitedLog* log = nullptr)
+      : config_(std::move(config)),
+        processor_(std::move(processor)),
+        writer_(std::move(writer)),
+        log_(log),
+        messages_(config_.message_queue_capacity),
+        slices_(config_.slice_queue_capacity),
+        reorder_(config_.reorder_window_slices) {
+    if (config_.workers == 0) config_.workers = default_worker_count();
+    if (config_.ingest) {
+      ingest_ = std::make_unique<ZmqIngest>(
+          *context, *config_.ingest, [this](ParsedMessage&& m) { accept_message(std::move(m)); }, log_);
+    }
+  }
+  ~Pipeline() { stop(std::chrono::seconds(5)); }
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Called from whichever thread drops a slice; must not block.
+  void set_drop_observer(DropObserver observer) { drop_observer_ = std::move(observer); }
+  // Called on the builder thread for every TMCH datagram; must not block.
+  void set_monitoring_sink(TimesliceBuilder::MonitoringSink sink) { monitoring_sink_ = std::move(sink); }
+
+  // Binds the ingest sockets (throws zmq::error_t on a bad endpoint) and starts every thread.
+  void start() {
+    if (started_) return;
+    started_ = true;
+    builder_thread_ = std::thread([this] { run_builder(); });
+    for (std::size_t i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { run_worker(); });
+    writer_thread_ = std::thread([this] { run_writer(); });
+    if (ingest_) {
+      try {
+        ingest_->start();
+      } catch (...) {
+        stop(std::chrono::seconds(1));
+        throw;
+      }
+    }
+  }
+
+  // Hands a message to the builder (offline replay, tests, a bridge). Lossless mode waits up to
+  // `timeout` for room; otherwise the oldest queued message is dropped when full.
+  template <class Rep, class Period>
+  QueueStatus feed(ParsedMessage&& message, std::chrono::duration<Rep, Period> timeout) {
+    if (config_.lossless) {
+      const QueueStatus s = messages_.push(message, timeout);
+      if (s == QueueStatus::Ok) ingest_stage_.add_out(1, unix_now_ns());
+      return s;
+    }
+    accept_message(std::move(message));
+    return QueueStatus::Ok;
+  }
+
+  // Drains (see the top of this file) within `deadline`; idempotent.
+  StopReport stop(std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+    const auto t0 = std::chrono::steady_clock::now();
+    StopReport report;
+    if (!started_ || stopped_) {
+      report.drained = drained_;
+      return report;
+    }
+    stopped_ = true;
+    draining_ = true;              // from now on the builder waits for room instead of dropping
+    if (ingest_) ingest_->stop();  // returns within about one poll interval
+    messages_.close();
+    {
+      std::unique_lock lock(done_mutex_);
+      drained_ = done_cv_.wait_until(lock, t0 + deadline, [&] { return writer_done_; });
+    }
+    if (!drained_) {
+      abort_ = true;  // every loop notices within one tick
+      messages_.close();
+      slices_.close();
+      reorder_.close();
+    }
+    if (builder_thread_.joinable()) builder_thread_.join();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    if (writer_thread_.joinable()) writer_thread_.join();
+    if (!drained_) account_leftovers();
+    report.drained = drained_;
+    report.took = std::chrono::steady_clock::now() - t0;
+    return report;
+  }
+
+  PipelineStats stats() const {
+    PipelineStats s;
+    if (ingest_) s.ingest = ingest_->counters();
+    {
+      std::lock_guard lock(builder_counters_mutex_);
+      s.builder = builder_counters_;
+    }
+    s.ingest_stage = ingest_stage_.snapshot();
+    if (ingest_) {
+      s.ingest_stage.in = s.ingest.messages;
+      s.ingest_stage.last_wakeup_unix_ns = ingest_->last_poll_unix_ns();
+    }
+    s.builder_stage = builder_stage_.snapshot();
+    s.worker_stage = worker_stage_.snapshot();
+    s.writer_stage = writer_stage_.snapshot();
+    s.message_queue = messages_.counters();
+    s.slice_queue = slices_.counters();
+    s.messages_dropped = messages_dropped_.load();
+    s.datagrams_dropped = datagrams_dropped_.load();
+    s.slices_dropped_queue_full = slices_dropped_full_.load();
+    s.processor_errors = processor_errors_.load();
+    s.slices_aborted = slices_aborted_.load();
+    s.messages_discarded = messages_discarded_.load();
+    s.datagrams_discarded = datagrams_discarded_.load();
+    s.open_slices_discarded = open_slices_discarded_.load();
+    s.reorder_pending = reorder_.size();
+    return s;
+  }
+
+  const PipelineConfig& config() const noexcept { return config_; }
+  const ZmqIngest* ingest() const noexcept { return ingest_.get(); }
+
+ private:
+  struct SliceItem {
+    std::uint64_t sequence = 0;
+    Timeslice slice;
+  };
+
+  // Ingest thread (or feed): never blocks; the oldest whole message goes when the queue is full.
+  void accept_message(ParsedMessage&& m) {
+    ingest_stage_.add_in();
+    auto r = messages_.push_drop_oldest(std::move(m));
+    if (r.dropped) {
+      messages_dropped_.fetch_add(1, std::memory_order_relaxed);
+      datagrams_dropped_.fetch_add(r.dropped->records.size(), std::memory_order_relaxed);
+      ingest_stage_.add_dropped();
+      if (log_ != nullptr) {
+        log_->log(spdlog::level::warn, "message_queue_full",
+                  "pipeline: builder behind, dropped the oldest queued message ({} datagrams)",
+                  r.dropped->records.size());
+      }
+    }
+    if (r.status == QueueStatus::Ok) ingest_stage_.add_out(1, unix_now_ns());
+  }
+
+  // After an abort: what is still queued is counted, never silently lost.
+  void account_leftovers() {
+    ParsedMessage m;
+    while (messages_.pop(m, std::chrono::milliseconds(0)) == QueueStatus::Ok) {
+      messages_discarded_.fetch_add(1, std::memory_order_relaxed);
+      datagrams_discarded_.fetch_add(m.records.size(), std::memory_order_relaxed);
+    }
+    SliceItem item;
+    while (slices_.pop(item, std::chrono::milliseconds(0)) == QueueStatus::Ok) {
+      note_drop(SliceInfo::of(item.slice, item.sequence), SliceDropCause::Aborted);
+    }
+  }
+
+  void publish_builder_counters(const TimesliceBuilder& b) {
+    std::lock_guard lock(builder_counters_mutex_);
+    builder_counters_ = b.counters();
+  }
+
+  void emit_slice(Timeslice&& slice) {
+    SliceItem item{next_sequence_++, std::move(slice)};
+    builder_stage_.add_out(1, unix_now_ns());
+    if (config_.lossless || draining_.load(std::memory_order_relaxed)) {
+      while (!abort_.load(std::memory_order_relaxed)) {
+        const QueueStatus s = slices_.push(item, config_.tick);
+        if (s != QueueStatus::Timeout) return;
+      }
+      note_drop(SliceInfo::of(item.slice, item.sequence), SliceDropCause::Aborted);
+      reorder_.skip(item.sequence);
+      return;
+    }
+    auto r = slices_.push_drop_oldest(std::move(item));
+    if (r.dropped) {
+      // A whole slice, never part of one; the writer must not wait for it.
+      reorder_.skip(r.dropped->sequence);
+      note_drop(SliceInfo::of(r.dropped->slice, r.dropped->sequence), SliceDropCause::SliceQueueFull);
+    }
+  }
+
+  void note_drop(const SliceInfo& info, SliceDropCause cause) {
+    switch (cause) {
+      case SliceDropCause::SliceQueueFull:
+        slices_dropped_full_.fetch_add(1, std::memory_order_relaxed);
+        builder_stage_.add_dropped();
+        break;
+      case SliceDropCause::ProcessorError:
+        processor_errors_.fetch_add(1, std::memory_order_relaxed);
+        worker_stage_.add_dropped();
+        break;
+      case SliceDropCause::Aborted:
+        slices_aborted_.fetch_add(1, std::memory_order_relaxed);
+        break;
+    }
+    if (log_ != nullptr) {
+      log_->log(spdlog::level::warn, to_string(cause), "pipeline: dropped slice frame {} of run {}: {}",
+                info.header.frame_index, info.header.run, to_string(cause));
+    }
+    if (drop_observer_) drop_observer_(info, cause);
+  }
+
+  void run_builder() {
+    TimesliceBuilder builder(config_.builder, [this](Timeslice&& t) { emit_slice(std::move(t)); });
+    if (monitoring_sink_) builder.set_monitoring_sink(monitoring_sink_);
+    if (log_ != nullptr) {
+      builder.set_drop_sink([this](BuilderDropReason r, const ClbHeader& h) {
+        log_->log(spdlog::level::warn, to_string(r), "builder: dropped datagram of DOM {} (run {}, seq {}): {}",
+                  h.dom_id, h.run_number, h.udp_sequence, to_string(r));
+      });
+    }
+    ParsedMessage m;
+    while (!abort_.load(std::memory_order_relaxed)) {
+      const QueueStatus s = messages_.pop(m, config_.tick);
+      const std::uint64_t now = unix_now_ns();
+      builder_stage_.wakeup(now);
+      if (s == QueueStatus::Closed) break;
+      if (s == QueueStatus::Ok) {
+        builder_stage_.add_in(m.records.size());
+        for (std::size_t i = 0; i < m.records.size(); ++i) builder.add(m.datagram(i), m.receive_unix_ns);
+        m = ParsedMessage{};
+      }
+      builder.poll(now);
+      publish_builder_counters(builder);
+    }
+    if (!abort_.load()) {
+      builder.flush(unix_now_ns());  // stop: expire what is still open
+    } else {
+      open_slices_discarded_.fetch_add(builder.open_slices(), std::memory_order_relaxed);
+    }
+    publish_builder_counters(builder);
+    slices_.close();
+  }
+
+  void run_worker() {
+    SliceItem item;
+    while (!abort_.load(std::memory_order_relaxed)) {
+      const QueueStatus s = slices_.pop(item, config_.tick);
+      worker_stage_.wakeup(unix_now_ns());
+      if (s == QueueStatus::Closed) break;
+      if (s != QueueStatus::Ok) continue;
+      worker_stage_.add_in();
+      ProcessedSlice<Result> out;
+      out.info = SliceInfo::of(item.slice, item.sequence);
+      try {
+        out.result = processor_(item.slice);
+      } catch (const std::exception& e) {
+        if (log_ != nullptr) log_->log(spdlog::level::err, "processor_error", "pipeline: processor failed: {}", e.what());
+        reorder_.skip(item.sequence);
+        note_drop(out.info, SliceDropCause::ProcessorError);
+        continue;
+      } catch (...) {
+        reorder_.skip(item.sequence);
+        note_drop(out.info, SliceDropCause::ProcessorError);
+        continue;
+      }
+      item.slice = Timeslice{};  // free the hits before waiting for the writer
+      out.processed_unix_ns = unix_now_ns();
+      const SliceInfo info = out.info;
+      QueueStatus put = QueueStatus::Timeout;
+      while (put == QueueStatus::Timeout && !abort_.load(std::memory_order_relaxed)) {
+        put = reorder_.put(info.sequence, std::move(out), config_.tick);
+      }
+      if (put == QueueStatus::Ok) {
+        worker_stage_.add_out(1, unix_now_ns());
+      } else {
+        note_drop(info, SliceDropCause::Aborted);
+      }
+    }
+    if (active_workers_.fetch_sub(1) == 1) reorder_.close();  // the last worker out
+  }
+
+  void run_writer() {
+    ProcessedSlice<Result> p;
+    for (;;) {
+      const QueueStatus s = reorder_.take(p, config_.tick);
+      writer_stage_.wakeup(unix_now_ns());
+      if (s == QueueStatus::Closed) break;
+      if (s != QueueStatus::Ok) continue;
+      writer_stage_.add_in();
+      if (abort_.load(std::memory_order_relaxed)) {
+        note_drop(p.info, SliceDropCause::Aborted);
+        continue;
+      }
+      writer_(std::move(p));
+      writer_stage_.add_out(1, unix_now_ns());
+    }
+    {
+      std::lock_guard lock(done_mutex_);
+      writer_done_ = true;
+    }
+    done_cv_.notify_all();
+  }
+
+  PipelineConfig config_;
+  Processor processor_;
+  Writer writer_;
+  DropObserver drop_observer_;
+  TimesliceBuilder::MonitoringSink monitoring_sink_;
+  RateLimitedLog* log_;
+  std::unique_ptr<ZmqIngest> ingest_;
+  BoundedQueue<ParsedMessage> messages_;
+  BoundedQueue<SliceItem> slices_;
+  ReorderBuffer<ProcessedSlice<Result>> reorder_;
+
+  std::thread builder_thread_, writer_thread_;
+  std::vector<std::thread> workers_;
+  std::atomic<std::size_t> active_workers_{config_.workers == 0 ? default_worker_count() : config_.workers};
+  std::atomic<bool> abort_{false};
+  std::atomic<bool> draining_{false};
+  bool started_ = false, stopped_ = false, drained_ = false;
+  std::mutex done_mutex_;
+  std::condition_variable done_cv_;
+  bool writer_done_ = false;
+
+  std::uint64_t next_sequence_ = 0;  // builder thread only
+  mutable std::mutex builder_counters_mutex_;
+  TimesliceBuilderCounters builder_counters_;
+  StageStats ingest_stage_, builder_stage_, worker_stage_, writer_stage_;
+  std::atomic<std::uint64_t> messages_dropped_{0}, datagrams_dropped_{0}, slices_dropped_full_{0},
+      processor_errors_{0}, slices_aborted_{0}, messages_discarded_{0}, datagrams_discarded_{0},
+      open_slices_discarded_{0};
+};
+
+}  // namespace shoredaq::dataflow
