@@ -1,0 +1,81 @@
+#pragma once
+// The whole filter chain for one timeslice: frame checks -> L0 -> L1/L2 -> the three triggers ->
+// events, plus the summary slice, the error frames and the prescaled timeslices. Pure: no threads,
+// sockets, clocks or files. process() is const and thread-safe, so worker threads share one
+// DataFilter; per-call buffers are thread_local.
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/filters/event_builder.hpp"
+#include "shoredaq/filters/l0.hpp"
+#include "shoredaq/filters/trigger_3d_muon.hpp"
+#include "shoredaq/filters/trigger_mx_shower.hpp"
+#include "shoredaq/filters/trigger_parameters.hpp"
+
+namespace shoredaq::filters {
+
+struct FilterCounters {
+  std::uint64_t slices = 0;
+  std::uint64_t frames = 0;            // frames in the slice (missing ones included)
+  std::uint64_t frames_good = 0;       // passed every check, known DOM
+  std::uint64_t frames_missing = 0;    // never arrived (daq == 0, no hits)
+  std::uint64_t frames_defective = 0;  // any defect (went to error_frames)
+  std::uint64_t frames_epmt = 0, frames_etdc = 0, frames_time = 0, frames_eudp = 0, frames_size = 0;
+  std::uint64_t frames_unknown_dom = 0;  // DOM not in the detector (dropped, not in error_frames)
+  std::uint64_t hits_in = 0;             // every hit of every frame
+  std::uint64_t hits_defective = 0;      // hits of defective / unknown-DOM frames
+  std::uint64_t hits_vetoed = 0;         // of good frames, left out of L0 (HRV / high rate)
+  std::uint64_t pmts_vetoed = 0;
+  std::uint64_t l0_hits = 0, l1_hits = 0, l2_hits = 0;
+  std::uint64_t triggers_3d_shower = 0, triggers_mx_shower = 0, triggers_3d_muon = 0;
+  std::uint64_t triggers_factory_limit = 0;
+  std::uint64_t events = 0;
+  std::uint64_t triggered_hits = 0, snapshot_hits = 0;
+  std::uint64_t event_bytes = 0;  // online-format size of the events
+  FilterCounters& operator+=(const FilterCounters& o);
+};
+
+struct PrescaledSlice {
+  enum class Kind : std::uint8_t { L0, L1, L2, SN };
+  Kind kind = Kind::L1;
+  dataflow::Timeslice slice;  // per DOM with selected hits: the selected hits, raw, by calibrated time
+};
+
+struct FilterResult {
+  std::vector<dataflow::Event> events;    // trigger_counter 0, event_number = index in the slice
+  dataflow::SummarySlice summary;         // every frame of the slice
+  dataflow::Timeslice error_frames;       // defective frames as received
+  std::vector<std::uint32_t> error_defects;  // defect bits (frame_check.hpp) per error frame
+  std::vector<PrescaledSlice> prescaled;
+  FilterCounters counters;
+};
+
+class DataFilter {
+ public:
+  DataFilter(const dataflow::Detector& detector, TriggerParameters parameters);
+
+  FilterResult process(const dataflow::Timeslice& slice) const;
+
+  const TriggerParameters& parameters() const noexcept { return parameters_; }
+  const dataflow::Detector& detector() const noexcept { return detector_; }
+  std::size_t muon_directions() const noexcept { return muon_.direction_count(); }
+
+ private:
+  struct ModuleInfo {
+    DomCalibration calibration;
+    std::array<dataflow::Vec3, dataflow::kPmtsPerDom> pmt_directions{};
+  };
+  dataflow::Detector detector_;
+  TriggerParameters parameters_;
+  std::vector<ModuleInfo> modules_;  // by module index
+  ModuleNeighbours mx_neighbours_;
+  Trigger3DMuon muon_;
+};
+
+}  // namespace shoredaq::filters

@@ -1,0 +1,62 @@
+#pragma once
+// L0: every hit of a good frame, calibrated with its PMT's t0 and time-ordered per DOM.
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/dataflow/timeslice.hpp"
+
+namespace shoredaq::filters {
+
+struct L0Hit {
+  double time_ns = 0;             // calibrated: raw + PMT t0
+  std::uint32_t raw_time_ns = 0;  // as the DOM sent it (events store raw hits)
+  std::uint8_t channel = 0;
+  std::uint8_t tot_ns = 0;
+};
+
+// The t0 of every DAQ channel of one DOM; channels without a PMT are marked absent.
+struct DomCalibration {
+  std::array<double, dataflow::kPmtsPerDom> t0_ns{};
+  std::uint32_t present_channels = 0;  // bit c set when the module has a PMT on channel c
+  static DomCalibration of(const dataflow::Module& module);
+};
+
+// One DOM's L0 hits inside L0Slice::hits.
+struct L0Dom {
+  std::uint32_t dom_id = 0;
+  std::uint32_t module_index = 0;  // into Detector::modules()
+  std::uint32_t begin = 0, end = 0;
+};
+
+// All L0 hits of one slice: DOMs in frame order (by DOM id), each DOM's hits by calibrated time.
+struct L0Slice {
+  std::vector<L0Hit> hits;
+  std::vector<L0Dom> doms;
+  std::span<const L0Hit> hits_of(const L0Dom& d) const noexcept {
+    return {hits.data() + d.begin, d.end - d.begin};
+  }
+  // The DOM slot holding global hit index i.
+  std::size_t dom_slot_of(std::uint32_t hit_index) const noexcept;
+  void clear() noexcept { hits.clear(); doms.clear(); }
+};
+
+// Reusable buffers of build_l0_dom (one per thread).
+struct L0Scratch {
+  std::vector<L0Hit> decoded;
+  std::vector<std::uint32_t> keys;
+  std::vector<std::uint32_t> bucket_starts;
+};
+
+// Appends the frame's hits (except channels in excluded_channels and channels without a PMT) to
+// `out`, calibrated and sorted by calibrated time; returns how many were appended.
+// Sort: counting sort into ~1-hit-wide time buckets keyed by (raw + whole-ns t0 offset), then an
+// insertion pass on the exact calibrated times, which only moves hits within their bucket. This is
+// exact (a full sort), linear in practice, and faster than std::sort or a 31-way heap merge.
+std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& calibration,
+                         std::uint32_t excluded_channels, std::vector<L0Hit>& out, L0Scratch& scratch);
+
+}  // namespace shoredaq::filters

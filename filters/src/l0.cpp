@@ -1,0 +1,86 @@
+#include "shoredaq/filters/l0.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+namespace shoredaq::filters {
+
+DomCalibration DomCalibration::of(const dataflow::Module& module) {
+  DomCalibration c;
+  const std::size_t n = std::min<std::size_t>(module.pmts.size(), dataflow::kPmtsPerDom);
+  for (std::size_t ch = 0; ch < n; ++ch) {
+    c.t0_ns[ch] = module.pmts[ch].t0_ns;
+    c.present_channels |= 1u << ch;
+  }
+  return c;
+}
+
+std::size_t L0Slice::dom_slot_of(std::uint32_t hit_index) const noexcept {
+  auto it = std::upper_bound(doms.begin(), doms.end(), hit_index,
+                             [](std::uint32_t i, const L0Dom& d) { return i < d.end; });
+  return static_cast<std::size_t>(it - doms.begin());
+}
+
+std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& calibration,
+                         std::uint32_t excluded_channels, std::vector<L0Hit>& out, L0Scratch& scratch) {
+  const std::uint32_t usable = calibration.present_channels & ~excluded_channels;
+  double t0_min = std::numeric_limits<double>::max();
+  for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch)
+    if (usable & (1u << ch)) t0_min = std::min(t0_min, calibration.t0_ns[ch]);
+  std::array<std::uint32_t, 32> offset{};  // whole-ns t0 offset from the DOM's smallest t0
+  for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch)
+    if (usable & (1u << ch))
+      offset[ch] = static_cast<std::uint32_t>(std::floor(calibration.t0_ns[ch] - t0_min));
+
+  const std::size_t n = frame.hit_count();
+  auto& decoded = scratch.decoded;
+  auto& keys = scratch.keys;
+  decoded.resize(n);
+  keys.resize(n);
+  std::size_t m = 0;
+  std::uint32_t max_key = 0;
+  const std::uint8_t* p = frame.hits.data();
+  for (std::size_t i = 0; i < n; ++i, p += dataflow::kHitBytes) {
+    const unsigned ch = p[0];
+    if (ch >= 32 || !(usable & (1u << ch))) continue;
+    const std::uint32_t t = (std::uint32_t{p[1]} << 24) | (std::uint32_t{p[2]} << 16) |
+                            (std::uint32_t{p[3]} << 8) | std::uint32_t{p[4]};
+    decoded[m] = L0Hit{t + calibration.t0_ns[ch], t, static_cast<std::uint8_t>(ch), p[5]};
+    const std::uint32_t key = t + offset[ch];
+    keys[m] = key;
+    max_key = std::max(max_key, key);
+    ++m;
+  }
+  const std::size_t base = out.size();
+  out.resize(base + m);
+  L0Hit* dst = out.data() + base;
+  if (m < 64) {
+    std::copy(decoded.begin(), decoded.begin() + static_cast<std::ptrdiff_t>(m), dst);
+  } else {
+    // Counting sort into about one bucket per hit.
+    const std::size_t buckets = std::bit_ceil(m);
+    unsigned shift = 0;
+    while ((std::uint64_t{max_key} >> shift) >= buckets) ++shift;
+    auto& starts = scratch.bucket_starts;
+    starts.assign(buckets + 1, 0);
+    for (std::size_t i = 0; i < m; ++i) ++starts[(keys[i] >> shift) + 1];
+    for (std::size_t b = 1; b <= buckets; ++b) starts[b] += starts[b - 1];
+    for (std::size_t i = 0; i < m; ++i) dst[starts[keys[i] >> shift]++] = decoded[i];
+  }
+  // Insertion pass: hits are at most a bucket (or a whole-ns rounding) away from their place.
+  for (std::size_t i = 1; i < m; ++i) {
+    if (!(dst[i].time_ns < dst[i - 1].time_ns)) continue;
+    const L0Hit h = dst[i];
+    std::size_t j = i;
+    do {
+      dst[j] = dst[j - 1];
+      --j;
+    } while (j > 0 && h.time_ns < dst[j - 1].time_ns);
+    dst[j] = h;
+  }
+  return m;
+}
+
+}  // namespace shoredaq::filters

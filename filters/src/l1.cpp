@@ -1,0 +1,49 @@
+#include "shoredaq/filters/l1.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace shoredaq::filters {
+
+void build_l1_dom(std::span<const L0Hit> dom_hits, std::uint32_t first_index, std::uint32_t dom_slot,
+                  const dataflow::Vec3& dom_position_m, const L1Settings& settings,
+                  std::vector<L1Hit>& out) {
+  const std::size_t n = dom_hits.size();
+  const double window = settings.window_ns;
+  std::size_t i = 0;
+  while (i + 1 < n) {
+    if (dom_hits[i + 1].time_ns - dom_hits[i].time_ns > window) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i + 2;  // one past the last hit of the coincidence
+    if (settings.combine) {
+      while (j < n && dom_hits[j].time_ns - dom_hits[j - 1].time_ns <= window) ++j;
+    } else {
+      while (j < n && dom_hits[j].time_ns - dom_hits[i].time_ns <= window) ++j;
+    }
+    const std::size_t multiplicity = std::min<std::size_t>(j - i, std::numeric_limits<std::uint16_t>::max());
+    out.push_back(L1Hit{dom_hits[i].time_ns, dom_position_m, dom_slot,
+                        first_index + static_cast<std::uint32_t>(i),
+                        static_cast<std::uint16_t>(multiplicity), false});
+    i = j;
+  }
+}
+
+bool is_l2(std::span<const L0Hit> l1_hits, std::span<const dataflow::Vec3> pmt_directions,
+           const L2Settings& settings) noexcept {
+  if (l1_hits.empty() || static_cast<int>(l1_hits.size()) < settings.min_hits) return false;
+  const L0Hit& first = l1_hits.front();
+  if (first.channel >= pmt_directions.size()) return false;
+  const dataflow::Vec3 axis = pmt_directions[first.channel];
+  int count = 1;
+  for (std::size_t k = 1; k < l1_hits.size(); ++k) {
+    const L0Hit& h = l1_hits[k];
+    if (h.time_ns - first.time_ns > settings.window_ns) break;
+    if (h.channel >= pmt_directions.size()) continue;
+    if (axis.dot(pmt_directions[h.channel]) >= settings.ct_min) ++count;
+  }
+  return count >= settings.min_hits;
+}
+
+}  // namespace shoredaq::filters

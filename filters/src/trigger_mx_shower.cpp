@@ -1,0 +1,97 @@
+#include "shoredaq/filters/trigger_mx_shower.hpp"
+
+#include <algorithm>
+
+#include "shoredaq/dataflow/event.hpp"
+
+namespace shoredaq::filters {
+
+ModuleNeighbours::ModuleNeighbours(const dataflow::Detector& detector, double d_max_m) {
+  const auto modules = detector.modules();
+  positions_.reserve(modules.size());
+  for (const auto& m : modules) positions_.push_back(m.position_m);
+  offsets_.reserve(modules.size() + 1);
+  offsets_.push_back(0);
+  for (std::size_t i = 0; i < modules.size(); ++i) {
+    if (!modules[i].is_base()) {
+      for (std::size_t j = 0; j < modules.size(); ++j) {
+        if (modules[j].is_base()) continue;
+        const double d = (positions_[i] - positions_[j]).norm();
+        if (d <= d_max_m) neighbours_.push_back({static_cast<std::uint32_t>(j), d});
+      }
+    }
+    offsets_.push_back(neighbours_.size());
+  }
+}
+
+std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
+                              std::span<const std::int32_t> slot_of_module, const ModuleNeighbours& neighbours,
+                              const TriggerSettings& settings, std::vector<TriggerCandidate>& out,
+                              TriggerScratch& scratch) {
+  if (!settings.enabled) return 0;
+  const Match3D match{settings.d_max_m, settings.t_max_extra_ns};
+  const std::size_t min_hits = static_cast<std::size_t>(settings.number_of_hits);
+  const std::size_t min_doms = static_cast<std::size_t>(settings.number_of_modules);
+  const std::uint64_t bit = dataflow::trigger_bit(dataflow::kTriggerBitMXShower);
+  auto& cands = scratch.candidates;  // global L0 indices
+  auto& cand_doms = scratch.selected;
+  auto& positions = scratch.positions;
+  auto& times = scratch.times;
+  std::size_t fired = 0;
+  double last_fired_end_ns = -1e300;
+  std::size_t last_fired = out.size();  // index in `out` of this trigger's latest candidate
+  for (std::size_t i = 0; i < l1.size(); ++i) {
+    const L1Hit& seed = l1[i];
+    // A seed whose L1 already lies in a firing cluster adds nothing the event builder keeps.
+    if (last_fired < out.size() && seed.time_ns <= last_fired_end_ns &&
+        std::binary_search(out[last_fired].l0_hits.begin(), out[last_fired].l0_hits.end(), seed.first_l0))
+      continue;
+    cands.clear();
+    cand_doms.clear();
+    positions.clear();
+    times.clear();
+    const std::uint32_t seed_module = l0.doms[seed.dom_slot].module_index;
+    for (const auto& nb : neighbours.of(seed_module)) {
+      const std::int32_t slot = slot_of_module[nb.module_index];
+      if (slot < 0) continue;
+      const L0Dom& dom = l0.doms[static_cast<std::size_t>(slot)];
+      const auto hits = l0.hits_of(dom);
+      const double half_window = nb.distance_m * kIndexOfRefraction / kSpeedOfLightMPerNs + settings.t_max_extra_ns;
+      auto it = std::lower_bound(hits.begin(), hits.end(), seed.time_ns - half_window,
+                                 [](const L0Hit& h, double t) { return h.time_ns < t; });
+      for (; it != hits.end() && it->time_ns <= seed.time_ns + half_window; ++it) {
+        cands.push_back(dom.begin + static_cast<std::uint32_t>(it - hits.begin()));
+        cand_doms.push_back(static_cast<std::uint32_t>(slot));
+        positions.push_back(neighbours.position(nb.module_index));
+        times.push_back(it->time_ns);
+      }
+    }
+    if (cands.size() < min_hits || count_distinct(cand_doms, scratch.doms) < min_doms) continue;
+    TriggerCandidate c;
+    c.trigger_mask = bit;
+    if (cands.size() > static_cast<std::size_t>(settings.factory_limit)) {
+      c.trigger_mask |= dataflow::trigger_bit(dataflow::kTriggerBitFactoryLimit);
+      c.l0_hits = cands;
+    } else {
+      clique_cluster(
+          cands.size(),
+          [&](std::size_t a, std::size_t b) { return match(positions[a], times[a], positions[b], times[b]); },
+          scratch.survivors, scratch.clique);
+      if (scratch.survivors.size() < min_hits) continue;
+      std::vector<std::uint32_t> doms;
+      for (auto s : scratch.survivors) doms.push_back(cand_doms[s]);
+      if (count_distinct(doms, scratch.doms) < min_doms) continue;
+      for (auto s : scratch.survivors) c.l0_hits.push_back(cands[s]);
+    }
+    std::sort(c.l0_hits.begin(), c.l0_hits.end());
+    double end_ns = -1e300;
+    for (auto h : c.l0_hits) end_ns = std::max(end_ns, l0.hits[h].time_ns);
+    last_fired_end_ns = end_ns;
+    last_fired = out.size();
+    out.push_back(std::move(c));
+    ++fired;
+  }
+  return fired;
+}
+
+}  // namespace shoredaq::filters

@@ -1,0 +1,159 @@
+#include <algorithm>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "shoredaq/filters/l0.hpp"
+#include "shoredaq/filters/l1.hpp"
+
+using namespace shoredaq;
+using namespace shoredaq::filters;
+
+namespace {
+
+dataflow::Module module_with_t0(std::vector<double> t0) {
+  dataflow::Module m;
+  m.id = 77;
+  m.floor = 1;
+  for (std::size_t ch = 0; ch < t0.size(); ++ch) {
+    dataflow::Pmt p;
+    p.t0_ns = t0[ch];
+    p.direction = {0, 0, 1};
+    m.pmts.push_back(p);
+  }
+  return m;
+}
+
+// A frame of n random hits, sorted per channel (channel-major order, like the CLB's blocks).
+dataflow::DomFrame random_frame(std::size_t n, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::uint32_t> time(0, 100'000'000);
+  std::uniform_int_distribution<int> channel(0, 30);
+  std::vector<dataflow::Hit> hits(n);
+  for (auto& h : hits) h = {static_cast<std::uint8_t>(channel(rng)), time(rng), static_cast<std::uint8_t>(rng() & 0xff)};
+  std::sort(hits.begin(), hits.end(), [](auto& a, auto& b) { return std::tie(a.channel, a.time_ns) < std::tie(b.channel, b.time_ns); });
+  dataflow::DomFrame f;
+  f.dom_id = 77;
+  f.hits.resize(n * dataflow::kHitBytes);
+  for (std::size_t i = 0; i < n; ++i) dataflow::encode_hit(hits[i], f.hits.data() + i * dataflow::kHitBytes);
+  return f;
+}
+
+std::vector<L0Hit> reference_l0(const dataflow::DomFrame& f, const DomCalibration& c, std::uint32_t excluded) {
+  std::vector<L0Hit> out;
+  for (std::size_t i = 0; i < f.hit_count(); ++i) {
+    const auto h = f.hit(i);
+    if (excluded & (1u << h.channel) || !(c.present_channels & (1u << h.channel))) continue;
+    out.push_back({h.time_ns + c.t0_ns[h.channel], h.time_ns, h.channel, h.tot_ns});
+  }
+  std::stable_sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.time_ns < b.time_ns; });
+  return out;
+}
+
+std::vector<L0Hit> hits_at(std::initializer_list<double> times) {
+  std::vector<L0Hit> v;
+  std::uint8_t ch = 0;
+  for (double t : times) v.push_back({t, static_cast<std::uint32_t>(t), ch++, 20});
+  return v;
+}
+
+}  // namespace
+
+TEST(L0, SortsByCalibratedTimeLikeAReferenceSort) {
+  std::vector<double> t0;
+  for (int ch = 0; ch < 31; ++ch) t0.push_back(-40.0 + 3.7 * ch + 0.013 * ch * ch);  // not whole ns
+  const auto calibration = DomCalibration::of(module_with_t0(t0));
+  for (std::size_t n : {0u, 1u, 5u, 63u, 64u, 1000u, 30000u}) {
+    const auto frame = random_frame(n, static_cast<std::uint32_t>(n) + 3);
+    std::vector<L0Hit> out{{1.0, 1, 0, 0}};  // appends after what is there
+    L0Scratch scratch;
+    ASSERT_EQ(build_l0_dom(frame, calibration, 0, out, scratch), n);
+    const auto expected = reference_l0(frame, calibration, 0);
+    ASSERT_EQ(out.size(), n + 1);
+    for (std::size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(out[i + 1].time_ns, expected[i].time_ns) << "n=" << n << " i=" << i;
+      EXPECT_EQ(out[i + 1].raw_time_ns, expected[i].raw_time_ns);
+    }
+    EXPECT_TRUE(std::is_sorted(out.begin() + 1, out.end(), [](auto& a, auto& b) { return a.time_ns < b.time_ns; }));
+  }
+}
+
+TEST(L0, LargeDomT0AndExcludedChannels) {
+  std::vector<double> t0(31, 98'765.4);
+  t0[5] = 98'700.0;
+  const auto calibration = DomCalibration::of(module_with_t0(t0));
+  const auto frame = random_frame(5000, 11);
+  const std::uint32_t excluded = (1u << 5) | (1u << 30);
+  std::vector<L0Hit> out;
+  L0Scratch scratch;
+  const std::size_t kept = build_l0_dom(frame, calibration, excluded, out, scratch);
+  const auto expected = reference_l0(frame, calibration, excluded);
+  ASSERT_EQ(kept, expected.size());
+  EXPECT_LT(kept, 5000u);
+  for (std::size_t i = 0; i < kept; ++i) {
+    EXPECT_EQ(out[i].time_ns, expected[i].time_ns);
+    EXPECT_NE(out[i].channel, 5);
+    EXPECT_NE(out[i].channel, 30);
+  }
+}
+
+TEST(L0, ChannelsWithoutPmtAreLeftOut) {
+  const auto calibration = DomCalibration::of(module_with_t0({1.0, 2.0, 3.0}));
+  const auto frame = random_frame(300, 5);
+  std::vector<L0Hit> out;
+  L0Scratch scratch;
+  build_l0_dom(frame, calibration, 0, out, scratch);
+  for (const auto& h : out) EXPECT_LT(h.channel, 3);
+  EXPECT_EQ(out.size(), reference_l0(frame, calibration, 0).size());
+}
+
+TEST(L1, CoincidenceJustInsideAndOutsideTheWindow) {
+  const L1Settings settings{10.0, true};
+  std::vector<L1Hit> out;
+  auto inside = hits_at({100.0, 110.0});
+  build_l1_dom(inside, 0, 0, {}, settings, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].time_ns, 100.0);
+  EXPECT_EQ(out[0].multiplicity, 2);
+  out.clear();
+  auto outside = hits_at({100.0, 110.01});
+  build_l1_dom(outside, 0, 0, {}, settings, out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(L1, CombineChainsOverlappingCoincidences) {
+  auto hits = hits_at({0.0, 8.0, 16.0, 24.0, 100.0, 200.0, 203.0, 206.0});
+  std::vector<L1Hit> combined, separate;
+  build_l1_dom(hits, 50, 3, {1, 2, 3}, {10.0, true}, combined);
+  ASSERT_EQ(combined.size(), 2u);
+  EXPECT_EQ(combined[0].multiplicity, 4);
+  EXPECT_EQ(combined[0].first_l0, 50u);
+  EXPECT_EQ(combined[0].dom_slot, 3u);
+  EXPECT_EQ(combined[0].position_m, (dataflow::Vec3{1, 2, 3}));
+  EXPECT_EQ(combined[1].multiplicity, 3);
+  EXPECT_EQ(combined[1].first_l0, 55u);
+  EXPECT_EQ(combined[1].time_ns, 200.0);
+
+  // Without combine: windows of 10 ns from each L1's first hit.
+  build_l1_dom(hits, 50, 3, {}, {10.0, false}, separate);
+  ASSERT_EQ(separate.size(), 3u);
+  EXPECT_EQ(separate[0].multiplicity, 2);  // 0, 8
+  EXPECT_EQ(separate[1].multiplicity, 2);  // 16, 24
+  EXPECT_EQ(separate[1].time_ns, 16.0);
+  EXPECT_EQ(separate[2].multiplicity, 3);  // 200, 203, 206
+}
+
+TEST(L2, NeedsCloseAxesWithinItsWindow) {
+  std::vector<dataflow::Vec3> dirs(31, dataflow::Vec3{0, 0, 1});
+  dirs[1] = {0, 0, -1};                     // opposite of channel 0
+  dirs[2] = {0, std::sin(0.5), std::cos(0.5)};  // 0.5 rad from channel 0
+  const std::vector<L0Hit> opposite{{0, 0, 0, 20}, {3, 3, 1, 20}};
+  const std::vector<L0Hit> close{{0, 0, 0, 20}, {3, 3, 2, 20}};
+  const std::vector<L0Hit> late{{0, 0, 0, 20}, {12, 12, 2, 20}};
+  const L2Settings s{0.5, 10.0, 2};  // cos 0.5 rad = 0.878 >= 0.5
+  EXPECT_FALSE(is_l2(opposite, dirs, s));
+  EXPECT_TRUE(is_l2(close, dirs, s));
+  EXPECT_FALSE(is_l2(late, dirs, s));
+  EXPECT_FALSE(is_l2(close, dirs, {0.9, 10.0, 2}));
+  EXPECT_FALSE(is_l2(close, dirs, {0.5, 10.0, 3}));
+}
