@@ -1,15 +1,10 @@
 #include "shoredaq/dataflow/zmq_ingest.hpp"
 
-#include <cstring>
+#include "shoredaq/dataflow/record_stream.hpp"
 
 namespace shoredaq::dataflow {
 
 namespace {
-constexpr std::size_t kLengthPrefixBytes = 4;
-
-std::uint32_t read_u32_le(const std::uint8_t* p) noexcept {
-  return std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 24);
-}
 
 IngestRejectCause cause_of(DatagramError e) noexcept {
   switch (e) {
@@ -83,26 +78,15 @@ std::size_t IngestParser::parse(std::span<const std::uint8_t> message, std::vect
   ++counters_.messages;
   counters_.bytes += message.size();
   std::size_t appended = 0;
-  std::size_t at = 0;
-  while (at < message.size()) {
-    const std::size_t left = message.size() - at;
-    if (left < kLengthPrefixBytes) {
-      reject(IngestRejectCause::TruncatedLength, left, at);
-      break;
-    }
-    const std::uint32_t length = read_u32_le(message.data() + at);
-    if (length > left - kLengthPrefixBytes) {
-      // The length cannot be trusted, so neither can anything after it in this message.
-      reject(IngestRejectCause::BadRecordLength, left, at);
-      break;
-    }
-    const auto record = message.subspan(at + kLengthPrefixBytes, length);
-    const std::size_t record_offset = at;
-    at += kLengthPrefixBytes + length;
+  RecordReader reader(message);
+  std::span<const std::uint8_t> record;
+  while (reader.next(record)) {
+    const std::size_t record_offset = static_cast<std::size_t>(record.data() - message.data()) - kRecordLengthBytes;
+    const std::size_t framed_bytes = kRecordLengthBytes + record.size();
     if (!layout_) layout_ = detect_header_layout(record);  // Auto: the stream's first datagram decides
     const DatagramParseResult r = parse_clb_datagram(record, ParseOptions{*layout_, check_channels_});
     if (!r) {
-      reject(cause_of(r.error), kLengthPrefixBytes + length, record_offset);
+      reject(cause_of(r.error), framed_bytes, record_offset);
       continue;
     }
     ParsedRecord p;
@@ -113,7 +97,16 @@ std::size_t IngestParser::parse(std::span<const std::uint8_t> message, std::vect
     out.push_back(p);
     ++appended;
     ++counters_.datagrams;
-    counters_.datagram_bytes += kLengthPrefixBytes + length;
+    counters_.datagram_bytes += framed_bytes;
+  }
+  switch (reader.error()) {
+    case RecordError::None: break;
+    case RecordError::TruncatedLength:
+      reject(IngestRejectCause::TruncatedLength, reader.bytes_rejected(), reader.offset());
+      break;
+    default:  // the length cannot be trusted, so neither can anything after it in this message
+      reject(IngestRejectCause::BadRecordLength, reader.bytes_rejected(), reader.offset());
+      break;
   }
   return appended;
 }
