@@ -83,7 +83,7 @@ struct MuonConfig {
 // at the Cherenkov angle around the shower axis; yield Y*E_TeV*profile*acceptance*exp(-d/L)/d^2.
 struct ShowerConfig {
   double rate_hz = 0.0;
-  double light_yield_pe_m2_per_tev = 1000.0;
+  double light_yield_pe_m2_per_tev = 20000.0;
   double energy_min_gev = 1000.0;      // power law E^-2 in [min, max]
   double energy_max_gev = 100'000.0;
 };
