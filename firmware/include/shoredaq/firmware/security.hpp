@@ -1,0 +1,127 @@
+#pragma once
+// ZeroMQ CURVE for the node's network-facing sockets (TCP control endpoint, DU ingest, alert
+// stream): key pairs, key files with strict permission checks, and a ZAP handler that admits
+// only allow-listed client public keys and counts everyone it refuses.
+//
+// Typical server side (E.g. the TCP control endpoint):
+//   ZapHandler zap(context, &metrics);                       // one per zmq context, before binding
+//   zap.allow("control", read_allowed_keys("/etc/shoredaq/control-clients.d"));
+//   auto keys = read_secret_key_file("/etc/shoredaq/node.secret");
+//   zmq::socket_t rep(context, zmq::socket_type::rep);
+//   make_curve_server(rep, keys, zap, "control");            // before bind()
+//   rep.bind("tcp://0.0.0.0:9561");
+// Client side (shorectl):
+//   make_curve_client(req, read_secret_key_file("~/.config/shoredaq/shorectl.secret"),
+//                     read_public_key_file("/etc/shoredaq/node.pub"));   // before connect()
+//
+// Key files are text: '#' comment lines and one Z85-encoded key (40 characters).
+// A secret key file must be a regular file (not a symlink) owned by the effective user with
+// mode 0600 or 0400; anything else is refused with a KeyFileError saying what to fix.
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace shoredaq::firmware {
+
+class MetricsRegistry;
+class Counter;
+
+struct CurveKeyPair {
+  std::string public_key;  // Z85, 40 characters
+  std::string secret_key;  // Z85, 40 characters
+};
+
+class KeyFileError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// True when libzmq was built with CURVE (libsodium).
+bool curve_available();
+// A fresh key pair (zmq_curve_keypair). Throws std::runtime_error without CURVE support.
+CurveKeyPair generate_curve_key_pair();
+// The public key belonging to a Z85 secret key (zmq_curve_public).
+std::string curve_public_key_of(std::string_view secret_key_z85);
+// 40 characters of the Z85 alphabet that decode to 32 bytes.
+bool is_curve_key(std::string_view z85);
+
+// Writes `<secret_path>` (mode 0600) and `<public_path>` (mode 0644). Never overwrites an existing
+// file: a lost secret key is better noticed than silently replaced. Throws KeyFileError.
+void write_curve_key_files(const std::filesystem::path& secret_path, const std::filesystem::path& public_path,
+                           const CurveKeyPair& keys);
+// Reads a secret key file after the permission checks above; returns the secret key and its
+// derived public key. Throws KeyFileError naming the file and the problem.
+CurveKeyPair read_secret_key_file(const std::filesystem::path& path);
+// Reads a public key file (must not be writable by group or others). Throws KeyFileError.
+std::string read_public_key_file(const std::filesystem::path& path);
+// Allow-list: a file with one public key per line ('#' comments, also after a key), or a
+// directory whose *.pub files each hold one key. Must not be writable by group or others.
+std::vector<std::string> read_allowed_keys(const std::filesystem::path& file_or_directory);
+
+// ZAP (RFC 27) handler for one zmq context: binds inproc://zeromq.zap.01 and answers on its own
+// thread. Per ZAP domain it admits CURVE clients whose public key is allow-listed for that
+// domain; everything else (unknown key, unknown domain, NULL/PLAIN mechanism) is refused and
+// counted. Destroy it before its context.
+class ZapHandler {
+public:
+  // With `metrics`, counts shoredaq_auth_{accepted,refused}_total{domain} there as well.
+  explicit ZapHandler(zmq::context_t& context, MetricsRegistry* metrics = nullptr);
+  ~ZapHandler();
+  ZapHandler(const ZapHandler&) = delete;
+  ZapHandler& operator=(const ZapHandler&) = delete;
+
+  // Replaces the allow-list of `domain` (Z85 public keys; invalid keys throw std::invalid_argument).
+  void allow(std::string_view domain, const std::vector<std::string>& client_public_keys);
+
+  [[nodiscard]] std::uint64_t accepted() const { return accepted_.load(); }
+  [[nodiscard]] std::uint64_t refused() const { return refused_.load(); }
+  [[nodiscard]] std::uint64_t refused(std::string_view domain) const;
+  [[nodiscard]] bool running() const { return running_.load(); }
+
+  void stop();  // joins the thread (within ~100 ms)
+
+private:
+  struct DomainState {
+    std::set<std::string> allowed_z85;
+    std::uint64_t refused = 0;
+    Counter* accepted_counter = nullptr;
+    Counter* refused_counter = nullptr;
+  };
+
+  void run();
+  bool authorize(const std::string& domain, const std::string& mechanism, const std::string& credential,
+                 const std::string& address, std::string& reason);
+  DomainState& domain_state(const std::string& domain);  // mutex_ held
+
+  zmq::socket_t socket_;
+  MetricsRegistry* metrics_;
+  mutable std::mutex mutex_;
+  std::map<std::string, DomainState, std::less<>> domains_;
+  std::atomic<std::uint64_t> accepted_{0};
+  std::atomic<std::uint64_t> refused_{0};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> running_{false};
+  std::thread thread_;
+};
+
+// Makes `socket` a CURVE server authenticated by `zap` under `zap_domain`. Call before bind().
+// Requires a running ZapHandler of the socket's context: without one libzmq would admit every
+// client that knows the server's public key.
+void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& server_keys, const ZapHandler& zap,
+                       std::string_view zap_domain);
+// Makes `socket` a CURVE client of the server with `server_public_key`. Call before connect().
+void make_curve_client(zmq::socket_t& socket, const CurveKeyPair& client_keys, std::string_view server_public_key);
+
+}  // namespace shoredaq::firmware
