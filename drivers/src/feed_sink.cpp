@@ -9,8 +9,8 @@ namespace {
 constexpr std::uint32_t kBadLengthOverrun = 65536;  // beyond any UDP datagram: clearly invalid
 }
 
-void append_feed_record(std::vector<std::uint8_t>& out, std::span<const std::uint8_t> datagram,
-                        std::uint32_t length_field) {
+void append_record_with_length(std::vector<std::uint8_t>& out, std::span<const std::uint8_t> datagram,
+                               std::uint32_t length_field) {
   out.push_back(static_cast<std::uint8_t>(length_field));
   out.push_back(static_cast<std::uint8_t>(length_field >> 8));
   out.push_back(static_cast<std::uint8_t>(length_field >> 16));
@@ -18,9 +18,7 @@ void append_feed_record(std::vector<std::uint8_t>& out, std::span<const std::uin
   out.insert(out.end(), datagram.begin(), datagram.end());
 }
 
-DqdFileSink::DqdFileSink(const std::filesystem::path& path) : path_(path), file_(path, std::ios::binary | std::ios::trunc) {
-  if (!file_) throw std::runtime_error("cannot create " + path.string());
-}
+DqdFileSink::DqdFileSink(const std::filesystem::path& path) : writer_(path) {}
 
 DqdFileSink::~DqdFileSink() {
   try {
@@ -31,40 +29,36 @@ DqdFileSink::~DqdFileSink() {
 
 void DqdFileSink::write(std::span<const SimDatagram> datagrams) {
   if (finished_) throw std::logic_error("DqdFileSink: write after finish");
-  buffer_.clear();
   for (const SimDatagram& dg : datagrams) {
     if (dg.fault == DatagramFault::BadLengthRecord) {
       bad_length_.push_back(dg.bytes);
       continue;
     }
-    append_feed_record(buffer_, dg.bytes);
+    writer_.write(dg.bytes);
     ++counters_.records;
+    counters_.bytes += dataflow::kRecordLengthBytes + dg.bytes.size();
   }
-  file_.write(reinterpret_cast<const char*>(buffer_.data()), static_cast<std::streamsize>(buffer_.size()));
-  counters_.bytes += buffer_.size();
-  if (!file_) throw std::runtime_error("write error on " + path_.string());
 }
 
 void DqdFileSink::finish() {
   if (finished_) return;
   finished_ = true;
   if (!bad_length_.empty()) {
-    // Everything after the first bad length field, + 1: that record overruns the end of the file.
+    // The first bad length covers everything after it, + 1: that record overruns the end of the file.
     std::size_t trailing = 0;
-    for (const auto& b : bad_length_) trailing += b.size() + 4;
-    buffer_.clear();
+    for (const auto& b : bad_length_) trailing += b.size() + dataflow::kRecordLengthBytes;
+    std::vector<std::uint8_t> buffer;
     for (std::size_t i = 0; i < bad_length_.size(); ++i) {
-      const auto length = i == 0 ? static_cast<std::uint32_t>(trailing - 4 + 1)
+      const auto length = i == 0 ? static_cast<std::uint32_t>(trailing - dataflow::kRecordLengthBytes + 1)
                                  : static_cast<std::uint32_t>(bad_length_[i].size() + kBadLengthOverrun);
-      append_feed_record(buffer_, bad_length_[i], length);
+      append_record_with_length(buffer, bad_length_[i], length);
       ++counters_.records;
       ++counters_.bad_length_records;
     }
-    file_.write(reinterpret_cast<const char*>(buffer_.data()), static_cast<std::streamsize>(buffer_.size()));
-    counters_.bytes += buffer_.size();
+    writer_.write_records(buffer, bad_length_.size());
+    counters_.bytes += buffer.size();
   }
-  file_.close();
-  if (!file_) throw std::runtime_error("write error on " + path_.string());
+  writer_.close();
 }
 
 ZmqFeedSender::ZmqFeedSender(ZmqSenderConfig config, const std::atomic<bool>* stop)
@@ -92,20 +86,18 @@ ZmqFeedSender::~ZmqFeedSender() {
   context_.reset();
 }
 
-void ZmqFeedSender::send_message(std::vector<std::uint8_t>& bytes) {
+void ZmqFeedSender::send_message(std::span<const std::uint8_t> bytes) {
   if (bytes.empty()) return;
   auto sent = socket_->send(zmq::const_buffer(bytes.data(), bytes.size()), zmq::send_flags::dontwait);
   if (!sent) {
     if (config_.kind == ZmqSenderConfig::Kind::Pub) {
       ++counters_.hwm_dropped;
-      bytes.clear();
       return;
     }
     ++counters_.hwm_blocked;
     while (!sent) {
       if (stop_ && stop_->load()) {
         ++counters_.dropped_on_stop;
-        bytes.clear();
         return;
       }
       sent = socket_->send(zmq::const_buffer(bytes.data(), bytes.size()), zmq::send_flags::none);  // sndtimeo-bounded
@@ -113,24 +105,27 @@ void ZmqFeedSender::send_message(std::vector<std::uint8_t>& bytes) {
   }
   ++counters_.messages;
   counters_.bytes += bytes.size();
-  bytes.clear();
 }
 
-void ZmqFeedSender::flush() { send_message(batch_); }
+void ZmqFeedSender::flush() {
+  if (batch_.empty()) return;
+  send_message(batch_.bytes());
+  batch_.clear();  // keeps the capacity
+}
 
 void ZmqFeedSender::write(std::span<const SimDatagram> datagrams) {
   for (const SimDatagram& dg : datagrams) {
     if (dg.fault == DatagramFault::BadLengthRecord) {
       flush();
       std::vector<std::uint8_t> alone;
-      append_feed_record(alone, dg.bytes, static_cast<std::uint32_t>(dg.bytes.size() + kBadLengthOverrun));
+      append_record_with_length(alone, dg.bytes, static_cast<std::uint32_t>(dg.bytes.size() + kBadLengthOverrun));
       ++counters_.records;
       ++counters_.bad_length_records;
       send_message(alone);
       continue;
     }
-    if (!batch_.empty() && batch_.size() + dg.bytes.size() + 4 > config_.batch_bytes) flush();
-    append_feed_record(batch_, dg.bytes);
+    if (!batch_.empty() && batch_.size() + dg.bytes.size() + dataflow::kRecordLengthBytes > config_.batch_bytes) flush();
+    batch_.append(dg.bytes);
     ++counters_.records;
   }
   flush();  // end of slice: the receiver should not wait for the next slice's data

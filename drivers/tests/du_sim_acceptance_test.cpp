@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -24,6 +25,7 @@
 
 #include "shoredaq/dataflow/clb_datagram.hpp"
 #include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/dataflow/record_stream.hpp"
 
 namespace {
 
@@ -49,32 +51,6 @@ struct TempDir {
   }
 };
 
-std::vector<std::uint8_t> read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// [u32 LE length][datagram] records (DESIGN.md section 3). Any framing error fails the test.
-std::vector<std::vector<std::uint8_t>> split_records(const std::vector<std::uint8_t>& bytes) {
-  std::vector<std::vector<std::uint8_t>> out;
-  std::size_t pos = 0;
-  while (pos < bytes.size()) {
-    if (bytes.size() - pos < 4) {
-      ADD_FAILURE() << "dangling bytes at the end of the file";
-      break;
-    }
-    const std::uint32_t len = bytes[pos] | (bytes[pos + 1] << 8) | (bytes[pos + 2] << 16) | (std::uint32_t{bytes[pos + 3]} << 24);
-    pos += 4;
-    if (len > bytes.size() - pos) {
-      ADD_FAILURE() << "record overruns the file";
-      break;
-    }
-    out.emplace_back(bytes.begin() + static_cast<std::ptrdiff_t>(pos), bytes.begin() + static_cast<std::ptrdiff_t>(pos + len));
-    pos += len;
-  }
-  return out;
-}
-
 struct DomSlice {
   std::vector<std::uint32_t> sequences;
   std::vector<bool> trailers;
@@ -98,11 +74,13 @@ TEST(DuSimAcceptance, TwoDusTwoSecondsRatesCoincidencesCompletenessAndTruth) {
       if (!m->is_base()) expected_doms.insert(m->id);
   ASSERT_EQ(expected_doms.size(), 36u);
 
-  // Decode with the project's parser (channels checked).
   std::map<std::pair<std::uint32_t, std::uint32_t>, DomSlice> slices;  // (frame, DOM) -> datagrams
-  const auto records = split_records(read_file(dqd));
-  ASSERT_FALSE(records.empty());
-  for (const auto& rec : records) {
+  // The project's record reader and parser (channels checked).
+  shoredaq::dataflow::DqdFileReader reader(dqd);
+  std::span<const std::uint8_t> rec;
+  std::size_t records = 0;
+  while (reader.next(rec)) {
+    ++records;
     const auto r = shoredaq::dataflow::parse_clb_datagram(rec, {HeaderLayout::Standard40, true});
     ASSERT_TRUE(r) << to_string(r.error);
     const auto& h = r.datagram.header;
@@ -118,6 +96,8 @@ TEST(DuSimAcceptance, TwoDusTwoSecondsRatesCoincidencesCompletenessAndTruth) {
     ds.trailers.push_back(h.is_trailer());
     for (std::size_t i = 0; i < r.datagram.hit_count(); ++i) ds.hits.push_back(r.datagram.hit(i));
   }
+  ASSERT_EQ(reader.error(), shoredaq::dataflow::RecordError::None) << to_string(reader.error());
+  ASSERT_GT(records, 0u);
 
   // Every slice complete: each DOM, each frame, sequence numbers 0..n-1 once each in order,
   // trailer exactly on the last; hits time-ordered per channel.
@@ -142,7 +122,7 @@ TEST(DuSimAcceptance, TwoDusTwoSecondsRatesCoincidencesCompletenessAndTruth) {
   const auto summary = nlohmann::json::parse(summary_in);
   EXPECT_EQ(summary["slices"], kSlices);
   EXPECT_EQ(summary["hits"].get<std::uint64_t>(), total_hits);
-  EXPECT_EQ(summary["datagrams_out"].get<std::size_t>(), records.size());
+  EXPECT_EQ(summary["datagrams_out"].get<std::size_t>(), records);
 
   // Per-PMT singles rate within 5 % of the setting (the setting is the total rate per PMT,
   // 40K coincidence hits included; statistical spread at 14 000 hits per PMT is 0.85 %).

@@ -11,12 +11,12 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 
 namespace zmq {
@@ -26,12 +26,10 @@ class socket_t;
 
 namespace shoredaq::drivers {
 
-// Appends one record: 4-byte little-endian length, then the datagram.
-void append_feed_record(std::vector<std::uint8_t>& out, std::span<const std::uint8_t> datagram,
-                        std::uint32_t length_field);
-inline void append_feed_record(std::vector<std::uint8_t>& out, std::span<const std::uint8_t> datagram) {
-  append_feed_record(out, datagram, static_cast<std::uint32_t>(datagram.size()));
-}
+// Appends one record with a chosen (normally wrong) length field: 4-byte little-endian length,
+// then the datagram. Correct records are written with dataflow's RecordWriter / DqdFileWriter.
+void append_record_with_length(std::vector<std::uint8_t>& out, std::span<const std::uint8_t> datagram,
+                               std::uint32_t length_field);
 
 struct SinkCounters {
   std::uint64_t records = 0;
@@ -63,9 +61,7 @@ class DqdFileSink final : public FeedSink {
   const SinkCounters& counters() const noexcept override { return counters_; }
 
  private:
-  std::filesystem::path path_;
-  std::ofstream file_;
-  std::vector<std::uint8_t> buffer_;
+  dataflow::DqdFileWriter writer_;
   std::vector<std::vector<std::uint8_t>> bad_length_;
   SinkCounters counters_;
   bool finished_ = false;
@@ -92,12 +88,12 @@ class ZmqFeedSender final : public FeedSink {
 
  private:
   void flush();
-  void send_message(std::vector<std::uint8_t>& bytes);
+  void send_message(std::span<const std::uint8_t> bytes);
   ZmqSenderConfig config_;
   const std::atomic<bool>* stop_;
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
-  std::vector<std::uint8_t> batch_;
+  dataflow::RecordWriter batch_;
   SinkCounters counters_;
 };
 
