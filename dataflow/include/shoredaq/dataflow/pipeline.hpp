@@ -274,6 +274,34 @@ class Pipeline {
     return QueueStatus::Ok;
   }
 
+  // Hands a whole slice straight to the workers, bypassing the builder: the entry of a filter node
+  // fed by a TimesliceReceiver. Lossless mode waits up to `timeout` (on Timeout/Closed the slice is
+  // left in `slice`); otherwise the oldest queued slice is dropped when full.
+  template <class Rep, class Period>
+  QueueStatus feed_slice(Timeslice&& slice, std::chrono::duration<Rep, Period> timeout) {
+    builder_stage_.add_in();
+    SliceItem item{next_sequence_.fetch_add(1), std::move(slice)};
+    builder_stage_.add_out(1, unix_now_ns());
+    if (config_.lossless) {
+      const QueueStatus s = slices_.push(item, timeout);
+      if (s != QueueStatus::Ok) {
+        reorder_.skip(item.sequence);    // not queued: the writer must not wait for this sequence
+        slice = std::move(item.slice);   // handed back: the caller may retry
+      }
+      return s;
+    }
+    auto r = slices_.push_drop_oldest(std::move(item));
+    if (r.status == QueueStatus::Closed) {
+      reorder_.skip(r.dropped->sequence);
+      return QueueStatus::Closed;
+    }
+    if (r.dropped) {
+      reorder_.skip(r.dropped->sequence);
+      note_drop(SliceInfo::of(r.dropped->slice, r.dropped->sequence), SliceDropCause::SliceQueueFull);
+    }
+    return QueueStatus::Ok;
+  }
+
   // Drains (see the top of this file) within `deadline`; idempotent.
   StopReport stop(std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -380,7 +408,7 @@ class Pipeline {
   }
 
   void emit_slice(Timeslice&& slice) {
-    SliceItem item{next_sequence_++, std::move(slice)};
+    SliceItem item{next_sequence_.fetch_add(1), std::move(slice)};
     builder_stage_.add_out(1, unix_now_ns());
     if (config_.lossless || draining_.load(std::memory_order_relaxed)) {
       while (!abort_.load(std::memory_order_relaxed)) {
@@ -533,7 +561,7 @@ class Pipeline {
   std::condition_variable done_cv_;
   bool writer_done_ = false;
 
-  std::uint64_t next_sequence_ = 0;  // builder thread only
+  std::atomic<std::uint64_t> next_sequence_{0};  // builder thread and feed_slice()
   mutable std::mutex builder_counters_mutex_;
   TimesliceBuilderCounters builder_counters_;
   StageStats ingest_stage_, builder_stage_, worker_stage_, writer_stage_;

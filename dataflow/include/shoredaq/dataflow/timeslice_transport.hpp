@@ -1,0 +1,114 @@
+#pragma once
+// Whole timeslices between nodes (DESIGN.md section 6, scale-out): a TimesliceSender PUSHes each
+// slice as one FlatBuffers `Timeslice` buffer (ZeroMQ round-robins them over the connected
+// receivers, like the collaboration's DataQueue -> DataFilters), a TimesliceReceiver PULLs,
+// verifies every buffer (bad ones are counted and dropped) and hands whole slices to a sink, e.g.
+// Pipeline::feed_slice. The same code runs in-process (inproc://) or across nodes (tcp://); only
+// the endpoint strings change.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/dataflow/timeslice.hpp"
+
+namespace shoredaq::dataflow {
+
+struct TimesliceSenderConfig {
+  std::vector<std::string> endpoints;  // each bound or connected, per `bind`
+  bool bind = false;
+  int send_hwm = 8;                    // slices queued per peer before PUSH blocks
+  int linger_ms = 200;
+  // How long send() may wait while every peer is at its HWM (or none is connected) before the
+  // slice is dropped and counted. Keep it short: the caller is a pipeline stage.
+  std::chrono::milliseconds send_timeout{100};
+  TimesliceKind kind = TimesliceKind::L0;
+};
+
+struct TimesliceSenderCounters {
+  std::uint64_t sent = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t blocked = 0;  // sends that found every peer at HWM and had to wait
+  std::uint64_t dropped = 0;  // still blocked after send_timeout
+};
+
+// One thread at a time may call send() (a ZeroMQ socket is not thread-safe).
+class TimesliceSender {
+ public:
+  TimesliceSender(zmq::context_t& context, TimesliceSenderConfig config);
+  // Encodes and sends; false (counted as dropped) if it could not be sent within send_timeout.
+  bool send(const Timeslice& slice);
+  // Sends an already-encoded Timeslice buffer (e.g. encoded in parallel by pipeline workers).
+  bool send_encoded(std::span<const std::uint8_t> buffer);
+  TimesliceSenderCounters counters() const;
+
+ private:
+  TimesliceSenderConfig config_;
+  zmq::socket_t socket_;
+  flatbuffers::FlatBufferBuilder fbb_;
+  std::atomic<std::uint64_t> sent_{0}, bytes_{0}, blocked_{0}, dropped_{0};
+};
+
+struct TimesliceReceiverConfig {
+  std::vector<std::string> endpoints;
+  bool bind = true;
+  int receive_hwm = 8;
+  int linger_ms = 200;
+  std::chrono::milliseconds poll_interval{20};  // bounds the stop latency
+  FbLimits limits;
+};
+
+inline constexpr std::size_t kFbErrorCount = 7;  // FbError values
+
+struct TimesliceReceiverCounters {
+  std::uint64_t received = 0;  // good slices handed to the sink
+  std::uint64_t bytes = 0;     // all bytes received
+  std::uint64_t bad_buffers = 0;
+  std::array<std::uint64_t, kFbErrorCount> bad_by_error{};  // indexed by FbError
+  std::uint64_t last_receive_unix_ns = 0;
+};
+
+class TimesliceReceiver {
+ public:
+  using Sink = std::function<void(Timeslice&&)>;
+  TimesliceReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Sink sink,
+                    RateLimitedLog* log = nullptr);
+  ~TimesliceReceiver();
+  TimesliceReceiver(const TimesliceReceiver&) = delete;
+  TimesliceReceiver& operator=(const TimesliceReceiver&) = delete;
+
+  // Binds/connects in the caller's thread (throws zmq::error_t), then starts the receive thread.
+  void start();
+  void stop();  // returns within about one poll interval
+  TimesliceReceiverCounters counters() const;
+  // The endpoints actually bound (resolves "tcp://127.0.0.1:*" to the chosen port).
+  std::vector<std::string> bound_endpoints() const { return bound_; }
+
+ private:
+  void run();
+
+  zmq::context_t& context_;
+  TimesliceReceiverConfig config_;
+  Sink sink_;
+  RateLimitedLog* log_;
+  zmq::socket_t socket_;
+  std::vector<std::string> bound_;
+  std::thread thread_;
+  std::atomic<bool> stop_requested_{false};
+  mutable std::mutex counters_mutex_;
+  TimesliceReceiverCounters counters_;
+};
+
+}  // namespace shoredaq::dataflow

@@ -1,0 +1,140 @@
+#include "shoredaq/dataflow/timeslice_transport.hpp"
+
+#include "shoredaq/dataflow/zmq_ingest.hpp"  // unix_now_ns
+
+namespace shoredaq::dataflow {
+
+static_assert(static_cast<std::size_t>(FbError::BadEnum) + 1 == kFbErrorCount, "kFbErrorCount out of date");
+
+TimesliceSender::TimesliceSender(zmq::context_t& context, TimesliceSenderConfig config)
+    : config_(std::move(config)), socket_(context, zmq::socket_type::push) {
+  socket_.set(zmq::sockopt::linger, config_.linger_ms);
+  socket_.set(zmq::sockopt::sndhwm, config_.send_hwm);
+  socket_.set(zmq::sockopt::sndtimeo, static_cast<int>(config_.send_timeout.count()));
+  // Queue only to peers that are really connected, so a dead receiver does not swallow slices.
+  socket_.set(zmq::sockopt::immediate, 1);
+  for (const std::string& ep : config_.endpoints) {
+    if (config_.bind) {
+      socket_.bind(ep);
+    } else {
+      socket_.connect(ep);
+    }
+  }
+}
+
+bool TimesliceSender::send(const Timeslice& slice) {
+  encode_timeslice_fb(slice, fbb_, config_.kind);
+  return send_encoded({fbb_.GetBufferPointer(), fbb_.GetSize()});
+}
+
+bool TimesliceSender::send_encoded(std::span<const std::uint8_t> buffer) {
+  zmq::send_result_t r = socket_.send(zmq::const_buffer(buffer.data(), buffer.size()), zmq::send_flags::dontwait);
+  if (!r) {
+    // Every peer at its HWM (or none connected): wait up to the send timeout (ZMQ_SNDTIMEO).
+    blocked_.fetch_add(1, std::memory_order_relaxed);
+    r = socket_.send(zmq::const_buffer(buffer.data(), buffer.size()), zmq::send_flags::none);
+  }
+  if (!r) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  sent_.fetch_add(1, std::memory_order_relaxed);
+  bytes_.fetch_add(buffer.size(), std::memory_order_relaxed);
+  return true;
+}
+
+TimesliceSenderCounters TimesliceSender::counters() const {
+  TimesliceSenderCounters c;
+  c.sent = sent_.load();
+  c.bytes = bytes_.load();
+  c.blocked = blocked_.load();
+  c.dropped = dropped_.load();
+  return c;
+}
+
+TimesliceReceiver::TimesliceReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Sink sink,
+                                     RateLimitedLog* log)
+    : context_(context), config_(std::move(config)), sink_(std::move(sink)), log_(log) {}
+
+TimesliceReceiver::~TimesliceReceiver() { stop(); }
+
+void TimesliceReceiver::start() {
+  if (thread_.joinable()) return;
+  socket_ = zmq::socket_t(context_, zmq::socket_type::pull);
+  socket_.set(zmq::sockopt::linger, config_.linger_ms);
+  socket_.set(zmq::sockopt::rcvhwm, config_.receive_hwm);
+  if (config_.limits.max_buffer_bytes < static_cast<std::size_t>(INT64_MAX)) {
+    // Larger messages cannot verify anyway; let ZeroMQ refuse them before allocating.
+    socket_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(config_.limits.max_buffer_bytes));
+  }
+  bound_.clear();
+  for (const std::string& ep : config_.endpoints) {
+    if (config_.bind) {
+      socket_.bind(ep);
+      bound_.push_back(socket_.get(zmq::sockopt::last_endpoint));
+    } else {
+      socket_.connect(ep);
+    }
+  }
+  stop_requested_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void TimesliceReceiver::stop() {
+  stop_requested_ = true;
+  if (thread_.joinable()) thread_.join();
+  socket_.close();
+}
+
+TimesliceReceiverCounters TimesliceReceiver::counters() const {
+  std::lock_guard lock(counters_mutex_);
+  return counters_;
+}
+
+void TimesliceReceiver::run() {
+  std::vector<zmq::pollitem_t> items{{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+  while (!stop_requested_.load(std::memory_order_relaxed)) {
+    try {
+      zmq::poll(items, config_.poll_interval);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      if (log_ != nullptr) log_->log(spdlog::level::err, "poll", "timeslice receiver: poll failed: {}", e.what());
+      break;
+    }
+    if ((items[0].revents & ZMQ_POLLIN) == 0) continue;
+    for (int n = 0; n < 64; ++n) {
+      zmq::message_t msg;
+      zmq::recv_result_t got;
+      try {
+        got = socket_.recv(msg, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t&) {
+        break;
+      }
+      if (!got) break;
+      const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(msg.data()), msg.size());
+      auto decoded = decode_timeslice_fb(bytes, config_.limits);  // verifies first
+      {
+        std::lock_guard lock(counters_mutex_);
+        counters_.bytes += msg.size();
+        counters_.last_receive_unix_ns = unix_now_ns();
+        if (decoded) {
+          ++counters_.received;
+        } else {
+          ++counters_.bad_buffers;
+          const auto i = static_cast<std::size_t>(decoded.error);
+          if (i < kFbErrorCount) ++counters_.bad_by_error[i];
+        }
+      }
+      if (!decoded) {
+        if (log_ != nullptr) {
+          log_->log(spdlog::level::warn, to_string(decoded.error), "timeslice receiver: dropped a bad buffer of {} bytes: {}",
+                    msg.size(), to_string(decoded.error));
+        }
+        continue;
+      }
+      if (sink_) sink_(std::move(decoded.value.timeslice));
+    }
+  }
+}
+
+}  // namespace shoredaq::dataflow
