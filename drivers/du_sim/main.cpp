@@ -179,6 +179,8 @@ int main(int argc, char** argv) {
     std::uint64_t datagrams_out = 0, slices_done = 0, particle_hits = 0;
     std::uint64_t muons_with_hits = 0, muons_l1_4doms = 0;
     double generate_seconds = 0;
+    double max_lag_ms = 0;            // real time: the largest lag of a slice behind its due time
+    std::uint64_t behind_slices = 0;  // real time: slices sent more than one slice period late
 
     const auto wall_start = Clock::now();
     auto last_progress = wall_start;
@@ -222,7 +224,15 @@ int main(int argc, char** argv) {
         if (truth) truth << shoredaq::drivers::truth_json_line(particle) << '\n';
       }
 
-      if (o.realtime) std::this_thread::sleep_until(pace_origin + std::chrono::milliseconds(100) * (k + 1));
+      if (o.realtime) {
+        const auto due = pace_origin + std::chrono::milliseconds(100) * (k + 1);
+        const double lag_ms = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
+        if (lag_ms > 0) {  // generation could not keep up with the wall clock
+          max_lag_ms = std::max(max_lag_ms, lag_ms);
+          behind_slices += lag_ms > 100 ? 1 : 0;
+        }
+        std::this_thread::sleep_until(due);
+      }
       for (auto& sink : sinks) sink->write(slice.datagrams);
       datagrams_out += slice.datagrams.size();
       ++slices_done;
@@ -291,6 +301,7 @@ int main(int argc, char** argv) {
                    {"bytes", sink_total.bytes},             {"hwm_blocked", sink_total.hwm_blocked},
                    {"hwm_dropped", sink_total.hwm_dropped}, {"dropped_on_stop", sink_total.dropped_on_stop}};
     j["wall_seconds"] = seconds_since(wall_start);
+    if (o.realtime) j["realtime"] = {{"max_lag_ms", max_lag_ms}, {"slices_behind", behind_slices}};
     j["generation_hits_per_s"] = generate_seconds > 0 ? total.hits / generate_seconds : 0.0;
 
     if (o.json) {
@@ -326,6 +337,10 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(sink_total.messages),
                     static_cast<unsigned long long>(sink_total.hwm_blocked),
                     static_cast<unsigned long long>(sink_total.hwm_dropped));
+      if (o.realtime)
+        std::printf("  real time: max lag %.1f ms, %llu slices more than 100 ms late%s\n", max_lag_ms,
+                    static_cast<unsigned long long>(behind_slices),
+                    behind_slices ? " (generation slower than real time: fewer DUs or --threads)" : "");
       std::printf("  generation: %.2f M hits/s (%.2f s generating, %.2f s wall)\n",
                   generate_seconds > 0 ? total.hits / generate_seconds / 1e6 : 0.0, generate_seconds,
                   seconds_since(wall_start));
