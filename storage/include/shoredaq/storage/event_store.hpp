@@ -1,0 +1,218 @@
+#pragma once
+// The node's event store (DESIGN.md section 4): one LMDB environment under a directory with the
+// named databases
+//   events    key 12 B big-endian (run, frame, event number) -> Event FlatBuffer
+//   summaries key  8 B big-endian (run, frame)               -> SummarySlice FlatBuffer
+//   runs      key  4 B big-endian run                        -> RunRecord FlatBuffer
+//   meta      key text ("schema_version", "detector_id")     -> value text
+// One writer (EventStore, one per directory, guarded by a lock file) commits whole slices or
+// batches of slices in one write transaction; readers (EventStoreReader) use their own read-only
+// transactions and never block it. Keys increase during a run, so writes use MDB_APPEND.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/dataflow/run_record.hpp"
+#include "shoredaq/dataflow/summary_slice.hpp"
+
+namespace shoredaq::storage {
+
+inline constexpr std::uint32_t kStoreSchemaVersion = 1;
+
+// Counters the store keeps inside each run record (same transaction as the data they count).
+inline constexpr const char* kCounterStoredSlices = "store.slices";
+inline constexpr const char* kCounterStoredSummaries = "store.summaries";
+inline constexpr const char* kCounterStoredEvents = "store.events";
+inline constexpr const char* kCounterStoredEventBytes = "store.event_bytes";
+
+enum class SyncMode : std::uint8_t {
+  Full,        // fsync data and meta page at every commit (default: a commit survives power loss)
+  NoMetaSync,  // last commit may be lost on power loss, never corrupted
+  NoSync,      // OS decides; only for benchmarks and tests
+};
+
+struct EventStoreConfig {
+  std::filesystem::path directory;
+  std::size_t initial_map_bytes = std::size_t{256} << 20;  // explicit: LMDB's default is 10 MiB
+  std::size_t max_map_bytes = std::size_t{64} << 30;       // growth cap; reaching it refuses new data
+  std::uint64_t disk_reserve_bytes = std::uint64_t{1} << 30;  // refuse new data when less is free
+  std::uint64_t max_store_bytes = 0;  // retention threshold on used pages (0 = never prune)
+  SyncMode sync = SyncMode::Full;
+  std::int32_t detector_id = 0;  // written to meta on creation; a mismatch at open is an error (0 = any)
+  unsigned max_readers = 126;
+  // Growing the map needs every read transaction of this process closed; wait at most this long.
+  std::chrono::milliseconds growth_wait{2000};
+  // Retention asks this before pruning a run: true only when the Tier-0 spool has every part of
+  // the run acknowledged (Tier0Spool::transferred). Unset = nothing is ever pruned.
+  std::function<bool(std::uint32_t run)> run_transferred;
+};
+
+// Open failures (bad directory, detector mismatch, another writer, LMDB errors).
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class CommitStatus : std::uint8_t {
+  Ok,
+  CapReached,    // map at max_map_bytes and nothing prunable: refused, stored data intact
+  DiskReserve,   // free disk below disk_reserve_bytes: refused
+  DuplicateKey,  // a (run, frame) already stored: the whole batch refused
+  GrowthBlocked, // map full and an in-process read transaction stayed open past growth_wait
+  LmdbError,     // any other LMDB failure: transaction aborted, nothing of the batch stored
+};
+std::string_view to_string(CommitStatus status) noexcept;
+
+struct CommitResult {
+  CommitStatus status = CommitStatus::Ok;
+  std::string message;                // human-readable cause when refused
+  std::uint64_t committed_unix_ns = 0;  // the stamp written into every Event of the batch
+  std::size_t events = 0;
+  std::size_t bytes = 0;  // Event + SummarySlice buffer bytes written
+  explicit operator bool() const noexcept { return status == CommitStatus::Ok; }
+};
+
+// One slice's output, as handed to the writer. The store numbers the events 0..n-1 in the given
+// order (the key's third part; the stored Event's event_number is set to match).
+struct SliceRecord {
+  std::uint32_t run = 0;
+  std::uint32_t frame = 0;
+  std::span<const dataflow::Event> events;
+  const dataflow::SummarySlice* summary = nullptr;  // optional
+};
+
+struct EventStoreCounters {
+  std::uint64_t commits = 0;            // successful write transactions
+  std::uint64_t slices_committed = 0;
+  std::uint64_t events_committed = 0;
+  std::uint64_t summaries_committed = 0;
+  std::uint64_t bytes_committed = 0;
+  std::uint64_t map_growths = 0;
+  std::uint64_t slices_refused_cap = 0;
+  std::uint64_t slices_refused_disk_reserve = 0;
+  std::uint64_t slices_refused_duplicate = 0;
+  std::uint64_t slices_refused_growth_blocked = 0;
+  std::uint64_t slices_refused_lmdb_error = 0;
+  std::uint64_t events_refused = 0;
+  std::uint64_t out_of_order_writes = 0;  // keys below the last one: written without MDB_APPEND
+  std::uint64_t runs_pruned = 0;
+  std::uint64_t stale_readers_cleared = 0;  // at open
+  std::uint64_t last_commit_duration_ns = 0;
+  std::uint64_t max_commit_duration_ns = 0;
+};
+
+struct StoreStats {
+  std::size_t map_bytes = 0;      // current map size
+  std::size_t max_map_bytes = 0;  // cap (0 for a reader)
+  std::uint64_t used_bytes = 0;   // pages in use by the four databases
+  std::uint64_t file_bytes = 0;   // data.mdb on disk
+  std::uint64_t disk_free_bytes = 0;
+  std::uint64_t events = 0, summaries = 0, runs = 0;  // entries
+};
+
+struct EventKey {
+  std::uint32_t run = 0;
+  std::uint32_t frame = 0;
+  std::uint32_t event_number = 0;
+  friend auto operator<=>(const EventKey&, const EventKey&) = default;
+};
+
+struct VerifyReport {
+  std::uint64_t events_checked = 0, summaries_checked = 0, runs_checked = 0;
+  std::vector<std::string> problems;  // empty = store consistent
+  bool ok() const noexcept { return problems.empty(); }
+};
+
+namespace detail {
+struct LmdbEnv;
+}
+
+// Read-only access: from another process (open) or beside the writer (EventStore::reader()).
+// Each call runs in its own short read transaction. Callbacks get views valid only during the call;
+// return false to stop early.
+class EventStoreReader {
+ public:
+  // Opens an existing store read-only; throws StoreError if it is missing or not a shoredaq store.
+  static EventStoreReader open(const std::filesystem::path& directory);
+
+  std::vector<dataflow::RunRecord> runs() const;
+  std::optional<dataflow::RunRecord> run(std::uint32_t run) const;
+  std::optional<std::int32_t> detector_id() const;
+  std::optional<std::uint32_t> schema_version() const;
+
+  using EventVisitor = std::function<bool(const EventKey&, std::span<const std::uint8_t> event_buffer)>;
+  using SummaryVisitor =
+      std::function<bool(std::uint32_t run, std::uint32_t frame, std::span<const std::uint8_t> summary_buffer)>;
+  // Events of `run` with first_frame <= frame <= last_frame, in key order.
+  void for_each_event(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
+                      const EventVisitor& visit) const;
+  void for_each_summary(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
+                        const SummaryVisitor& visit) const;
+
+  StoreStats stats() const;
+  // Keys ordered and well-formed, every buffer passes the verifier and matches its key, the
+  // counts per run match the run records.
+  VerifyReport verify() const;
+
+ private:
+  friend class EventStore;
+  explicit EventStoreReader(std::shared_ptr<detail::LmdbEnv> env) : env_(std::move(env)) {}
+  std::shared_ptr<detail::LmdbEnv> env_;
+};
+
+class EventStore {
+ public:
+  // Creates the directory and the environment if needed; clears stale reader slots; throws
+  // StoreError on failure (including a second writer on the same directory).
+  explicit EventStore(EventStoreConfig config);
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  CommitResult commit_slice(std::uint32_t run, std::uint32_t frame, std::span<const dataflow::Event> events,
+                            const dataflow::SummarySlice* summary = nullptr);
+  // Several slices in one write transaction (all or nothing).
+  CommitResult commit_slices(std::span<const SliceRecord> slices);
+
+  // Writes the run control's view of a run (start, stop, counters). The store's own "store.*"
+  // counters and frame range already in the record are kept.
+  CommitResult put_run_record(const dataflow::RunRecord& record);
+
+  // Retention: while used bytes exceed max_store_bytes, deletes the oldest runs (by start time)
+  // that run_transferred() confirms; never any other. Returns the runs pruned. Also tried
+  // automatically when the cap is reached.
+  std::vector<std::uint32_t> apply_retention();
+
+  EventStoreReader reader() const { return EventStoreReader(env_); }
+  StoreStats stats() const { return reader().stats(); }
+  const EventStoreCounters& counters() const noexcept { return counters_; }
+  const EventStoreConfig& config() const noexcept { return config_; }
+
+ private:
+  struct Encoded;
+  int write_batch(std::span<const SliceRecord> slices, const Encoded& encoded, CommitStatus& status);
+  enum class Growth : std::uint8_t { Grown, AtCap, ReaderOpen, Failed };
+  Growth grow_map(std::chrono::milliseconds wait);
+  void grow_ahead(std::size_t batch_bytes);
+  bool prune_run(std::uint32_t run);
+  CommitResult refuse(CommitStatus status, std::span<const SliceRecord> slices, std::string message);
+  std::uint64_t disk_free_bytes() const;
+
+  EventStoreConfig config_;
+  std::shared_ptr<detail::LmdbEnv> env_;
+  int lock_fd_ = -1;
+  EventStoreCounters counters_;
+  bool refusing_ = false;  // for logging the transition once
+};
+
+}  // namespace shoredaq::storage

@@ -1,0 +1,89 @@
+#pragma once
+// Helpers shared by the storage tests: a fresh temporary directory and synthetic events.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/dataflow/summary_slice.hpp"
+
+namespace shoredaq::storage::testing {
+
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag) {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::temp_directory_path() /
+            ("shoredaq-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline dataflow::SliceHeader slice_header(std::int32_t detector, std::uint32_t run, std::uint32_t frame) {
+  return dataflow::SliceHeader{detector, run, frame, 1'700'000'000u + frame / 10, (frame % 10) * 625'000u};
+}
+
+// An event of the given slice with `snapshot_hits` hits (a third of them triggered): 10 B per
+// snapshot hit + 18 B per triggered hit + ~150 B of table, so 20..180 hits give ~0.4..3 KB.
+inline dataflow::Event make_event(std::int32_t detector, std::uint32_t run, std::uint32_t frame, std::uint32_t number,
+                                  std::size_t snapshot_hits, std::uint64_t mask = dataflow::trigger_bit(dataflow::kTriggerBit3DMuon)) {
+  dataflow::Event e;
+  e.header = slice_header(detector, run, frame);
+  e.event_number = number;
+  e.trigger_counter = std::uint64_t{frame} * 100 + number;
+  e.trigger_mask = mask;
+  e.overlays = 1;
+  std::uint32_t time = 1000 + number * 5000;
+  for (std::size_t i = 0; i < snapshot_hits; ++i) {
+    const dataflow::SnapshotHit s{10'000u + static_cast<std::uint32_t>(i % 18),
+                                  dataflow::Hit{static_cast<std::uint8_t>(i % 31), time, 25}};
+    time += 3;
+    e.snapshot.push_back(s);
+    if (i % 3 == 0) e.triggered.push_back({s.dom_id, s.hit, mask});
+  }
+  e.stamps.received_unix_ns = 1;
+  e.stamps.completed_unix_ns = 2;
+  e.filtered_unix_ns = 3;
+  return e;
+}
+
+inline std::vector<dataflow::Event> make_slice_events(std::int32_t detector, std::uint32_t run, std::uint32_t frame,
+                                                      std::size_t count, std::size_t snapshot_hits = 30) {
+  std::vector<dataflow::Event> events;
+  for (std::uint32_t n = 0; n < count; ++n) events.push_back(make_event(detector, run, frame, n, snapshot_hits));
+  return events;
+}
+
+inline dataflow::SummarySlice make_summary(std::int32_t detector, std::uint32_t run, std::uint32_t frame,
+                                           std::size_t doms = 18) {
+  dataflow::SummarySlice s;
+  s.header = slice_header(detector, run, frame);
+  for (std::uint32_t d = 0; d < doms; ++d) {
+    dataflow::SummaryFrame f;
+    f.dom_id = 10'000 + d;
+    f.status.daq = dataflow::FrameStatus::make_daq(2, 1);
+    f.status.fifo = dataflow::kStatus2Trailer;
+    for (unsigned c = 0; c < dataflow::kPmtsPerDom; ++c) f.rate_codes[c] = static_cast<std::uint8_t>(50 + c);
+    s.frames.push_back(f);
+  }
+  return s;
+}
+
+}  // namespace shoredaq::storage::testing
