@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <climits>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -35,39 +37,51 @@ std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& 
       offset[ch] = static_cast<std::uint32_t>(std::floor(calibration.t0_ns[ch] - t0_min));
 
   const std::size_t n = frame.hit_count();
-  auto& decoded = scratch.decoded;
+  // Pass 1: the bucket key of every hit (kExcluded for hits left out) and the largest key.
+  constexpr std::uint32_t kExcluded = UINT32_MAX;
   auto& keys = scratch.keys;
-  decoded.resize(n);
   keys.resize(n);
   std::size_t m = 0;
   std::uint32_t max_key = 0;
-  const std::uint8_t* p = frame.hits.data();
+  const std::uint8_t* const raw = frame.hits.data();
+  const std::uint8_t* p = raw;
   for (std::size_t i = 0; i < n; ++i, p += dataflow::kHitBytes) {
     const unsigned ch = p[0];
-    if (ch >= 32 || !(usable & (1u << ch))) continue;
+    if (ch >= 32 || !(usable & (1u << ch))) {
+      keys[i] = kExcluded;
+      continue;
+    }
     const std::uint32_t t = (std::uint32_t{p[1]} << 24) | (std::uint32_t{p[2]} << 16) |
                             (std::uint32_t{p[3]} << 8) | std::uint32_t{p[4]};
-    decoded[m] = L0Hit{t + calibration.t0_ns[ch], t, static_cast<std::uint8_t>(ch), p[5]};
     const std::uint32_t key = t + offset[ch];
-    keys[m] = key;
+    keys[i] = key;
     max_key = std::max(max_key, key);
     ++m;
   }
   const std::size_t base = out.size();
   out.resize(base + m);
   L0Hit* dst = out.data() + base;
+  auto decode = [&](const std::uint8_t* h) {
+    const std::uint32_t t = (std::uint32_t{h[1]} << 24) | (std::uint32_t{h[2]} << 16) |
+                            (std::uint32_t{h[3]} << 8) | std::uint32_t{h[4]};
+    return L0Hit{t + calibration.t0_ns[h[0]], t, h[0], h[5]};
+  };
   if (m < 64) {
-    std::copy(decoded.begin(), decoded.begin() + static_cast<std::ptrdiff_t>(m), dst);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (keys[i] != kExcluded) dst[k++] = decode(raw + i * dataflow::kHitBytes);
   } else {
-    // Counting sort into about one bucket per hit.
+    // Pass 2: counting sort into about one bucket per hit, decoding straight into place.
     const std::size_t buckets = std::bit_ceil(m);
     unsigned shift = 0;
     while ((std::uint64_t{max_key} >> shift) >= buckets) ++shift;
     auto& starts = scratch.bucket_starts;
     starts.assign(buckets + 1, 0);
-    for (std::size_t i = 0; i < m; ++i) ++starts[(keys[i] >> shift) + 1];
+    for (std::size_t i = 0; i < n; ++i)
+      if (keys[i] != kExcluded) ++starts[(keys[i] >> shift) + 1];
     for (std::size_t b = 1; b <= buckets; ++b) starts[b] += starts[b - 1];
-    for (std::size_t i = 0; i < m; ++i) dst[starts[keys[i] >> shift]++] = decoded[i];
+    for (std::size_t i = 0; i < n; ++i)
+      if (keys[i] != kExcluded) dst[starts[keys[i] >> shift]++] = decode(raw + i * dataflow::kHitBytes);
   }
   // Insertion pass: hits are at most a bucket (or a whole-ns rounding) away from their place.
   for (std::size_t i = 1; i < m; ++i) {

@@ -67,7 +67,13 @@ std::string format_number(double v) {
 }
 
 std::string range_text(const Field& f) {
-  return "[" + format_number(f.min) + ", " + format_number(f.max) + "]";
+  // Built with += : GCC 12 -O3 warns falsely (-Wrestrict) on "literal" + std::string&&.
+  std::string text("[");
+  text += format_number(f.min);
+  text += ", ";
+  text += format_number(f.max);
+  text += "]";
+  return text;
 }
 
 // Applies one TOML value to its field; returns an error text or "".
@@ -149,7 +155,7 @@ TriggerParametersResult parse_trigger_parameters(std::string_view toml_text) {
         for (const auto& [sub_key, sub_node] : *sub) {
           const Field* f = find_field(fields, k, sub_key.str());
           if (!f) {
-            result.error = "trigger." + std::string(k) + "." + std::string(sub_key.str()) + ": unknown key";
+            result.error = std::string("trigger.") + std::string(k) + "." + std::string(sub_key.str()) + ": unknown key";
             return result;
           }
           if (auto e = apply(*f, sub_node); !e.empty()) {
@@ -161,7 +167,7 @@ TriggerParametersResult parse_trigger_parameters(std::string_view toml_text) {
       }
       const Field* f = find_field(fields, "", k);
       if (!f) {
-        result.error = "trigger." + std::string(k) + ": unknown key";
+        result.error = std::string("trigger.") + std::string(k) + ": unknown key";
         return result;
       }
       if (auto e = apply(*f, node); !e.empty()) {

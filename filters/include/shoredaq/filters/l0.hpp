@@ -46,7 +46,6 @@ struct L0Slice {
 
 // Reusable buffers of build_l0_dom (one per thread).
 struct L0Scratch {
-  std::vector<L0Hit> decoded;
   std::vector<std::uint32_t> keys;
   std::vector<std::uint32_t> bucket_starts;
 };
