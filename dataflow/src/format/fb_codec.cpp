@@ -10,6 +10,9 @@
 
 namespace shoredaq::dataflow {
 
+static_assert(static_cast<int>(TimesliceKind::SN) == static_cast<int>(fb::TimesliceKind::SN) &&
+              static_cast<int>(TimesliceKind::L1) == static_cast<int>(fb::TimesliceKind::L1));
+
 std::string_view to_string(RunState state) noexcept {
   switch (state) {
     case RunState::Running: return "running";

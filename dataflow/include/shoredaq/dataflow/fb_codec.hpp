@@ -14,6 +14,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/dataflow/online_format.hpp"
 #include "shoredaq/dataflow/run_record.hpp"
 #include "shoredaq/dataflow/summary_slice.hpp"
 #include "shoredaq/dataflow/timeslice.hpp"
@@ -28,8 +29,8 @@ enum class FbKind : std::uint8_t { Unknown, Event, Timeslice, SummarySlice, RunR
 FbKind identify_fb(std::span<const std::uint8_t> bytes) noexcept;
 std::string_view to_string(FbKind kind) noexcept;
 
-// The online timeslice streams (error stream / L0 / L1 / L2 / SN); mirrors fb::TimesliceKind.
-enum class TimesliceKind : std::uint8_t { Error = 0, L0 = 1, L1 = 2, L2 = 3, SN = 4 };
+// TimesliceKind (error stream / L0 / L1 / L2 / SN) is the online format's; fb::TimesliceKind has
+// the same values.
 
 enum class FbError : std::uint8_t {
   None,
