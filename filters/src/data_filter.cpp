@@ -53,6 +53,7 @@ DataFilter::DataFilter(const dataflow::Detector& detector, TriggerParameters par
     for (std::size_t ch = 0; ch < std::min<std::size_t>(m.pmts.size(), dataflow::kPmtsPerDom); ++ch)
       info.pmt_directions[ch] = m.pmts[ch].direction;
     modules_.push_back(info);
+    module_positions_.push_back(m.position_m);
   }
 }
 
@@ -200,7 +201,8 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
     counters.triggers_factory_limit += (c.trigger_mask & dataflow::trigger_bit(dataflow::kTriggerBitFactoryLimit)) != 0;
 
   // Events.
-  build_events(ws.candidates, ws.l0, slice.header, p.snapshot_window_ns, result.events);
+  build_events(ws.candidates, ws.l0, slice.header, p.snapshot_window_ns, result.events,
+               SnapshotScope{p.snapshot_max_distance_m, module_positions_});
   for (auto& e : result.events) {
     e.stamps = slice.stamps;
     counters.triggered_hits += e.triggered.size();

@@ -1,6 +1,7 @@
 #include "shoredaq/filters/event_builder.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <limits>
 #include <utility>
 
@@ -8,7 +9,10 @@ namespace shoredaq::filters {
 
 std::size_t build_events(const std::vector<TriggerCandidate>& candidates, const L0Slice& l0,
                          const dataflow::SliceHeader& header, double snapshot_window_ns,
-                         std::vector<dataflow::Event>& out) {
+                         std::vector<dataflow::Event>& out, const SnapshotScope& scope) {
+  const bool local = scope.max_distance_m > 0 && !scope.module_positions.empty();
+  const double max_distance_squared = scope.max_distance_m * scope.max_distance_m;
+  std::vector<dataflow::Vec3> triggered_positions;
   struct Span {
     double first, last;
     std::size_t index;
@@ -57,8 +61,29 @@ std::size_t build_events(const std::vector<TriggerCandidate>& candidates, const 
       const L0Hit& hit = l0.hits[h];
       event.triggered.push_back({l0.doms[l0.dom_slot_of(h)].dom_id, {hit.channel, hit.raw_time_ns, hit.tot_ns}, mask});
     }
+    triggered_positions.clear();
+    if (local) {
+      std::uint32_t previous_slot = UINT32_MAX;
+      for (const auto& [h, mask] : marked) {
+        const auto slot = static_cast<std::uint32_t>(l0.dom_slot_of(h));
+        if (slot != previous_slot) triggered_positions.push_back(scope.module_positions[l0.doms[slot].module_index]);
+        previous_slot = slot;
+      }
+    }
     const double lo = first - snapshot_window_ns, hi = last + snapshot_window_ns;
     for (const L0Dom& dom : l0.doms) {
+      if (local) {
+        const dataflow::Vec3& here = scope.module_positions[dom.module_index];
+        bool near = false;
+        for (const auto& t : triggered_positions) {
+          const dataflow::Vec3 d = here - t;
+          if (d.dot(d) <= max_distance_squared) {
+            near = true;
+            break;
+          }
+        }
+        if (!near) continue;
+      }
       const auto hits = l0.hits_of(dom);
       auto it = std::lower_bound(hits.begin(), hits.end(), lo,
                                  [](const L0Hit& h, double t) { return h.time_ns < t; });

@@ -32,6 +32,7 @@ void add_trigger(std::vector<Field>& f, const char* table, TriggerSettings& s) {
 std::vector<Field> fields_of(TriggerParameters& p) {
   std::vector<Field> f;
   f.push_back({"", "snapshot_window_ns", Field::Kind::Double, 0, 1e6, &p.snapshot_window_ns});
+  f.push_back({"", "snapshot_max_distance_m", Field::Kind::Double, 0, 1e5, &p.snapshot_max_distance_m});
   f.push_back({"", "max_hits_per_frame", Field::Kind::Int, 1, 1e8, &p.max_hits_per_frame});
   f.push_back({"", "high_rate_veto_hz", Field::Kind::Double, 0, 1e9, &p.high_rate_veto_hz});
   f.push_back({"", "hrv_policy", Field::Kind::Hrv, 0, 0, &p.hrv_policy});

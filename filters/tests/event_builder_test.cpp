@@ -99,6 +99,21 @@ TEST(EventBuilder, OverlappingEventsMerge) {
     }
 }
 
+TEST(EventBuilder, SnapshotScopeLimitsTheDoms) {
+  const auto l0 = make_l0();
+  const std::vector<dataflow::Vec3> positions{{0, 0, 0}, {0, 0, 120}};  // modules of DOM 10 and DOM 20
+  std::vector<TriggerCandidate> c{{dataflow::trigger_bit(4), {30, 31}}};  // on DOM 10
+  std::vector<dataflow::Event> all, near, far;
+  build_events(c, l0, header(), 200.0, all, {0.0, positions});
+  build_events(c, l0, header(), 200.0, near, {119.0, positions});
+  build_events(c, l0, header(), 200.0, far, {120.0, positions});
+  EXPECT_EQ(all[0].snapshot.size(), 11u);
+  EXPECT_EQ(near[0].snapshot.size(), 6u);  // DOM 20 is 120 m away
+  for (const auto& s : near[0].snapshot) EXPECT_EQ(s.dom_id, 10u);
+  EXPECT_EQ(far[0].snapshot.size(), 11u);
+  EXPECT_EQ(near[0].triggered, all[0].triggered);
+}
+
 TEST(EventBuilder, NoCandidatesNoEvents) {
   const auto l0 = make_l0();
   std::vector<dataflow::Event> out;

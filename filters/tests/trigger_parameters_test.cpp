@@ -24,6 +24,7 @@ TEST(TriggerParameters, DefaultsAreTheDomainValues) {
   EXPECT_EQ(p.muon3d.factory_limit, 100);
   EXPECT_EQ(p.high_rate_veto_hz, 1e6);
   EXPECT_EQ(p.prescale_l1, 20);
+  EXPECT_EQ(p.snapshot_max_distance_m, 0.0);  // every DOM
 }
 
 TEST(TriggerParameters, MissingSectionGivesDefaults) {
@@ -126,6 +127,7 @@ TEST(TriggerParameters, ToTomlRoundTrips) {
   p.hrv_policy = HrvPolicy::Keep;
   p.shower3d.enabled = false;
   p.prescale_sn = 7;
+  p.snapshot_max_distance_m = 250;
   const std::string text = to_toml(p);
   EXPECT_THAT(text, HasSubstr("[trigger.muon3d]"));
   EXPECT_THAT(text, HasSubstr("d_max_m = 164.9\n"));

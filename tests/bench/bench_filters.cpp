@@ -59,7 +59,7 @@ Workload& workload(int dus) {
   c.muon.rate_hz = kMuonRateHzPerDu * dus;
   c.threads = 2;
   drivers::DuSimulator sim(c);
-  const int slices = dus == 1 ? 20 : dus <= 10 ? 4 : 1;
+  const int slices = dus == 1 ? 20 : dus <= 10 ? 4 : 2;
   for (int k = 0; k < slices; ++k) {
     w.slices.push_back(sim.next_slice().truth);
     w.hits += w.slices.back().hit_count();
@@ -207,6 +207,20 @@ void print_figures() {
                 total.triggers_3d_muon / static_cast<double>(w.slices.size()),
                 total.l1_hits / static_cast<double>(w.slices.size()),
                 55.0 * static_cast<double>(total.frames) / seconds, 55.0);
+  }
+  // The all-DOM snapshot grows with the detector; the reduction with a snapshot limited to DOMs
+  // near the triggered ones (TriggerParameters::snapshot_max_distance_m).
+  auto& w = workload(115);
+  for (double radius : {0.0, 250.0, 150.0}) {
+    TriggerParameters p;
+    p.snapshot_max_distance_m = radius;
+    const DataFilter filter(*w.detector, p);
+    FilterCounters total;
+    for (const auto& s : w.slices) total += filter.process(s).counters;
+    std::printf("115 DUs, snapshot_max_distance_m %4.0f: %.3g snapshot hits/event, %.3g B/event, reduction %.3g\n",
+                radius, total.snapshot_hits / static_cast<double>(total.events),
+                total.event_bytes / static_cast<double>(total.events),
+                6.0 * total.hits_in / static_cast<double>(total.event_bytes));
   }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);

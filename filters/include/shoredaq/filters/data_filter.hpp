@@ -74,6 +74,7 @@ class DataFilter {
   dataflow::Detector detector_;
   TriggerParameters parameters_;
   std::vector<ModuleInfo> modules_;  // by module index
+  std::vector<dataflow::Vec3> module_positions_;
   ModuleNeighbours mx_neighbours_;
   Trigger3DMuon muon_;
 };

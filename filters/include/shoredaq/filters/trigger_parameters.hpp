@@ -47,6 +47,9 @@ struct TriggerParameters {
 
   // Event snapshot: every L0 hit within [first triggered - w, last triggered + w] [TMaxEvent_ns].
   double snapshot_window_ns = 1000.0;
+  // 0: the snapshot takes every DOM (DOMAIN.md section 5); > 0: only DOMs within this distance of
+  // a DOM with a triggered hit (an extension for large detectors, see event_builder.hpp).
+  double snapshot_max_distance_m = 0.0;
 
   // Frame checks and vetoes.
   int max_hits_per_frame = 1'000'000;   // SIZE defect above this (a 10 MHz burst on every PMT)
