@@ -525,7 +525,7 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
           c = std::min(c, dom.n_pmts - 1);
         }
         const double mean_gap = 1e9 / std::max(1.0, bg.burst_pmt_rate_hz);
-        for (double t = start + rng.exponential(mean_gap); t < end; t += rng.exponential(mean_gap))
+        for (double t = start + rng.exponential_fast(mean_gap); t < end; t += rng.exponential_fast(mean_gap))
           extra[c].push_back(SimHit{static_cast<std::uint32_t>(t), tot_one_pe(rng), kSourceCorrelated, 1});
       }
     }
@@ -549,7 +549,7 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
       hits.reserve(static_cast<std::size_t>(uncorrelated_rate_hz * kSliceSeconds * 1.1) + ex.size() + 16);
       std::size_t xi = 0;
       if (mean_gap_ns > 0) {
-        for (double t = rng.exponential(mean_gap_ns); t < kSliceNs; t += rng.exponential(mean_gap_ns)) {
+        for (double t = rng.exponential_fast(mean_gap_ns); t < kSliceNs; t += rng.exponential_fast(mean_gap_ns)) {
           const auto time = static_cast<std::uint32_t>(t);
           while (xi < ex.size() && ex[xi].time_ns <= time) hits.push_back(ex[xi++]);
           hits.push_back(SimHit{time, tot_one_pe(rng), kSourceBackground, 1});

@@ -5,7 +5,9 @@
 // than taken from <random> because the standard ones differ between library implementations.
 
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 
@@ -57,6 +59,21 @@ class SimRng {
     return static_cast<std::uint32_t>(((next() >> 32) * std::uint64_t{n}) >> 32);
   }
   double exponential(double mean) noexcept { return -mean * std::log(uniform_open0()); }
+  // The same distribution without calling log(): for u = 2^-(z+1) * (1 + f), z the leading zeros
+  // of a random word (exactly geometric) and f uniform from the bits after the first set bit,
+  // -ln u = ln2 * (z + 1 - log2(1 + f)); log2(1 + f) from a 1024-entry table with linear
+  // interpolation (error < 2e-7). Used for the singles, the bulk of all hits.
+  double exponential_fast(double mean) noexcept {
+    const std::uint64_t r = next();
+    if (r == 0) return exponential(mean);  // probability 2^-64
+    const int z = std::countl_zero(r);
+    const std::uint64_t f_bits = (r << z) << 1;  // bits after the leading one, left-aligned
+    const auto& table = log2_table();
+    const std::size_t i = f_bits >> 54;           // top 10 bits
+    const double frac = static_cast<double>((f_bits >> 22) & 0xffffffffull) * 0x1.0p-32;
+    const double log2_1pf = table[i] + (table[i + 1] - table[i]) * frac;
+    return mean * 0.6931471805599453 * (static_cast<double>(z + 1) - log2_1pf);
+  }
   double normal() noexcept {  // Box-Muller, one value per call (simple and reproducible)
     const double r = std::sqrt(-2.0 * std::log(uniform_open0()));
     return r * std::cos(6.283185307179586 * uniform());
@@ -79,6 +96,14 @@ class SimRng {
 
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+  static const std::array<double, 1025>& log2_table() noexcept {
+    static const std::array<double, 1025> table = [] {
+      std::array<double, 1025> t{};
+      for (std::size_t i = 0; i <= 1024; ++i) t[i] = std::log2(1.0 + static_cast<double>(i) / 1024.0);
+      return t;
+    }();
+    return table;
+  }
   std::array<std::uint64_t, 4> state_{};
 };
 
