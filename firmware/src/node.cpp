@@ -1,0 +1,523 @@
+#include "shoredaq/firmware/node.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <zmq.hpp>
+
+#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/dataflow/run_record.hpp"
+#include "shoredaq/filters/event_builder.hpp"
+#include "shoredaq/filters/trigger_parameters.hpp"
+#include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/firmware/notify.hpp"
+
+namespace shoredaq::firmware {
+namespace {
+
+std::string read_text_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw CommandRefused("cannot read " + p.string());
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+storage::SyncMode sync_mode(Durability d) {
+  switch (d) {
+    case Durability::Full: return storage::SyncMode::Full;
+    case Durability::NoMetaSync: return storage::SyncMode::NoMetaSync;
+    case Durability::NoSync: return storage::SyncMode::NoSync;
+  }
+  return storage::SyncMode::Full;
+}
+
+dataflow::HeaderLayoutMode layout_mode(HeaderLayoutSetting s) {
+  switch (s) {
+    case HeaderLayoutSetting::Auto: return dataflow::HeaderLayoutMode::Auto;
+    case HeaderLayoutSetting::Standard40: return dataflow::HeaderLayoutMode::Standard40;
+    case HeaderLayoutSetting::Legacy28: return dataflow::HeaderLayoutMode::Legacy28;
+  }
+  return dataflow::HeaderLayoutMode::Auto;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// RunWriter
+
+RunWriter::RunWriter(storage::EventStore* store, std::uint32_t run)
+    : store_(store), run_(run), latency_(latency_buckets_seconds()) {}
+
+void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused) {
+  auto& result = slice.result;
+  const std::uint32_t frame = slice.info.header.frame_index;
+  if (paused) {
+    std::lock_guard lock(mutex_);
+    ++counters_.slices_paused;
+    counters_.filter += result.counters;
+    return;
+  }
+  // Frame order is guaranteed by the pipeline's reorder stage, so the counter is continuous.
+  std::uint64_t next_counter;
+  {
+    std::lock_guard lock(mutex_);
+    next_counter = counters_.trigger_counter;
+  }
+  filters::assign_trigger_counters(result.events, next_counter);
+
+  storage::CommitResult commit;
+  if (store_ != nullptr) {
+    commit = store_->commit_slice(run_, frame, result.events, &result.summary);
+  } else {
+    commit.committed_unix_ns = dataflow::unix_now_ns();
+    commit.events = result.events.size();
+  }
+
+  std::lock_guard lock(mutex_);
+  counters_.filter += result.counters;
+  if (!commit) {
+    ++counters_.slices_refused[static_cast<std::size_t>(commit.status)];
+    counters_.events_refused += result.events.size();
+    counters_.alarm = std::string(storage::to_string(commit.status)) + ": " + commit.message;
+    // Refusals repeat every slice while the cause lasts: log at most every 10 s.
+    const std::uint64_t now = dataflow::unix_now_ns();
+    if (now - last_alarm_log_ns_ > 10'000'000'000ull) {
+      last_alarm_log_ns_ = now;
+      spdlog::error("ALARM: store refused slice {} of run {}: {}", frame, run_, counters_.alarm);
+    }
+    return;  // the trigger counter is not advanced for events that were not stored
+  }
+  counters_.trigger_counter = next_counter;
+  if (counters_.slices_written == 0 || frame < counters_.first_frame) counters_.first_frame = frame;
+  if (frame > counters_.last_frame) counters_.last_frame = frame;
+  ++counters_.slices_written;
+  counters_.events += result.events.size();
+  counters_.stored_bytes += commit.bytes;
+  for (const auto& e : result.events) {
+    counters_.event_bytes_online += filters::online_event_bytes(e);
+    if (e.trigger_mask & dataflow::trigger_bit(dataflow::kTriggerBit3DShower)) ++counters_.events_3d_shower;
+    if (e.trigger_mask & dataflow::trigger_bit(dataflow::kTriggerBitMXShower)) ++counters_.events_mx_shower;
+    if (e.trigger_mask & dataflow::trigger_bit(dataflow::kTriggerBit3DMuon)) ++counters_.events_3d_muon;
+    if (e.trigger_mask & dataflow::trigger_bit(dataflow::kTriggerBitFactoryLimit)) ++counters_.events_factory_limit;
+  }
+  const std::uint64_t done = slice.info.stamps.completed_unix_ns;
+  if (done != 0 && commit.committed_unix_ns >= done) latency_.observe(static_cast<double>(commit.committed_unix_ns - done) * 1e-9);
+}
+
+RunWriterCounters RunWriter::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
+}
+
+std::map<std::string, std::uint64_t, std::less<>> run_counter_map(const dataflow::PipelineStats& s,
+                                                                  const RunWriterCounters& w) {
+  std::map<std::string, std::uint64_t, std::less<>> m;
+  m["ingest.messages"] = s.ingest.messages;
+  m["ingest.bytes"] = s.ingest.bytes;
+  m["ingest.datagrams"] = s.ingest.datagrams;
+  for (std::size_t i = 0; i < dataflow::kIngestRejectCauseCount; ++i) {
+    const auto cause = std::string(dataflow::to_string(static_cast<dataflow::IngestRejectCause>(i)));
+    m["drop.ingest." + cause + ".records"] = s.ingest.rejected_records[i];
+    m["drop.ingest." + cause + ".bytes"] = s.ingest.rejected_bytes[i];
+  }
+  m["builder.datagrams"] = s.builder.datagrams_accepted;
+  m["builder.hits"] = s.builder.hits_accepted;
+  m["builder.monitoring_datagrams"] = s.builder.monitoring_datagrams;
+  m["builder.slices_complete"] = s.builder.slices_complete;
+  m["builder.slices_expired"] = s.builder.slices_expired;
+  m["builder.slices_evicted"] = s.builder.slices_evicted;
+  m["builder.frames_incomplete"] = s.builder.frames_incomplete;
+  m["builder.frames_missing"] = s.builder.frames_missing;
+  m["drop.builder.acoustic_datagrams"] = s.builder.acoustic_datagrams;
+  for (std::size_t i = 0; i < dataflow::kBuilderDropReasonCount; ++i)
+    m["drop.builder." + std::string(dataflow::to_string(static_cast<dataflow::BuilderDropReason>(i)))] = s.builder.dropped[i];
+  m["drop.pipeline.messages_queue_full"] = s.messages_dropped;
+  m["drop.pipeline.datagrams_queue_full"] = s.datagrams_dropped;
+  m["drop.pipeline.slices_queue_full"] = s.slices_dropped_queue_full;
+  m["drop.pipeline.slices_processor_error"] = s.processor_errors;
+  m["drop.pipeline.slices_aborted"] = s.slices_aborted;
+  m["drop.writer.slices_paused"] = w.slices_paused;
+  // Indexed by storage::CommitStatus (0 = Ok).
+  static constexpr const char* kRefusal[kCommitStatusCount] = {"ok", "cap_reached", "disk_reserve", "duplicate_key",
+                                                               "lmdb_error"};
+  for (std::size_t i = 1; i < kCommitStatusCount; ++i) m[std::string("drop.store.slices_") + kRefusal[i]] = w.slices_refused[i];
+  m["drop.store.events_refused"] = w.events_refused;
+  m["slices"] = s.builder.slices_complete + s.builder.slices_expired;
+  m["slices_written"] = w.slices_written;
+  m["events"] = w.events;
+  m["events.3d_shower"] = w.events_3d_shower;
+  m["events.mx_shower"] = w.events_mx_shower;
+  m["events.3d_muon"] = w.events_3d_muon;
+  m["events.factory_limit"] = w.events_factory_limit;
+  m["event_bytes_online"] = w.event_bytes_online;
+  m["stored_bytes"] = w.stored_bytes;
+  m["filter.hits_in"] = w.filter.hits_in;
+  m["filter.l0_hits"] = w.filter.l0_hits;
+  m["filter.l1_hits"] = w.filter.l1_hits;
+  m["filter.l2_hits"] = w.filter.l2_hits;
+  m["filter.frames_defective"] = w.filter.frames_defective;
+  m["filter.frames_missing"] = w.filter.frames_missing;
+  m["filter.frames_unknown_dom"] = w.filter.frames_unknown_dom;
+  m["filter.hits_vetoed"] = w.filter.hits_vetoed;
+  m["filter.triggers_3d_shower"] = w.filter.triggers_3d_shower;
+  m["filter.triggers_mx_shower"] = w.filter.triggers_mx_shower;
+  m["filter.triggers_3d_muon"] = w.filter.triggers_3d_muon;
+  return m;
+}
+
+std::string text_hash_hex(std::string_view text) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node
+
+// What configure validated; start uses exactly this.
+struct RunSetup {
+  std::shared_ptr<const dataflow::Detector> detector;
+  std::string detector_file;
+  filters::TriggerParameters parameters;
+  std::string run_setup_text;  // the complete [trigger] section in effect (recorded with the run)
+};
+
+// One run's data path.
+struct RunSession {
+  RunSession(const NodeConfig& config, const RunSetup& setup, std::uint32_t run, storage::EventStore* store,
+             zmq::context_t& context, dataflow::RateLimitedLog& log, const std::atomic<bool>& paused)
+      : filter(*setup.detector, setup.parameters),
+        writer(store, run),
+        pipeline(pipeline_config(config, setup, run), [this](const dataflow::Timeslice& t) { return filter.process(t); },
+                 [this, &paused](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+                   writer.write(std::move(p), paused.load(std::memory_order_relaxed));
+                 },
+                 &context, &log) {}
+
+  static dataflow::PipelineConfig pipeline_config(const NodeConfig& config, const RunSetup& setup, std::uint32_t run) {
+    dataflow::PipelineConfig p;
+    p.builder.detector_id = setup.detector->id();
+    p.builder.run_number = run;
+    p.builder.expected_doms = dataflow::TimesliceBuilderConfig::expected_doms_of(*setup.detector);
+    p.builder.max_open_slices = config.builder.max_open_slices;
+    p.builder.expiry_lag_slices = std::max(1u, config.builder.expiry_ms / 100);
+    p.builder.expiry_wall_ns = std::uint64_t{config.builder.wall_clock_expiry_ms} * 1'000'000ull;
+    dataflow::ZmqIngestConfig ingest;
+    for (const auto& e : config.ingest.endpoints) {
+      dataflow::IngestEndpoint ep;
+      ep.address = e;
+      ep.kind = config.ingest.socket == IngestSocket::Sub ? dataflow::IngestSocketKind::Sub : dataflow::IngestSocketKind::Pull;
+      ep.bind = config.ingest.bind;
+      ep.layout = layout_mode(config.ingest.header_layout);
+      ingest.endpoints.push_back(ep);
+    }
+    ingest.receive_hwm = config.ingest.rcvhwm;
+    p.ingest = ingest;
+    p.workers = config.worker_count();
+    p.slice_queue_capacity = config.builder.queue_slices;
+    p.reorder_window_slices = std::max<std::size_t>(config.builder.queue_slices, 2 * p.workers);
+    return p;
+  }
+
+  filters::DataFilter filter;
+  RunWriter writer;
+  dataflow::Pipeline<filters::FilterResult> pipeline;
+};
+
+struct Node::Impl {
+  explicit Impl(NodeConfig c) : config(std::move(c)), context(1), run_control(hooks()) {}
+
+  RunControlHooks hooks() {
+    RunControlHooks h;
+    h.init = [this] { on_init(); };
+    h.configure = [this](const ConfigureRequest& r) { on_configure(r); };
+    h.start = [this](std::uint32_t run) { on_start(run); };
+    h.pause = [this] { paused.store(true); };
+    h.resume = [this] { paused.store(false); };
+    h.stop = [this] { on_stop(); };
+    h.reset = [this] { on_reset(); };
+    h.quit = [this] { exit_requested.store(true); };
+    return h;
+  }
+
+  void on_init() {
+    std::filesystem::create_directories(config.node.state_dir);
+    if (config.spool.enabled) std::filesystem::create_directories(config.spool_dir());
+    storage::EventStoreConfig sc;
+    sc.directory = config.store_path();
+    sc.initial_map_bytes = static_cast<std::size_t>(config.store.map_size_mb) << 20;
+    sc.max_map_bytes = static_cast<std::size_t>(config.store.map_cap_mb) << 20;
+    sc.disk_reserve_bytes = config.store.disk_reserve_mb << 20;
+    sc.max_store_bytes = config.store.max_store_bytes;
+    sc.sync = sync_mode(config.store.durability);
+    store = std::make_unique<storage::EventStore>(sc);
+    const auto st = store->stats();
+    spdlog::info("store {} open: {} runs, {} events", sc.directory.string(), st.runs, st.events);
+    // A run left Running by a crash is marked Aborted, so it never looks like it is still going.
+    for (auto record : store->reader().runs()) {
+      if (record.state == dataflow::RunState::Running) {
+        record.state = dataflow::RunState::Aborted;
+        store->put_run_record(record);
+        spdlog::warn("run {} was not stopped (crash?): marked aborted", record.run);
+      }
+    }
+  }
+
+  void on_configure(const ConfigureRequest& request) {
+    RunSetup next;
+    next.detector_file = request.detector_file.empty() ? config.node.detector_file.string() : request.detector_file;
+    if (next.detector_file.empty())
+      throw CommandRefused("no detector file: give one with configure --detx or set [node] detector_file");
+    try {
+      next.detector = std::make_shared<const dataflow::Detector>(dataflow::Detector::load(next.detector_file));
+    } catch (const dataflow::DetxError& e) {
+      throw CommandRefused(next.detector_file + ": line " + std::to_string(e.line()) + ": " + e.what());
+    } catch (const std::exception& e) {
+      throw CommandRefused(next.detector_file + ": " + e.what());
+    }
+    if (next.detector->optical_module_count() == 0) throw CommandRefused(next.detector_file + ": no optical modules");
+
+    std::string setup_text = request.run_setup_text;
+    if (!request.run_setup_path.empty()) setup_text = read_text_file(request.run_setup_path);
+    std::string trigger_section;
+    if (setup_text.empty()) {
+      trigger_section = config.trigger_toml;
+    } else {
+      try {
+        trigger_section = extract_trigger_section(setup_text);
+      } catch (const ConfigError& e) {
+        throw CommandRefused("run setup: " + std::string(e.what()));
+      }
+    }
+    auto parsed = filters::parse_trigger_parameters(trigger_section);
+    if (!parsed.ok()) throw CommandRefused("run setup: " + parsed.error);
+    next.parameters = *parsed.parameters;
+    next.run_setup_text = filters::to_toml(next.parameters);
+    // Build the filter once here so a setup the filters cannot use is refused before Running.
+    try {
+      filters::DataFilter probe(*next.detector, next.parameters);
+    } catch (const std::exception& e) {
+      throw CommandRefused("run setup: " + std::string(e.what()));
+    }
+    std::lock_guard lock(mutex);
+    setup = std::move(next);
+    spdlog::info("configured: detector {} (id {}, {} DOMs), run setup {}", setup->detector_file, setup->detector->id(),
+                 setup->detector->optical_module_count(), text_hash_hex(setup->run_setup_text));
+  }
+
+  void on_start(std::uint32_t run) {
+    if (!setup) throw CommandRefused("not configured");
+    if (store && store->reader().run(run))
+      throw CommandRefused("run " + std::to_string(run) + " already exists in the store; choose a new run number");
+    paused.store(false);
+    dataflow::RunRecord record;
+    record.run = run;
+    record.detector_id = setup->detector->id();
+    record.state = dataflow::RunState::Running;
+    record.start_unix_ns = dataflow::unix_now_ns();
+    record.run_setup = setup->run_setup_text;
+    record.run_setup_hash = text_hash_hex(setup->run_setup_text);
+    record.detector_file = setup->detector_file;
+    if (store) {
+      auto r = store->put_run_record(record);
+      if (!r) throw std::runtime_error("cannot write the run record: " + r.message);
+    }
+    auto next = std::make_unique<RunSession>(config, *setup, run, store.get(), context, log, paused);
+    next->pipeline.start();  // binds the ingest endpoints (throws on a bad endpoint -> Error)
+    std::lock_guard lock(mutex);
+    run_record = record;
+    session = std::move(next);
+    last_stats.reset();
+    spdlog::info("run {} started ({} workers)", run, config.worker_count());
+    notifier.status("shoredaq: Running run " + std::to_string(run));
+  }
+
+  void on_stop() {
+    std::unique_ptr<RunSession> ending;
+    {
+      std::lock_guard lock(mutex);
+      ending = std::move(session);
+    }
+    if (!ending) return;
+    notifier.stopping("shoredaq: draining run " + std::to_string(run_record.run));
+    notifier.extend_timeout(std::chrono::milliseconds(config.control.stop_timeout_ms) + std::chrono::seconds(5));
+    const auto report = ending->pipeline.stop(std::chrono::milliseconds(config.control.stop_timeout_ms));
+    const auto stats = ending->pipeline.stats();
+    const auto w = ending->writer.counters();
+    dataflow::RunRecord record = run_record;
+    record.state = report.drained ? dataflow::RunState::Stopped : dataflow::RunState::Aborted;
+    record.stop_unix_ns = dataflow::unix_now_ns();
+    record.first_frame = w.first_frame;
+    record.last_frame = w.last_frame;
+    for (const auto& [k, v] : run_counter_map(stats, w)) record.counters[k] = v;
+    record.counters["stop.drained"] = report.drained ? 1 : 0;
+    if (store) {
+      auto r = store->put_run_record(record);
+      if (!r) spdlog::error("ALARM: cannot write the end-of-run record of run {}: {}", record.run, r.message);
+    }
+    spdlog::info("run {} stopped ({} in {} ms): {} slices written, {} events, {} dropped", record.run,
+                 report.drained ? "drained" : "NOT drained", report.took.count() / 1'000'000, w.slices_written, w.events,
+                 stats.slices_dropped_queue_full + stats.processor_errors + stats.slices_aborted);
+    {
+      std::lock_guard lock(mutex);
+      last_stats = LastRun{stats, w, report.drained, ending->writer.commit_latency().quantile(0.5),
+                           ending->writer.commit_latency().quantile(0.99), ending->writer.commit_latency().snapshot().max};
+      setup.reset();  // stop -> Standby: each run is configured afresh
+    }
+    notifier.status("shoredaq: Standby");
+    if (!report.drained) throw std::runtime_error("drain did not finish within stop_timeout_ms; run marked aborted");
+  }
+
+  void on_reset() {
+    std::lock_guard lock(mutex);
+    setup.reset();
+    store.reset();  // closed; init opens it again
+  }
+
+  nlohmann::json counters_json(const dataflow::PipelineStats& stats, const RunWriterCounters& w, double p50, double p99,
+                               double max) const {
+    nlohmann::json c = nlohmann::json::object(), drops = nlohmann::json::object();
+    for (const auto& [k, v] : run_counter_map(stats, w)) {
+      if (k.rfind("drop.", 0) == 0) {
+        drops[k.substr(5)] = v;
+      } else {
+        c[k] = v;
+      }
+    }
+    c["queue.messages_depth"] = stats.message_queue.depth;
+    c["queue.slices_depth"] = stats.slice_queue.depth;
+    c["queue.reorder_pending"] = stats.reorder_pending;
+    c["commit_latency_ms.p50"] = p50 * 1e3;
+    c["commit_latency_ms.p99"] = p99 * 1e3;
+    c["commit_latency_ms.max"] = max * 1e3;
+    return nlohmann::json{{"counters", c}, {"drops", drops}, {"alarm", w.alarm}};
+  }
+
+  nlohmann::json status() const {
+    nlohmann::json s = nlohmann::json::object();
+    std::lock_guard lock(mutex);
+    if (session) {
+      const auto& lat = session->writer.commit_latency();
+      s = counters_json(session->pipeline.stats(), session->writer.counters(), lat.quantile(0.5), lat.quantile(0.99),
+                        lat.snapshot().max);
+    } else if (last_stats) {
+      s = counters_json(last_stats->stats, last_stats->writer, last_stats->p50, last_stats->p99, last_stats->max);
+      s["drained"] = last_stats->drained;
+    }
+    s["paused"] = paused.load();
+    if (setup) {
+      s["detector_file"] = setup->detector_file;
+      s["detector_id"] = setup->detector->id();
+    }
+    if (store) {
+      const auto st = store->stats();
+      const auto& sc = store->counters();
+      s["store"] = {{"path", config.store_path().string()}, {"map_bytes", st.map_bytes}, {"max_map_bytes", st.max_map_bytes},
+                    {"used_bytes", st.used_bytes}, {"disk_free_bytes", st.disk_free_bytes}, {"events", st.events},
+                    {"runs", st.runs}, {"refused_cap", sc.slices_refused_cap},
+                    {"refused_disk_reserve", sc.slices_refused_disk_reserve}, {"map_growths", sc.map_growths}};
+      if (s.value("alarm", "").empty() && (sc.slices_refused_cap > 0 || sc.slices_refused_disk_reserve > 0))
+        s["alarm"] = "store refused data (cap or disk reserve reached)";
+    }
+    if (s.contains("alarm") && s["alarm"].get<std::string>().empty()) s.erase("alarm");
+    return s;
+  }
+
+  // SIGTERM/SIGINT arrive here (blocked in every other thread): a graceful stop + quit.
+  void signal_loop() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    const timespec poll{0, 100'000'000};
+    while (!exit_requested.load()) {
+      const int sig = sigtimedwait(&set, nullptr, &poll);
+      if (sig == SIGTERM || sig == SIGINT) {
+        spdlog::info("{}: stopping and quitting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        const auto r = run_control.quit();
+        if (!r.ok) {
+          spdlog::error("quit on signal: {}", r.error);
+          exit_code = 1;
+          exit_requested.store(true);
+        }
+      }
+    }
+  }
+
+  struct LastRun {
+    dataflow::PipelineStats stats;
+    RunWriterCounters writer;
+    bool drained = false;
+    double p50 = 0, p99 = 0, max = 0;
+  };
+
+  NodeConfig config;
+  zmq::context_t context;
+  dataflow::RateLimitedLog log;
+  SystemdNotifier notifier;
+  std::atomic<bool> paused{false};
+  std::atomic<bool> exit_requested{false};
+  std::atomic<int> exit_code{0};
+  mutable std::mutex mutex;  // guards setup, session, last_stats against status() readers
+  std::optional<RunSetup> setup;
+  std::unique_ptr<storage::EventStore> store;
+  std::unique_ptr<RunSession> session;
+  std::optional<LastRun> last_stats;
+  dataflow::RunRecord run_record;
+  RunControl run_control;  // last: its hooks use the members above
+};
+
+Node::Node(NodeConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Node::~Node() = default;
+
+RunControl& Node::run_control() noexcept { return impl_->run_control; }
+
+nlohmann::json Node::status() const { return impl_->status(); }
+
+int Node::serve() {
+  // Block the stop signals before any thread starts, so only the signal thread takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  ControlDispatcher dispatcher(impl_->run_control, [this] { return status(); });
+  std::unique_ptr<ControlServer> server;
+  try {
+    server = std::make_unique<ControlServer>(impl_->context, impl_->config.control_endpoint(),
+                                             [&dispatcher](std::string_view request) { return dispatcher.handle(request); });
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot bind the control socket {}: {}", impl_->config.control_endpoint(), e.what());
+    return 1;
+  }
+  spdlog::info("control socket on {}", server->endpoint());
+  std::thread signals([this] { impl_->signal_loop(); });
+  impl_->notifier.ready("shoredaq: Idle");
+  while (!impl_->exit_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  signals.join();
+  // The quit reply was sent in the server thread's current iteration; stop() joins after it.
+  server->stop();
+  server.reset();
+  impl_->session.reset();
+  impl_->store.reset();
+  spdlog::info("quit");
+  return impl_->exit_code.load();
+}
+
+}  // namespace shoredaq::firmware
