@@ -191,7 +191,7 @@ struct NodeSetup {
 };
 
 inline NodeSetup make_node_setup(const TempDir& tmp, const std::string& extra_toml = "",
-                                 const std::string& trigger_toml = "") {
+                                 const std::string& trigger_toml = "", const std::string& store_toml = "") {
   NodeSetup s;
   s.dir = tmp.path();
   s.control = "ipc://" + (tmp / "run/control.sock").string();
@@ -203,7 +203,7 @@ inline NodeSetup make_node_setup(const TempDir& tmp, const std::string& extra_to
     << "\"\nworkers = 1\nlog_level = \"info\"\n"
     << "[ingest]\nendpoints = [\"" << s.ingest << "\"]\n"
     << "[control]\nendpoint = \"" << s.control << "\"\nstop_timeout_ms = 20000\n"
-    << "[store]\ndurability = \"nosync\"\ndisk_reserve_mb = 0\n"
+    << "[store]\ndurability = \"nosync\"\ndisk_reserve_mb = 0\n" << store_toml << "\n"
     << "[metrics]\nenabled = false\n"
     << extra_toml << "\n"
     << "[trigger]\n" << trigger_toml << "\n";
@@ -256,12 +256,12 @@ inline const std::string kDetx133 = std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/
 class Rig {
  public:
   explicit Rig(const std::string& tag, const std::string& dus = "first:2", const std::string& extra_toml = "",
-               const std::string& trigger_toml = "")
+               const std::string& trigger_toml = "", const std::string& store_toml = "")
       : tmp_(tag) {
     detx_ = tmp_ / "detector.detx";
     auto r = run({program("shoredaq"), "detx", "--detx", kDetx133, "--dus", dus, "--out", detx_.string()}, tmp_.path());
     if (r.code != 0) throw std::runtime_error("shoredaq detx failed: " + r.err);
-    node_ = make_node_setup(tmp_, extra_toml, trigger_toml);
+    node_ = make_node_setup(tmp_, extra_toml, trigger_toml, store_toml);
     daemon_ = start_node(node_);
   }
 
