@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/feed_sink.hpp"
 
@@ -30,6 +31,17 @@ extern "C" void on_signal(int) { g_stop.store(true); }
 using Clock = std::chrono::steady_clock;
 using shoredaq::drivers::DuSimConfig;
 using shoredaq::drivers::DuSimulator;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// CPU time of the whole process: the fair measure of generation speed on a shared machine
+// (wall time stretches when other processes, or a CPU quota, take the cores).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 
 struct Options {
   std::string detx;
@@ -48,16 +60,131 @@ struct Options {
   std::string truth;
   bool progress = false;
   bool json = false;
+  std::string replay;
+  unsigned loops = 1;
 };
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+std::uint32_t load_be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+void store_be32(std::uint8_t* p, std::uint32_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 24), p[1] = static_cast<std::uint8_t>(v >> 16);
+  p[2] = static_cast<std::uint8_t>(v >> 8), p[3] = static_cast<std::uint8_t>(v);
+}
 
-// CPU time of the whole process: the fair measure of generation speed on a shared machine
-// (wall time stretches when other processes, or a CPU quota, take the cores).
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+// --replay: stream a .dqd file's records to ZeroMQ, grouped into slices by the header time
+// (a datagram of a newer slice starts the next group; late ones ride with the current group).
+int run_replay(const Options& o, std::size_t header_bytes) {
+  if (o.endpoint.empty()) throw std::runtime_error("--replay needs --endpoint");
+  shoredaq::drivers::ZmqSenderConfig z;
+  z.endpoint = o.endpoint;
+  z.kind = o.socket == "pub" ? shoredaq::drivers::ZmqSenderConfig::Kind::Pub : shoredaq::drivers::ZmqSenderConfig::Kind::Push;
+  z.bind = o.bind;
+  z.send_hwm = o.hwm;
+  z.linger_ms = o.linger_ms;
+  shoredaq::drivers::ZmqFeedSender sender(z, &g_stop);
+  const bool show_progress = o.progress || isatty(STDERR_FILENO);
+
+  constexpr std::uint64_t kSliceNs = 100'000'000;
+  std::uint64_t first_slice_ns = 0, last_slice_ns = 0, shift_per_loop_ns = 0;
+  std::uint64_t slices = 0, datagrams = 0, hits = 0, unreadable = 0;
+  double max_lag_ms = 0;
+  std::uint64_t behind_slices = 0;
+  const auto wall_start = Clock::now();
+  auto last_progress = wall_start;
+  shoredaq::dataflow::RecordWriter batch(o.batch_bytes + 70'000);
+
+  auto send_group = [&] {
+    if (batch.empty()) return;
+    if (o.realtime) {
+      const auto due = wall_start + std::chrono::milliseconds(100) * static_cast<std::int64_t>(slices + 1);
+      const double lag_ms = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
+      if (lag_ms > 0) max_lag_ms = std::max(max_lag_ms, lag_ms), behind_slices += lag_ms > 100;
+      std::this_thread::sleep_until(due);
+    }
+    sender.send_framed(batch.bytes(), batch.record_count());
+    batch.clear();
+    ++slices;
+  };
+
+  for (unsigned loop = 0; loop < std::max(1u, o.loops) && !g_stop.load(); ++loop) {
+    shoredaq::dataflow::DqdFileReader reader(o.replay);
+    std::span<const std::uint8_t> rec;
+    std::uint64_t group_ns = 0;
+    bool group_open = false;
+    std::vector<std::uint8_t> copy;
+    while (!g_stop.load() && reader.next(rec)) {
+      if (rec.size() < 20) {  // not even the time stamp: pass it on unchanged, the node counts it
+        batch.append(rec);
+        ++unreadable;
+        continue;
+      }
+      const std::uint64_t slice_ns = std::uint64_t{load_be32(rec.data() + 12)} * 1'000'000'000ull +
+                                     std::uint64_t{load_be32(rec.data() + 16)} * 16ull;
+      if (loop == 0) {
+        if (datagrams == 0) first_slice_ns = slice_ns;
+        last_slice_ns = std::max(last_slice_ns, slice_ns);
+      }
+      if (group_open && slice_ns > group_ns) {
+        send_group();
+        group_open = false;
+      }
+      if (!group_open) group_ns = slice_ns, group_open = true;
+      const auto before = batch.size();
+      batch.append(rec);
+      if (loop > 0) {  // restamp: this pass starts one file duration after the previous one
+        const std::uint64_t t = slice_ns + loop * shift_per_loop_ns;
+        std::uint8_t* h = batch.buffer().data() + before + shoredaq::dataflow::kRecordLengthBytes;
+        store_be32(h + 12, static_cast<std::uint32_t>(t / 1'000'000'000ull));
+        store_be32(h + 16, static_cast<std::uint32_t>((t % 1'000'000'000ull) / 16));
+      }
+      ++datagrams;
+      if (rec.size() > header_bytes) hits += (rec.size() - header_bytes) / shoredaq::dataflow::kHitBytes;
+      if (batch.size() >= o.batch_bytes) {  // a big slice goes out in several messages
+        sender.send_framed(batch.bytes(), batch.record_count());
+        batch.clear();
+      }
+      if (show_progress && seconds_since(last_progress) >= 1.0) {
+        last_progress = Clock::now();
+        std::fprintf(stderr, "du-sim replay: pass %u, %llu slices, %.3g hits\n", loop + 1,
+                     static_cast<unsigned long long>(slices), static_cast<double>(hits));
+      }
+    }
+    send_group();
+    if (reader.error() != shoredaq::dataflow::RecordError::None)
+      std::fprintf(stderr, "du-sim replay: %s at byte %llu of %s (rest of the file skipped)\n",
+                   std::string(to_string(reader.error())).c_str(), static_cast<unsigned long long>(reader.offset()),
+                   o.replay.c_str());
+    if (loop == 0) shift_per_loop_ns = last_slice_ns - first_slice_ns + kSliceNs;
+  }
+  sender.finish();
+  const auto& c = sender.counters();
+  const double wall = seconds_since(wall_start);
+  nlohmann::json j;
+  j["replay"] = o.replay;
+  j["slices"] = slices;
+  j["datagrams"] = datagrams;
+  j["hits"] = hits;
+  j["unreadable_records"] = unreadable;
+  j["output"] = {{"records", c.records}, {"messages", c.messages}, {"bytes", c.bytes},
+                 {"hwm_blocked", c.hwm_blocked}, {"hwm_dropped", c.hwm_dropped}, {"dropped_on_stop", c.dropped_on_stop}};
+  j["wall_seconds"] = wall;
+  j["hits_per_s"] = wall > 0 ? hits / wall : 0.0;
+  if (o.realtime) j["realtime"] = {{"max_lag_ms", max_lag_ms}, {"slices_behind", behind_slices}};
+  if (o.json) {
+    std::cout << j.dump() << '\n';
+  } else {
+    std::printf("du-sim replay summary\n  %s: %llu slices, %llu datagrams, %llu hits in %.2f s (%.2f M hits/s)\n",
+                o.replay.c_str(), static_cast<unsigned long long>(slices), static_cast<unsigned long long>(datagrams),
+                static_cast<unsigned long long>(hits), wall, wall > 0 ? hits / wall / 1e6 : 0.0);
+    std::printf("  output: %llu records, %.1f MB, %llu ZeroMQ messages, HWM blocked %llu / dropped %llu\n",
+                static_cast<unsigned long long>(c.records), c.bytes / 1e6, static_cast<unsigned long long>(c.messages),
+                static_cast<unsigned long long>(c.hwm_blocked), static_cast<unsigned long long>(c.hwm_dropped));
+    if (o.realtime)
+      std::printf("  real time: max lag %.1f ms, %llu slices more than 100 ms late\n", max_lag_ms,
+                  static_cast<unsigned long long>(behind_slices));
+  }
+  return 0;
 }
 
 }  // namespace
@@ -76,8 +203,14 @@ int main(int argc, char** argv) {
       "Prints a summary on stdout at the end (or JSON with --json)."};
   app.option_defaults()->always_capture_default();
 
-  app.add_option("--detx", o.detx, "Detector file (.detx, v1-v5): DOM ids, PMT positions, directions, t0")
-      ->required()->check(CLI::ExistingFile);
+  app.add_option("--detx", o.detx, "Detector file (.detx, v1-v5): DOM ids, PMT positions, directions, t0 (required unless --replay)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--replay", o.replay,
+                 "Replay a recorded/pre-generated .dqd to --endpoint instead of simulating: one slice per 100 ms with "
+                 "--realtime, else as fast as possible")
+      ->check(CLI::ExistingFile);
+  app.add_option("--loop", o.loops, "With --replay: play the file this many times, shifting the slice times of each "
+                                    "pass after the previous one (so slices never repeat)");
   app.add_option("--dus", o.dus,
                  "DUs to simulate, by DU number: 'all', '9', '9-12', '5,9,11', or 'first:N' (the N lowest-numbered)");
   auto* seconds = app.add_option("--seconds", o.seconds, "Detector time to simulate in seconds (10 slices per second)");
@@ -149,6 +282,11 @@ int main(int argc, char** argv) {
   if (legacy || header_layout == "28") cfg.header_layout = shoredaq::dataflow::HeaderLayout::Legacy28;
 
   try {
+    if (!o.replay.empty())
+      return run_replay(o, cfg.header_layout == shoredaq::dataflow::HeaderLayout::Legacy28
+                               ? shoredaq::dataflow::kLegacyClbHeaderBytes
+                               : shoredaq::dataflow::kClbHeaderBytes);
+    if (o.detx.empty()) throw std::runtime_error("--detx is required (unless --replay)");
     auto detector = std::make_shared<const shoredaq::dataflow::Detector>(shoredaq::dataflow::Detector::load(o.detx));
     cfg.detector = detector;
     cfg.dus = shoredaq::drivers::parse_du_selection(o.dus, *detector);

@@ -131,6 +131,12 @@ void ZmqFeedSender::write(std::span<const SimDatagram> datagrams) {
   flush();  // end of slice: the receiver should not wait for the next slice's data
 }
 
+void ZmqFeedSender::send_framed(std::span<const std::uint8_t> records, std::size_t record_count) {
+  flush();
+  counters_.records += record_count;
+  send_message(records);
+}
+
 void ZmqFeedSender::finish() { flush(); }
 
 }  // namespace shoredaq::drivers

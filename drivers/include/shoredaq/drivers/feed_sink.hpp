@@ -85,6 +85,8 @@ class ZmqFeedSender final : public FeedSink {
   void write(std::span<const SimDatagram> datagrams) override;
   void finish() override;
   const SinkCounters& counters() const noexcept override { return counters_; }
+  // Sends an already-framed buffer of `record_count` records as one message (replay of a .dqd).
+  void send_framed(std::span<const std::uint8_t> records, std::size_t record_count);
 
  private:
   void flush();

@@ -1,0 +1,160 @@
+// The du-sim program over ZeroMQ: live generation to a PULL socket (same bytes as the .dqd of
+// the same seed), --replay with --loop (restamped second pass), faults in the summary, bad
+// options. Real processes on loopback; every wait has a deadline.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/dataflow/record_stream.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+const std::string kDuSim = SHOREDAQ_BINARY_DIR "/drivers/du-sim";
+const std::string kDetx = SHOREDAQ_TESTDATA_DIR "/detx/KM3NeT_00000133_20221025.detx";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() / ("du_sim_program_" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+// Receives records until `expected` arrived or the deadline passed.
+std::vector<std::vector<std::uint8_t>> receive_records(zmq::socket_t& pull, std::size_t expected,
+                                                       std::chrono::seconds timeout) {
+  std::vector<std::vector<std::uint8_t>> out;
+  const auto deadline = Clock::now() + timeout;
+  while (out.size() < expected && Clock::now() < deadline) {
+    zmq::pollitem_t item{pull.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    if (!(item.revents & ZMQ_POLLIN)) continue;
+    zmq::message_t m;
+    if (!pull.recv(m, zmq::recv_flags::dontwait)) continue;
+    const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(m.data()), m.size());
+    const auto scan = shoredaq::dataflow::for_each_record(bytes, [&](std::span<const std::uint8_t> r) {
+      out.emplace_back(r.begin(), r.end());
+    });
+    EXPECT_TRUE(scan);
+  }
+  return out;
+}
+
+TEST(DuSimProgram, LiveZeroMqFeedEqualsTheFileOfTheSameSeed) {
+  TempDir tmp;
+  const auto dqd = tmp.path / "ref.dqd";
+  const std::string common = " --detx " + kDetx + " --dus 9 --slices 3 --seed 11 --start-utc 1700000000 --muon-rate-hz 50";
+  ASSERT_EQ(std::system((kDuSim + common + " --out " + dqd.string() + " > /dev/null").c_str()), 0);
+  const auto reference = shoredaq::dataflow::read_dqd_file(dqd);
+  ASSERT_FALSE(reference.empty());
+
+  zmq::context_t ctx;
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = pull.get(zmq::sockopt::last_endpoint);
+  const auto summary = tmp.path / "summary.json";
+  auto run = std::async(std::launch::async, [&] {
+    return std::system((kDuSim + common + " --endpoint " + endpoint + " --json > " + summary.string()).c_str());
+  });
+  const auto received = receive_records(pull, reference.size(), std::chrono::seconds(60));
+  ASSERT_EQ(run.get(), 0);
+  EXPECT_EQ(received, reference);
+  const auto j = read_json(summary);
+  EXPECT_EQ(j["output"]["records"].get<std::size_t>(), reference.size());
+  EXPECT_GT(j["output"]["messages"].get<std::size_t>(), 0u);
+}
+
+TEST(DuSimProgram, ReplayLoopsWithShiftedSliceTimes) {
+  TempDir tmp;
+  const auto dqd = tmp.path / "ref.dqd";
+  ASSERT_EQ(std::system((kDuSim + " --detx " + kDetx + " --dus 9 --slices 2 --seed 3 --start-utc 1700000000 --out " +
+                         dqd.string() + " > /dev/null").c_str()),
+            0);
+  const auto reference = shoredaq::dataflow::read_dqd_file(dqd);
+  zmq::context_t ctx;
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = pull.get(zmq::sockopt::last_endpoint);
+  const auto summary = tmp.path / "summary.json";
+  auto run = std::async(std::launch::async, [&] {
+    return std::system((kDuSim + " --replay " + dqd.string() + " --loop 2 --endpoint " + endpoint + " --json > " +
+                        summary.string()).c_str());
+  });
+  const auto received = receive_records(pull, 2 * reference.size(), std::chrono::seconds(60));
+  ASSERT_EQ(run.get(), 0);
+  ASSERT_EQ(received.size(), 2 * reference.size());
+  std::set<std::uint64_t> slice_starts;
+  for (std::size_t i = 0; i < received.size(); ++i) {
+    const auto& ref = reference[i % reference.size()];
+    const auto a = shoredaq::dataflow::parse_clb_datagram(received[i]);
+    const auto b = shoredaq::dataflow::parse_clb_datagram(ref);
+    ASSERT_TRUE(a && b);
+    // Second pass: 2 slices (200 ms) later, everything else identical.
+    const std::uint64_t shift = i < reference.size() ? 0 : 200'000'000ull;
+    EXPECT_EQ(a.datagram.header.slice_start_ns(), b.datagram.header.slice_start_ns() + shift);
+    EXPECT_EQ(a.datagram.header.dom_id, b.datagram.header.dom_id);
+    EXPECT_TRUE(std::equal(a.datagram.payload.begin(), a.datagram.payload.end(), b.datagram.payload.begin(),
+                           b.datagram.payload.end()));
+    slice_starts.insert(a.datagram.header.slice_start_ns());
+  }
+  EXPECT_EQ(slice_starts.size(), 4u);
+  const auto j = read_json(summary);
+  EXPECT_EQ(j["slices"], 4);
+  EXPECT_EQ(j["datagrams"].get<std::size_t>(), 2 * reference.size());
+}
+
+TEST(DuSimProgram, FaultsAreCountedInTheSummary) {
+  TempDir tmp;
+  const auto summary = tmp.path / "s.json";
+  const auto dqd = tmp.path / "f.dqd";
+  const std::string cmd = kDuSim + " --detx " + kDetx + " --dus 9 --slices 4 --seed 5 --start-utc 1700000000" +
+                          " --loss-pct 5 --dup-pct 5 --reorder --corrupt-pct 5 --silent-dom 808992603" +
+                          " --late-dom 808974928 --late-slices 1 --out " + dqd.string() + " --json > " + summary.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto j = read_json(summary);
+  const auto& f = j["faults"];
+  EXPECT_GT(f["lost"].get<int>(), 0);
+  EXPECT_GT(f["duplicated"].get<int>(), 0);
+  EXPECT_GT(f["corrupted"].get<int>(), 0);
+  EXPECT_GT(f["delayed"].get<int>(), 0);
+  EXPECT_GT(f["silenced"].get<int>(), 0);
+  // Every generated datagram is accounted for: sent, lost or silenced (late ones are sent later).
+  EXPECT_EQ(j["datagrams_out"].get<int>(),
+            j["datagrams_generated"].get<int>() - f["lost"].get<int>() - f["silenced"].get<int>() + f["duplicated"].get<int>());
+}
+
+TEST(DuSimProgram, BadOptionsFailWithAMessage) {
+  EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --dus 6 --slices 1 2> /dev/null").c_str()), 0);  // no DU 6
+  EXPECT_NE(std::system((kDuSim + " --slices 1 2> /dev/null").c_str()), 0);  // no --detx
+  EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --seconds 1 --slices 2 > /dev/null 2>&1").c_str()), 0);
+  EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --loss-pct 150 > /dev/null 2>&1").c_str()), 0);
+  EXPECT_EQ(std::system((kDuSim + " --help > /dev/null").c_str()), 0);
+}
+
+}  // namespace
