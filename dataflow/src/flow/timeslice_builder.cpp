@@ -49,6 +49,7 @@ TimesliceBuilder::TimesliceBuilder(TimesliceBuilderConfig config, SliceSink sink
   dom_index_.reserve(doms_.size());
   for (std::size_t i = 0; i < doms_.size(); ++i) dom_index_.emplace(doms_[i], i);
   dom_newest_slice_.assign(doms_.size(), 0);
+  dom_last_frame_bytes_.assign(doms_.size(), 0);
   if (config_.max_open_slices == 0) config_.max_open_slices = 1;
   if (config_.run_start_ns) run_start_slice_ = *config_.run_start_ns / kSliceDurationNs;
 }
@@ -120,6 +121,11 @@ void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t re
   }
 
   DomSlot& slot = s->slots[dom];
+  if (slot.received == 0) {
+    // Size the frame like this DOM's previous one: avoids regrowing (and copying) the buffer.
+    slot.bytes.reserve(std::max(dom_last_frame_bytes_[dom] + dom_last_frame_bytes_[dom] / 4,
+                                datagram.payload.size()));
+  }
   const bool was_complete = slot.complete();
   const std::size_t word = h.udp_sequence / 64;
   if (word >= slot.seen.size()) slot.seen.resize(word + 1, 0);
@@ -254,6 +260,7 @@ void TimesliceBuilder::emit(std::map<std::uint64_t, OpenSlice>::iterator it, boo
       continue;  // empty frame, daq 0
     }
     if (!slot.complete()) ++counters_.frames_incomplete;
+    dom_last_frame_bytes_[d] = std::min(slot.bytes.size(), config_.max_frame_bytes);
     f.status.daq = FrameStatus::make_daq(slot.received, slot.highest_sequence);
     f.status.status = slot.status1_or | (slot.white_rabbit_ok ? kStatus1WhiteRabbitOk : 0u);
     f.status.fifo = slot.status2_or | (slot.trailer ? kStatus2Trailer : 0u);

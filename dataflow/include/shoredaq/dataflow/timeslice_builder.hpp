@@ -163,6 +163,7 @@ class TimesliceBuilder {
   std::vector<std::uint32_t> doms_;  // sorted expected DOM ids
   std::unordered_map<std::uint32_t, std::size_t> dom_index_;
   std::vector<std::uint64_t> dom_newest_slice_;  // newest slice index per DOM (0 = none yet)
+  std::vector<std::size_t> dom_last_frame_bytes_;  // size of each DOM's last emitted frame
   std::map<std::uint64_t, OpenSlice> open_;
   std::optional<std::uint64_t> run_start_slice_;
   std::optional<std::uint64_t> newest_slice_;
