@@ -101,7 +101,7 @@ Reply get(std::uint16_t port, const std::string& target, const std::string& meth
   return parse_reply(client.receive());
 }
 
-struct Fixture : ::testing::Test {
+struct HttpServerTest : ::testing::Test {
   MetricsRegistry registry;
   std::atomic<bool> healthy{true};
   std::atomic<bool> status_throws{false};
@@ -123,7 +123,7 @@ struct Fixture : ::testing::Test {
 
 }  // namespace
 
-TEST_F(Fixture, ServesMetricsAsValidPrometheusText) {
+TEST_F(HttpServerTest, ServesMetricsAsValidPrometheusText) {
   registry.counter("shoredaq_frames_lost_total", "Frames lost", {{"cause", "late"}}).inc(3);
   auto server = make_server(options());
   server->start();
@@ -144,7 +144,7 @@ TEST_F(Fixture, ServesMetricsAsValidPrometheusText) {
   EXPECT_EQ(parsed.value("shoredaq_http_requests_total", {{"path", "/metrics"}, {"code", "200"}}), 1.0);
 }
 
-TEST_F(Fixture, ServesStatusJsonFromCallback) {
+TEST_F(HttpServerTest, ServesStatusJsonFromCallback) {
   auto server = make_server(options());
   server->start();
   Reply r = get(server->port(), "/status");
@@ -160,7 +160,7 @@ TEST_F(Fixture, ServesStatusJsonFromCallback) {
   EXPECT_NE(r.body.find("run control not configured"), std::string::npos);
 }
 
-TEST_F(Fixture, HealthzFollowsTheHealthProbe) {
+TEST_F(HttpServerTest, HealthzFollowsTheHealthProbe) {
   auto server = make_server(options());
   server->start();
   Reply r = get(server->port(), "/healthz");
@@ -172,7 +172,7 @@ TEST_F(Fixture, HealthzFollowsTheHealthProbe) {
   EXPECT_EQ(r.body, "no slice committed for 12 s\n");
 }
 
-TEST_F(Fixture, BadRequestsAreAnsweredAndServerKeepsServing) {
+TEST_F(HttpServerTest, BadRequestsAreAnsweredAndServerKeepsServing) {
   auto server = make_server(options());
   server->start();
   EXPECT_EQ(get(server->port(), "/nope").code, 404);
@@ -206,7 +206,7 @@ TEST_F(Fixture, BadRequestsAreAnsweredAndServerKeepsServing) {
   EXPECT_EQ(parsed.value("shoredaq_http_requests_total", {{"path", "other"}, {"code", "404"}}), 1.0);
 }
 
-TEST_F(Fixture, HeadHasHeadersButNoBody) {
+TEST_F(HttpServerTest, HeadHasHeadersButNoBody) {
   auto server = make_server(options());
   server->start();
   RawClient client(server->port());
@@ -217,7 +217,7 @@ TEST_F(Fixture, HeadHasHeadersButNoBody) {
   EXPECT_TRUE(r.body.empty());
 }
 
-TEST_F(Fixture, KeepAliveServesSeveralRequestsOnOneConnection) {
+TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   auto server = make_server(options());
   server->start();
   RawClient client(server->port());
@@ -229,7 +229,7 @@ TEST_F(Fixture, KeepAliveServesSeveralRequestsOnOneConnection) {
   }
 }
 
-TEST_F(Fixture, StopIsBoundedWithIdleClientsConnected) {
+TEST_F(HttpServerTest, StopIsBoundedWithIdleClientsConnected) {
   auto server = make_server(options());
   server->start();
   RawClient idle(server->port());
@@ -245,7 +245,7 @@ TEST_F(Fixture, StopIsBoundedWithIdleClientsConnected) {
   server->stop();  // idempotent
 }
 
-TEST_F(Fixture, BusyPortAndBadAddressGiveClearErrors) {
+TEST_F(HttpServerTest, BusyPortAndBadAddressGiveClearErrors) {
   auto first = make_server(options());
   first->start();
   auto o = options();
