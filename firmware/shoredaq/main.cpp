@@ -15,6 +15,7 @@
 #include "shoredaq/drivers/du_simulator.hpp"
 
 #include "shoredaq/firmware/config.hpp"
+#include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/node.hpp"
 #include "shoredaq/firmware/replay.hpp"
 
@@ -114,7 +115,9 @@ int main(int argc, char** argv) {
     std::cerr << "shoredaq: " << e.what() << "\n";
     return 1;
   }
-  spdlog::set_level(spdlog::level::from_str(config.node.log_level));
+  LoggingOptions logging;
+  logging.level = parse_log_level(config.node.log_level).value_or(spdlog::level::info);
+  setup_logging(logging);
   Node node(std::move(config));
   return node.serve();
 }

@@ -19,6 +19,7 @@
 #include "shoredaq/filters/event_builder.hpp"
 #include "shoredaq/filters/trigger_parameters.hpp"
 #include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/firmware/http_server.hpp"
 #include "shoredaq/firmware/notify.hpp"
 
 namespace shoredaq::firmware {
@@ -375,6 +376,7 @@ struct Node::Impl {
                  stats.slices_dropped_queue_full + stats.processor_errors + stats.slices_aborted);
     {
       std::lock_guard lock(mutex);
+      for (const auto& [k, v] : run_counter_map(stats, w)) lifetime_totals[k] += v;
       last_stats = LastRun{stats, w, report.drained, ending->writer.commit_latency().quantile(0.5),
                            ending->writer.commit_latency().quantile(0.99), ending->writer.commit_latency().snapshot().max};
       setup.reset();  // stop -> Standby: each run is configured afresh
@@ -438,6 +440,93 @@ struct Node::Impl {
     return s;
   }
 
+  // Counters since the daemon started: finished runs plus the running one (Prometheus counters
+  // must not go back at a run boundary). Cached briefly: one scrape reads many series.
+  std::map<std::string, std::uint64_t, std::less<>> metric_values() {
+    std::lock_guard lock(mutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - metrics_cached_at < std::chrono::milliseconds(200) && !metrics_cache.empty()) return metrics_cache;
+    auto m = lifetime_totals;
+    if (session) {
+      for (const auto& [k, v] : run_counter_map(session->pipeline.stats(), session->writer.counters())) m[k] += v;
+      const auto st = session->pipeline.stats();
+      m["queue.messages"] = st.message_queue.depth;
+      m["queue.slices"] = st.slice_queue.depth;
+      m["queue.reorder"] = st.reorder_pending;
+    }
+    metrics_cache = m;
+    metrics_cached_at = now;
+    return m;
+  }
+
+  void register_metrics(MetricsRegistry& registry) {
+    const auto keys = run_counter_map({}, {});
+    for (const auto& [key, unused] : keys) {
+      (void)unused;
+      auto read = [this, k = key] {
+        auto m = metric_values();
+        auto it = m.find(k);
+        return it == m.end() ? std::uint64_t{0} : it->second;
+      };
+      if (key.rfind("drop.", 0) == 0) {
+        const std::string rest = key.substr(5);
+        const auto dot = rest.find('.');
+        registry.counter_callback("shoredaq_dropped_total", "Data dropped, by stage and cause (records, bytes, slices, events)",
+                                  {{"stage", rest.substr(0, dot)}, {"cause", rest.substr(dot + 1)}}, read);
+      } else {
+        std::string name = "shoredaq_" + key;
+        for (auto& ch : name) {
+          if (ch == '.') ch = '_';
+        }
+        registry.counter_callback(name + "_total", "Node counter " + key + " (all runs since start)", {}, read);
+      }
+    }
+    for (const char* q : {"messages", "slices", "reorder"}) {
+      registry.gauge_callback("shoredaq_queue_depth", "Items waiting between pipeline stages", {{"queue", q}},
+                              [this, k = std::string("queue.") + q] {
+                                auto m = metric_values();
+                                auto it = m.find(k);
+                                return it == m.end() ? 0.0 : static_cast<double>(it->second);
+                              });
+    }
+    for (const auto& [label, q] : {std::pair<const char*, double>{"0.5", 0.5}, {"0.99", 0.99}, {"1", 1.0}}) {
+      registry.gauge_callback("shoredaq_commit_latency_seconds", "Slice complete -> committed latency of the current run",
+                              {{"quantile", label}}, [this, q = q] {
+                                std::lock_guard lock(mutex);
+                                if (!session) return 0.0;
+                                const auto& h = session->writer.commit_latency();
+                                return q >= 1.0 ? h.snapshot().max : h.quantile(q);
+                              });
+    }
+    registry.gauge_callback("shoredaq_store_used_bytes", "Pages in use in the event store", {}, [this] {
+      std::lock_guard lock(mutex);
+      return store ? static_cast<double>(store->stats().used_bytes) : 0.0;
+    });
+    registry.gauge_callback("shoredaq_run_number", "Current (or last) run number", {}, [this] {
+      auto r = run_control.run();
+      return r ? static_cast<double>(*r) : 0.0;
+    });
+    registry.gauge_callback("shoredaq_running", "1 while a run is Running or Paused", {}, [this] {
+      const auto s = run_control.state();
+      return s == RunState::Running || s == RunState::Paused ? 1.0 : 0.0;
+    });
+  }
+
+  HealthReport health() {
+    if (run_control.state() == RunState::Error) return {false, "run control in Error: " + run_control.last_error()};
+    std::lock_guard lock(mutex);
+    if (session) {
+      const auto st = session->pipeline.stats();
+      const std::uint64_t now = dataflow::unix_now_ns();
+      for (const auto& [name, stage] : {std::pair<const char*, const dataflow::StageCounters&>{"builder", st.builder_stage},
+                                        {"writer", st.writer_stage}}) {
+        if (stage.last_wakeup_unix_ns != 0 && now > stage.last_wakeup_unix_ns + 5'000'000'000ull)
+          return {false, std::string(name) + " thread has not run for more than 5 s"};
+      }
+    }
+    return {};
+  }
+
   // SIGTERM/SIGINT arrive here (blocked in every other thread): a graceful stop + quit.
   void signal_loop() {
     sigset_t set;
@@ -478,6 +567,9 @@ struct Node::Impl {
   std::unique_ptr<storage::EventStore> store;
   std::unique_ptr<RunSession> session;
   std::optional<LastRun> last_stats;
+  std::map<std::string, std::uint64_t, std::less<>> lifetime_totals;
+  std::map<std::string, std::uint64_t, std::less<>> metrics_cache;
+  std::chrono::steady_clock::time_point metrics_cached_at{};
   dataflow::RunRecord run_record;
   RunControl run_control;  // last: its hooks use the members above
 };
@@ -507,6 +599,39 @@ int Node::serve() {
     return 1;
   }
   spdlog::info("control socket on {}", server->endpoint());
+
+  MetricsRegistry registry;
+  std::unique_ptr<HttpServer> http;
+  if (impl_->config.metrics.enabled) {
+    impl_->register_metrics(registry);
+    HttpServerOptions options;
+    options.address = impl_->config.metrics.listen_address;
+    options.port = static_cast<std::uint16_t>(impl_->config.metrics.port);
+    http = std::make_unique<HttpServer>(
+        options, registry,
+        [this] {
+          auto s = status();
+          s["state"] = std::string(to_string(impl_->run_control.state()));
+          if (auto r = impl_->run_control.run()) s["run"] = *r;
+          return s.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        },
+        [this] { return impl_->health(); });
+    try {
+      http->start();
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      return 1;
+    }
+    spdlog::info("metrics on {}/metrics", http->url());
+  }
+
+  // The systemd watchdog is fed only while the data threads keep waking up (or no run is going).
+  std::unique_ptr<Watchdog> watchdog;
+  if (auto period = Watchdog::ping_period_for(impl_->notifier)) {
+    watchdog = std::make_unique<Watchdog>(impl_->notifier, *period, [this] { return impl_->health().healthy; });
+    watchdog->start();
+  }
+
   std::thread signals([this] { impl_->signal_loop(); });
   impl_->notifier.ready("shoredaq: Idle");
   while (!impl_->exit_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -514,6 +639,8 @@ int Node::serve() {
   // The quit reply was sent in the server thread's current iteration; stop() joins after it.
   server->stop();
   server.reset();
+  if (watchdog) watchdog->stop();
+  if (http) http->stop();
   impl_->session.reset();
   impl_->store.reset();
   spdlog::info("quit");
