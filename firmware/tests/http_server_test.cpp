@@ -263,3 +263,36 @@ TEST_F(HttpServerTest, BusyPortAndBadAddressGiveClearErrors) {
   bad.address = "not-an-ip";
   EXPECT_THROW(make_server(bad)->start(), std::invalid_argument);
 }
+
+TEST_F(HttpServerTest, ListensOnIpv6LoopbackWhenConfigured) {
+  auto o = options();
+  o.address = "::1";
+  auto server = make_server(o);
+  try {
+    server->start();
+  } catch (const std::system_error& e) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+  }
+  EXPECT_EQ(server->url(), "http://[::1]:" + std::to_string(server->port()));
+  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_port = htons(server->port());
+  addr.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  std::string raw;
+  pollfd pfd{fd, POLLIN, 0};
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < until && ::poll(&pfd, 1, 50) >= 0) {
+    char buffer[1024];
+    if ((pfd.revents & POLLIN) == 0) continue;
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    raw.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(parse_reply(raw).code, 200) << raw;
+}

@@ -2,6 +2,8 @@
 // temp dir, announced through NOTIFY_SOCKET, exactly as systemd does for Type=notify services.
 #include "shoredaq/firmware/notify.hpp"
 
+#include "fake_service_manager.hpp"
+
 #include <gtest/gtest.h>
 
 #include <poll.h>
@@ -23,61 +25,9 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using shoredaq::firmware::SystemdNotifier;
 using shoredaq::firmware::Watchdog;
+using shoredaq::test::FakeServiceManager;
 
 namespace {
-
-class FakeServiceManager {
-public:
-  FakeServiceManager() {
-    dir_ = fs::temp_directory_path() /
-           ("shoredaq-notify-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(dir_);
-    path_ = (dir_ / "notify.sock").string();
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    EXPECT_GE(fd_, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
-    ::setenv("NOTIFY_SOCKET", path_.c_str(), 1);
-  }
-  ~FakeServiceManager() {
-    ::unsetenv("NOTIFY_SOCKET");
-    ::unsetenv("WATCHDOG_USEC");
-    ::unsetenv("WATCHDOG_PID");
-    ::close(fd_);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  // Next datagram, or nullopt if none arrives before the deadline.
-  std::optional<std::string> receive(std::chrono::milliseconds timeout = 2000ms) {
-    pollfd pfd{fd_, POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) {
-      return std::nullopt;
-    }
-    char buffer[4096];
-    const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
-    if (n < 0) {
-      return std::nullopt;
-    }
-    return std::string(buffer, static_cast<std::size_t>(n));
-  }
-
-  // Drops everything already queued; returns how many messages were dropped.
-  int drain() {
-    int count = 0;
-    while (receive(0ms)) {
-      ++count;
-    }
-    return count;
-  }
-
-private:
-  fs::path dir_;
-  std::string path_;
-  int fd_ = -1;
-};
 
 template <typename Predicate>
 bool wait_for(Predicate predicate, std::chrono::milliseconds deadline = 5000ms) {
