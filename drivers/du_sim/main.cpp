@@ -192,6 +192,7 @@ int run_replay(const Options& o, std::size_t header_bytes) {
 int main(int argc, char** argv) {
   Options o;
   DuSimConfig cfg;
+  cfg.muon.rate_hz = 10;  // the program simulates some muons by default; the library defaults to none
   std::string header_layout = "40";
 
   CLI::App app{
@@ -219,7 +220,7 @@ int main(int argc, char** argv) {
   app.add_option("--run", cfg.run_number, "Run number written into every datagram header");
   app.add_option("--seed", cfg.seed, "Random seed: same seed and options give byte-identical output");
   app.add_option("--start-utc", o.start_utc_s,
-                 "UTC of the first slice, seconds since the epoch (rounded down to 100 ms); default: the wall clock");
+                 "UTC of the first slice, seconds since the epoch (rounded down to 100 ms); -1: the wall clock");
   app.add_option("--threads", cfg.threads, "Worker threads for generation (output does not depend on it)");
 
   app.add_option("--out", o.out, "Write the record stream to this .dqd file");

@@ -14,9 +14,12 @@
 // calibrated = raw + t0), so physically simultaneous light (40K, muons) is simultaneous in
 // *calibrated* time. Singles are uniform in raw time.
 //
-// Typical muon yield with the defaults (detector 133, 2 DUs, see du_simulator_test / report): a muon
-// crossing the can typically leaves a few tens of hits; those passing within ~40 m of a DU give L1
-// coincidences on several DOMs. Raise `muon.light_yield_pe_m` for brighter muons.
+// Typical muon yield with the defaults (yield 40 pe*m, attenuation 50 m; measured on detector 133
+// from the ground truth of 640 muons): a muon crossing the can of the first 2 DUs leaves on average
+// 3.7 hits (median 1, 90 % <= 11, max ~35) on 1.9 DOMs; 32 % make an L1 (>= 2 hits within 10 ns on
+// one DOM) on >= 1 DOM and 5 % on >= 4 DOMs. Over all 21 DUs: 15 hits on average (median 5, 90 %
+// <= 47) on 7.7 DOMs; 54 % with L1 on >= 1 DOM, 33 % on >= 4 DOMs. Raise `muon.light_yield_pe_m`
+// (du-sim --muon-yield) for brighter muons; TruthParticle::l1_doms tells which ones are bright.
 
 #include <cstdint>
 #include <memory>
