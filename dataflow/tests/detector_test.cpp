@@ -221,6 +221,8 @@ TEST(Detector, MalformedFilesNameTheLine) {
       {"", 1, "empty"},
       {"# only a comment\n", 2, "empty"},
       {"1 v9\n", 1, "version"},
+      {"1 v1\n1 1 1 0\n", 1, "version"},
+      {"1 V\n", 1, "version"},
       {"1 2 3\n", 1, "det_id"},
       {"x 1\n1 1 1 0\n", 1, "detector id"},
       {"1 v2\n0 1\nUTM WGS84 32N 1 2 3\n1\n1 1 1 1\n 1 0 0 0 0 0 1 zz\n", 6, "PMT t0"},

@@ -137,8 +137,9 @@ Detector Detector::parse(std::string_view detx_text) {
   if (second.front() == 'v' || second.front() == 'V') {
     const std::string_view number = second.substr(1);
     const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), version);
-    if (ec != std::errc{} || ptr != number.data() + number.size() || version < 1 || version > 5) {
-      fail(in.line(), "unsupported format version '" + std::string(second) + "' (v1-v5 are known)");
+    // v1 files carry no tag (their second field is the module count), so a tag is v2..v5.
+    if (ec != std::errc{} || ptr != number.data() + number.size() || version < 2 || version > 5) {
+      fail(in.line(), "unsupported format version '" + std::string(second) + "' (v2-v5 tags are known)");
     }
   } else {
     module_count = in.integer<std::size_t>(1, "module count");
