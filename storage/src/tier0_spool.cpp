@@ -50,7 +50,10 @@ void write_all(int fd, const std::uint8_t* data, std::size_t size, const fs::pat
 
 // Writes a file next to its final name, fsyncs it, renames it into place (atomic for readers).
 void write_file_atomically(const fs::path& path, const std::string& text, bool sync) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp");
+  // Appended piecewise: g++ 12 -O3 gives a false -Wrestrict on "." + string + ".tmp".
+  std::string tmp_name(1, '.');
+  tmp_name.append(path.filename().string()).append(".tmp");
+  const fs::path tmp = path.parent_path() / tmp_name;
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) throw SpoolError(errno_text("create", tmp));
   try {

@@ -143,6 +143,8 @@ struct LmdbEnv;
 class EventStoreReader {
  public:
   // Opens an existing store read-only; throws StoreError if it is missing or not a shoredaq store.
+  // For other processes (shore-events): inside the writer's process use EventStore::reader(), as
+  // LMDB forbids opening one environment twice in a process.
   static EventStoreReader open(const std::filesystem::path& directory);
 
   std::vector<dataflow::RunRecord> runs() const;
