@@ -204,6 +204,7 @@ struct PipelineStats {
   std::uint64_t messages_discarded = 0;     // still queued for the builder at an aborted stop
   std::uint64_t datagrams_discarded = 0;
   std::uint64_t open_slices_discarded = 0;  // still open in the builder at an aborted stop
+  std::uint64_t messages_after_stop = 0;    // fed after stop() began: refused
   std::size_t reorder_pending = 0;
 };
 
@@ -302,7 +303,8 @@ class Pipeline {
     return QueueStatus::Ok;
   }
 
-  // Drains (see the top of this file) within `deadline`; idempotent.
+  // Drains (see the top of this file) within `deadline`; idempotent. start() and stop() belong to
+  // one controlling thread.
   StopReport stop(std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
     const auto t0 = std::chrono::steady_clock::now();
     StopReport report;
@@ -359,6 +361,7 @@ class Pipeline {
     s.messages_discarded = messages_discarded_.load();
     s.datagrams_discarded = datagrams_discarded_.load();
     s.open_slices_discarded = open_slices_discarded_.load();
+    s.messages_after_stop = messages_after_stop_.load();
     s.reorder_pending = reorder_.size();
     return s;
   }
@@ -376,6 +379,10 @@ class Pipeline {
   void accept_message(ParsedMessage&& m) {
     ingest_stage_.add_in();
     auto r = messages_.push_drop_oldest(std::move(m));
+    if (r.status == QueueStatus::Closed) {
+      messages_after_stop_.fetch_add(1, std::memory_order_relaxed);  // arrived after stop(): not ours
+      return;
+    }
     if (r.dropped) {
       messages_dropped_.fetch_add(1, std::memory_order_relaxed);
       datagrams_dropped_.fetch_add(r.dropped->records.size(), std::memory_order_relaxed);
@@ -386,7 +393,7 @@ class Pipeline {
                   r.dropped->records.size());
       }
     }
-    if (r.status == QueueStatus::Ok) ingest_stage_.add_out(1, unix_now_ns());
+    ingest_stage_.add_out(1, unix_now_ns());
   }
 
   // After an abort: what is still queued is counted, never silently lost.
@@ -567,7 +574,7 @@ class Pipeline {
   StageStats ingest_stage_, builder_stage_, worker_stage_, writer_stage_;
   std::atomic<std::uint64_t> messages_dropped_{0}, datagrams_dropped_{0}, slices_dropped_full_{0},
       processor_errors_{0}, slices_aborted_{0}, messages_discarded_{0}, datagrams_discarded_{0},
-      open_slices_discarded_{0};
+      open_slices_discarded_{0}, messages_after_stop_{0};
 };
 
 }  // namespace shoredaq::dataflow
