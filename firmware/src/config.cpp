@@ -89,6 +89,23 @@ class SectionReader {
     out = std::move(values);
   }
 
+  template <typename Int>
+  void integer_list(std::string_view key, std::vector<Int>& out, std::int64_t min, std::int64_t max) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    const toml::array* a = n->as_array();
+    const std::string range = "[" + std::to_string(min) + ", " + std::to_string(max) + "]";
+    if (!a) fail(path(key), "expected an array of integers in " + range);
+    std::vector<Int> values;
+    for (const auto& e : *a) {
+      auto v = e.value<std::int64_t>();
+      if (!e.is_integer() || !v) fail(path(key), "expected an array of integers in " + range);
+      if (*v < min || *v > max) fail(path(key), std::to_string(*v) + " is out of range; allowed " + range);
+      values.push_back(static_cast<Int>(*v));
+    }
+    out = std::move(values);
+  }
+
   // Every key not consumed is a typo or an unsupported setting.
   void reject_unknown() const {
     if (!table_) return;
@@ -219,7 +236,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("sndhwm", c.alerts.sndhwm, 1, 10'000'000);
     r.integer("trigger_mask", c.alerts.trigger_mask, 0, kMaxI64);
     r.integer("min_triggered_hits", c.alerts.min_triggered_hits, 0, 1'000'000);
-    r.integer("min_doms", c.alerts.min_doms, 0, 100'000);
+    r.integer_list("dom_ids", c.alerts.dom_ids, 1, 0xffffffffll);
     r.boolean("publish_summaries", c.alerts.publish_summaries);
     r.reject_unknown();
   }

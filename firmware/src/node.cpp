@@ -56,8 +56,9 @@ dataflow::HeaderLayoutMode layout_mode(HeaderLayoutSetting s) {
 // ---------------------------------------------------------------------------------------------
 // RunWriter
 
-RunWriter::RunWriter(storage::EventStore* store, std::uint32_t run)
-    : store_(store), run_(run), latency_(latency_buckets_seconds()) {}
+RunWriter::RunWriter(storage::EventStore* store, std::uint32_t run, storage::Tier0Spool* spool,
+                     storage::AlertPublisher* alerts)
+    : store_(store), run_(run), spool_(spool), alerts_(alerts), latency_(latency_buckets_seconds()) {}
 
 void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused) {
   auto& result = slice.result;
@@ -68,7 +69,8 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
     counters_.filter += result.counters;
     return;
   }
-  // Frame order is guaranteed by the pipeline's reorder stage, so the counter is continuous.
+  // Frame order is guaranteed by the pipeline's reorder stage, so the counter is continuous. It
+  // numbers the run's triggers, whether or not the store could keep them.
   std::uint64_t next_counter;
   {
     std::lock_guard lock(mutex_);
@@ -83,22 +85,46 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
     commit.committed_unix_ns = dataflow::unix_now_ns();
     commit.events = result.events.size();
   }
+  bool spooled = false;
+  std::string spool_error;
+  if (spool_ != nullptr) {
+    try {
+      spool_->write_slice(result.events, &result.summary);
+      spooled = true;
+    } catch (const std::exception& e) {
+      spool_error = e.what();
+    }
+  }
+  if (alerts_ != nullptr) {
+    for (const auto& e : result.events) alerts_->publish_event(e);
+    alerts_->publish_summary(result.summary);
+  }
 
   std::lock_guard lock(mutex_);
+  counters_.trigger_counter = next_counter;
   counters_.filter += result.counters;
+  if (alerts_ != nullptr) counters_.alerts = alerts_->counters();
+  if (spooled) ++counters_.spool_slices;
+  const std::uint64_t now = dataflow::unix_now_ns();
+  if (!spool_error.empty()) {
+    ++counters_.spool_errors;
+    counters_.alarm = "spool: " + spool_error;
+    if (now - last_alarm_log_ns_ > 10'000'000'000ull) {
+      last_alarm_log_ns_ = now;
+      spdlog::error("ALARM: Tier-0 spool failed on slice {} of run {}: {}", frame, run_, spool_error);
+    }
+  }
   if (!commit) {
     ++counters_.slices_refused[static_cast<std::size_t>(commit.status)];
     counters_.events_refused += result.events.size();
     counters_.alarm = std::string(storage::to_string(commit.status)) + ": " + commit.message;
     // Refusals repeat every slice while the cause lasts: log at most every 10 s.
-    const std::uint64_t now = dataflow::unix_now_ns();
     if (now - last_alarm_log_ns_ > 10'000'000'000ull) {
       last_alarm_log_ns_ = now;
       spdlog::error("ALARM: store refused slice {} of run {}: {}", frame, run_, counters_.alarm);
     }
-    return;  // the trigger counter is not advanced for events that were not stored
+    return;
   }
-  counters_.trigger_counter = next_counter;
   if (counters_.slices_written == 0 || frame < counters_.first_frame) counters_.first_frame = frame;
   if (frame > counters_.last_frame) counters_.last_frame = frame;
   ++counters_.slices_written;
@@ -153,6 +179,14 @@ std::map<std::string, std::uint64_t, std::less<>> run_counter_map(const dataflow
                                                                "lmdb_error"};
   for (std::size_t i = 1; i < kCommitStatusCount; ++i) m[std::string("drop.store.slices_") + kRefusal[i]] = w.slices_refused[i];
   m["drop.store.events_refused"] = w.events_refused;
+  m["drop.spool.slices_write_error"] = w.spool_errors;
+  m["drop.alerts.events_hwm"] = w.alerts.events_dropped;
+  m["drop.alerts.summaries_hwm"] = w.alerts.summaries_dropped;
+  m["drop.alerts.send_errors"] = w.alerts.send_errors;
+  m["spool.slices"] = w.spool_slices;
+  m["alerts.events_sent"] = w.alerts.events_sent;
+  m["alerts.events_not_selected"] = w.alerts.events_not_selected;
+  m["alerts.summaries_sent"] = w.alerts.summaries_sent;
   m["slices"] = s.builder.slices_complete + s.builder.slices_expired;
   m["slices_written"] = w.slices_written;
   m["events"] = w.events;
@@ -201,9 +235,11 @@ struct RunSetup {
 // One run's data path.
 struct RunSession {
   RunSession(const NodeConfig& config, const RunSetup& setup, std::uint32_t run, storage::EventStore* store,
-             zmq::context_t& context, dataflow::RateLimitedLog& log, const std::atomic<bool>& paused)
+             storage::Tier0Spool* spool, zmq::context_t& context, dataflow::RateLimitedLog& log,
+             const std::atomic<bool>& paused)
       : filter(*setup.detector, setup.parameters),
-        writer(store, run),
+        alerts(make_alerts(config, setup, context)),
+        writer(store, run, spool, alerts.get()),
         pipeline(pipeline_config(config, setup, run), [this](const dataflow::Timeslice& t) { return filter.process(t); },
                  [this, &paused](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                    writer.write(std::move(p), paused.load(std::memory_order_relaxed));
@@ -235,7 +271,22 @@ struct RunSession {
     return p;
   }
 
+  static std::unique_ptr<storage::AlertPublisher> make_alerts(const NodeConfig& config, const RunSetup& setup,
+                                                               zmq::context_t& context) {
+    if (config.alerts.endpoint.empty()) return nullptr;
+    storage::AlertPublisherConfig ac;
+    ac.endpoints = {config.alerts.endpoint};
+    ac.detector_id = setup.detector->id();
+    ac.selection.trigger_mask = config.alerts.trigger_mask == 0 ? ~std::uint64_t{0} : config.alerts.trigger_mask;
+    ac.selection.min_triggered_hits = config.alerts.min_triggered_hits;
+    ac.selection.dom_ids = config.alerts.dom_ids;
+    ac.publish_summaries = config.alerts.publish_summaries;
+    ac.send_hwm = config.alerts.sndhwm;
+    return std::make_unique<storage::AlertPublisher>(context, ac);
+  }
+
   filters::DataFilter filter;
+  std::unique_ptr<storage::AlertPublisher> alerts;  // before the writer, which points to it
   RunWriter writer;
   dataflow::Pipeline<filters::FilterResult> pipeline;
 };
@@ -266,6 +317,8 @@ struct Node::Impl {
     sc.disk_reserve_bytes = config.store.disk_reserve_mb << 20;
     sc.max_store_bytes = config.store.max_store_bytes;
     sc.sync = sync_mode(config.store.durability);
+    // Retention may prune a run only when Tier-0 has every part of it (the manifests on disk say so).
+    sc.run_transferred = [this](std::uint32_t run) { return spool != nullptr && spool->transferred(run); };
     store = std::make_unique<storage::EventStore>(sc);
     const auto st = store->stats();
     spdlog::info("store {} open: {} runs, {} events", sc.directory.string(), st.runs, st.events);
@@ -338,7 +391,21 @@ struct Node::Impl {
       auto r = store->put_run_record(record);
       if (!r) throw std::runtime_error("cannot write the run record: " + r.message);
     }
-    auto next = std::make_unique<RunSession>(config, *setup, run, store.get(), context, log, paused);
+    if (config.spool.enabled) {
+      storage::Tier0SpoolConfig tc;
+      tc.directory = config.spool_dir();
+      tc.detector_id = setup->detector->id();
+      tc.max_file_bytes = config.spool.roll_size_mb << 20;
+      tc.max_file_age = std::chrono::seconds(config.spool.roll_seconds);
+      tc.fsync = config.store.durability != Durability::NoSync;
+      if (!spool || spool->config().detector_id != tc.detector_id) {
+        std::lock_guard lock(mutex);
+        spool.reset();
+        spool = std::make_unique<storage::Tier0Spool>(tc);
+      }
+      spool->begin_run(run);
+    }
+    auto next = std::make_unique<RunSession>(config, *setup, run, store.get(), spool.get(), context, log, paused);
     next->pipeline.start();  // binds the ingest endpoints (throws on a bad endpoint -> Error)
     std::lock_guard lock(mutex);
     run_record = record;
@@ -360,6 +427,15 @@ struct Node::Impl {
     const auto report = ending->pipeline.stop(std::chrono::milliseconds(config.control.stop_timeout_ms));
     const auto stats = ending->pipeline.stats();
     const auto w = ending->writer.counters();
+    std::string spool_error;
+    if (spool) {
+      try {
+        spool->end_run();  // seals the last part and writes the run manifest
+      } catch (const std::exception& e) {
+        spool_error = e.what();
+        spdlog::error("ALARM: sealing the run file of run {} failed: {}", run_record.run, spool_error);
+      }
+    }
     dataflow::RunRecord record = run_record;
     record.state = report.drained ? dataflow::RunState::Stopped : dataflow::RunState::Aborted;
     record.stop_unix_ns = dataflow::unix_now_ns();
@@ -367,6 +443,7 @@ struct Node::Impl {
     record.last_frame = w.last_frame;
     for (const auto& [k, v] : run_counter_map(stats, w)) record.counters[k] = v;
     record.counters["stop.drained"] = report.drained ? 1 : 0;
+    record.counters["stop.spool_sealed"] = spool && spool_error.empty() ? 1 : 0;
     if (store) {
       auto r = store->put_run_record(record);
       if (!r) spdlog::error("ALARM: cannot write the end-of-run record of run {}: {}", record.run, r.message);
@@ -388,6 +465,7 @@ struct Node::Impl {
   void on_reset() {
     std::lock_guard lock(mutex);
     setup.reset();
+    spool.reset();
     store.reset();  // closed; init opens it again
   }
 
@@ -435,6 +513,12 @@ struct Node::Impl {
                     {"refused_disk_reserve", sc.slices_refused_disk_reserve}, {"map_growths", sc.map_growths}};
       if (s.value("alarm", "").empty() && (sc.slices_refused_cap > 0 || sc.slices_refused_disk_reserve > 0))
         s["alarm"] = "store refused data (cap or disk reserve reached)";
+    }
+    if (spool) {
+      const auto& tc = spool->counters();
+      s["spool"] = {{"dir", config.spool_dir().string()}, {"parts_sealed", tc.parts_sealed},
+                    {"bytes_written", tc.bytes_written}, {"events_written", tc.events_written},
+                    {"write_errors", tc.write_errors}};
     }
     if (s.contains("alarm") && s["alarm"].get<std::string>().empty()) s.erase("alarm");
     return s;
@@ -565,6 +649,7 @@ struct Node::Impl {
   mutable std::mutex mutex;  // guards setup, session, last_stats against status() readers
   std::optional<RunSetup> setup;
   std::unique_ptr<storage::EventStore> store;
+  std::unique_ptr<storage::Tier0Spool> spool;
   std::unique_ptr<RunSession> session;
   std::optional<LastRun> last_stats;
   std::map<std::string, std::uint64_t, std::less<>> lifetime_totals;
@@ -642,6 +727,7 @@ int Node::serve() {
   if (watchdog) watchdog->stop();
   if (http) http->stop();
   impl_->session.reset();
+  impl_->spool.reset();
   impl_->store.reset();
   spdlog::info("quit");
   return impl_->exit_code.load();

@@ -67,6 +67,7 @@ map_cap_mb = 4
 [alerts]
 endpoint = "tcp://127.0.0.1:7001"
 trigger_mask = 16
+dom_ids = [808447066, 808447067]
 [control]
 endpoint = "ipc:///tmp/ctl"
 [trigger]
@@ -83,6 +84,7 @@ numberOfHits = 5
   EXPECT_EQ(c.store.durability, Durability::NoSync);
   EXPECT_EQ(c.store_path(), "/tmp/x/store");
   EXPECT_EQ(c.alerts.trigger_mask, 16u);
+  EXPECT_EQ(c.alerts.dom_ids, (std::vector<std::uint32_t>{808447066, 808447067}));
   EXPECT_EQ(c.control_endpoint(), "ipc:///tmp/ctl");
   // The [trigger] section is kept as TOML for the filters' parser, nested tables with full names.
   EXPECT_NE(c.trigger_toml.find("[trigger]"), std::string::npos) << c.trigger_toml;
@@ -124,6 +126,8 @@ TEST(Config, WrongTypesAndChoices) {
   EXPECT_NE(error_of("[node]\nlog_level = \"loud\"\n").find("node.log_level"), std::string::npos);
   EXPECT_NE(error_of("node = 3\n").find("node: expected a table"), std::string::npos);
   EXPECT_NE(error_of("[store]\nmap_size_mb = 100\nmap_cap_mb = 10\n").find("store.map_cap_mb"), std::string::npos);
+  EXPECT_NE(error_of("[alerts]\ndom_ids = [0]\n").find("alerts.dom_ids: 0 is out of range"), std::string::npos);
+  EXPECT_NE(error_of("[alerts]\ndom_ids = [\"a\"]\n").find("alerts.dom_ids"), std::string::npos);
   EXPECT_NE(error_of("[metrics]\nlisten_address = \"\"\n").find("metrics.listen_address"), std::string::npos);
 }
 

@@ -68,7 +68,7 @@ struct AlertsSection {
   int sndhwm = 1000;
   std::uint64_t trigger_mask = 0;    // 0 = any trigger
   unsigned min_triggered_hits = 0;
-  unsigned min_doms = 0;
+  std::vector<std::uint32_t> dom_ids;  // a triggered hit on one of these DOMs; empty = any DOM
   bool publish_summaries = true;
 };
 

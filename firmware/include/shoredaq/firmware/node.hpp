@@ -25,7 +25,9 @@
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/metrics.hpp"
 #include "shoredaq/firmware/run_control.hpp"
+#include "shoredaq/storage/alert_publisher.hpp"
 #include "shoredaq/storage/event_store.hpp"
+#include "shoredaq/storage/tier0_spool.hpp"
 
 namespace shoredaq::firmware {
 
@@ -41,6 +43,9 @@ struct RunWriterCounters {
   std::uint64_t event_bytes_online = 0;  // online-format size of the committed events
   std::uint64_t stored_bytes = 0;        // Event + SummarySlice buffers written
   std::uint64_t trigger_counter = 0;     // next trigger counter of the run
+  std::uint64_t spool_slices = 0;        // slices written to the Tier-0 run file
+  std::uint64_t spool_errors = 0;        // slices the spool failed to write (I/O)
+  storage::AlertPublisherCounters alerts;
   std::uint32_t first_frame = 0, last_frame = 0;
   filters::FilterCounters filter;        // summed over the written and paused slices
   std::string alarm;                     // the latest store refusal, "" = none
@@ -53,11 +58,15 @@ struct RunWriterCounters {
 };
 
 // The writer stage of one run: called by the pipeline's writer thread in frame order; shared by the
-// live node and `shoredaq replay`, so both store exactly the same events.
+// live node and `shoredaq replay`, so both store exactly the same events. Per slice: trigger
+// counters, one store transaction, the Tier-0 run file, then the alert stream (which never blocks).
+// The spool and alerts get every slice even when the store refuses it (cap, disk reserve): the
+// run file is the copy that leaves the site.
 class RunWriter {
  public:
-  // `store` may be null (count only).
-  RunWriter(storage::EventStore* store, std::uint32_t run);
+  // Any of the sinks may be null.
+  RunWriter(storage::EventStore* store, std::uint32_t run, storage::Tier0Spool* spool = nullptr,
+            storage::AlertPublisher* alerts = nullptr);
 
   void write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused = false);
 
@@ -69,6 +78,8 @@ class RunWriter {
  private:
   storage::EventStore* store_;
   std::uint32_t run_;
+  storage::Tier0Spool* spool_;
+  storage::AlertPublisher* alerts_;
   mutable std::mutex mutex_;
   RunWriterCounters counters_;
   Histogram latency_;
