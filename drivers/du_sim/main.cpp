@@ -258,6 +258,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"40", "28"}));
   bool legacy = false;
   app.add_flag("--legacy-header", legacy, "Same as --header 28");
+  app.add_flag("--monitoring", cfg.monitoring_packets,
+               "Also send one TMCH monitoring packet (hits per PMT, HRV, temperature) per DOM and slice");
   app.add_option("--hrv-threshold-hz", cfg.hrv_threshold_hz,
                  "High-rate veto: once a PMT passes this rate within a slice, its further hits are not sent and its HRV bit is set");
 
@@ -349,6 +351,7 @@ int main(int argc, char** argv) {
       const auto& c = slice.counters;
       total.hits += c.hits;
       total.datagrams_generated += c.datagrams_generated;
+      total.monitoring_packets += c.monitoring_packets;
       for (int j = 0; j < 3; ++j) total.k40_coincidences[j] += c.k40_coincidences[j];
       total.hrv_vetoed_hits += c.hrv_vetoed_hits;
       total.bursts += c.bursts;
@@ -435,6 +438,7 @@ int main(int argc, char** argv) {
     j["hits"] = total.hits;
     j["datagrams_generated"] = total.datagrams_generated;
     j["datagrams_out"] = datagrams_out;
+    j["monitoring_packets"] = total.monitoring_packets;
     j["pmt_rate_hz"] = {{"mean", rate_mean}, {"min", rate_min}, {"max", rate_max}};
     j["k40_coincidences_per_dom_hz"] = {{"2fold", total.k40_coincidences[0] * per_dom},
                                         {"3fold", total.k40_coincidences[1] * per_dom},

@@ -74,6 +74,7 @@ struct DomOutput {
   std::uint64_t k40[3] = {0, 0, 0};
   std::uint64_t hrv_vetoed = 0;
   std::uint64_t bursts = 0;
+  std::uint64_t monitoring = 0;
 };
 
 Vec3 normalized(Vec3 v) {
@@ -536,6 +537,7 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
   // Singles per channel as a Poisson process in time (already ordered), merged on the fly with
   // the sorted extra hits.
   std::array<std::vector<SimHit>, dataflow::kPmtsPerDom> channels;
+  std::array<std::uint32_t, dataflow::kPmtsPerDom> seen_per_channel{};  // before the veto
   std::uint32_t hrv_mask = 0;
   std::size_t total = 0;
   const auto hrv_limit = static_cast<std::size_t>(config.hrv_threshold_hz * kSliceSeconds);
@@ -556,6 +558,7 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
         }
       }
       hits.insert(hits.end(), ex.begin() + static_cast<std::ptrdiff_t>(xi), ex.end());
+      seen_per_channel[c] = static_cast<std::uint32_t>(hits.size());
       if (hits.size() > hrv_limit) {  // high-rate veto: later hits of this slice are not sent
         out.hrv_vetoed += hits.size() - hrv_limit;
         hits.resize(hrv_limit);
@@ -617,6 +620,26 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
     dg.bytes.insert(dg.bytes.end(), src, src + count * dataflow::kHitBytes);
     out.datagrams.push_back(std::move(dg));
   }
+  if (config.monitoring_packets) {
+    // The CLB's monitoring packet of this slice: hit counts as seen by the TDCs (vetoed ones too).
+    SimRng rng(config.seed, Stream::Monitoring, {frame, dom_id});
+    dataflow::MonitoringPacket m;
+    m.header = header;
+    m.header.data_type = dataflow::DataType::Monitoring;
+    m.header.udp_sequence = 0;
+    m.header.status2 = 0;
+    m.hit_counts = seen_per_channel;
+    m.hrv_mask = hrv_mask;
+    m.temperature_c = std::round((30.0 + 0.5 * rng.normal()) * 100) / 100;
+    m.humidity_pct = std::round((17.0 + 0.3 * rng.normal()) * 100) / 100;
+    m.slice_duration = 100'000;  // us
+    SimDatagram dg;
+    dg.dom_id = dom_id;
+    dg.frame_index = frame;
+    dg.bytes = dataflow::encode_monitoring_packet(m);
+    out.datagrams.push_back(std::move(dg));
+    out.monitoring = 1;
+  }
   out.frame.status.daq = dataflow::FrameStatus::make_daq(static_cast<std::uint32_t>(n_datagrams),
                                                          static_cast<std::uint32_t>(n_datagrams - 1));
   out.frame.status.status = header.status1;
@@ -639,7 +662,8 @@ void DuSimulator::Impl::apply_faults(std::uint32_t frame, std::vector<SimDatagra
       ++counters.corrupted;
       const std::size_t n_hits = dg.bytes.size() > header_bytes ? (dg.bytes.size() - header_bytes) / dataflow::kHitBytes : 0;
       unsigned kind = rng.below(3);
-      if (kind == 1 && n_hits == 0) kind = 0;
+      const bool monitoring = dg.bytes.size() >= 4 && std::memcmp(dg.bytes.data(), "TMCH", 4) == 0;
+      if (kind == 1 && (n_hits == 0 || monitoring)) kind = 0;  // a TMCH packet has no hits to spoil
       if (kind == 0) {  // truncated: cut inside the header or inside a hit, never on a hit boundary
         const std::size_t size = dg.bytes.size();
         std::size_t cut = 1 + rng.below(static_cast<std::uint32_t>(size - 1));
@@ -716,6 +740,7 @@ SimulatedSlice DuSimulator::Impl::generate(std::uint32_t frame, std::vector<SimD
     counters.bursts += o.bursts;
     counters.hits += o.frame.hit_count();
     counters.datagrams_generated += o.datagrams.size();
+    counters.monitoring_packets += o.monitoring;
     for (auto& [k, hit] : o.particle_hits) slice.particles[k].hits.push_back(hit);
     const std::uint32_t dom_id = o.frame.dom_id;
     if (config.faults.silent_dom && *config.faults.silent_dom == dom_id) {

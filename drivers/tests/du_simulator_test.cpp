@@ -405,6 +405,41 @@ TEST(DuSimulator, TruthJsonLine) {
   EXPECT_EQ(j["hits"][1], (nlohmann::json::array({808974928, 12, 12'345'901, 60, 5})));
 }
 
+TEST(DuSimulator, MonitoringPacketsCountTheHitsPerPmt) {
+  DuSimConfig c = base_config();
+  c.monitoring_packets = true;
+  c.hrv_threshold_hz = 6900;  // a few PMTs pass it (7 kHz mean)
+  DuSimulator sim(c);
+  const auto s = sim.next_slice();
+  EXPECT_EQ(s.counters.monitoring_packets, 18u);
+  std::size_t seen = 0, vetoed_pmts = 0;
+  for (const auto& dg : s.datagrams) {
+    if (dg.bytes.size() < 4 || std::string(dg.bytes.begin(), dg.bytes.begin() + 4) != "TMCH") continue;
+    const auto r = dataflow::parse_monitoring_packet(dg.bytes);
+    ASSERT_TRUE(r) << to_string(r.error);
+    EXPECT_EQ(r.packet.header.dom_id, dg.dom_id);
+    EXPECT_EQ(r.packet.slice_duration, 100'000u);
+    const auto& frame = *std::find_if(s.truth.frames.begin(), s.truth.frames.end(),
+                                      [&](const auto& f) { return f.dom_id == dg.dom_id; });
+    EXPECT_EQ(r.packet.hrv_mask, frame.status.hrv_mask());
+    std::array<std::uint32_t, 31> sent{};
+    for (std::size_t i = 0; i < frame.hit_count(); ++i) ++sent[frame.hit(i).channel];
+    for (unsigned ch = 0; ch < 31; ++ch) {
+      if (frame.status.hrv_mask() & (1u << ch)) {
+        EXPECT_GT(r.packet.hit_counts[ch], sent[ch]);  // the TDC saw more than was sent
+        ++vetoed_pmts;
+      } else {
+        EXPECT_EQ(r.packet.hit_counts[ch], sent[ch]);
+      }
+    }
+    ++seen;
+    // The TMCH packet is not one of the frame's TTDC datagrams.
+    EXPECT_TRUE(frame.status.complete());
+  }
+  EXPECT_EQ(seen, 18u);
+  EXPECT_GT(vetoed_pmts, 0u);
+}
+
 // ---- faults ----
 
 std::multiset<std::vector<std::uint8_t>> byte_set(const std::vector<SimDatagram>& list) {

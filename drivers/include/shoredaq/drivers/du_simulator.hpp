@@ -125,6 +125,10 @@ struct DuSimConfig {
   // channel, but within a block grouped by channel (so not ordered across channels).
   std::uint32_t readout_block_ns = 200'000;
   unsigned threads = 1;          // worker threads for the per-DOM generation (output identical)
+  // Also send one TMCH monitoring packet per DOM and slice (DOMAIN.md section 2: hits per PMT in
+  // the slice, HRV mask, slice duration 100 000 us, temperature/humidity), after the DOM's TTDC
+  // datagrams. Not part of the truth timeslice's datagram count.
+  bool monitoring_packets = false;
 };
 
 // One hit of a ground-truth particle, as sent (raw time, like the datagram).
@@ -171,7 +175,8 @@ struct SimDatagram {
 
 struct SliceCounters {
   std::uint64_t hits = 0;                  // in the truth timeslice
-  std::uint64_t datagrams_generated = 0;   // before faults
+  std::uint64_t datagrams_generated = 0;   // before faults (TTDC, plus TMCH when enabled)
+  std::uint64_t monitoring_packets = 0;    // TMCH packets among them
   std::uint64_t k40_coincidences[3] = {0, 0, 0};  // injected 2-, 3-, 4-fold
   std::uint64_t hrv_vetoed_hits = 0;
   std::uint64_t bursts = 0;
