@@ -283,9 +283,43 @@ void MetricsRegistry::gauge_callback(std::string_view name, std::string_view hel
 }
 
 std::string MetricsRegistry::render_prometheus() const {
+  // Copy what to render under the lock, then read values and run callbacks without it: a
+  // callback may take the daemon's own locks, and a thread holding those may be registering a
+  // series right now (lock-order inversion otherwise). Series are never removed, so the
+  // pointers stay valid and are copied under the lock.
+  struct Item {
+    std::string labels_text;
+    const Counter* counter;
+    const Gauge* gauge;
+    const Histogram* histogram;
+    MetricLabels labels;
+    std::function<std::uint64_t()> read_counter;
+    std::function<double()> read_gauge;
+  };
+  struct FamilyView {
+    std::string name;
+    Type type;
+    std::string help;
+    std::vector<Item> items;
+  };
+  std::vector<FamilyView> view;
+  {
+    std::lock_guard lock(mutex_);
+    view.reserve(families_.size());
+    for (const auto& [name, family] : families_) {
+      FamilyView f{name, family.type, family.help, {}};
+      f.items.reserve(family.series.size());
+      for (const auto& [labels_text, series] : family.series) {
+        f.items.push_back(Item{labels_text, series.counter.get(), series.gauge.get(), series.histogram.get(),
+                               series.labels, series.read_counter, series.read_gauge});
+      }
+      view.push_back(std::move(f));
+    }
+  }
+
   std::string out;
-  std::lock_guard lock(mutex_);
-  for (const auto& [name, family] : families_) {
+  for (const auto& family : view) {
+    const std::string& name = family.name;
     out += "# HELP ";
     out += name;
     out += ' ';
@@ -295,43 +329,51 @@ std::string MetricsRegistry::render_prometheus() const {
     out += ' ';
     out += type_name(static_cast<int>(family.type));
     out += '\n';
-    for (const auto& [labels_text, series] : family.series) {
+    for (const auto& item : family.items) {
+      const std::string& labels_text = item.labels_text;
       switch (family.type) {
         case Type::counter: {
           std::uint64_t value = 0;
-          if (series.counter) {
-            value = series.counter->value();
-          } else {
+          if (item.read_counter) {
             try {
-              value = series.read_counter();
+              value = item.read_counter();
             } catch (...) {
               continue;  // a broken source must not break the whole scrape
             }
+          } else if (item.counter) {
+            value = item.counter->value();
+          } else {
+            continue;
           }
           out += fmt::format("{}{} {}\n", name, labels_text, value);
           break;
         }
         case Type::gauge: {
           double value = 0.0;
-          if (series.gauge) {
-            value = series.gauge->value();
-          } else {
+          if (item.read_gauge) {
             try {
-              value = series.read_gauge();
+              value = item.read_gauge();
             } catch (...) {
               continue;
             }
+          } else if (item.gauge) {
+            value = item.gauge->value();
+          } else {
+            continue;
           }
           out += fmt::format("{}{} {}\n", name, labels_text, format_value(value));
           break;
         }
         case Type::histogram: {
-          const Histogram::Snapshot s = series.histogram->snapshot();
+          if (!item.histogram) {
+            continue;
+          }
+          const Histogram::Snapshot s = item.histogram->snapshot();
           std::uint64_t cumulative = 0;
           for (std::size_t i = 0; i < s.bucket_counts.size(); ++i) {
             cumulative += s.bucket_counts[i];
             const std::string le = i < s.upper_bounds.size() ? format_value(s.upper_bounds[i]) : "+Inf";
-            out += fmt::format("{}_bucket{} {}\n", name, render_labels(series.labels, "le", le), cumulative);
+            out += fmt::format("{}_bucket{} {}\n", name, render_labels(item.labels, "le", le), cumulative);
           }
           out += fmt::format("{}_sum{} {}\n", name, labels_text, format_value(s.sum));
           out += fmt::format("{}_count{} {}\n", name, labels_text, s.count);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -199,4 +200,21 @@ TEST(PrometheusTextParser, FindsViolations) {
   EXPECT_FALSE(parse_prometheus_text("# TYPE shoredaq_a gauge\nshoredaq_a 1\n# TYPE shoredaq_b gauge\n"
                                      "shoredaq_b 1\nshoredaq_a{x=\"y\"} 1\n")
                    .errors.empty());  // family not contiguous
+}
+
+// A callback may take a lock that another thread holds while it registers a series: rendering
+// must not hold the registry lock while running callbacks, or the two threads deadlock.
+TEST(MetricsRegistry, CallbacksRunWithoutTheRegistryLock) {
+  MetricsRegistry registry;
+  std::mutex daemon_mutex;
+  registry.gauge_callback("shoredaq_guarded", "Reads daemon state under its lock", {}, [&] {
+    std::lock_guard lock(daemon_mutex);
+    // Registering from inside a callback would self-deadlock if render held the lock.
+    registry.counter("shoredaq_from_callback_total", "registered during a scrape").inc();
+    return 1.0;
+  });
+  const auto parsed = parse_prometheus_text(registry.render_prometheus());
+  ASSERT_TRUE(parsed.errors.empty()) << joined(parsed.errors);
+  EXPECT_EQ(parsed.value("shoredaq_guarded"), 1.0);
+  EXPECT_EQ(registry.counter("shoredaq_from_callback_total", "").value(), 1u);
 }
