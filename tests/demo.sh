@@ -1,27 +1,110 @@
 #!/usr/bin/env bash
-# The demo behind ./dev demo (argument: the build folder). Until the node daemon exists it shows
-# the simulated DU feed: du-sim runs 2 DUs of detector 133 in real time for 3 s into a .dqd file
-# plus a ground-truth file, then we show what it produced.
+# The demo behind ./dev demo (argument: the build folder): the node end to end.
+#   shoredaq (the daemon) <-- ZeroMQ PUSH/PULL on loopback TCP -- du-sim: 4 DUs of detector 133, real time, 20 s
+#   run control through shorectl (init, configure, start, stop, quit), then the run summary from
+#   shore-events (slices, hits, events per trigger, reduction factor, stored bytes, spool files).
+# Every process started here is stopped on exit (trap), and the work folder removed.
 set -euo pipefail
 BUILD=$(readlink -f "${1:-build}")
 ROOT=$(dirname "$(dirname "$(readlink -f "$0")")")
+SECONDS_TO_RUN=${DEMO_SECONDS:-20}
+DUS=${DEMO_DUS:-first:4}
 
-# The reference data folder the build was configured with (default: ../shared next to the repo).
 SHARED=$(sed -n 's/^SHOREDAQ_SHARED_DIR:PATH=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
 SHARED=${SHARED:-$ROOT/../shared}
 DETX="$SHARED/data/km3net-testdata/detx/KM3NeT_00000133_20221025.detx"
+SHOREDAQ="$BUILD/firmware/shoredaq"
+SHORECTL="$BUILD/firmware/shorectl"
+DUSIM="$BUILD/drivers/du-sim"
+EVENTS="$BUILD/storage/shore-events"
 
 WORK=$(mktemp -d -t shoredaq-demo.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+DAEMON_PID=""
+SIM_PID=""
+cleanup() {
+  [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null || true
+  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true  # SIGTERM = stop + quit
+    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
 
-echo "== du-sim: detector 133 (ARCA, 21 DUs), the first 2 DUs, 3 s in real time, 20 muons/s"
-"$BUILD/drivers/du-sim" --detx "$DETX" --dus first:2 --seconds 3 --realtime --progress \
-  --seed 1 --run 1 --muon-rate-hz 20 --out "$WORK/feed.dqd" --truth "$WORK/truth.jsonl"
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-echo
-echo "== what it wrote"
-ls -lh "$WORK/feed.dqd" "$WORK/truth.jsonl" | awk '{print "  " $5 "\t" $9}'
-echo "  brightest muon (ground truth):"
-# The muon with the most hits: its line, without the hit list.
-awk -F'"n_hits":' '/"type":"muon"/ { split($2, a, ","); if (a[1] + 0 >= best) { best = a[1] + 0; line = $0 } }
-  END { sub(/,"hits":.*/, "}", line); print "  " line }' "$WORK/truth.jsonl"
+# A free loopback port for the DU stream (the kernel picks it; we release it just before the node binds).
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+       echo $((20000 + RANDOM % 20000)))
+INGEST="tcp://127.0.0.1:$PORT"
+CONTROL="ipc://$WORK/run/control.sock"
+CTL=("$SHORECTL" --endpoint "$CONTROL")
+
+say "detector: the $DUS DUs of detector 133 (ARCA)"
+"$SHOREDAQ" detx --detx "$DETX" --dus "$DUS" --out "$WORK/detector.detx"
+
+cat > "$WORK/shoredaq.toml" <<TOML
+[node]
+state_dir = "$WORK/state"
+runtime_dir = "$WORK/run"
+workers = 1
+[ingest]
+endpoints = ["$INGEST"]
+[control]
+endpoint = "$CONTROL"
+[store]
+disk_reserve_mb = 64
+[metrics]
+port = 0
+TOML
+"$SHOREDAQ" --check-config "$WORK/shoredaq.toml"
+
+say "starting shoredaq (DU stream on $INGEST, control on $CONTROL)"
+mkdir -p "$WORK/run"
+"$SHOREDAQ" --config "$WORK/shoredaq.toml" 2> "$WORK/shoredaq.log" &
+DAEMON_PID=$!
+for _ in $(seq 100); do "${CTL[@]}" --timeout 500 status >/dev/null 2>&1 && break; sleep 0.1; done
+"${CTL[@]}" status | head -1
+grep -o 'metrics on .*' "$WORK/shoredaq.log" || true
+
+say "run control: init, configure, start run 1"
+"${CTL[@]}" init
+"${CTL[@]}" configure --detx "$WORK/detector.detx"
+"${CTL[@]}" start --run 1
+
+say "du-sim: $SECONDS_TO_RUN s in real time, 20 muons/s, into the node over ZeroMQ"
+"$DUSIM" --detx "$WORK/detector.detx" --seconds "$SECONDS_TO_RUN" --realtime --run 1 --seed 1 \
+  --muon-rate-hz 20 --endpoint "$INGEST" --progress &
+SIM_PID=$!
+wait "$SIM_PID"
+SIM_PID=""
+
+say "stop (drains: everything received is filtered, committed, the run file sealed)"
+"${CTL[@]}" --timeout 60000 stop
+STATUS=$("${CTL[@]}" status)
+get() { printf '%s\n' "$STATUS" | awk -v k="$1" '$1 == k { print $3; exit }'; }
+HITS=$(get filter.hits_in); EVENT_BYTES=$(get event_bytes_online)
+echo "  slices $(get slices) (complete $(get builder.slices_complete), expired $(get builder.slices_expired)), written $(get slices_written)"
+echo "  hits $HITS, L1 hits $(get filter.l1_hits)"
+echo "  events $(get events): 3D shower $(get events.3d_shower), MX shower $(get events.mx_shower), 3D muon $(get events.3d_muon)"
+echo "  commit latency (slice complete -> committed) p50 $(get commit_latency_ms.p50) ms, p99 $(get commit_latency_ms.p99) ms"
+if [ "${EVENT_BYTES:-0}" -gt 0 ]; then
+  awk -v h="$HITS" -v b="$EVENT_BYTES" 'BEGIN { printf "  reduction factor %.0f (input hit bytes %d / event bytes %d)\n", h * 6 / b, h * 6, b }'
+fi
+DROPS=$(printf '%s\n' "$STATUS" | awk '/^drops:/ { d = 1; next } /^[a-z]/ { d = 0 } d && $3 != 0 { print "   " $1 " = " $3 }')
+echo "  drops (non-zero): ${DROPS:- none}"
+
+say "shore-events: the run as stored"
+"$EVENTS" --store "$WORK/state/store" runs
+"$EVENTS" --store "$WORK/state/store" summary --run 1
+"$EVENTS" --store "$WORK/state/store" verify
+echo "  stored bytes: $(du -sb "$WORK/state/store" | cut -f1) (LMDB files)"
+
+say "Tier-0 spool: sealed run files"
+ls -l "$WORK/state/spool/ready" | awk 'NR > 1 { print "  " $5 "\t" $9 }'
+
+say "quit"
+"${CTL[@]}" quit
+wait "$DAEMON_PID" && echo "  shoredaq exited cleanly"
+DAEMON_PID=""

@@ -45,6 +45,9 @@ TEST(HilCrash, Kill9MidRunThenRestart) {
     EXPECT_GE(count_summaries(reader, 20), written_before);
   }
 
+  auto verify = run({program("shore-events"), "--store", rig.node().store().string(), "verify"}, rig.tmp().path());
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+
   rig.restart();
   EXPECT_EQ(state_of(rig.node()), "Idle");
   rig.start_run(21);  // init marks run 20 aborted

@@ -74,6 +74,8 @@ TEST(HilNormalRun, EverySliceAccountedForAndStoreEqualsReplay) {
 
   const auto report = shoredaq::storage::EventStoreReader::open(rig.node().store()).verify();
   EXPECT_TRUE(report.ok()) << (report.problems.empty() ? "" : report.problems.front());
+  auto verify = run({program("shore-events"), "--store", rig.node().store().string(), "verify"}, rig.tmp().path());
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
 
   // The offline replay of the same feed, same filters, same (default) setup.
   const fs::path replay_store = rig.tmp() / "replay-store";
