@@ -397,3 +397,16 @@ TEST(TimesliceBuilder, DatagramBeyondTrailerMakesDomIncompleteAgain) {
   EXPECT_FALSE(f.out[0].frames[0].status.complete());
   EXPECT_TRUE(f.out[0].frames[1].status.complete());
 }
+
+TEST(TimesliceBuilder, WallClockBoundAlsoCheckedOnAdd) {
+  auto c = config_for({1, 2});
+  c.expiry_wall_ns = 2 * kSecond;
+  Fixture f(c);
+  f.add(make(1, 0, 0, true), 10 * kSecond);
+  f.add(make(1, 1, 0, true), 11 * kSecond);
+  EXPECT_TRUE(f.out.empty());
+  f.add(make(1, 2, 0, true), 12 * kSecond + 1);  // slice 0 is 2 s old: expires, no poll() needed
+  ASSERT_EQ(f.out.size(), 1u);
+  EXPECT_EQ(f.out[0].header.frame_index, 1u);
+  EXPECT_EQ(f.builder.open_slices(), 2u);
+}

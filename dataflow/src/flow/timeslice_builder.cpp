@@ -79,7 +79,11 @@ void TimesliceBuilder::add(const ClbDatagram& datagram, std::uint64_t receive_un
       add_optical(datagram, receive_unix_ns);
       break;
   }
-  if (config_.expiry_wall_ns != 0) poll(receive_unix_ns);
+  // Cheap wall-clock check per datagram: only the oldest open slice (a full poll() scans them all).
+  if (config_.expiry_wall_ns != 0 && !open_.empty()) {
+    const std::uint64_t first = open_.begin()->second.first_receive_ns;
+    if (receive_unix_ns >= first && receive_unix_ns - first >= config_.expiry_wall_ns) poll(receive_unix_ns);
+  }
 }
 
 void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t receive_unix_ns) {
