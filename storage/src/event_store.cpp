@@ -30,7 +30,6 @@ std::string_view to_string(CommitStatus status) noexcept {
     case CommitStatus::CapReached: return "store map cap reached";
     case CommitStatus::DiskReserve: return "disk reserve reached";
     case CommitStatus::DuplicateKey: return "slice already stored";
-    case CommitStatus::GrowthBlocked: return "map growth blocked by an open reader";
     case CommitStatus::LmdbError: return "LMDB error";
   }
   return "unknown";
@@ -511,7 +510,6 @@ CommitResult EventStore::refuse(CommitStatus status, std::span<const SliceRecord
     case CommitStatus::CapReached: counters_.slices_refused_cap += slices.size(); break;
     case CommitStatus::DiskReserve: counters_.slices_refused_disk_reserve += slices.size(); break;
     case CommitStatus::DuplicateKey: counters_.slices_refused_duplicate += slices.size(); break;
-    case CommitStatus::GrowthBlocked: counters_.slices_refused_growth_blocked += slices.size(); break;
     default: counters_.slices_refused_lmdb_error += slices.size(); break;
   }
   if (!refusing_) {  // log the transition, not every refused slice
@@ -700,7 +698,8 @@ CommitResult EventStore::commit_slices(std::span<const SliceRecord> slices) {
       const Growth growth = grow_map(config_.growth_wait);
       if (growth == Growth::Grown) continue;
       if (growth == Growth::ReaderOpen) {
-        return refuse(CommitStatus::GrowthBlocked, slices,
+        counters_.slices_refused_growth_blocked += slices.size();
+        return refuse(CommitStatus::CapReached, slices,
                       "store map full and a read transaction of this process held open for " +
                           std::to_string(config_.growth_wait.count()) + " ms prevents growth");
       }

@@ -395,7 +395,8 @@ TEST(EventStore, LongInProcessReaderBlocksGrowthOnlyBoundedly) {
     r = store.commit_slice(1, frame, make_slice_events(kDetector, 1, frame, 4, 100));
     if (!r) break;
   }
-  EXPECT_EQ(r.status, CommitStatus::GrowthBlocked);
+  EXPECT_EQ(r.status, CommitStatus::CapReached);
+  EXPECT_NE(r.message.find("read transaction"), std::string::npos);
   EXPECT_EQ(store.counters().slices_refused_growth_blocked, 1u);
   {
     std::lock_guard lock(m);

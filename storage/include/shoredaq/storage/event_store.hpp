@@ -65,12 +65,13 @@ class StoreError : public std::runtime_error {
 
 enum class CommitStatus : std::uint8_t {
   Ok,
-  CapReached,    // map at max_map_bytes and nothing prunable: refused, stored data intact
+  CapReached,    // map full and cannot grow (at max_map_bytes with nothing prunable, or an in-process
+                 // reader held a transaction past growth_wait; see the counters): refused, data intact
   DiskReserve,   // free disk below disk_reserve_bytes: refused
   DuplicateKey,  // a (run, frame) already stored: the whole batch refused
-  GrowthBlocked, // map full and an in-process read transaction stayed open past growth_wait
   LmdbError,     // any other LMDB failure: transaction aborted, nothing of the batch stored
 };
+inline constexpr std::size_t kCommitStatusValues = 5;  // firmware indexes counters by CommitStatus
 std::string_view to_string(CommitStatus status) noexcept;
 
 struct CommitResult {
@@ -101,7 +102,7 @@ struct EventStoreCounters {
   std::uint64_t slices_refused_cap = 0;
   std::uint64_t slices_refused_disk_reserve = 0;
   std::uint64_t slices_refused_duplicate = 0;
-  std::uint64_t slices_refused_growth_blocked = 0;
+  std::uint64_t slices_refused_growth_blocked = 0;  // the part of slices_refused_cap due to an open reader
   std::uint64_t slices_refused_lmdb_error = 0;
   std::uint64_t events_refused = 0;
   std::uint64_t out_of_order_writes = 0;  // keys below the last one: written without MDB_APPEND
