@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
   unsigned timeout_ms = 5000;
   app.add_option("--endpoint,-e", endpoint, "control socket of the node")->capture_default_str();
   app.add_flag("--json", json, "print the raw JSON reply");
-  app.add_option("--timeout", timeout_ms, "give up after this many ms (stop waits for the drain)")->capture_default_str();
+  auto* timeout_option =
+      app.add_option("--timeout", timeout_ms, "give up after this many ms (default 5000; stop and quit: 60000, they wait for the drain)");
   app.require_subcommand(1);
 
   nlohmann::json request;
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
   }
 
   const std::string cmd = request.value("cmd", "");
+  // stop (and quit while running) returns only after the drain, bounded by the node's stop_timeout_ms.
+  if (timeout_option->count() == 0 && (cmd == "stop" || cmd == "quit")) timeout_ms = 60000;
   try {
     const nlohmann::json reply = control_request(endpoint, request, std::chrono::milliseconds(timeout_ms));
     if (json) {
