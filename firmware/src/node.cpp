@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -49,6 +50,28 @@ dataflow::HeaderLayoutMode layout_mode(HeaderLayoutSetting s) {
     case HeaderLayoutSetting::Legacy28: return dataflow::HeaderLayoutMode::Legacy28;
   }
   return dataflow::HeaderLayoutMode::Auto;
+}
+
+// Fault hook for watchdog drills and the HIL test: while the file named by
+// SHOREDAQ_FAULT_STALL_WRITER_FILE exists, the writer stage holds its slice and does not advance,
+// exactly like a writer stuck on a hung disk. Unset (the default) costs one empty-string check.
+void hold_while_fault_file_exists(const std::string& path) {
+  if (path.empty()) return;
+  bool logged = false;
+  std::error_code ec;
+  while (std::filesystem::exists(path, ec)) {
+    if (!logged) {
+      spdlog::warn("fault hook: writer stalled while {} exists", path);
+      logged = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (logged) spdlog::warn("fault hook: writer released");
+}
+
+std::string fault_stall_writer_file() {
+  const char* v = std::getenv("SHOREDAQ_FAULT_STALL_WRITER_FILE");
+  return v == nullptr ? std::string() : std::string(v);
 }
 
 }  // namespace
@@ -241,7 +264,8 @@ struct RunSession {
         alerts(make_alerts(config, setup, context)),
         writer(store, run, spool, alerts.get()),
         pipeline(pipeline_config(config, setup, run), [this](const dataflow::Timeslice& t) { return filter.process(t); },
-                 [this, &paused](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+                 [this, &paused, stall_file = fault_stall_writer_file()](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+                   hold_while_fault_file_exists(stall_file);
                    writer.write(std::move(p), paused.load(std::memory_order_relaxed));
                  },
                  &context, &log) {}
@@ -611,6 +635,43 @@ struct Node::Impl {
     return {};
   }
 
+  // The watchdog's predicate: true while the node is healthy and no pipeline stage is stuck.
+  // Progress is judged per stage (StallDetector): a stage is stuck when it held work at two
+  // consecutive checks and took in / passed on / dropped nothing in between. Without a run, or
+  // with a Running pipeline that has no input (every stage idle), the node is healthy as long as
+  // the stage threads keep waking up (health()). During a stop's drain the session is owned by the
+  // drain, which systemd covers with EXTEND_TIMEOUT_USEC, so pings continue.
+  bool watchdog_healthy() {
+    const auto h = health();
+    if (!h.healthy) {
+      last_stall = h.reason;
+      return false;
+    }
+    std::vector<StageSample> samples;
+    {
+      std::lock_guard lock(mutex);
+      if (!session) {
+        stall_detector.reset();
+        last_stall.clear();
+        return true;
+      }
+      const auto st = session->pipeline.stats();
+      const auto progress = [](const dataflow::StageCounters& c) { return c.in + c.out + c.dropped; };
+      const auto held = [](const dataflow::StageCounters& c) {
+        return c.in > c.out + c.dropped ? c.in - c.out - c.dropped : std::uint64_t{0};
+      };
+      // The builder legitimately holds open slices (they complete or expire by time), so only
+      // the messages queued in front of it count as its pending work.
+      samples = {{"builder", progress(st.builder_stage), st.message_queue.depth},
+                 {"workers", progress(st.worker_stage), st.slice_queue.depth + held(st.worker_stage)},
+                 {"writer", progress(st.writer_stage), st.reorder_pending + held(st.writer_stage)}};
+    }
+    const std::string stuck = stall_detector.check(samples);
+    if (!stuck.empty() && stuck != last_stall) spdlog::error("watchdog: pipeline stage '{}' holds work and does not advance", stuck);
+    last_stall = stuck;
+    return stuck.empty();
+  }
+
   // SIGTERM/SIGINT arrive here (blocked in every other thread): a graceful stop + quit.
   void signal_loop() {
     sigset_t set;
@@ -656,6 +717,8 @@ struct Node::Impl {
   std::map<std::string, std::uint64_t, std::less<>> metrics_cache;
   std::chrono::steady_clock::time_point metrics_cached_at{};
   dataflow::RunRecord run_record;
+  StallDetector stall_detector;  // used by the watchdog thread only
+  std::string last_stall;
   RunControl run_control;  // last: its hooks use the members above
 };
 
@@ -710,17 +773,19 @@ int Node::serve() {
     spdlog::info("metrics on {}/metrics", http->url());
   }
 
-  // The systemd watchdog is fed only while the data threads keep waking up (or no run is going).
+  std::thread signals([this] { impl_->signal_loop(); });
+  // READY=1 only now: the control socket is bound (clients may connect as soon as they see it).
+  impl_->notifier.ready("shoredaq: Idle");
+
+  // The systemd watchdog is fed only while the pipeline makes progress (see watchdog_healthy).
   std::unique_ptr<Watchdog> watchdog;
   if (auto period = Watchdog::ping_period_for(impl_->notifier)) {
-    watchdog = std::make_unique<Watchdog>(impl_->notifier, *period, [this] { return impl_->health().healthy; });
+    watchdog = std::make_unique<Watchdog>(impl_->notifier, *period, [this] { return impl_->watchdog_healthy(); });
     watchdog->start();
   }
-
-  std::thread signals([this] { impl_->signal_loop(); });
-  impl_->notifier.ready("shoredaq: Idle");
   while (!impl_->exit_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   signals.join();
+  impl_->notifier.stopping("shoredaq: quitting");
   // The quit reply was sent in the server thread's current iteration; stop() joins after it.
   server->stop();
   server.reset();

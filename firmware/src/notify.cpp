@@ -90,6 +90,21 @@ std::optional<std::chrono::microseconds> Watchdog::ping_period_for(const Systemd
 
 Watchdog::~Watchdog() { stop(); }
 
+std::string StallDetector::check(const std::vector<StageSample>& stages) {
+  std::string stuck;
+  for (const auto& now : stages) {
+    for (const auto& before : previous_) {
+      if (before.name == now.name && before.pending > 0 && now.pending > 0 && before.progress == now.progress) {
+        stuck = now.name;
+        break;
+      }
+    }
+    if (!stuck.empty()) break;
+  }
+  previous_ = stages;
+  return stuck;
+}
+
 void Watchdog::start() {
   std::lock_guard lock(mutex_);
   if (thread_.joinable()) {

@@ -183,3 +183,25 @@ TEST(Watchdog, StopReturnsPromptlyEvenWithLongPeriod) {
   watchdog.stop();
   EXPECT_LT(std::chrono::steady_clock::now() - before, 2s);
 }
+
+TEST(StallDetector, IdleStagesAreNeverStuck) {
+  shoredaq::firmware::StallDetector d;
+  EXPECT_EQ(d.check({{"writer", 5, 0}}), "");
+  EXPECT_EQ(d.check({{"writer", 5, 0}}), "");
+}
+
+TEST(StallDetector, StageHoldingWorkWithoutProgressIsStuck) {
+  shoredaq::firmware::StallDetector d;
+  EXPECT_EQ(d.check({{"builder", 1, 0}, {"writer", 10, 3}}), "");  // first sample: nothing to compare
+  EXPECT_EQ(d.check({{"builder", 9, 0}, {"writer", 10, 4}}), "writer");  // upstream advancing does not help
+  EXPECT_EQ(d.check({{"builder", 9, 0}, {"writer", 11, 3}}), "");        // advanced again
+  d.reset();
+  EXPECT_EQ(d.check({{"writer", 11, 3}}), "");
+}
+
+TEST(StallDetector, WorkArrivingAtAnIdleStageIsNotAStall) {
+  shoredaq::firmware::StallDetector d;
+  EXPECT_EQ(d.check({{"workers", 4, 0}}), "");
+  EXPECT_EQ(d.check({{"workers", 4, 2}}), "");  // had nothing pending before
+  EXPECT_EQ(d.check({{"workers", 4, 2}}), "workers");
+}

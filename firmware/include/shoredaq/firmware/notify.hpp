@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace shoredaq::firmware {
 
@@ -48,6 +49,29 @@ public:
 // Turns a monotonically increasing progress counter (e.g. slices committed + slices dropped)
 // into the "progress since last call" predicate Watchdog wants.
 std::function<bool()> progress_since_last_call(std::function<std::uint64_t()> read_counter);
+
+// Decides whether a pipeline is stuck from periodic samples of its stages. A stage is stuck
+// when it held work (pending > 0) at two consecutive checks and its progress count did not move
+// in between. An idle stage (nothing pending) is never stuck, so a Running node without input
+// keeps the watchdog fed as long as its threads stay responsive (checked separately, by the
+// threads' wake-up times). Work queued in front of a stage counts as that stage's pending work,
+// so a stage that stops taking input is caught even though upstream stages still advance.
+struct StageSample {
+  std::string name;
+  std::uint64_t progress = 0;  // monotonic: items taken in + passed on + dropped
+  std::uint64_t pending = 0;   // items waiting for or held by the stage
+};
+
+class StallDetector {
+public:
+  // Returns the name of a stuck stage, or "" when every stage is idle or advanced since the
+  // previous call. The first call never reports a stall (there is nothing to compare with).
+  std::string check(const std::vector<StageSample>& stages);
+  void reset() { previous_.clear(); }
+
+private:
+  std::vector<StageSample> previous_;
+};
 
 // Pings the systemd watchdog at half the configured interval, but only while `made_progress`
 // says the pipeline moved since the previous check: a stuck stage stops the pings and systemd
