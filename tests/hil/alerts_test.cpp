@@ -5,18 +5,52 @@
 
 #include <zmq.hpp>
 
+#include <cstring>
+
 #include "hil_support.hpp"
 
 using namespace hil;
 
 namespace {
 std::uint64_t u64(const nlohmann::json& j, const std::string& key) { return j.at(key).get<std::uint64_t>(); }
+
+// Watches a socket's connection events, so a test can wait until its SUB has really joined the
+// daemon's PUB before feeding data (PUB sends nothing to a peer that has not joined yet).
+class ConnectionWatch {
+ public:
+  ConnectionWatch(zmq::context_t& ctx, zmq::socket_t& socket, const std::string& name)
+      : events_(ctx, zmq::socket_type::pair) {
+    const std::string address = "inproc://monitor-" + name;
+    if (zmq_socket_monitor(socket.handle(), address.c_str(), ZMQ_EVENT_CONNECTED) != 0) {
+      throw zmq::error_t();
+    }
+    events_.set(zmq::sockopt::linger, 0);
+    events_.set(zmq::sockopt::rcvtimeo, 200);
+    events_.connect(address);
+  }
+  bool wait_connected(std::chrono::milliseconds timeout) {
+    return wait_until([&] {
+      zmq::message_t event, address;
+      if (!events_.recv(event)) return false;
+      (void)events_.recv(address);
+      std::uint16_t id = 0;
+      std::memcpy(&id, event.data(), sizeof id);
+      return id == ZMQ_EVENT_CONNECTED;
+    }, timeout);
+  }
+
+ private:
+  zmq::socket_t events_;
+};
 }  // namespace
 
 TEST(HilAlerts, StalledSubscriberDoesNotSlowThePipeline) {
   TempDir probe("alerts-endpoint");  // only for a unique ipc path
   const std::string endpoint = "ipc://" + (probe / "alerts.sock").string();
-  Rig rig("alerts", "first:2", "[alerts]\nendpoint = \"" + endpoint + "\"\nsndhwm = 4\n");
+  // Queues deeper than the whole feed: du-sim sends as fast as it can, so with the default depth
+  // a slow filter (wide snapshots below) could drop slices by design, which is not what this tests.
+  Rig rig("alerts", "first:2",
+          "[alerts]\nendpoint = \"" + endpoint + "\"\nsndhwm = 4\n[builder]\nqueue_slices = 64\n");
   // Wide snapshots make each event large, so the subscriber's buffers fill quickly.
   write_file(rig.tmp() / "noisy.toml",
              "[trigger]\nsnapshot_window_ns = 50000\n[trigger.mxshower]\nnumber_of_hits = 2\nnumber_of_modules = 1\n");
@@ -63,8 +97,13 @@ TEST(HilAlerts, ReadingSubscriberGetsEventsAndSummaries) {
   zmq::socket_t sub(ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::linger, 0);
   sub.set(zmq::sockopt::subscribe, "");
+  sub.set(zmq::sockopt::reconnect_ivl, 10);
+  ConnectionWatch watch(ctx, sub, "alerts-read");
   sub.connect(endpoint);
   rig.start_run(61);
+  // Feed only once the subscriber has joined; its subscription travels with the connection
+  // handshake, long before du-sim (a new process) sends its first slice.
+  ASSERT_TRUE(watch.wait_connected(30s));
   auto a = rig.du_sim_args(61, 15, 62);
   a.insert(a.end(), {"--muon-rate-hz", "20", "--muon-yield", "400"});
   rig.feed(a);
