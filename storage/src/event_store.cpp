@@ -109,7 +109,7 @@ std::span<const std::uint8_t> as_span(const MDB_val& v) {
 // the map) by adopting the new size.
 class ReadTxn {
  public:
-  explicit ReadTxn(const LmdbEnv& env) : env_(env) {
+  explicit ReadTxn(const LmdbEnv& env) {
     for (int attempt = 0;; ++attempt) {
       std::shared_lock lock(env.resize_mutex);
       const int rc = mdb_txn_begin(env.env, nullptr, MDB_RDONLY, &txn_);
@@ -129,7 +129,6 @@ class ReadTxn {
   MDB_txn* get() const { return txn_; }
 
  private:
-  const LmdbEnv& env_;
   std::shared_lock<std::shared_timed_mutex> lock_;
   MDB_txn* txn_ = nullptr;
 };
