@@ -4,6 +4,9 @@
 
 #include <filesystem>
 #include <limits>
+#include <mutex>
+#include <optional>
+#include <vector>
 
 namespace shoredaq::firmware {
 namespace {
@@ -56,6 +59,8 @@ nlohmann::json ControlDispatcher::handle(const nlohmann::json& request) const {
     nlohmann::json r{{"ok", true}, {"state", std::string(to_string(run_control_.state()))}};
     if (auto run = run_control_.run()) r["run"] = *run;
     if (auto e = run_control_.last_error(); !e.empty()) r["error"] = e;
+    // Answered even while stop/quit drains the pipeline (the state changes when the drain ends).
+    if (auto c = run_control_.in_progress(); c && (*c == RunCommand::Stop || *c == RunCommand::Quit)) r["draining"] = true;
     if (status_) {
       nlohmann::json extra = status_();
       if (extra.is_object()) {
@@ -101,13 +106,49 @@ nlohmann::json ControlDispatcher::handle(const nlohmann::json& request) const {
   return refusal(run_control_.state(), "unhandled command");
 }
 
+std::string ControlDispatcher::busy_reply() const {
+  nlohmann::json r = refusal(run_control_.state(), "busy: a stop is draining the pipeline; retry when it is done");
+  if (auto c = run_control_.in_progress()) r["busy_with"] = std::string(to_string(*c));
+  r["draining"] = true;
+  return r.dump();
+}
+
+ControlRequestKind classify_control_request(std::string_view request_text) {
+  if (request_text.size() > kMaxControlRequestBytes) return ControlRequestKind::Immediate;
+  const nlohmann::json request = nlohmann::json::parse(request_text, nullptr, false);
+  if (request.is_discarded() || !request.is_object()) return ControlRequestKind::Immediate;
+  auto it = request.find("cmd");
+  if (it == request.end() || !it->is_string()) return ControlRequestKind::Immediate;
+  const auto& cmd = it->get_ref<const std::string&>();
+  if (cmd == "status") return ControlRequestKind::Immediate;
+  const auto command = parse_run_command(cmd);
+  if (!command) return ControlRequestKind::Immediate;
+  if (*command == RunCommand::Stop || *command == RunCommand::Quit) return ControlRequestKind::Background;
+  return ControlRequestKind::Exclusive;
+}
+
 struct ControlServer::Impl {
   zmq::socket_t socket;
   Handler handler;
+  ControlServerOptions options;
+  // The running background command: its thread, its client's envelope, its reply when done.
+  std::thread job;
+  std::vector<zmq::message_t> job_envelope;
+  std::mutex job_mutex;
+  std::optional<std::string> job_reply;
+  bool job_active = false;
+
+  void send(std::vector<zmq::message_t>& envelope, const std::string& reply) {
+    for (auto& part : envelope) socket.send(part, zmq::send_flags::sndmore);
+    socket.send(zmq::buffer(reply), zmq::send_flags::none);
+  }
 };
 
-ControlServer::ControlServer(zmq::context_t& context, std::string endpoint, Handler handler)
-    : impl_(std::make_unique<Impl>(Impl{zmq::socket_t(context, zmq::socket_type::rep), std::move(handler)})) {
+ControlServer::ControlServer(zmq::context_t& context, std::string endpoint, Handler handler, ControlServerOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->socket = zmq::socket_t(context, zmq::socket_type::router);
+  impl_->handler = std::move(handler);
+  impl_->options = std::move(options);
   impl_->socket.set(zmq::sockopt::linger, kLingerMs);
   impl_->socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxControlRequestBytes));
   if (endpoint.rfind("ipc://", 0) == 0) {
@@ -116,29 +157,89 @@ ControlServer::ControlServer(zmq::context_t& context, std::string endpoint, Hand
   }
   impl_->socket.bind(endpoint);
   endpoint_ = impl_->socket.get(zmq::sockopt::last_endpoint);
-  thread_ = std::thread([this] {
-    zmq::pollitem_t item{static_cast<void*>(impl_->socket), 0, ZMQ_POLLIN, 0};
-    while (!stopping_.load()) {
-      try {
-        if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
-        zmq::message_t request;
-        if (!impl_->socket.recv(request, zmq::recv_flags::dontwait)) continue;
-        // A REP socket must answer every request; multipart requests are answered once, as errors.
-        bool multipart = request.more();
-        while (request.more()) {
-          zmq::message_t rest;
-          (void)impl_->socket.recv(rest);
-          request = std::move(rest);
-        }
-        std::string reply = multipart ? std::string(R"({"ok":false,"error":"multipart request"})")
-                                      : impl_->handler(request.to_string_view());
-        impl_->socket.send(zmq::buffer(reply), zmq::send_flags::none);
-        ++served_;
-      } catch (const zmq::error_t& e) {
-        if (e.num() == ETERM) break;
-      }
+  thread_ = std::thread([this] { serve_loop(); });
+}
+
+void ControlServer::serve_loop() {
+  auto& im = *impl_;
+  zmq::pollitem_t item{static_cast<void*>(im.socket), 0, ZMQ_POLLIN, 0};
+  while (true) {
+    bool active;
+    {
+      std::lock_guard lock(im.job_mutex);
+      active = im.job_active;
     }
-  });
+    // Leave only once the background command (e.g. quit) has been answered.
+    if (stopping_.load() && !active) break;
+    try {
+      if (active) {
+        std::optional<std::string> done;
+        {
+          std::lock_guard lock(im.job_mutex);
+          done.swap(im.job_reply);
+        }
+        if (done) {
+          im.job.join();
+          im.send(im.job_envelope, *done);
+          im.job_envelope.clear();
+          ++served_;
+          std::lock_guard lock(im.job_mutex);
+          im.job_active = false;
+          continue;
+        }
+      }
+      // Short polls while a background command runs, so its reply goes out promptly.
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(active ? 10 : 100)) == 0) continue;
+      // ROUTER frames: the client's identity, (for REQ) an empty delimiter, then the request.
+      std::vector<zmq::message_t> frames;
+      do {
+        zmq::message_t part;
+        if (!im.socket.recv(part, zmq::recv_flags::dontwait)) break;
+        frames.push_back(std::move(part));
+      } while (frames.back().more());
+      if (frames.empty()) continue;
+      std::vector<zmq::message_t> envelope;
+      std::size_t body = 1;
+      for (std::size_t i = 1; i < frames.size(); ++i) {
+        if (frames[i].size() == 0) {
+          body = i + 1;
+          break;
+        }
+      }
+      for (std::size_t i = 0; i < body && i < frames.size(); ++i) envelope.push_back(std::move(frames[i]));
+      if (frames.size() != body + 1) {
+        // Every request is answered once; multipart requests as errors.
+        im.send(envelope, R"({"ok":false,"error":"multipart request"})");
+        ++served_;
+        continue;
+      }
+      const std::string request(frames[body].to_string_view());
+      const ControlRequestKind kind =
+          im.options.classify ? im.options.classify(request) : ControlRequestKind::Exclusive;
+      if (kind != ControlRequestKind::Immediate && active) {
+        im.send(envelope, im.options.busy_reply ? im.options.busy_reply() : std::string(R"({"ok":false,"error":"busy"})"));
+        ++refused_busy_;
+        ++served_;
+        continue;
+      }
+      if (kind == ControlRequestKind::Background) {
+        std::lock_guard lock(im.job_mutex);
+        im.job_active = true;
+        im.job_envelope = std::move(envelope);
+        im.job = std::thread([&im, request] {
+          std::string reply = im.handler(request);
+          std::lock_guard job_lock(im.job_mutex);
+          im.job_reply = std::move(reply);
+        });
+        continue;
+      }
+      im.send(envelope, im.handler(request));
+      ++served_;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+    }
+  }
+  if (im.job.joinable()) im.job.join();
 }
 
 void ControlServer::stop() {

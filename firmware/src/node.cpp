@@ -740,8 +740,12 @@ int Node::serve() {
   ControlDispatcher dispatcher(impl_->run_control, [this] { return status(); });
   std::unique_ptr<ControlServer> server;
   try {
+    ControlServerOptions options;
+    options.classify = classify_control_request;  // stop/quit drain on a background thread
+    options.busy_reply = [&dispatcher] { return dispatcher.busy_reply(); };
     server = std::make_unique<ControlServer>(impl_->context, impl_->config.control_endpoint(),
-                                             [&dispatcher](std::string_view request) { return dispatcher.handle(request); });
+                                             [&dispatcher](std::string_view request) { return dispatcher.handle(request); },
+                                             std::move(options));
   } catch (const std::exception& e) {
     spdlog::critical("cannot bind the control socket {}: {}", impl_->config.control_endpoint(), e.what());
     return 1;

@@ -58,22 +58,32 @@ bool RunControl::allowed(RunState state, RunCommand command) noexcept {
 RunControl::RunControl(RunControlHooks hooks) : hooks_(std::move(hooks)) {}
 
 CommandResult RunControl::execute(RunCommand command, RunState next, const std::function<void()>& action) {
-  std::lock_guard lock(mutex_);
-  if (!allowed(state_, command)) {
-    return {false, state_,
-            std::string("command '") + std::string(to_string(command)) + "' is not allowed in state " +
-                std::string(to_string(state_))};
+  std::lock_guard command_lock(command_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (!allowed(state_, command)) {
+      return {false, state_,
+              std::string("command '") + std::string(to_string(command)) + "' is not allowed in state " +
+                  std::string(to_string(state_))};
+    }
+    in_progress_ = command;
   }
+  std::string failure_text;
   try {
     if (action) action();
   } catch (const CommandRefused& refused) {
+    std::lock_guard lock(state_mutex_);
+    in_progress_.reset();
     return {false, state_, refused.what()};
   } catch (const std::exception& failure) {
-    last_error_ = std::string(to_string(command)) + " failed: " + failure.what();
-    state_ = RunState::Error;
-    return {false, state_, last_error_};
+    failure_text = std::string(to_string(command)) + " failed: " + failure.what();
   } catch (...) {
-    last_error_ = std::string(to_string(command)) + " failed: unknown error";
+    failure_text = std::string(to_string(command)) + " failed: unknown error";
+  }
+  std::lock_guard lock(state_mutex_);
+  in_progress_.reset();
+  if (!failure_text.empty()) {
+    last_error_ = failure_text;
     state_ = RunState::Error;
     return {false, state_, last_error_};
   }
@@ -94,6 +104,7 @@ CommandResult RunControl::start(std::uint32_t run) {
   // run_ is only updated under the lock inside execute's action, after the hook succeeded.
   return execute(RunCommand::Start, RunState::Running, [&] {
     if (hooks_.start) hooks_.start(run);
+    std::lock_guard lock(state_mutex_);
     run_ = run;
   });
 }
@@ -104,25 +115,30 @@ CommandResult RunControl::stop() { return execute(RunCommand::Stop, RunState::St
 CommandResult RunControl::reset() { return execute(RunCommand::Reset, RunState::Idle, hooks_.reset); }
 
 CommandResult RunControl::quit() {
-  // state_ is read inside the action, which runs under the lock.
   return execute(RunCommand::Quit, RunState::Exited, [&] {
-    if ((state_ == RunState::Running || state_ == RunState::Paused) && hooks_.stop) hooks_.stop();
+    const RunState now = state();
+    if ((now == RunState::Running || now == RunState::Paused) && hooks_.stop) hooks_.stop();
     if (hooks_.quit) hooks_.quit();
   });
 }
 
 RunState RunControl::state() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_mutex_);
   return state_;
 }
 
 std::optional<std::uint32_t> RunControl::run() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_mutex_);
   return run_;
 }
 
+std::optional<RunCommand> RunControl::in_progress() const {
+  std::lock_guard lock(state_mutex_);
+  return in_progress_;
+}
+
 std::string RunControl::last_error() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_mutex_);
   return last_error_;
 }
 

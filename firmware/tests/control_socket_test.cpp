@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <zmq.hpp>
 
 using namespace shoredaq::firmware;
@@ -86,4 +89,62 @@ TEST(ControlServer, TcpEphemeralPort) {
   ControlServer server(ctx, "tcp://127.0.0.1:*", [](std::string_view) { return std::string(R"({"ok":true})"); });
   EXPECT_NE(server.endpoint().find("tcp://127.0.0.1:"), std::string::npos);
   EXPECT_TRUE(control_request(server.endpoint(), {{"cmd", "status"}}, std::chrono::milliseconds(2000))["ok"].get<bool>());
+}
+
+// stop drains on a background thread: status is answered meanwhile (draining), another command
+// is refused with the state, and the stop's own client gets its reply when the drain is done.
+TEST(ControlServer, StatusIsAnsweredWhileStopDrains) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false, draining = false;
+  RunControlHooks hooks;
+  hooks.stop = [&] {
+    std::unique_lock lock(m);
+    draining = true;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(20), [&] { return release; });
+  };
+  RunControl rc(hooks);
+  ControlDispatcher d(rc);
+  ASSERT_TRUE(rc.init().ok && rc.configure({}).ok && rc.start(3).ok);
+  zmq::context_t context(1);
+  const auto dir = std::filesystem::temp_directory_path() / ("shoredaq-ctl-drain-" + std::to_string(::getpid()));
+  ControlServerOptions options;
+  options.classify = classify_control_request;
+  options.busy_reply = [&d] { return d.busy_reply(); };
+  ControlServer server(context, "ipc://" + (dir / "control.sock").string(),
+                       [&d](std::string_view r) { return d.handle(r); }, std::move(options));
+
+  json stop_reply;
+  std::thread stopper([&] {
+    try {
+      stop_reply = control_request(server.endpoint(), json{{"cmd", "stop"}}, std::chrono::seconds(30));
+    } catch (const std::exception& e) {
+      stop_reply = json{{"exception", e.what()}};
+    }
+  });
+  {
+    std::unique_lock lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return draining; }));
+  }
+  const json status = control_request(server.endpoint(), json{{"cmd", "status"}}, std::chrono::seconds(2));
+  EXPECT_EQ(status["state"], "Running");
+  EXPECT_EQ(status["draining"], true);
+  const json refused = control_request(server.endpoint(), json{{"cmd", "reset"}}, std::chrono::seconds(2));
+  EXPECT_EQ(refused["ok"], false);
+  EXPECT_EQ(refused["state"], "Running");
+  EXPECT_EQ(refused["busy_with"], "stop");
+  EXPECT_EQ(server.requests_refused_busy(), 1u);
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  stopper.join();
+  EXPECT_EQ(stop_reply["ok"], true);
+  EXPECT_EQ(stop_reply["state"], "Standby");
+  const json after = control_request(server.endpoint(), json{{"cmd", "status"}}, std::chrono::seconds(2));
+  EXPECT_FALSE(after.contains("draining"));
+  server.stop();
+  std::filesystem::remove_all(dir);
 }

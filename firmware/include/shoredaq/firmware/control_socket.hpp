@@ -4,8 +4,11 @@
 //   {"cmd":"configure","detx":"F","setup":"S.toml"} (both optional)
 //   {"cmd":"status"}                              -> {"ok":true,"state":...,"run":...,"counters":{...}}
 //   refused                                       -> {"ok":false,"state":"Ready","error":"..."}
-// The server has its own thread, so commands are never queued behind data. A client gives up
-// after a timeout with a clear message instead of hanging on a dead daemon.
+// The server has its own thread, so commands are never queued behind data. Long commands (stop and
+// quit drain the pipeline) run on a background thread: while one runs, `status` is still answered
+// at once (with "draining": true) and any other command is refused with the current state. The
+// client of a long command gets its reply when the command is done. A client gives up after a
+// timeout with a clear message instead of hanging on a dead daemon.
 
 #include <atomic>
 #include <chrono>
@@ -37,6 +40,8 @@ class ControlDispatcher {
   ControlDispatcher(RunControl& run_control, StatusFn status = {});
   std::string handle(std::string_view request_text) const;
   nlohmann::json handle(const nlohmann::json& request) const;
+  // The reply to a command that arrives while a long command is still running.
+  std::string busy_reply() const;
 
  private:
   nlohmann::json reply(const CommandResult& result) const;
@@ -44,13 +49,29 @@ class ControlDispatcher {
   StatusFn status_;
 };
 
-// A REP socket served from its own thread until stop(); `handler` maps request -> reply text.
+// How the server runs one request (see classify_control_request).
+enum class ControlRequestKind : std::uint8_t {
+  Immediate,   // answered on the server thread even while a long command runs (status, malformed)
+  Exclusive,   // on the server thread; refused while a long command runs
+  Background,  // long (stop, quit): on a background thread, one at a time; replied when done
+};
+// status and requests that are not valid commands -> Immediate, stop/quit -> Background, the rest
+// -> Exclusive.
+ControlRequestKind classify_control_request(std::string_view request_text);
+
+// A ROUTER socket (REQ clients) served from its own thread until stop(); `handler` maps request ->
+// reply text. Without a classifier every request is Exclusive (handled in order on that thread).
+struct ControlServerOptions {
+  std::function<ControlRequestKind(std::string_view)> classify;
+  std::function<std::string()> busy_reply;  // reply to an Exclusive/Background request while busy
+};
+
 class ControlServer {
  public:
   using Handler = std::function<std::string(std::string_view)>;
   // Binds immediately (throws zmq::error_t / std::runtime_error when the endpoint is unusable); for
   // ipc:// the socket's directory is created.
-  ControlServer(zmq::context_t& context, std::string endpoint, Handler handler);
+  ControlServer(zmq::context_t& context, std::string endpoint, Handler handler, ControlServerOptions options = {});
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -58,6 +79,7 @@ class ControlServer {
   const std::string& endpoint() const noexcept { return endpoint_; }  // resolved (tcp port 0 -> real)
   void stop();
   std::uint64_t requests_served() const noexcept { return served_.load(); }
+  std::uint64_t requests_refused_busy() const noexcept { return refused_busy_.load(); }
 
  private:
   struct Impl;
@@ -65,6 +87,8 @@ class ControlServer {
   std::string endpoint_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> served_{0};
+  std::atomic<std::uint64_t> refused_busy_{0};
+  void serve_loop();
   std::thread thread_;
 };
 

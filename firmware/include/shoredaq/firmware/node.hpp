@@ -5,8 +5,10 @@
 // where the RunWriter (one thread, frame order) numbers the events with the run's trigger counter,
 // commits each slice to the EventStore in one transaction, and counts everything.
 //
-// Threads: the control socket's own thread runs every command (so a command is never queued behind
-// data); a signal thread turns SIGTERM/SIGINT into `quit` (= stop + quit when running); the data
+// Threads: the control socket's own thread answers every command (so a command is never queued
+// behind data); stop and quit drain on a background thread of the control server, so `status` is
+// answered during the drain (with "draining": true) and other commands are refused until it ends;
+// a signal thread turns SIGTERM/SIGINT into `quit` (= stop + quit when running); the data
 // path's threads are created at start and joined by stop, which drains within
 // [control] stop_timeout_ms.
 

@@ -12,8 +12,9 @@
 // Pure logic: the actions (open the store, start the pipeline, drain...) are hooks supplied by the
 // node. A hook that throws CommandRefused leaves the state unchanged (e.g. an invalid run setup at
 // configure: the operator fixes it and retries); any other exception moves the machine to Error.
-// All calls are serialised by an internal mutex; hooks run under it, so a command never overlaps
-// another one.
+// Commands are serialised by a command mutex; hooks run under it, so a command never overlaps
+// another one. The state itself sits behind a separate mutex, so state(), run(), last_error() and
+// in_progress() answer at once even while a hook runs (e.g. `status` during stop's drain).
 
 #include <cstdint>
 #include <functional>
@@ -79,6 +80,8 @@ class RunControl {
   RunState state() const;
   std::optional<std::uint32_t> run() const;  // the current (or last stopped) run
   std::string last_error() const;            // the message that put the machine into Error
+  // The command whose hook is running now (e.g. Stop while the pipeline drains), if any.
+  std::optional<RunCommand> in_progress() const;
 
   // Whether `command` is accepted in `state` (the table above); used for refusals and tests.
   static bool allowed(RunState state, RunCommand command) noexcept;
@@ -87,7 +90,9 @@ class RunControl {
   CommandResult execute(RunCommand command, RunState next, const std::function<void()>& action);
 
   RunControlHooks hooks_;
-  mutable std::mutex mutex_;
+  std::mutex command_mutex_;      // held for a whole command, hooks included
+  mutable std::mutex state_mutex_;  // guards the fields below, held only briefly
+  std::optional<RunCommand> in_progress_;
   RunState state_ = RunState::Idle;
   std::optional<std::uint32_t> run_;
   std::string last_error_;
