@@ -204,7 +204,7 @@ inline NodeSetup make_node_setup(const TempDir& tmp, const std::string& extra_to
     << "[ingest]\nendpoints = [\"" << s.ingest << "\"]\n"
     << "[control]\nendpoint = \"" << s.control << "\"\nstop_timeout_ms = 20000\n"
     << "[store]\ndurability = \"nosync\"\ndisk_reserve_mb = 0\n" << store_toml << "\n"
-    << "[metrics]\nenabled = false\n"
+    << (extra_toml.find("[metrics]") == std::string::npos ? "[metrics]\nenabled = false\n" : "")
     << extra_toml << "\n"
     << "[trigger]\n" << trigger_toml << "\n";
   write_file(s.config(), t.str());

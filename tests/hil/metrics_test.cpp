@@ -1,0 +1,97 @@
+// HIL: after a short du-sim run the node's Prometheus /metrics (scraped over loopback HTTP) parses
+// as Prometheus text and its event and slice counters equal what the store holds (shore-events).
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "../../firmware/tests/metrics_text_parser.hpp"
+#include "hil_support.hpp"
+
+using namespace hil;
+
+namespace {
+
+// A loopback TCP port nobody listens on right now (the kernel's choice for port 0).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// GET http://127.0.0.1:port/path; the response body ("" on any failure).
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+      char buf[8192];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  const auto body = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return "";
+  return response.substr(body + 4);
+}
+
+double sample(const shoredaq::test::PrometheusText& t, const std::string& family) {
+  auto it = t.families.find(family);
+  if (it == t.families.end() || it->second.samples.empty()) return -1;
+  return it->second.samples.front().value;
+}
+
+}  // namespace
+
+TEST(HilMetrics, CountersAfterARunMatchTheStore) {
+  const int port = free_port();
+  ASSERT_GT(port, 0);
+  Rig rig("metrics", "first:2",
+          "[metrics]\nenabled = true\nlisten_address = \"127.0.0.1\"\nport = " + std::to_string(port) + "\n");
+  rig.start_run(5);
+  rig.feed(rig.du_sim_args(5, 20, 21));
+  rig.stop_run();
+
+  const std::string text = http_get(port, "/metrics");
+  ASSERT_FALSE(text.empty()) << "no /metrics on port " << port;
+  const auto parsed = shoredaq::test::parse_prometheus_text(text);
+  ASSERT_TRUE(parsed.errors.empty()) << parsed.errors.front() << "\n" << text;
+
+  const auto runs = run({program("shore-events"), "--store", rig.node().store().string(), "runs", "--json"}, rig.tmp().path());
+  ASSERT_EQ(runs.code, 0) << runs.err;
+  const auto records = nlohmann::json::parse(runs.out);
+  ASSERT_EQ(records.size(), 1u);
+  const auto stored_slices = records[0]["counters"].value("store.slices", std::uint64_t{0});
+  const auto events = run({program("shore-events"), "--store", rig.node().store().string(), "events", "--run", "5", "--json"},
+                          rig.tmp().path());
+  ASSERT_EQ(events.code, 0) << events.err;
+  std::uint64_t stored_events = 0;
+  for (char c : events.out) stored_events += c == '\n' ? 1 : 0;
+
+  EXPECT_GT(stored_slices, 0u);
+  EXPECT_GT(stored_events, 0u) << "du-sim's muons should trigger";
+  EXPECT_EQ(sample(parsed, "shoredaq_slices_written_total"), static_cast<double>(stored_slices)) << text;
+  EXPECT_EQ(sample(parsed, "shoredaq_events_total"), static_cast<double>(stored_events)) << text;
+  EXPECT_EQ(sample(parsed, "shoredaq_slices_total"), 20.0) << text;
+  EXPECT_EQ(sample(parsed, "shoredaq_running"), 0.0);
+  EXPECT_EQ(sample(parsed, "shoredaq_run_number"), 5.0);
+  rig.quit();
+}
