@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <cstdlib>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -163,6 +165,20 @@ constexpr std::int64_t kMaxI64 = std::numeric_limits<std::int64_t>::max();
 
 }  // namespace
 
+namespace {
+// systemd sets $STATE_DIRECTORY etc. to a colon-separated list (one entry per configured
+// directory); the first is the service's own.
+std::optional<std::filesystem::path> first_directory_from_env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  std::string_view list(v);
+  const auto colon = list.find(':');
+  const auto first = list.substr(0, colon);
+  if (first.empty()) return std::nullopt;
+  return std::filesystem::path(std::string(first));
+}
+}  // namespace
+
 NodeConfig parse_config(std::string_view toml_text) {
   const toml::table root = parse_toml(toml_text);
   NodeConfig c;
@@ -184,6 +200,16 @@ NodeConfig parse_config(std::string_view toml_text) {
     static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
     if (!kLevels.contains(c.node.log_level))
       fail("node.log_level", "\"" + c.node.log_level + "\" is not allowed; expected trace, debug, info, warn, error, critical or off");
+    // Under systemd (StateDirectory=/RuntimeDirectory=, e.g. per instance of shoredaq@.service)
+    // the manager names the directories in the environment; they win over the built-in defaults
+    // but never over a value the file sets to something else.
+    const NodeConfig defaults;
+    if (c.node.state_dir == defaults.node.state_dir) {
+      if (auto d = first_directory_from_env("STATE_DIRECTORY")) c.node.state_dir = *d;
+    }
+    if (c.node.runtime_dir == defaults.node.runtime_dir) {
+      if (auto d = first_directory_from_env("RUNTIME_DIRECTORY")) c.node.runtime_dir = *d;
+    }
     if (c.node.state_dir.empty()) fail("node.state_dir", "must not be empty");
     if (c.node.runtime_dir.empty()) fail("node.runtime_dir", "must not be empty");
     r.reject_unknown();

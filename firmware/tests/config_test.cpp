@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <string>
 
 using namespace shoredaq::firmware;
@@ -146,4 +148,23 @@ TEST(Config, RunSetupTriggerSection) {
   EXPECT_NE(t.find("TMaxLocal_ns = 12"), std::string::npos) << t;
   EXPECT_THROW(extract_trigger_section("[trigga]\nx = 1\n"), ConfigError);
   EXPECT_THROW(extract_trigger_section("[trigger\n"), ConfigError);
+}
+
+// systemd's StateDirectory=/RuntimeDirectory= replace the built-in defaults, never explicit values.
+TEST(Config, SystemdDirectoriesReplaceDefaultDirectories) {
+  ::setenv("STATE_DIRECTORY", "/var/lib/shoredaq/east:/var/lib/other", 1);
+  ::setenv("RUNTIME_DIRECTORY", "/run/shoredaq/east", 1);
+  const auto defaults = parse_config("");
+  const auto explicit_dirs = parse_config("[node]\nstate_dir = \"/srv/daq\"\nruntime_dir = \"/srv/run\"\n");
+  const auto same_as_default = parse_config("[node]\nstate_dir = \"/var/lib/shoredaq\"\n");
+  ::unsetenv("STATE_DIRECTORY");
+  ::unsetenv("RUNTIME_DIRECTORY");
+  EXPECT_EQ(defaults.node.state_dir, "/var/lib/shoredaq/east");
+  EXPECT_EQ(defaults.node.runtime_dir, "/run/shoredaq/east");
+  EXPECT_EQ(defaults.store_path(), "/var/lib/shoredaq/east/store");
+  EXPECT_EQ(defaults.control_endpoint(), "ipc:///run/shoredaq/east/control.sock");
+  EXPECT_EQ(explicit_dirs.node.state_dir, "/srv/daq");
+  EXPECT_EQ(explicit_dirs.node.runtime_dir, "/srv/run");
+  EXPECT_EQ(same_as_default.node.state_dir, "/var/lib/shoredaq/east");
+  EXPECT_EQ(parse_config("").node.state_dir, "/var/lib/shoredaq");  // unset again
 }
