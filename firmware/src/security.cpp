@@ -1,5 +1,6 @@
 #include "shoredaq/firmware/security.hpp"
 
+#include "shoredaq/dataflow/rate_limited_log.hpp"
 #include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/metrics.hpp"
 
@@ -372,8 +373,8 @@ bool ZapHandler::authorize(const std::string& domain, const std::string& mechani
   refused_.fetch_add(1);
   if (state.refused_counter) state.refused_counter->inc();
   // A scanning or misconfigured peer retries forever: log a few, count all.
-  static RateLimitedLog log(nullptr, 5, std::chrono::seconds(60));
-  log.warn("zap-refused-" + domain, "refused {} client {} from {} for '{}': {}", mechanism,
+  static dataflow::RateLimitedLog log(nullptr, std::chrono::seconds(60), 5);
+  log.log(spdlog::level::warn, "zap-refused-" + domain, "refused {} client {} from {} for '{}': {}", mechanism,
            key.empty() ? std::string("-") : key, address, domain, reason);
   return false;
 }

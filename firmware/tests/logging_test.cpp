@@ -1,4 +1,5 @@
 #include "shoredaq/firmware/logging.hpp"
+#include "shoredaq/dataflow/rate_limited_log.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,17 +17,9 @@
 #include <string>
 
 using namespace std::chrono_literals;
-using shoredaq::firmware::LogRateLimiter;
-using shoredaq::firmware::RateLimitedLog;
+using shoredaq::dataflow::RateLimitedLog;
 
 namespace {
-
-struct FakeClock {
-  std::chrono::steady_clock::time_point now{};
-  LogRateLimiter::Clock function() {
-    return [this] { return now; };
-  }
-};
 
 struct CapturedLogger {
   std::ostringstream out;
@@ -47,89 +40,36 @@ struct CapturedLogger {
 
 }  // namespace
 
-TEST(LogRateLimiter, AllowsBurstPerWindowThenCountsSuppressed) {
-  FakeClock clock;
-  LogRateLimiter limiter(3, 10s, clock.function());
-  for (int i = 0; i < 3; ++i) {
-    const auto d = limiter.admit("bad-datagram");
-    EXPECT_TRUE(d.log);
-    EXPECT_EQ(d.suppressed_before, 0u);
-  }
-  for (int i = 0; i < 7; ++i) {
-    EXPECT_FALSE(limiter.admit("bad-datagram").log);
-  }
-  clock.now += 9s;
-  EXPECT_FALSE(limiter.admit("bad-datagram").log);  // same window still
-  clock.now += 1s;  // window over
-  const auto d = limiter.admit("bad-datagram");
-  EXPECT_TRUE(d.log);
-  EXPECT_EQ(d.suppressed_before, 8u);
-  EXPECT_EQ(limiter.admit("bad-datagram").suppressed_before, 0u);  // reported once
-}
-
-TEST(LogRateLimiter, CausesAreIndependent) {
-  FakeClock clock;
-  LogRateLimiter limiter(1, 1s, clock.function());
-  EXPECT_TRUE(limiter.admit("late-frame").log);
-  EXPECT_FALSE(limiter.admit("late-frame").log);
-  EXPECT_TRUE(limiter.admit("duplicate-frame").log);
-  EXPECT_FALSE(limiter.admit("duplicate-frame").log);
-  EXPECT_FALSE(limiter.admit("duplicate-frame").log);
-
-  auto pending = limiter.take_suppressed();
-  ASSERT_EQ(pending.size(), 2u);
-  EXPECT_EQ(pending[0], (std::pair<std::string, std::uint64_t>{"duplicate-frame", 2}));
-  EXPECT_EQ(pending[1], (std::pair<std::string, std::uint64_t>{"late-frame", 1}));
-  EXPECT_TRUE(limiter.take_suppressed().empty());
-  clock.now += 1s;
-  EXPECT_EQ(limiter.admit("late-frame").suppressed_before, 0u);  // already reported by take_suppressed
-}
-
-TEST(LogRateLimiter, BoundsTheNumberOfCauses) {
-  FakeClock clock;
-  LogRateLimiter limiter(1, 1s, clock.function());
-  for (std::size_t i = 0; i < LogRateLimiter::max_causes; ++i) {
-    EXPECT_TRUE(limiter.admit("cause-" + std::to_string(i)).log);
-  }
-  // Table full, nothing expired: new causes share one budget.
-  EXPECT_TRUE(limiter.admit("new-a").log);
-  EXPECT_FALSE(limiter.admit("new-b").log);
-  // After the window, quiet causes are forgotten and new ones get their own budget again.
-  clock.now += 2s;
-  EXPECT_TRUE(limiter.admit("new-c").log);
-  EXPECT_TRUE(limiter.admit("new-d").log);
-}
-
+// The daemon uses the data path's limiter (no copy of its own); what firmware relies on:
 TEST(RateLimitedLog, AppendsSuppressedCountWhenMessagesGetThroughAgain) {
   CapturedLogger captured;
-  FakeClock clock;
-  RateLimitedLog log(captured.logger, 2, 5s, clock.function());
+  RateLimitedLog log(captured.logger, 5s, 2);
   for (int i = 0; i < 10; ++i) {
-    log.warn("bad-datagram", "dropped datagram {} from DOM {}: {}", i, 808447031, "truncated");
+    log.log_at(1, spdlog::level::warn, "bad-datagram", "dropped datagram {} from DOM {}: {}", i, 808447031, "truncated");
   }
-  clock.now += 5s;
-  log.error("bad-datagram", "dropped datagram {}", 10);
-  log.warn("other", "single {}", 1);
+  const std::uint64_t later = 1 + 5'000'000'000ull;
+  log.log_at(later, spdlog::level::err, "bad-datagram", "dropped datagram {}", 10);
+  log.log_at(later, spdlog::level::warn, "other", "single {}", 1);
   const auto lines = captured.lines();
   ASSERT_EQ(lines.size(), 4u) << captured.out.str();
   EXPECT_EQ(lines[0], "warning|dropped datagram 0 from DOM 808447031: truncated");
   EXPECT_EQ(lines[1], "warning|dropped datagram 1 from DOM 808447031: truncated");
   EXPECT_EQ(lines[2], "error|dropped datagram 10 (suppressed 8 similar messages)");
   EXPECT_EQ(lines[3], "warning|single 1");
+  EXPECT_EQ(log.suppressed_total(), 8u);
 }
 
-TEST(RateLimitedLog, FlushReportsPendingSuppressionsAndRespectsLevel) {
-  CapturedLogger captured;
-  captured.logger->set_level(spdlog::level::warn);
-  FakeClock clock;
-  RateLimitedLog log(captured.logger, 1, 60s, clock.function());
-  log.log(spdlog::level::debug, "noise", "filtered by level {}", 1);  // below level: not even counted
-  log.warn("store-full", "store full");
-  log.warn("store-full", "store full");
-  log.flush_suppressed();
-  const auto lines = captured.lines();
-  ASSERT_EQ(lines.size(), 2u) << captured.out.str();
-  EXPECT_EQ(lines[1], "warning|store-full: suppressed 1 similar message");
+TEST(RateLimitedLog, BoundsTheNumberOfCauses) {
+  RateLimitedLog log(nullptr, 1s, 1);
+  constexpr std::size_t kCauses = 1024;
+  for (std::size_t i = 0; i < kCauses; ++i) EXPECT_TRUE(log.allow("cause-" + std::to_string(i), 10).emit);
+  // Table full, nothing quiet yet: new causes share one budget.
+  EXPECT_TRUE(log.allow("new-a", 10).emit);
+  EXPECT_FALSE(log.allow("new-b", 10).emit);
+  // After the window, quiet causes are forgotten and new ones get their own budget again.
+  const std::uint64_t later = 10 + 2'000'000'000ull;
+  EXPECT_TRUE(log.allow("new-c", later).emit);
+  EXPECT_TRUE(log.allow("new-d", later).emit);
 }
 
 TEST(DescribeFailure, NamesActionObjectAndCause) {

@@ -1,6 +1,12 @@
 #include "shoredaq/dataflow/rate_limited_log.hpp"
 
+#include <iterator>
+
 namespace shoredaq::dataflow {
+namespace {
+constexpr std::size_t kMaxCauses = 1024;
+constexpr std::string_view kOtherCauses = "(other causes)";
+}  // namespace
 
 RateLimitedLog::RateLimitedLog(std::shared_ptr<spdlog::logger> logger, std::chrono::nanoseconds interval,
                                unsigned burst)
@@ -11,7 +17,19 @@ RateLimitedLog::RateLimitedLog(std::shared_ptr<spdlog::logger> logger, std::chro
 RateLimitedLog::Decision RateLimitedLog::allow(std::string_view cause, std::uint64_t now_ns) {
   std::lock_guard lock(mutex_);
   auto it = causes_.find(std::string(cause));
-  if (it == causes_.end()) it = causes_.emplace(std::string(cause), CauseState{}).first;
+  if (it == causes_.end()) {
+    // Causes may carry peer names: bound the table. When full, forget the causes that are quiet
+    // (window over, nothing suppressed); if none is, new causes share one "(other causes)" budget.
+    if (causes_.size() >= kMaxCauses) {
+      for (auto c = causes_.begin(); c != causes_.end();) {
+        const bool quiet = c->second.suppressed == 0 && (now_ns < c->second.window_start_ns ||
+                                                         now_ns - c->second.window_start_ns >= interval_ns_);
+        c = quiet ? causes_.erase(c) : std::next(c);
+      }
+    }
+    const std::string key = causes_.size() >= kMaxCauses ? std::string(kOtherCauses) : std::string(cause);
+    it = causes_.try_emplace(key).first;
+  }
   CauseState& s = it->second;
   if (!s.started || now_ns < s.window_start_ns || now_ns - s.window_start_ns >= interval_ns_) {
     s.started = true;

@@ -66,83 +66,8 @@ private:
 // Builds the logger for `options`, installs it as spdlog's default and returns it.
 std::shared_ptr<spdlog::logger> setup_logging(const LoggingOptions& options);
 
-// Per-cause rate limiter: at most `burst` messages per cause in each `window`; the rest are
-// counted and reported with the next message of that cause that gets through. Thread-safe.
-class LogRateLimiter {
-public:
-  using Clock = std::function<std::chrono::steady_clock::time_point()>;
-
-  explicit LogRateLimiter(std::size_t burst = 5,
-                          std::chrono::steady_clock::duration window = std::chrono::seconds(10),
-                          Clock clock = {});
-
-  struct Decision {
-    bool log = false;
-    std::uint64_t suppressed_before = 0;  // messages of this cause dropped since the last logged one
-  };
-  Decision admit(std::string_view cause);
-
-  // Pending suppressed counts per cause (reset to zero), so a periodic task can log them even
-  // when no further message of that cause arrives.
-  std::vector<std::pair<std::string, std::uint64_t>> take_suppressed();
-
-  // Causes tracked at most; beyond that, new causes share one "(other causes)" budget.
-  static constexpr std::size_t max_causes = 1024;
-
-private:
-  struct CauseState {
-    std::chrono::steady_clock::time_point window_start;
-    std::size_t logged_in_window = 0;
-    std::uint64_t suppressed = 0;
-  };
-
-  std::size_t burst_;
-  std::chrono::steady_clock::duration window_;
-  Clock clock_;
-  std::mutex mutex_;
-  std::map<std::string, CauseState, std::less<>> causes_;
-};
-
-// A logger front-end that applies a LogRateLimiter per cause:
-//   RateLimitedLog log;  log.warn("bad-datagram", "dropped datagram from DOM {}: {}", dom, why);
-// prints "... (suppressed 120 similar messages)" once messages get through again.
-class RateLimitedLog {
-public:
-  // logger nullptr: spdlog's default logger at the time of each message.
-  explicit RateLimitedLog(std::shared_ptr<spdlog::logger> logger = nullptr, std::size_t burst = 5,
-                          std::chrono::steady_clock::duration window = std::chrono::seconds(10),
-                          LogRateLimiter::Clock clock = {});
-
-  template <typename... Args>
-  void log(spdlog::level::level_enum level, std::string_view cause, fmt::format_string<Args...> format,
-           Args&&... args) {
-    if (!target()->should_log(level)) {
-      return;
-    }
-    const auto decision = limiter_.admit(cause);
-    if (decision.log) {
-      emit(level, fmt::format(format, std::forward<Args>(args)...), decision.suppressed_before);
-    }
-  }
-  template <typename... Args>
-  void warn(std::string_view cause, fmt::format_string<Args...> format, Args&&... args) {
-    log(spdlog::level::warn, cause, format, std::forward<Args>(args)...);
-  }
-  template <typename... Args>
-  void error(std::string_view cause, fmt::format_string<Args...> format, Args&&... args) {
-    log(spdlog::level::err, cause, format, std::forward<Args>(args)...);
-  }
-
-  // Logs "<cause>: suppressed N similar messages" for every cause with pending suppressions.
-  void flush_suppressed(spdlog::level::level_enum level = spdlog::level::warn);
-
-private:
-  spdlog::logger* target() const;
-  void emit(spdlog::level::level_enum level, std::string message, std::uint64_t suppressed);
-
-  std::shared_ptr<spdlog::logger> logger_;
-  LogRateLimiter limiter_;
-};
+// Rate-limited logging per cause: use shoredaq::dataflow::RateLimitedLog
+// (shoredaq/dataflow/rate_limited_log.hpp), shared by the data path and the daemon.
 
 // "cannot <action>[ <object>]: <cause>", e.g.
 //   describe_failure("open store", "/var/lib/shoredaq", std::error_code(ENOSPC, std::generic_category()))
