@@ -341,8 +341,75 @@ bool Tier0Spool::transferred(std::uint32_t run) const {
   return true;
 }
 
-// A crash left parts in open/: keep every whole object (sealed into ready/ as usual, flagged
-// recovered), move a torn tail to damaged/, and close the run with a manifest.
+// Reads a part that a crash left behind: counts and checksums its whole objects; a torn tail is
+// kept in damaged/ and cut off, so the part ends on an object boundary.
+SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedName& parsed) {
+  const std::string name = path.filename().string();
+  SpoolPartInfo info;
+  info.file = name;
+  info.run = parsed.run;
+  info.part = parsed.part;
+  info.recovered = true;
+  Adler32 adler;
+  Md5 md5;
+  std::uint64_t good_bytes = 0;
+  try {
+    dataflow::OnlineFileReader reader(path);
+    dataflow::OnlineObject object;
+    while (reader.next(object)) {
+      const bool is_event = object.type == dataflow::online_type::kEvent;
+      const bool is_summary = object.type == dataflow::online_type::kSummarySlice;
+      const auto frame = online_frame_of(object.bytes);
+      if ((!is_event && !is_summary) || !frame) break;
+      if (info.events + info.summary_slices == 0) {
+        info.first_frame = info.last_frame = *frame;
+      } else {
+        info.first_frame = std::min(info.first_frame, *frame);
+        info.last_frame = std::max(info.last_frame, *frame);
+      }
+      (is_event ? info.events : info.summary_slices) += 1;
+      adler.update(object.bytes);
+      md5.update(object.bytes);
+      good_bytes += object.bytes.size();
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("tier-0 spool: cannot read leftover {}: {}", path.string(), e.what());
+  }
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(path, ec);
+  if (!ec && size > good_bytes) {
+    info.damaged_bytes = size - good_bytes;
+    const fs::path partial = damaged_dir() / (name + ".partial");
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(good_bytes));
+    std::string tail(static_cast<std::size_t>(info.damaged_bytes), '\0');
+    in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+    write_file_atomically(partial, tail, config_.fsync);
+    fs::resize_file(path, good_bytes, ec);
+    if (ec) throw SpoolError("cannot truncate " + path.string() + ": " + ec.message());
+    spdlog::warn("tier-0 spool: {} had a torn tail of {} bytes, kept as {}", name, info.damaged_bytes,
+                 partial.string());
+    counters_.damaged_bytes += info.damaged_bytes;
+  }
+  info.bytes = good_bytes;
+  info.adler32 = adler.hex();
+  info.md5 = md5.hex();
+  if (config_.fsync) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+  return info;
+}
+
+// A crash can stop the writer at any point of a part's life, and each leaves its own trace:
+//  - parts in open/ (the usual case): every whole object is kept, sealed into ready/ flagged
+//    recovered, a torn tail moves to damaged/;
+//  - a part in ready/ without its manifest (killed between the rename and the manifest);
+//  - a run with parts but no run manifest (killed between two parts, or before end_run).
+// At start-up no run is open, so every run without a run manifest was cut short: close it.
 void Tier0Spool::recover() {
   std::set<std::uint32_t> runs;
   std::error_code ec;
@@ -359,62 +426,7 @@ void Tier0Spool::recover() {
       spdlog::warn("tier-0 spool: unexpected file {} moved to {}", path.string(), to.string());
       continue;
     }
-    SpoolPartInfo info;
-    info.file = name;
-    info.run = parsed->run;
-    info.part = parsed->part;
-    info.recovered = true;
-    Adler32 adler;
-    Md5 md5;
-    std::uint64_t good_bytes = 0;
-    try {
-      dataflow::OnlineFileReader reader(path);
-      dataflow::OnlineObject object;
-      while (reader.next(object)) {
-        const bool is_event = object.type == dataflow::online_type::kEvent;
-        const bool is_summary = object.type == dataflow::online_type::kSummarySlice;
-        const auto frame = online_frame_of(object.bytes);
-        if ((!is_event && !is_summary) || !frame) break;
-        if (info.events + info.summary_slices == 0) {
-          info.first_frame = info.last_frame = *frame;
-        } else {
-          info.first_frame = std::min(info.first_frame, *frame);
-          info.last_frame = std::max(info.last_frame, *frame);
-        }
-        (is_event ? info.events : info.summary_slices) += 1;
-        adler.update(object.bytes);
-        md5.update(object.bytes);
-        good_bytes += object.bytes.size();
-      }
-    } catch (const std::exception& e) {
-      spdlog::error("tier-0 spool: cannot read leftover {}: {}", path.string(), e.what());
-    }
-    const std::uint64_t size = fs::file_size(path, ec);
-    if (!ec && size > good_bytes) {
-      // Keep the torn tail for inspection, then cut the part to its whole objects.
-      info.damaged_bytes = size - good_bytes;
-      const fs::path partial = damaged_dir() / (name + ".partial");
-      std::ifstream in(path, std::ios::binary);
-      in.seekg(static_cast<std::streamoff>(good_bytes));
-      std::string tail(static_cast<std::size_t>(info.damaged_bytes), '\0');
-      in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
-      write_file_atomically(partial, tail, config_.fsync);
-      fs::resize_file(path, good_bytes, ec);
-      if (ec) throw SpoolError("cannot truncate " + path.string() + ": " + ec.message());
-      spdlog::warn("tier-0 spool: {} had a torn tail of {} bytes, kept as {}", name, info.damaged_bytes,
-                   partial.string());
-      counters_.damaged_bytes += info.damaged_bytes;
-    }
-    info.bytes = good_bytes;
-    info.adler32 = adler.hex();
-    info.md5 = md5.hex();
-    if (config_.fsync) {
-      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-      }
-    }
+    const SpoolPartInfo info = scan_crashed_part(path, *parsed);
     if (::rename(path.c_str(), (ready_dir() / name).c_str()) != 0) throw SpoolError(errno_text("rename", path));
     write_file_atomically(ready_dir() / (name + ".json"), part_to_json(info, parsed->detector_id).dump(2) + "\n",
                           config_.fsync);
@@ -429,7 +441,36 @@ void Tier0Spool::recover() {
     fsync_dir(open_dir());
     fsync_dir(damaged_dir());
   }
-  for (const std::uint32_t run : runs) write_run_manifest(run, true);
+
+  std::vector<fs::path> ready;
+  for (const auto& entry : fs::directory_iterator(ready_dir(), ec)) ready.push_back(entry.path());
+  std::sort(ready.begin(), ready.end());
+  for (const fs::path& path : ready) {
+    const auto parsed = parse_part_file_name(path.filename().string());
+    if (!parsed) continue;
+    if (parsed->detector_id == config_.detector_id) runs.insert(parsed->run);
+    const fs::path manifest = ready_dir() / (path.filename().string() + ".json");
+    if (fs::exists(manifest)) continue;
+    const SpoolPartInfo info = scan_crashed_part(path, *parsed);
+    write_file_atomically(manifest, part_to_json(info, parsed->detector_id).dump(2) + "\n", config_.fsync);
+    spdlog::warn("tier-0 spool: {} was sealed without its manifest (crash); manifest rebuilt", path.string());
+    ++counters_.parts_recovered;
+    sealed_.push_back(info);
+  }
+  for (const auto& entry : fs::directory_iterator(done_dir(), ec)) {
+    const auto parsed = parse_part_file_name(entry.path().filename().string());
+    if (parsed && parsed->detector_id == config_.detector_id) runs.insert(parsed->run);
+  }
+  for (const std::uint32_t run : runs) {
+    const std::string name = run_manifest_name(config_.detector_id, run);
+    const bool closed = fs::exists(ready_dir() / name) || fs::exists(done_dir() / name);
+    // Runs recovered from open/ get a fresh manifest (their part list changed); the others only
+    // when none exists.
+    const bool had_leftover = std::any_of(sealed_.begin(), sealed_.end(), [run](const SpoolPartInfo& p) {
+      return p.run == run && p.recovered;
+    });
+    if (!closed || had_leftover) write_run_manifest(run, true);
+  }
 }
 
 }  // namespace shoredaq::storage

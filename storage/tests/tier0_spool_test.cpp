@@ -287,3 +287,63 @@ TEST(Tier0Spool, WriterKilledThenRestartSealsWhatReachedTheDisk) {
   for (std::uint32_t f = 0; f <= last; ++f) ASSERT_TRUE(frames.contains(f)) << f;
   EXPECT_TRUE(fs::exists(spool.ready_dir() / Tier0Spool::run_manifest_name(kDetector, 12)));
 }
+
+// The two crash windows outside open/: killed after a part was sealed but before the next part
+// was opened (the run has no run manifest), and killed between a part's rename into ready/ and
+// its manifest. Both are closed at the next start with the same figures a clean end would give.
+TEST(Tier0Spool, RunCutBetweenPartsIsClosedAndMissingPartManifestRebuilt) {
+  TempDir dir("spool");
+  auto config = config_for(dir.path());
+  config.max_file_bytes = 20'000;
+  std::uint64_t events_written = 0;
+  {
+    Tier0Spool spool(config);
+    spool.begin_run(21);
+    for (std::uint32_t f = 0; f < 40; ++f) {
+      const auto events = make_slice_events(kDetector, 21, f, 3);
+      spool.write_slice(events, nullptr);
+      events_written += events.size();
+    }
+    // No end_run: the destructor seals the open part as at a crash after the last rename.
+  }
+  const auto parts = files_in(dir.path() / "ready", ".daq");
+  ASSERT_GE(parts.size(), 2u);
+  const fs::path run_manifest = dir.path() / "ready" / Tier0Spool::run_manifest_name(kDetector, 21);
+  ASSERT_FALSE(fs::exists(run_manifest));
+  const fs::path lost_manifest = dir.path() / "ready" / (parts[1] + ".json");
+  const auto original = read_json(lost_manifest);
+  fs::remove(lost_manifest);
+
+  Tier0Spool spool(config);
+  ASSERT_TRUE(fs::exists(lost_manifest));
+  const auto rebuilt = read_json(lost_manifest);
+  EXPECT_EQ(rebuilt["events"], original["events"]);
+  EXPECT_EQ(rebuilt["size_bytes"], original["size_bytes"]);
+  EXPECT_EQ(rebuilt["adler32"], original["adler32"]);
+  EXPECT_EQ(rebuilt["md5"], original["md5"]);
+  EXPECT_EQ(rebuilt["first_frame"], original["first_frame"]);
+  EXPECT_EQ(rebuilt["last_frame"], original["last_frame"]);
+  EXPECT_TRUE(rebuilt["recovered"].get<bool>());
+
+  ASSERT_TRUE(fs::exists(run_manifest));
+  const auto manifest = read_json(run_manifest);
+  EXPECT_EQ(manifest["state"], "recovered after a crash");
+  EXPECT_EQ(manifest["parts"].size(), parts.size());
+  EXPECT_EQ(manifest["events"].get<std::uint64_t>(), events_written);
+  for (const auto& part : manifest["parts"]) EXPECT_FALSE(part.contains("manifest_missing")) << part.dump();
+}
+
+// A run that ended cleanly keeps its manifest untouched across restarts.
+TEST(Tier0Spool, RestartLeavesEndedRunsAlone) {
+  TempDir dir("spool");
+  {
+    Tier0Spool spool(config_for(dir.path()));
+    write_run(spool, 22, 5);
+  }
+  const fs::path run_manifest = dir.path() / "ready" / Tier0Spool::run_manifest_name(kDetector, 22);
+  const auto before = read_bytes(run_manifest);
+  Tier0Spool spool(config_for(dir.path()));
+  EXPECT_EQ(read_bytes(run_manifest), before);
+  EXPECT_EQ(read_json(run_manifest)["state"], "ended");
+  EXPECT_EQ(spool.counters().parts_recovered, 0u);
+}

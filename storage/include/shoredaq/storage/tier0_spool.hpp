@@ -110,6 +110,7 @@ class Tier0Spool {
   void seal_part();
   void flush();
   void recover();
+  SpoolPartInfo scan_crashed_part(const std::filesystem::path& path, const ParsedName& parsed);
   void write_run_manifest(std::uint32_t run, bool recovered);
   std::uint32_t next_part_number(std::uint32_t run) const;
 
