@@ -141,6 +141,20 @@ void check_endpoint(const std::string& key, const std::string& endpoint) {
   fail(key, "\"" + endpoint + "\" is not a ZeroMQ endpoint (tcp://, ipc:// or inproc://)");
 }
 
+// A CURVE server socket needs the node's key pair and an allow-list; inproc:// has no security
+// handshake at all, so CURVE there would be a setting that silently does nothing.
+void check_curve(const NodeConfig& c, const std::string& section, const std::vector<std::string>& endpoints,
+                 const std::filesystem::path& allowed_keys) {
+  if (allowed_keys.empty())
+    fail(section + ".curve_allowed_keys", "CURVE needs an allow-list of client public keys (a file or a directory of *.pub)");
+  if (c.security.server_secret_key_file.empty())
+    fail("security.server_secret_key_file", "CURVE on " + section + " needs the node's secret key file (shorectl keygen)");
+  for (const auto& e : endpoints) {
+    if (e.rfind("inproc://", 0) == 0)
+      fail(section + (section == "ingest" ? ".endpoints" : ".endpoint"), "CURVE does not work over inproc:// (\"" + e + "\"); use tcp:// or ipc://");
+  }
+}
+
 toml::table parse_toml(std::string_view text) {
   try {
     return toml::parse(text);
@@ -184,10 +198,10 @@ NodeConfig parse_config(std::string_view toml_text) {
   NodeConfig c;
 
   static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts",
-                                               "control", "metrics", "trigger"};
+                                               "control", "metrics", "security", "trigger"};
   for (const auto& [k, v] : root) {
     if (!kSections.contains(std::string(k.str())))
-      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, trigger)");
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, security, trigger)");
   }
 
   {
@@ -224,6 +238,8 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.choice("header_layout", c.ingest.header_layout,
              {{"auto", HeaderLayoutSetting::Auto}, {"40", HeaderLayoutSetting::Standard40}, {"28", HeaderLayoutSetting::Legacy28}});
     r.integer("rcvhwm", c.ingest.rcvhwm, 1, 10'000'000);
+    r.boolean("curve", c.ingest.curve);
+    r.file_path("curve_allowed_keys", c.ingest.curve_allowed_keys);
     r.reject_unknown();
   }
   {
@@ -264,6 +280,8 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("min_triggered_hits", c.alerts.min_triggered_hits, 0, 1'000'000);
     r.integer_list("dom_ids", c.alerts.dom_ids, 1, 0xffffffffll);
     r.boolean("publish_summaries", c.alerts.publish_summaries);
+    r.boolean("curve", c.alerts.curve);
+    r.file_path("curve_allowed_keys", c.alerts.curve_allowed_keys);
     r.reject_unknown();
   }
   {
@@ -272,6 +290,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     if (!c.control.endpoint.empty()) check_endpoint("control.endpoint", c.control.endpoint);
     r.integer("reply_timeout_ms", c.control.reply_timeout_ms, 10, 600'000);
     r.integer("stop_timeout_ms", c.control.stop_timeout_ms, 100, 3'600'000);
+    r.file_path("curve_allowed_keys", c.control.curve_allowed_keys);
     r.reject_unknown();
   }
   {
@@ -281,6 +300,26 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.boolean("enabled", c.metrics.enabled);
     r.reject_unknown();
   }
+  {
+    SectionReader r(section(root, "security"), "security");
+    r.file_path("server_secret_key_file", c.security.server_secret_key_file);
+    r.reject_unknown();
+  }
+  // Cross-section rules, once every section is read. The control socket drives the whole node:
+  // over TCP it is reachable from the network, so it is accepted only with CURVE and an allow-list.
+  if (c.control_endpoint().rfind("tcp://", 0) == 0 && !c.control_curve())
+    fail("control.endpoint", "a tcp:// control endpoint (\"" + c.control.endpoint +
+                                 "\") needs CURVE: set control.curve_allowed_keys and security.server_secret_key_file");
+  if (c.control_curve()) check_curve(c, "control", {c.control_endpoint()}, c.control.curve_allowed_keys);
+  if (c.ingest.curve) check_curve(c, "ingest", c.ingest.endpoints, c.ingest.curve_allowed_keys);
+  if (!c.ingest.curve && !c.ingest.curve_allowed_keys.empty())
+    fail("ingest.curve_allowed_keys", "set, but ingest.curve = false: set ingest.curve = true or remove the allow-list");
+  if (c.alerts.curve) {
+    if (c.alerts.endpoint.empty()) fail("alerts.curve", "true, but alerts.endpoint is empty (no alert stream)");
+    check_curve(c, "alerts", {c.alerts.endpoint}, c.alerts.curve_allowed_keys);
+  }
+  if (!c.alerts.curve && !c.alerts.curve_allowed_keys.empty())
+    fail("alerts.curve_allowed_keys", "set, but alerts.curve = false: set alerts.curve = true or remove the allow-list");
   if (const toml::table* t = section(root, "trigger")) c.trigger_toml = serialise_trigger(*t);
   return c;
 }

@@ -50,6 +50,11 @@ TEST(Config, ExampleFileParsesAndMatchesDefaults) {
   EXPECT_EQ(c.alerts.sndhwm, d.alerts.sndhwm);
   EXPECT_EQ(c.control.stop_timeout_ms, d.control.stop_timeout_ms);
   EXPECT_EQ(c.metrics.listen_address, d.metrics.listen_address);
+  EXPECT_EQ(c.ingest.curve, d.ingest.curve);
+  EXPECT_EQ(c.alerts.curve, d.alerts.curve);
+  EXPECT_EQ(c.control.curve_allowed_keys, d.control.curve_allowed_keys);
+  EXPECT_EQ(c.security.server_secret_key_file, d.security.server_secret_key_file);
+  EXPECT_FALSE(c.uses_curve());
 }
 
 TEST(Config, ValuesAreRead) {
@@ -167,4 +172,66 @@ TEST(Config, SystemdDirectoriesReplaceDefaultDirectories) {
   EXPECT_EQ(explicit_dirs.node.runtime_dir, "/srv/run");
   EXPECT_EQ(same_as_default.node.state_dir, "/var/lib/shoredaq/east");
   EXPECT_EQ(parse_config("").node.state_dir, "/var/lib/shoredaq");  // unset again
+}
+
+TEST(ConfigCurve, TcpControlEndpointNeedsCurve) {
+  const std::string e = error_of("[control]\nendpoint = \"tcp://0.0.0.0:9561\"\n");
+  EXPECT_NE(e.find("control.endpoint"), std::string::npos) << e;
+  EXPECT_NE(e.find("CURVE"), std::string::npos) << e;
+  EXPECT_NE(e.find("control.curve_allowed_keys"), std::string::npos) << e;
+  // The default ipc:// endpoint needs nothing.
+  EXPECT_FALSE(parse_config("[control]\nendpoint = \"ipc:///tmp/x.sock\"\n").control_curve());
+}
+
+TEST(ConfigCurve, CurveNeedsServerKeyAndAllowList) {
+  // Control allow-list without the node's key pair.
+  std::string e = error_of("[control]\nendpoint = \"tcp://127.0.0.1:9561\"\ncurve_allowed_keys = \"/etc/k\"\n");
+  EXPECT_NE(e.find("security.server_secret_key_file"), std::string::npos) << e;
+  // Ingest CURVE without an allow-list / without a key file.
+  e = error_of("[ingest]\ncurve = true\n[security]\nserver_secret_key_file = \"/etc/n.secret\"\n");
+  EXPECT_NE(e.find("ingest.curve_allowed_keys"), std::string::npos) << e;
+  e = error_of("[ingest]\ncurve = true\ncurve_allowed_keys = \"/etc/dus\"\n");
+  EXPECT_NE(e.find("security.server_secret_key_file"), std::string::npos) << e;
+  // Alerts CURVE without an allow-list, and without an alert stream at all.
+  e = error_of("[alerts]\nendpoint = \"tcp://127.0.0.1:9570\"\ncurve = true\n[security]\nserver_secret_key_file = \"/k\"\n");
+  EXPECT_NE(e.find("alerts.curve_allowed_keys"), std::string::npos) << e;
+  e = error_of("[alerts]\ncurve = true\ncurve_allowed_keys = \"/a\"\n[security]\nserver_secret_key_file = \"/k\"\n");
+  EXPECT_NE(e.find("alerts.curve"), std::string::npos) << e;
+  EXPECT_NE(e.find("alerts.endpoint"), std::string::npos) << e;
+  // An allow-list that would do nothing is a mistake too.
+  e = error_of("[ingest]\ncurve_allowed_keys = \"/etc/dus\"\n");
+  EXPECT_NE(e.find("ingest.curve_allowed_keys"), std::string::npos) << e;
+  // inproc:// has no handshake: CURVE there is refused instead of silently doing nothing.
+  e = error_of("[ingest]\nendpoints = [\"inproc://du\"]\ncurve = true\ncurve_allowed_keys = \"/d\"\n"
+               "[security]\nserver_secret_key_file = \"/k\"\n");
+  EXPECT_NE(e.find("ingest.endpoints"), std::string::npos) << e;
+  EXPECT_NE(e.find("inproc"), std::string::npos) << e;
+  e = error_of("[security]\nserver_secret_key_fil = \"/k\"\n");
+  EXPECT_NE(e.find("security.server_secret_key_fil"), std::string::npos) << e;
+}
+
+TEST(ConfigCurve, CompleteCurveSetupIsRead) {
+  const NodeConfig c = parse_config(R"(
+[control]
+endpoint = "tcp://127.0.0.1:9561"
+curve_allowed_keys = "/etc/shoredaq/control-clients.d"
+[ingest]
+endpoints = ["tcp://0.0.0.0:5556", "ipc:///run/shoredaq/du.sock"]
+curve = true
+curve_allowed_keys = "/etc/shoredaq/dus.keys"
+[alerts]
+endpoint = "tcp://127.0.0.1:9570"
+curve = true
+curve_allowed_keys = "/etc/shoredaq/bridges.d"
+[security]
+server_secret_key_file = "/etc/shoredaq/node.secret"
+)");
+  EXPECT_TRUE(c.control_curve());
+  EXPECT_TRUE(c.uses_curve());
+  EXPECT_EQ(c.control.curve_allowed_keys, "/etc/shoredaq/control-clients.d");
+  EXPECT_TRUE(c.ingest.curve);
+  EXPECT_EQ(c.ingest.curve_allowed_keys, "/etc/shoredaq/dus.keys");
+  EXPECT_TRUE(c.alerts.curve);
+  EXPECT_EQ(c.alerts.curve_allowed_keys, "/etc/shoredaq/bridges.d");
+  EXPECT_EQ(c.security.server_secret_key_file, "/etc/shoredaq/node.secret");
 }

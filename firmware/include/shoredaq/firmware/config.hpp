@@ -36,6 +36,8 @@ struct IngestSection {
   bool bind = true;  // the node binds, DUs/bridges connect
   HeaderLayoutSetting header_layout = HeaderLayoutSetting::Auto;
   int rcvhwm = 10000;  // ZeroMQ messages
+  bool curve = false;  // CURVE server: only DUs/bridges with an allow-listed key are admitted
+  std::filesystem::path curve_allowed_keys;  // file or directory of *.pub (read_allowed_keys)
 };
 
 struct BuilderSection {
@@ -70,10 +72,14 @@ struct AlertsSection {
   unsigned min_triggered_hits = 0;
   std::vector<std::uint32_t> dom_ids;  // a triggered hit on one of these DOMs; empty = any DOM
   bool publish_summaries = true;
+  bool curve = false;  // CURVE server: only allow-listed subscribers are admitted
+  std::filesystem::path curve_allowed_keys;
 };
 
 struct ControlSection {
   std::string endpoint;  // empty = ipc://<runtime_dir>/control.sock
+  // Set: the control socket is a CURVE server admitting these client keys. Required for tcp://.
+  std::filesystem::path curve_allowed_keys;
   unsigned reply_timeout_ms = 5000;
   unsigned stop_timeout_ms = 30000;  // bound on the stop drain
 };
@@ -82,6 +88,11 @@ struct MetricsSection {
   std::string listen_address = "127.0.0.1";
   unsigned port = 9560;
   bool enabled = true;
+};
+
+// The node's own CURVE key pair, used by every CURVE server socket (control, ingest, alerts).
+struct SecuritySection {
+  std::filesystem::path server_secret_key_file;  // empty = no CURVE anywhere
 };
 
 struct NodeConfig {
@@ -93,6 +104,7 @@ struct NodeConfig {
   AlertsSection alerts;
   ControlSection control;
   MetricsSection metrics;
+  SecuritySection security;
   std::string trigger_toml;  // the [trigger] section re-serialised ("" = filter defaults)
 
   // Derived paths/endpoints with the defaults resolved against node.state_dir/runtime_dir.
@@ -100,6 +112,8 @@ struct NodeConfig {
   std::filesystem::path spool_dir() const;
   std::string control_endpoint() const;
   unsigned worker_count() const;  // resolves workers = 0
+  bool control_curve() const { return !control.curve_allowed_keys.empty(); }
+  bool uses_curve() const { return control_curve() || ingest.curve || alerts.curve; }
 };
 
 // Parses and validates; throws ConfigError naming the key ("builder.expiry_ms") and the reason.
