@@ -151,6 +151,11 @@ ControlServer::ControlServer(zmq::context_t& context, std::string endpoint, Hand
   impl_->options = std::move(options);
   impl_->socket.set(zmq::sockopt::linger, kLingerMs);
   impl_->socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxControlRequestBytes));
+  if (impl_->options.curve) {
+    const ControlCurveServer& curve = *impl_->options.curve;
+    if (curve.zap == nullptr) throw std::invalid_argument("control socket: CURVE needs a ZAP handler");
+    make_curve_server(impl_->socket, curve.server_keys, *curve.zap, curve.zap_domain);  // before bind
+  }
   if (endpoint.rfind("ipc://", 0) == 0) {
     const std::filesystem::path p = endpoint.substr(6);
     if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
@@ -256,10 +261,11 @@ ControlServer::~ControlServer() {
 }
 
 nlohmann::json control_request(const std::string& endpoint, const nlohmann::json& request,
-                               std::chrono::milliseconds timeout) {
+                               std::chrono::milliseconds timeout, const std::optional<ControlCurveClient>& curve) {
   zmq::context_t context(1);
   zmq::socket_t socket(context, zmq::socket_type::req);
   socket.set(zmq::sockopt::linger, 0);
+  if (curve) make_curve_client(socket, curve->client_keys, curve->server_public_key);  // before connect
   socket.connect(endpoint);
   const std::string text = request.dump();
   zmq::pollitem_t out{static_cast<void*>(socket), 0, ZMQ_POLLOUT, 0};
@@ -269,7 +275,9 @@ nlohmann::json control_request(const std::string& endpoint, const nlohmann::json
   zmq::pollitem_t in{static_cast<void*>(socket), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&in, 1, timeout) == 0) {
     throw ControlTimeout("shoredaq on " + endpoint + " did not answer within " + std::to_string(timeout.count()) +
-                         " ms (is the daemon running?)");
+                         (curve ? " ms (is the daemon running? is this client's public key in its control allow-list, "
+                                  "and is the server key the node's?)"
+                                : " ms (is the daemon running?)"));
   }
   zmq::message_t reply;
   if (!socket.recv(reply)) throw ControlTimeout("no reply from " + endpoint);

@@ -20,9 +20,12 @@
 #include <string_view>
 #include <thread>
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "shoredaq/firmware/run_control.hpp"
+#include "shoredaq/firmware/security.hpp"
 
 namespace zmq {
 class context_t;
@@ -61,9 +64,18 @@ ControlRequestKind classify_control_request(std::string_view request_text);
 
 // A ROUTER socket (REQ clients) served from its own thread until stop(); `handler` maps request ->
 // reply text. Without a classifier every request is Exclusive (handled in order on that thread).
+// A CURVE server control socket (required for a tcp:// endpoint): only clients whose public key
+// `zap` allow-lists under `zap_domain` get through the handshake; the rest never reach the handler.
+struct ControlCurveServer {
+  CurveKeyPair server_keys;
+  const ZapHandler* zap = nullptr;  // running on the server's context; must outlive the server
+  std::string zap_domain = "control";
+};
+
 struct ControlServerOptions {
   std::function<ControlRequestKind(std::string_view)> classify;
   std::function<std::string()> busy_reply;  // reply to an Exclusive/Background request while busy
+  std::optional<ControlCurveServer> curve;  // applied before bind; none = no authentication
 };
 
 class ControlServer {
@@ -97,9 +109,17 @@ class ControlTimeout : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The client side of a CURVE control socket: the client's key pair and the node's public key.
+struct ControlCurveClient {
+  CurveKeyPair client_keys;
+  std::string server_public_key;
+};
+
 // One request, one reply; a fresh REQ socket per call so a timed-out request never poisons the
 // next one. Throws ControlTimeout when no reply arrives in time, std::runtime_error on a bad reply.
+// A CURVE server that refuses the client's key never answers, so that ends in ControlTimeout too.
 nlohmann::json control_request(const std::string& endpoint, const nlohmann::json& request,
-                               std::chrono::milliseconds timeout);
+                               std::chrono::milliseconds timeout,
+                               const std::optional<ControlCurveClient>& curve = std::nullopt);
 
 }  // namespace shoredaq::firmware
