@@ -1,16 +1,23 @@
 // shorectl: the operator's client of shoredaq's run-control socket.
-//   shorectl [--endpoint E] [--json] [--timeout MS] status|init|configure|start|pause|continue|stop|reset|quit
-// Exit codes: 0 accepted, 1 refused by the daemon, 2 no answer (timeout) or bad reply, 3 usage.
+//   shorectl [--endpoint E] [--json] [--timeout MS] [--curve-secret F --server-key F]
+//            status|init|configure|start|pause|continue|stop|reset|quit
+//   shorectl keygen NAME | keygen --secret F --public F     (a CURVE key pair; never overwrites)
+// A tcp:// endpoint is a CURVE server: the client's secret key file and the node's public key
+// file are required. Exit codes: 0 accepted, 1 refused by the daemon (keygen: cannot write the
+// files), 2 no answer (timeout), bad reply or unreadable key file, 3 usage.
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/firmware/security.hpp"
 
+using shoredaq::firmware::ControlCurveClient;
 using shoredaq::firmware::ControlTimeout;
 using shoredaq::firmware::control_request;
 
@@ -39,6 +46,33 @@ void print_human(const nlohmann::json& reply, const std::string& cmd) {
   }
 }
 
+// Writes a fresh key pair; the secret file 0600, the public file 0644, neither overwritten.
+int keygen(std::string name, std::filesystem::path secret, std::filesystem::path pub) {
+  namespace sf = shoredaq::firmware;
+  if (!name.empty()) {
+    if (secret.empty()) secret = name + ".secret";
+    if (pub.empty()) pub = name + ".pub";
+  }
+  if (secret.empty() || pub.empty()) {
+    std::cerr << "shorectl keygen: give a base name (NAME.secret, NAME.pub) or both --secret and --public\n";
+    return 3;
+  }
+  if (!sf::curve_available()) {
+    std::cerr << "shorectl keygen: this libzmq has no CURVE support (built without libsodium)\n";
+    return 1;
+  }
+  try {
+    const sf::CurveKeyPair keys = sf::generate_curve_key_pair();
+    sf::write_curve_key_files(secret, pub, keys);
+    std::cout << "secret key: " << secret.string() << " (0600, keep it on this machine)\n"
+              << "public key: " << pub.string() << " " << keys.public_key << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "shorectl keygen: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,7 +84,18 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print the raw JSON reply");
   auto* timeout_option =
       app.add_option("--timeout", timeout_ms, "give up after this many ms (default 5000; stop and quit: 60000, they wait for the drain)");
+  std::string curve_secret, server_key;
+  app.add_option("--curve-secret", curve_secret, "this client's CURVE secret key file (required for tcp:// endpoints)");
+  app.add_option("--server-key", server_key, "the node's CURVE public key file (required for tcp:// endpoints)");
   app.require_subcommand(1);
+
+  bool keygen_requested = false;
+  std::string keygen_name, keygen_secret, keygen_public;
+  auto* keygen_cmd = app.add_subcommand("keygen", "create a CURVE key pair (NAME.secret 0600, NAME.pub 0644; never overwrites)");
+  keygen_cmd->add_option("name", keygen_name, "base name of the two files");
+  keygen_cmd->add_option("--secret", keygen_secret, "secret key file to create (mode 0600)");
+  keygen_cmd->add_option("--public", keygen_public, "public key file to create (mode 0644)");
+  keygen_cmd->callback([&] { keygen_requested = true; });
 
   nlohmann::json request;
   for (const char* name : {"status", "init", "pause", "continue", "stop", "reset", "quit"}) {
@@ -79,11 +124,37 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 3;
   }
 
+  if (keygen_requested) return keygen(keygen_name, keygen_secret, keygen_public);
+
+  // Over TCP the control socket is reachable from the network, so the node only serves it with
+  // CURVE: without keys a request could never be answered, say so instead of timing out.
+  const bool tcp = endpoint.rfind("tcp://", 0) == 0;
+  if (curve_secret.empty() != server_key.empty()) {
+    std::cerr << "shorectl: --curve-secret and --server-key go together\n";
+    return 3;
+  }
+  if (tcp && curve_secret.empty()) {
+    std::cerr << "shorectl: " << endpoint
+              << " is a TCP endpoint, which shoredaq serves only with CURVE: give --curve-secret FILE (this client's "
+                 "secret key, see 'shorectl keygen') and --server-key FILE (the node's public key)\n";
+    return 3;
+  }
+  std::optional<ControlCurveClient> curve;
+  if (!curve_secret.empty()) {
+    try {
+      curve = ControlCurveClient{shoredaq::firmware::read_secret_key_file(curve_secret),
+                                 shoredaq::firmware::read_public_key_file(server_key)};
+    } catch (const std::exception& e) {
+      std::cerr << "shorectl: " << e.what() << "\n";
+      return 2;
+    }
+  }
+
   const std::string cmd = request.value("cmd", "");
   // stop (and quit while running) returns only after the drain, bounded by the node's stop_timeout_ms.
   if (timeout_option->count() == 0 && (cmd == "stop" || cmd == "quit")) timeout_ms = 60000;
   try {
-    const nlohmann::json reply = control_request(endpoint, request, std::chrono::milliseconds(timeout_ms));
+    const nlohmann::json reply = control_request(endpoint, request, std::chrono::milliseconds(timeout_ms), curve);
     if (json) {
       std::cout << reply.dump() << "\n";
     } else {
