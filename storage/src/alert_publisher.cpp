@@ -25,6 +25,7 @@ AlertPublisher::AlertPublisher(zmq::context_t& context, AlertPublisherConfig con
   socket_.set(zmq::sockopt::linger, config_.linger_ms);
   socket_.set(zmq::sockopt::sndhwm, config_.send_hwm);
   if (config_.count_drops_exactly) socket_.set(zmq::sockopt::xpub_nodrop, 1);
+  if (config_.configure_socket) config_.configure_socket(socket_);
   for (const auto& endpoint : config_.endpoints) {
     socket_.bind(endpoint);
     bound_.push_back(socket_.get(zmq::sockopt::last_endpoint));

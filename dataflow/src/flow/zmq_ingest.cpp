@@ -135,6 +135,7 @@ void ZmqIngest::start() {
     s.set(zmq::sockopt::rcvhwm, config_.receive_hwm);
     s.set(zmq::sockopt::maxmsgsize, config_.max_message_bytes);
     if (ep.kind == IngestSocketKind::Sub) s.set(zmq::sockopt::subscribe, ep.subscription);
+    if (config_.configure_socket) config_.configure_socket(s);
     if (ep.bind) {
       s.bind(ep.address);
     } else {

@@ -130,6 +130,10 @@ struct ZmqIngestConfig {
   std::chrono::milliseconds poll_interval{20};              // bounds the stop latency
   std::size_t max_messages_per_wakeup = 256;  // fairness between sockets
   bool check_channels = false;
+  // Called on every socket after the options above and before bind/connect, in start()'s thread:
+  // the owner's hook for settings dataflow does not know about (e.g. CURVE authentication).
+  // Exceptions propagate out of start().
+  std::function<void(zmq::socket_t&)> configure_socket;
 };
 
 class ZmqIngest {

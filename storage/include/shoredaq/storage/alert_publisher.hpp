@@ -5,6 +5,7 @@
 // mark a message is dropped and counted (the store stays the source of truth).
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct AlertPublisherConfig {
   // counted; the price is that the message is then dropped for every subscriber. Without it libzmq
   // drops silently per subscriber and the counters cannot see it.
   bool count_drops_exactly = true;
+  // Called on the PUB socket after the options above and before bind: the owner's hook for
+  // settings storage does not know about (e.g. CURVE authentication). Exceptions propagate.
+  std::function<void(zmq::socket_t&)> configure_socket;
 };
 
 struct AlertPublisherCounters {
