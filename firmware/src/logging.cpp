@@ -88,6 +88,44 @@ void JournalSink::sink_it_(const spdlog::details::log_msg& msg) {
   }
 }
 
+namespace {
+
+// Keeps the latest error; a sink of its own so it sees exactly what was logged (after the rate
+// limiter and the level filter), whatever the main sink is.
+class LastErrorSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::optional<LoggedError> last() {
+    std::lock_guard lock(base_sink<std::mutex>::mutex_);
+    return last_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (msg.level < spdlog::level::err) return;
+    LoggedError e;
+    e.message.assign(msg.payload.data(), msg.payload.size());
+    const auto level = spdlog::level::to_string_view(msg.level);
+    e.level.assign(level.data(), level.size());
+    e.unix_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(msg.time.time_since_epoch()).count());
+    e.errors_total = (last_ ? last_->errors_total : 0) + 1;
+    last_ = std::move(e);
+  }
+  void flush_() override {}
+
+ private:
+  std::optional<LoggedError> last_;
+};
+
+std::shared_ptr<LastErrorSink>& last_error_sink() {
+  static auto sink = std::make_shared<LastErrorSink>();
+  return sink;
+}
+
+}  // namespace
+
+std::optional<LoggedError> last_logged_error() { return last_error_sink()->last(); }
+
 std::shared_ptr<spdlog::logger> setup_logging(const LoggingOptions& options) {
   bool journal = options.target == LogTarget::journal;
   if (options.target == LogTarget::automatic) {
@@ -101,7 +139,8 @@ std::shared_ptr<spdlog::logger> setup_logging(const LoggingOptions& options) {
     console->set_pattern("%Y-%m-%d %H:%M:%S.%e %n[%P] %^%l%$: %v");
     sink = console;
   }
-  auto logger = std::make_shared<spdlog::logger>(options.identifier, std::move(sink));
+  auto logger = std::make_shared<spdlog::logger>(
+      options.identifier, spdlog::sinks_init_list{std::move(sink), last_error_sink()});
   logger->set_level(options.level);
   // Errors must reach the journal/console before a crash or kill; info can be buffered.
   logger->flush_on(spdlog::level::warn);

@@ -20,7 +20,9 @@
 #include "shoredaq/filters/event_builder.hpp"
 #include "shoredaq/filters/trigger_parameters.hpp"
 #include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/firmware/dom_health.hpp"
 #include "shoredaq/firmware/http_server.hpp"
+#include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/notify.hpp"
 
 namespace shoredaq::firmware {
@@ -263,9 +265,11 @@ struct RunSession {
       : filter(*setup.detector, setup.parameters),
         alerts(make_alerts(config, setup, context)),
         writer(store, run, spool, alerts.get()),
+        dom_health(setup.detector),
         pipeline(pipeline_config(config, setup, run), [this](const dataflow::Timeslice& t) { return filter.process(t); },
                  [this, &paused, stall_file = fault_stall_writer_file()](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                    hold_while_fault_file_exists(stall_file);
+                   dom_health.observe(p.result.summary);  // also while paused: the sea does not pause
                    writer.write(std::move(p), paused.load(std::memory_order_relaxed));
                  },
                  &context, &log) {}
@@ -312,6 +316,7 @@ struct RunSession {
   filters::DataFilter filter;
   std::unique_ptr<storage::AlertPublisher> alerts;  // before the writer, which points to it
   RunWriter writer;
+  DomHealthMonitor dom_health;
   dataflow::Pipeline<filters::FilterResult> pipeline;
 };
 
@@ -479,7 +484,8 @@ struct Node::Impl {
       std::lock_guard lock(mutex);
       for (const auto& [k, v] : run_counter_map(stats, w)) lifetime_totals[k] += v;
       last_stats = LastRun{stats, w, report.drained, ending->writer.commit_latency().quantile(0.5),
-                           ending->writer.commit_latency().quantile(0.99), ending->writer.commit_latency().snapshot().max};
+                           ending->writer.commit_latency().quantile(0.99), ending->writer.commit_latency().snapshot().max,
+                           ending->dom_health.to_json()};
       setup.reset();  // stop -> Standby: each run is configured afresh
     }
     notifier.status("shoredaq: Standby");
@@ -523,7 +529,20 @@ struct Node::Impl {
       s = counters_json(last_stats->stats, last_stats->writer, last_stats->p50, last_stats->p99, last_stats->max);
       s["drained"] = last_stats->drained;
     }
+    if (session) {
+      s["detector_health"] = session->dom_health.to_json();
+    } else if (last_stats) {
+      s["detector_health"] = last_stats->dom_health;
+    }
     s["paused"] = paused.load();
+    s["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
+    s["started_unix_ns"] = started_unix_ns;
+    if (const auto e = last_logged_error()) {
+      s["last_error"] = {{"message", e->message}, {"level", e->level}, {"unix_ns", e->unix_ns},
+                         {"errors_total", e->errors_total}};
+    } else {
+      s["last_error"] = nullptr;
+    }
     if (setup) {
       s["detector_file"] = setup->detector_file;
       s["detector_id"] = setup->detector->id();
@@ -698,9 +717,12 @@ struct Node::Impl {
     RunWriterCounters writer;
     bool drained = false;
     double p50 = 0, p99 = 0, max = 0;
+    nlohmann::json dom_health;  // the run's last per-DU rates and worst DOMs
   };
 
   NodeConfig config;
+  const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
+  const std::uint64_t started_unix_ns = dataflow::unix_now_ns();
   zmq::context_t context;
   dataflow::RateLimitedLog log;
   SystemdNotifier notifier;

@@ -136,7 +136,7 @@ TEST(Logging, SetupPicksConsoleOrJournalAndNeverThrows) {
   EXPECT_EQ(spdlog::default_logger().get(), console.get());
   EXPECT_EQ(console->level(), spdlog::level::debug);
   EXPECT_EQ(console->name(), "shoredaq-test");
-  ASSERT_EQ(console->sinks().size(), 1u);
+  ASSERT_EQ(console->sinks().size(), 2u);  // the output and the last-error memory
   EXPECT_EQ(dynamic_cast<shoredaq::firmware::JournalSink*>(console->sinks()[0].get()), nullptr);
 
   options.target = LogTarget::journal;
@@ -146,5 +146,29 @@ TEST(Logging, SetupPicksConsoleOrJournalAndNeverThrows) {
   // Whether or not a journald listens in this environment, logging must not throw.
   EXPECT_NO_THROW(journal->error("test entry from logging_test"));
   EXPECT_NO_THROW(SPDLOG_LOGGER_WARN(journal, "with source location"));
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("restored"));
+}
+
+TEST(Logging, RemembersTheLatestErrorForStatus) {
+  shoredaq::firmware::LoggingOptions options;
+  options.identifier = "shoredaq-test";
+  options.target = shoredaq::firmware::LogTarget::console;
+  auto logger = shoredaq::firmware::setup_logging(options);
+  const auto before = shoredaq::firmware::last_logged_error();
+  const std::uint64_t errors_before = before ? before->errors_total : 0;
+  logger->warn("only a warning");
+  logger->error("cannot open store {}: {}", "/x", "No space left on device");
+  logger->info("later info");
+  auto last = shoredaq::firmware::last_logged_error();
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->message, "cannot open store /x: No space left on device");
+  EXPECT_EQ(last->level, "error");
+  EXPECT_EQ(last->errors_total, errors_before + 1);
+  EXPECT_GT(last->unix_ns, 1'600'000'000'000'000'000ull);
+  logger->critical("worse");
+  last = shoredaq::firmware::last_logged_error();
+  EXPECT_EQ(last->message, "worse");
+  EXPECT_EQ(last->level, "critical");
+  EXPECT_EQ(last->errors_total, errors_before + 2);
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("restored"));
 }

@@ -58,6 +58,12 @@ TEST(HilFaults, SilentDomSlicesExpireMarkedIncomplete) {
   EXPECT_EQ(u64(c, "builder.frames_missing"), kSlices);  // one DOM in every slice
   EXPECT_EQ(u64(c, "filter.frames_missing"), kSlices);
   EXPECT_EQ(u64(c, "ingest.datagrams"), u64(sim, "datagrams_out"));
+  // /status names the silent DOM first among the worst DOMs.
+  const auto& health = status["detector_health"];
+  ASSERT_FALSE(health["worst_doms"].empty()) << health.dump(1);
+  EXPECT_EQ(health["worst_doms"][0]["dom_id"], dom) << health.dump(1);
+  EXPECT_EQ(health["worst_doms"][0]["slices_missing"], kSlices) << health.dump(1);
+  EXPECT_EQ(health["dus"][0]["doms_reporting"], 17) << health.dump(1);
   rig.quit();
 }
 

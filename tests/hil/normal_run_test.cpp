@@ -65,6 +65,19 @@ TEST(HilNormalRun, EverySliceAccountedForAndStoreEqualsReplay) {
   EXPECT_EQ(c["ingest.datagrams"], sim["datagrams_out"]);
   EXPECT_EQ(c["builder.hits"], sim["hits"]);
   EXPECT_TRUE(status.value("drained", false));
+  // /status for the shifter: uptime, per-DU rates of the last slice, no sick DOM in a clean feed.
+  EXPECT_GT(status["uptime_s"].get<double>(), 0.0);
+  const auto& health = status["detector_health"];
+  EXPECT_EQ(health["slices"], kSlices) << health.dump(1);
+  ASSERT_EQ(health["dus"].size(), 2u) << health.dump(1);
+  for (const auto& du : health["dus"]) {
+    EXPECT_EQ(du["doms_reporting"], du["doms_expected"]) << du.dump();
+    EXPECT_EQ(du["doms_expected"], 18);
+    // 7 kHz singles plus the 40K coincidences (DOMAIN.md section 1); rate codes are ~3 % coarse.
+    EXPECT_GT(du["mean_pmt_rate_khz"].get<double>(), 6.0) << du.dump();
+    EXPECT_LT(du["mean_pmt_rate_khz"].get<double>(), 12.0) << du.dump();
+  }
+  EXPECT_TRUE(health["worst_doms"].empty()) << health.dump(1);
   rig.quit();
 
   EXPECT_EQ(stored_summaries(rig.node().store(), kRun), kSlices);

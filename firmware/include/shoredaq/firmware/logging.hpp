@@ -63,8 +63,19 @@ private:
   std::atomic<std::uint64_t> failed_writes_{0};
 };
 
-// Builds the logger for `options`, installs it as spdlog's default and returns it.
+// Builds the logger for `options`, installs it as spdlog's default and returns it. The logger
+// also remembers its latest error (see last_logged_error).
 std::shared_ptr<spdlog::logger> setup_logging(const LoggingOptions& options);
+
+// The latest message at level error or above that the logger of setup_logging wrote, for
+// /status: a shifter sees what went wrong last without searching the journal.
+struct LoggedError {
+  std::string message;
+  std::string level;            // "error" or "critical"
+  std::uint64_t unix_ns = 0;    // when it was logged
+  std::uint64_t errors_total = 0;  // error-or-worse messages written since start-up
+};
+std::optional<LoggedError> last_logged_error();
 
 // Rate-limited logging per cause: use shoredaq::dataflow::RateLimitedLog
 // (shoredaq/dataflow/rate_limited_log.hpp), shared by the data path and the daemon.

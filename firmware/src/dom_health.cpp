@@ -1,0 +1,208 @@
+#include "shoredaq/firmware/dom_health.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <map>
+
+#include <spdlog/fmt/fmt.h>
+
+namespace shoredaq::firmware {
+
+namespace {
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), mid, values.end());
+  if (values.size() % 2 == 1) return *mid;
+  const double upper = *mid;
+  const double lower = *std::max_element(values.begin(), mid);
+  return 0.5 * (lower + upper);
+}
+
+double percent(std::uint64_t part, std::uint64_t whole) {
+  return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+}
+
+}  // namespace
+
+DomHealthMonitor::DomHealthMonitor(std::shared_ptr<const dataflow::Detector> detector)
+    : detector_(std::move(detector)) {
+  if (!detector_) return;
+  for (const auto& m : detector_->modules()) {
+    if (m.is_base()) continue;
+    DomState d;
+    d.dom_id = m.id;
+    d.du = m.du;
+    d.floor = m.floor;
+    index_.emplace(m.id, doms_.size());
+    doms_.push_back(d);
+  }
+  for (const int du : detector_->du_ids()) {
+    const bool has_optical = std::any_of(doms_.begin(), doms_.end(), [du](const DomState& d) { return d.du == du; });
+    if (has_optical) du_ids_.push_back(du);
+  }
+}
+
+void DomHealthMonitor::observe(const dataflow::SummarySlice& summary) {
+  std::lock_guard lock(mutex_);
+  ++slices_;
+  latest_frame_index_ = summary.header.frame_index;
+  for (auto& d : doms_) d.in_latest = false;
+  for (const auto& frame : summary.frames) {
+    const auto it = index_.find(frame.dom_id);
+    if (it == index_.end()) {
+      ++unknown_frames_;
+      continue;
+    }
+    DomState& d = doms_[it->second];
+    if (d.in_latest) continue;  // a duplicate frame in one slice counts once
+    // The builder puts an empty frame (no datagram) in the slice for a DOM that sent nothing.
+    if (frame.status.datagrams_received() == 0) continue;
+    d.in_latest = true;
+    ++d.present;
+    d.latest_incomplete = !frame.status.complete();
+    if (d.latest_incomplete) ++d.incomplete;
+    const std::uint32_t hrv = frame.status.hrv_mask();
+    d.latest_hrv_pmts = static_cast<unsigned>(std::popcount(hrv));
+    if (hrv != 0) ++d.hrv;
+    if (!frame.status.white_rabbit_ok()) ++d.wr_not_ok;
+    d.latest_rate_hz = 0;
+    d.latest_dead_pmts = 0;
+    for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch) {
+      d.latest_rate_hz += frame.rate_hz(ch);
+      // Below the lowest rate code (2 kHz) while not vetoed: a PMT at 7 kHz of singles is off.
+      if (frame.rate_codes[ch] == 0 && (hrv & (1u << ch)) == 0) ++d.latest_dead_pmts;
+    }
+  }
+}
+
+std::vector<DuRates> DomHealthMonitor::du_rates() const {
+  std::lock_guard lock(mutex_);
+  std::vector<DuRates> out;
+  out.reserve(du_ids_.size());
+  for (const int du : du_ids_) {
+    DuRates r;
+    r.du = du;
+    for (const auto& d : doms_) {
+      if (d.du != du) continue;
+      ++r.doms_expected;
+      if (!d.in_latest) continue;
+      ++r.doms_reporting;
+      if (d.latest_incomplete) ++r.doms_incomplete;
+      r.pmts_hrv += d.latest_hrv_pmts;
+      r.rate_hz += d.latest_rate_hz;
+    }
+    if (r.doms_reporting > 0) r.mean_pmt_rate_hz = r.rate_hz / (r.doms_reporting * double{dataflow::kPmtsPerDom});
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const {
+  std::lock_guard lock(mutex_);
+  std::map<int, double> du_median;
+  for (const int du : du_ids_) {
+    std::vector<double> rates;
+    for (const auto& d : doms_) {
+      if (d.du == du && d.in_latest) rates.push_back(d.latest_rate_hz);
+    }
+    du_median[du] = median(std::move(rates));
+  }
+  std::vector<DomHealth> out;
+  for (const auto& d : doms_) {
+    DomHealth h;
+    h.dom_id = d.dom_id;
+    h.du = d.du;
+    h.floor = d.floor;
+    h.slices = slices_;
+    h.slices_missing = slices_ - d.present;
+    h.slices_incomplete = d.incomplete;
+    h.slices_hrv = d.hrv;
+    h.slices_wr_not_ok = d.wr_not_ok;
+    h.dead_pmts = d.in_latest ? d.latest_dead_pmts : 0;
+    h.rate_hz = d.in_latest ? d.latest_rate_hz : 0;
+    const double med = du_median[d.du];
+    h.rate_vs_du_median = d.in_latest && med > 0 ? d.latest_rate_hz / med : 0;
+    // The ranking weighs what costs physics most: a missing DOM loses all its hits, lost
+    // datagrams lose some, a veto or a dead PMT loses one channel, an odd rate is a warning.
+    if (h.slices_missing > 0) {
+      const double p = percent(h.slices_missing, slices_);
+      h.problems.push_back(fmt::format("missing from {:.3g}% of slices", p));
+      h.badness += 1000 * p;
+    }
+    if (h.slices_incomplete > 0) {
+      const double p = percent(h.slices_incomplete, d.present);
+      h.problems.push_back(fmt::format("datagrams lost in {:.3g}% of its frames", p));
+      h.badness += 100 * p;
+    }
+    if (h.slices_wr_not_ok > 0) {
+      const double p = percent(h.slices_wr_not_ok, d.present);
+      h.problems.push_back(fmt::format("White Rabbit not locked in {:.3g}% of its frames", p));
+      h.badness += 50 * p;
+    }
+    if (h.slices_hrv > 0) {
+      const double p = percent(h.slices_hrv, d.present);
+      h.problems.push_back(fmt::format("high-rate veto in {:.3g}% of its frames", p));
+      h.badness += 10 * p;
+    }
+    if (h.dead_pmts > 0) {
+      h.problems.push_back(fmt::format("{} PMT(s) below 2 kHz", h.dead_pmts));
+      h.badness += 20.0 * h.dead_pmts;
+    }
+    if (d.in_latest && med > 0 &&
+        (h.rate_vs_du_median > kRateOutlierFactor || h.rate_vs_du_median < 1.0 / kRateOutlierFactor)) {
+      h.problems.push_back(fmt::format("rate {:.3g} kHz is {:.2g}x its DU's median", h.rate_hz / 1e3, h.rate_vs_du_median));
+      h.badness += 10 * std::abs(std::log2(std::max(h.rate_vs_du_median, 1e-6)));
+    }
+    if (h.badness > 0) out.push_back(std::move(h));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const DomHealth& a, const DomHealth& b) { return a.badness > b.badness; });
+  if (out.size() > max_count) out.resize(max_count);
+  return out;
+}
+
+std::uint64_t DomHealthMonitor::slices_observed() const {
+  std::lock_guard lock(mutex_);
+  return slices_;
+}
+
+std::uint64_t DomHealthMonitor::unknown_dom_frames() const {
+  std::lock_guard lock(mutex_);
+  return unknown_frames_;
+}
+
+nlohmann::json DomHealthMonitor::to_json(std::size_t max_worst) const {
+  nlohmann::json dus = nlohmann::json::array();
+  for (const auto& r : du_rates()) {
+    dus.push_back({{"du", r.du},
+                   {"doms_expected", r.doms_expected},
+                   {"doms_reporting", r.doms_reporting},
+                   {"doms_incomplete", r.doms_incomplete},
+                   {"pmts_hrv", r.pmts_hrv},
+                   {"rate_khz", r.rate_hz / 1e3},
+                   {"mean_pmt_rate_khz", r.mean_pmt_rate_hz / 1e3}});
+  }
+  nlohmann::json worst = nlohmann::json::array();
+  for (const auto& h : worst_doms(max_worst)) {
+    worst.push_back({{"dom_id", h.dom_id},
+                     {"du", h.du},
+                     {"floor", h.floor},
+                     {"problems", h.problems},
+                     {"slices_missing", h.slices_missing},
+                     {"slices_incomplete", h.slices_incomplete},
+                     {"slices_hrv", h.slices_hrv},
+                     {"slices_wr_not_ok", h.slices_wr_not_ok},
+                     {"dead_pmts", h.dead_pmts},
+                     {"rate_khz", h.rate_hz / 1e3}});
+  }
+  std::lock_guard lock(mutex_);
+  return {{"frame_index", latest_frame_index_},
+          {"slices", slices_},
+          {"unknown_dom_frames", unknown_frames_},
+          {"dus", std::move(dus)},
+          {"worst_doms", std::move(worst)}};
+}
+
+}  // namespace shoredaq::firmware
