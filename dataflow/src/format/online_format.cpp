@@ -519,47 +519,34 @@ bool OnlineObjectReader::next(OnlineObject& object) noexcept {
 
 OnlineFileReader::OnlineFileReader(const std::filesystem::path& path, std::size_t max_object_bytes)
     : max_object_bytes_(max_object_bytes) {
-  file_ = std::fopen(path.c_str(), "rb");
-  if (file_ == nullptr) {
+  if (!file_.open(path, std::size_t{1} << 20)) {
     throw std::runtime_error("cannot open online-format file '" + path.string() + "': " + std::strerror(errno));
   }
-  buffer_.resize(std::size_t{1} << 20);
 }
 
-OnlineFileReader::~OnlineFileReader() {
-  if (file_ != nullptr) std::fclose(file_);
-}
+OnlineFileReader::~OnlineFileReader() = default;
 
 bool OnlineFileReader::fill(std::size_t wanted) {
-  if (end_ - begin_ >= wanted) return true;
-  if (begin_ > 0) {
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
+  switch (file_.ensure(wanted)) {
+    case ChunkedFileReader::Fill::Ok:
+      return true;
+    case ChunkedFileReader::Fill::ReadFailed:
+      read_failed_ = true;
+      error_ = OnlineError::Truncated;
+      return false;
+    case ChunkedFileReader::Fill::EndOfFile:
+      break;
   }
-  if (buffer_.size() < wanted) buffer_.resize(wanted);
-  while (end_ < wanted && !eof_) {
-    const std::size_t got = std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
-    end_ += got;
-    if (got == 0) {
-      if (std::ferror(file_)) {
-        read_failed_ = true;
-        error_ = OnlineError::Truncated;
-        return false;
-      }
-      eof_ = true;
-    }
-  }
-  return end_ >= wanted;
+  return false;
 }
 
 bool OnlineFileReader::next(OnlineObject& object) {
   if (error_ != OnlineError::None) return false;
   if (!fill(kOnlinePreambleBytes)) {
-    if (error_ == OnlineError::None && end_ != begin_) error_ = OnlineError::Truncated;
+    if (error_ == OnlineError::None && !file_.buffered().empty()) error_ = OnlineError::Truncated;
     return false;
   }
-  const auto preamble = decode_online_preamble(std::span<const std::uint8_t>(buffer_.data() + begin_, end_ - begin_));
+  const auto preamble = decode_online_preamble(file_.buffered());
   if (preamble.error == OnlineError::BadLength) {
     error_ = preamble.error;
     return false;
@@ -574,8 +561,8 @@ bool OnlineFileReader::next(OnlineObject& object) {
     return false;
   }
   object.type = preamble.value.type;
-  object.bytes = std::span<const std::uint8_t>(buffer_.data() + begin_, length);
-  begin_ += length;
+  object.bytes = file_.buffered().first(length);
+  file_.consume(length);
   offset_ += length;
   ++objects_;
   return true;

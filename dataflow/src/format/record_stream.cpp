@@ -98,46 +98,32 @@ std::vector<std::uint8_t> RecordWriter::take() noexcept {
 // ---------------------------------------------------------------------------------------------
 DqdFileReader::DqdFileReader(const std::filesystem::path& path, std::size_t chunk_bytes,
                              std::uint32_t max_record_bytes)
-    : chunk_bytes_(std::max<std::size_t>(chunk_bytes, 64)), max_record_bytes_(max_record_bytes) {
-  file_ = std::fopen(path.c_str(), "rb");
-  if (file_ == nullptr) throw RecordFileError(io_error("cannot open record file", path));
-  buffer_.resize(chunk_bytes_);
+    : max_record_bytes_(max_record_bytes) {
+  if (!file_.open(path, chunk_bytes)) throw RecordFileError(io_error("cannot open record file", path));
 }
 
-DqdFileReader::~DqdFileReader() {
-  if (file_ != nullptr) std::fclose(file_);
-}
+DqdFileReader::~DqdFileReader() = default;
 
 bool DqdFileReader::fill(std::size_t wanted) {
-  if (end_ - begin_ >= wanted) return true;
-  // Move the partial record to the front, grow only if one record exceeds the chunk size.
-  if (begin_ > 0) {
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
+  switch (file_.ensure(wanted)) {
+    case ChunkedFileReader::Fill::Ok:
+      return true;
+    case ChunkedFileReader::Fill::ReadFailed:
+      error_ = RecordError::ReadFailed;
+      return false;
+    case ChunkedFileReader::Fill::EndOfFile:
+      break;
   }
-  if (buffer_.size() < wanted) buffer_.resize(wanted);
-  while (end_ < wanted && !eof_) {
-    const std::size_t got = std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
-    end_ += got;
-    if (got == 0) {
-      if (std::ferror(file_)) {
-        error_ = RecordError::ReadFailed;
-        return false;
-      }
-      eof_ = true;
-    }
-  }
-  return end_ >= wanted;
+  return false;
 }
 
 bool DqdFileReader::next(std::span<const std::uint8_t>& datagram) {
   if (error_ != RecordError::None) return false;
   if (!fill(kRecordLengthBytes)) {
-    if (error_ == RecordError::None && end_ != begin_) error_ = RecordError::TruncatedLength;
+    if (error_ == RecordError::None && !file_.buffered().empty()) error_ = RecordError::TruncatedLength;
     return false;
   }
-  const std::uint32_t length = load_le32(buffer_.data() + begin_);
+  const std::uint32_t length = load_le32(file_.buffered().data());
   if (length > max_record_bytes_) {
     error_ = RecordError::RecordTooLarge;
     return false;
@@ -146,8 +132,8 @@ bool DqdFileReader::next(std::span<const std::uint8_t>& datagram) {
     if (error_ == RecordError::None) error_ = RecordError::LengthOverrun;
     return false;
   }
-  datagram = std::span<const std::uint8_t>(buffer_.data() + begin_ + kRecordLengthBytes, length);
-  begin_ += kRecordLengthBytes + length;
+  datagram = file_.buffered().subspan(kRecordLengthBytes, length);
+  file_.consume(kRecordLengthBytes + length);
   file_offset_ += kRecordLengthBytes + length;
   ++records_;
   return true;

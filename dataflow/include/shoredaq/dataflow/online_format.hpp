@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shoredaq/dataflow/chunked_file_reader.hpp"
 #include "shoredaq/dataflow/event.hpp"
 #include "shoredaq/dataflow/summary_slice.hpp"
 #include "shoredaq/dataflow/timeslice.hpp"
@@ -158,15 +159,12 @@ class OnlineFileReader {
  private:
   bool fill(std::size_t wanted);
 
-  std::FILE* file_ = nullptr;
-  std::vector<std::uint8_t> buffer_;
-  std::size_t begin_ = 0, end_ = 0;
+  ChunkedFileReader file_;
   std::size_t max_object_bytes_;
   std::uint64_t offset_ = 0;
   std::uint64_t objects_ = 0;
   OnlineError error_ = OnlineError::None;
   bool read_failed_ = false;
-  bool eof_ = false;
 };
 
 }  // namespace shoredaq::dataflow

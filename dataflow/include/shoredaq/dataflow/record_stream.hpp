@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "shoredaq/dataflow/chunked_file_reader.hpp"
+
 namespace shoredaq::dataflow {
 
 inline constexpr std::size_t kRecordLengthBytes = 4;
@@ -123,17 +125,13 @@ class DqdFileReader {
   std::uint64_t offset() const noexcept { return file_offset_; }  // of the next record in the file
 
  private:
-  bool fill(std::size_t wanted);  // ensures `wanted` bytes from begin_ are buffered (false at EOF)
+  bool fill(std::size_t wanted);  // ensures `wanted` bytes are buffered (false at EOF or error)
 
-  std::FILE* file_ = nullptr;
-  std::vector<std::uint8_t> buffer_;
-  std::size_t begin_ = 0, end_ = 0;
-  std::size_t chunk_bytes_;
+  ChunkedFileReader file_;
   std::uint32_t max_record_bytes_;
   std::uint64_t file_offset_ = 0;
   std::uint64_t records_ = 0;
   RecordError error_ = RecordError::None;
-  bool eof_ = false;
 };
 
 // Writes records to a .dqd file through a buffer. Throws RecordFileError on an I/O error.
