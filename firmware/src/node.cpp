@@ -24,6 +24,7 @@
 #include "shoredaq/firmware/http_server.hpp"
 #include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/notify.hpp"
+#include "shoredaq/firmware/security.hpp"
 
 namespace shoredaq::firmware {
 namespace {
@@ -257,16 +258,22 @@ struct RunSetup {
   std::string run_setup_text;  // the complete [trigger] section in effect (recorded with the run)
 };
 
+// Settings the run's sockets get before they bind (CURVE); empty = plain sockets.
+struct RunSocketHooks {
+  std::function<void(zmq::socket_t&)> ingest;
+  std::function<void(zmq::socket_t&)> alerts;
+};
+
 // One run's data path.
 struct RunSession {
   RunSession(const NodeConfig& config, const RunSetup& setup, std::uint32_t run, storage::EventStore* store,
              storage::Tier0Spool* spool, zmq::context_t& context, dataflow::RateLimitedLog& log,
-             const std::atomic<bool>& paused)
+             const std::atomic<bool>& paused, const RunSocketHooks& hooks = {})
       : filter(*setup.detector, setup.parameters),
-        alerts(make_alerts(config, setup, context)),
+        alerts(make_alerts(config, setup, context, hooks.alerts)),
         writer(store, run, spool, alerts.get()),
         dom_health(setup.detector),
-        pipeline(pipeline_config(config, setup, run), [this](const dataflow::Timeslice& t) { return filter.process(t); },
+        pipeline(pipeline_config(config, setup, run, hooks.ingest), [this](const dataflow::Timeslice& t) { return filter.process(t); },
                  [this, &paused, stall_file = fault_stall_writer_file()](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                    hold_while_fault_file_exists(stall_file);
                    dom_health.observe(p.result.summary);  // also while paused: the sea does not pause
@@ -274,7 +281,8 @@ struct RunSession {
                  },
                  &context, &log) {}
 
-  static dataflow::PipelineConfig pipeline_config(const NodeConfig& config, const RunSetup& setup, std::uint32_t run) {
+  static dataflow::PipelineConfig pipeline_config(const NodeConfig& config, const RunSetup& setup, std::uint32_t run,
+                                                  std::function<void(zmq::socket_t&)> configure_ingest_socket) {
     dataflow::PipelineConfig p;
     p.builder.detector_id = setup.detector->id();
     p.builder.run_number = run;
@@ -292,6 +300,7 @@ struct RunSession {
       ingest.endpoints.push_back(ep);
     }
     ingest.receive_hwm = config.ingest.rcvhwm;
+    ingest.configure_socket = std::move(configure_ingest_socket);
     p.ingest = ingest;
     p.workers = config.worker_count();
     p.slice_queue_capacity = config.builder.queue_slices;
@@ -300,7 +309,8 @@ struct RunSession {
   }
 
   static std::unique_ptr<storage::AlertPublisher> make_alerts(const NodeConfig& config, const RunSetup& setup,
-                                                               zmq::context_t& context) {
+                                                               zmq::context_t& context,
+                                                               std::function<void(zmq::socket_t&)> configure_socket) {
     if (config.alerts.endpoint.empty()) return nullptr;
     storage::AlertPublisherConfig ac;
     ac.endpoints = {config.alerts.endpoint};
@@ -310,6 +320,7 @@ struct RunSession {
     ac.selection.dom_ids = config.alerts.dom_ids;
     ac.publish_summaries = config.alerts.publish_summaries;
     ac.send_hwm = config.alerts.sndhwm;
+    ac.configure_socket = std::move(configure_socket);
     return std::make_unique<storage::AlertPublisher>(context, ac);
   }
 
@@ -334,6 +345,37 @@ struct Node::Impl {
     h.reset = [this] { on_reset(); };
     h.quit = [this] { exit_requested.store(true); };
     return h;
+  }
+
+  // Reads the node's key pair and the allow-lists and starts the ZAP handler, before any CURVE
+  // socket exists (serve(), or the first run when the node is driven without serve()). Throws
+  // naming the file and the problem.
+  void start_security() {
+    if (zap || !config.uses_curve()) return;
+    if (!curve_available()) throw std::runtime_error("CURVE is configured but this libzmq has no CURVE support");
+    CurveKeyPair keys = read_secret_key_file(config.security.server_secret_key_file);
+    auto handler = std::make_unique<ZapHandler>(context, &registry);
+    const auto allow = [&handler](const char* domain, const std::filesystem::path& list) {
+      const auto keys_allowed = read_allowed_keys(list);
+      if (keys_allowed.empty()) spdlog::warn("CURVE allow-list {} for {} is empty: every peer will be refused", list.string(), domain);
+      handler->allow(domain, keys_allowed);
+      spdlog::info("CURVE on {}: {} allowed keys from {}", domain, keys_allowed.size(), list.string());
+    };
+    if (config.control_curve()) allow("control", config.control.curve_allowed_keys);
+    if (config.ingest.curve) allow("ingest", config.ingest.curve_allowed_keys);
+    if (config.alerts.curve) allow("alerts", config.alerts.curve_allowed_keys);
+    curve_keys = std::move(keys);
+    zap = std::move(handler);
+  }
+
+  std::function<void(zmq::socket_t&)> curve_server_hook(bool enabled, const char* zap_domain) {
+    if (!enabled) return {};
+    start_security();
+    return [this, zap_domain](zmq::socket_t& socket) { make_curve_server(socket, *curve_keys, *zap, zap_domain); };
+  }
+
+  RunSocketHooks run_socket_hooks() {
+    return RunSocketHooks{curve_server_hook(config.ingest.curve, "ingest"), curve_server_hook(config.alerts.curve, "alerts")};
   }
 
   void on_init() {
@@ -434,7 +476,8 @@ struct Node::Impl {
       }
       spool->begin_run(run);
     }
-    auto next = std::make_unique<RunSession>(config, *setup, run, store.get(), spool.get(), context, log, paused);
+    auto next = std::make_unique<RunSession>(config, *setup, run, store.get(), spool.get(), context, log, paused,
+                                             run_socket_hooks());
     next->pipeline.start();  // binds the ingest endpoints (throws on a bad endpoint -> Error)
     std::lock_guard lock(mutex);
     run_record = record;
@@ -724,6 +767,12 @@ struct Node::Impl {
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   const std::uint64_t started_unix_ns = dataflow::unix_now_ns();
   zmq::context_t context;
+  // CURVE ([security]): the ZAP handler of `context`, declared after it (destroyed before it) and
+  // before every socket owner below (destroyed after their sockets); made by start_security().
+  // The registry is here so the handler's auth counters live as long as the handler.
+  MetricsRegistry registry;
+  std::optional<CurveKeyPair> curve_keys;
+  std::unique_ptr<ZapHandler> zap;
   dataflow::RateLimitedLog log;
   SystemdNotifier notifier;
   std::atomic<bool> paused{false};
@@ -760,9 +809,17 @@ int Node::serve() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   ControlDispatcher dispatcher(impl_->run_control, [this] { return status(); });
+  // Key files and allow-lists are read before anything binds: a bad key stops the start here.
+  try {
+    impl_->start_security();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot set up CURVE: {}", e.what());
+    return 1;
+  }
   std::unique_ptr<ControlServer> server;
   try {
     ControlServerOptions options;
+    if (impl_->config.control_curve()) options.curve = ControlCurveServer{*impl_->curve_keys, impl_->zap.get(), "control"};
     options.classify = classify_control_request;  // stop/quit drain on a background thread
     options.busy_reply = [&dispatcher] { return dispatcher.busy_reply(); };
     server = std::make_unique<ControlServer>(impl_->context, impl_->config.control_endpoint(),
@@ -774,7 +831,7 @@ int Node::serve() {
   }
   spdlog::info("control socket on {}", server->endpoint());
 
-  MetricsRegistry registry;
+  MetricsRegistry& registry = impl_->registry;
   std::unique_ptr<HttpServer> http;
   if (impl_->config.metrics.enabled) {
     impl_->register_metrics(registry);
