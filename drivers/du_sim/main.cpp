@@ -22,6 +22,7 @@
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/feed_sink.hpp"
+#include "shoredaq/firmware/security.hpp"
 
 namespace {
 
@@ -62,7 +63,21 @@ struct Options {
   bool json = false;
   std::string replay;
   unsigned loops = 1;
+  std::string curve_secret;  // this DU's CURVE secret key file
+  std::string server_key;    // the node's CURVE public key file
 };
+
+// A CURVE ingest (shoredaq [ingest] curve = true) admits only allow-listed DU keys: the sender
+// becomes a CURVE client with this DU's key pair and the node's public key. Keys are read here,
+// at start, so a bad key file is an error before anything is sent.
+std::function<void(zmq::socket_t&)> curve_client_hook(const Options& o) {
+  if (o.curve_secret.empty() && o.server_key.empty()) return {};
+  if (o.curve_secret.empty() || o.server_key.empty())
+    throw std::runtime_error("--curve-secret and --server-key go together");
+  auto keys = shoredaq::firmware::read_secret_key_file(o.curve_secret);
+  auto server = shoredaq::firmware::read_public_key_file(o.server_key);
+  return [keys, server](zmq::socket_t& socket) { shoredaq::firmware::make_curve_client(socket, keys, server); };
+}
 
 std::uint32_t load_be32(const std::uint8_t* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
@@ -82,6 +97,7 @@ int run_replay(const Options& o, std::size_t header_bytes) {
   z.bind = o.bind;
   z.send_hwm = o.hwm;
   z.linger_ms = o.linger_ms;
+  z.configure_socket = curve_client_hook(o);
   shoredaq::drivers::ZmqFeedSender sender(z, &g_stop);
   const bool show_progress = o.progress || isatty(STDERR_FILENO);
 
@@ -230,6 +246,8 @@ int main(int argc, char** argv) {
   app.add_flag("--bind", o.bind, "Bind the ZeroMQ socket instead of connecting (the node normally binds)");
   app.add_option("--hwm", o.hwm, "ZeroMQ send high-water mark (messages); blocks (push) / drops (pub) are counted");
   app.add_option("--linger-ms", o.linger_ms, "ZeroMQ linger at exit (bounded)");
+  app.add_option("--curve-secret", o.curve_secret, "CURVE: this DU's secret key file (for a node with [ingest] curve = true)");
+  app.add_option("--server-key", o.server_key, "CURVE: the node's public key file");
   app.add_option("--batch-bytes", o.batch_bytes, "Largest ZeroMQ message: records are batched up to this size (always flushed per slice)");
   app.add_flag("--realtime", o.realtime, "Pace output: one slice per 100 ms of wall clock (default: as fast as possible)");
   app.add_option("--truth", o.truth, "Write the injected particles (muons, showers) and their hits as JSON lines to this file");
@@ -311,6 +329,7 @@ int main(int argc, char** argv) {
       z.send_hwm = o.hwm;
       z.linger_ms = o.linger_ms;
       z.batch_bytes = o.batch_bytes;
+      z.configure_socket = curve_client_hook(o);
       sinks.push_back(std::make_unique<shoredaq::drivers::ZmqFeedSender>(z, &g_stop));
     }
     std::ofstream truth;

@@ -71,6 +71,7 @@ ZmqFeedSender::ZmqFeedSender(ZmqSenderConfig config, const std::atomic<bool>* st
     socket_->set(zmq::sockopt::xpub_nodrop, 1);  // EAGAIN at the HWM instead of a silent drop: countable
   else
     socket_->set(zmq::sockopt::sndtimeo, config_.blocked_retry_ms);
+  if (config_.configure_socket) config_.configure_socket(*socket_);
   if (config_.bind)
     socket_->bind(config_.endpoint);
   else

@@ -191,10 +191,10 @@ TEST(HilCurve, CurveIngestAndAlertsAdmitOnlyAllowListedPeers) {
   const fs::path detx = tmp / "detector.detx";
   ASSERT_EQ(run({program("shoredaq"), "detx", "--detx", kDetx133, "--dus", "first:2", "--out", detx.string()}, tmp.path()).code, 0);
   const fs::path feed = tmp / "feed.dqd";
-  const Result sim = run({program("du-sim"), "--detx", detx.string(), "--slices", "3", "--run", "5", "--seed", "7",
+  const Result sim = run({program("du-sim"), "--detx", detx.string(), "--slices", "1", "--run", "5", "--seed", "9",
                           "--out", feed.string()}, tmp.path());
   ASSERT_EQ(sim.code, 0) << sim.err;
-  const std::string records = read_file(feed);
+  const std::string records = read_file(feed);  // what the stranger tries to send
   ASSERT_FALSE(records.empty());
 
   NodeSetup node;
@@ -255,18 +255,22 @@ TEST(HilCurve, CurveIngestAndAlertsAdmitOnlyAllowListedPeers) {
   }
   EXPECT_EQ(ingest("ingest.messages"), 0u);
 
-  // The allow-listed DU's data arrives and is built into slices.
-  {
-    zmq::socket_t du(ctx, zmq::socket_type::push);
-    du.set(zmq::sockopt::linger, 2000);
-    sf::make_curve_client(du, sf::read_secret_key_file(tmp / "du.secret"), node_public);
-    du.connect(node.ingest);
-    ASSERT_TRUE(du.send(zmq::buffer(records), zmq::send_flags::none));
-    EXPECT_TRUE(wait_until([&] { return ingest("ingest.messages") == 1; }, 20s)) << shorectl(node, {"status"}).out;
-  }
-  EXPECT_GT(ingest("ingest.datagrams"), 0u);
+  // The allow-listed DU (du-sim with its key pair) gets every datagram in.
+  const Result fed = run({program("du-sim"), "--detx", detx.string(), "--slices", "3", "--run", "5", "--seed", "7",
+                          "--endpoint", node.ingest, "--curve-secret", (tmp / "du.secret").string(), "--server-key",
+                          (tmp / "node.pub").string(), "--linger-ms", "5000", "--json"}, tmp.path());
+  ASSERT_EQ(fed.code, 0) << fed.err;
+  const auto sent = nlohmann::json::parse(fed.out, nullptr, false);
+  ASSERT_TRUE(sent.is_object()) << fed.out;
+  const std::uint64_t datagrams = sent.value("datagrams_out", std::uint64_t{0});
+  ASSERT_GT(datagrams, 0u);
+  EXPECT_TRUE(wait_until([&] { return ingest("ingest.datagrams") == datagrams; }, 20s)) << shorectl(node, {"status"}).out;
   EXPECT_GE(metric(R"(shoredaq_auth_accepted_total{domain="ingest"})"), 1);
-  EXPECT_EQ(ingest("ingest.messages"), 1u);  // still only the allowed DU's message
+  // du-sim without keys is refused like the stranger: its data never arrives.
+  // (it exits after its bounded linger; anything it got in would have arrived by then).
+  (void)run({program("du-sim"), "--detx", detx.string(), "--slices", "1", "--run", "5", "--seed", "8", "--endpoint",
+             node.ingest, "--linger-ms", "500"}, tmp.path());
+  EXPECT_EQ(ingest("ingest.datagrams"), datagrams);
 
   // The bridge gets summary slices of the run; the stranger gets nothing.
   zmq::pollitem_t bridge_in{bridge.handle(), 0, ZMQ_POLLIN, 0};

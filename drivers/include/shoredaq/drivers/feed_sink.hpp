@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -75,6 +76,9 @@ struct ZmqSenderConfig {
   int send_hwm = 1000;             // messages
   std::size_t batch_bytes = 256 * 1024;  // records are batched up to this size per message
   int blocked_retry_ms = 100;      // PUSH at HWM: wait in steps of this, checking `stop`
+  // Called on the socket after the options above and before bind/connect: the caller's hook for
+  // settings the drivers do not know about (e.g. CURVE client keys for a CURVE ingest).
+  std::function<void(zmq::socket_t&)> configure_socket;
 };
 
 class ZmqFeedSender final : public FeedSink {
