@@ -127,26 +127,17 @@ std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const
     h.rate_vs_du_median = d.in_latest && med > 0 ? d.latest_rate_hz / med : 0;
     // The ranking weighs what costs physics most: a missing DOM loses all its hits, lost
     // datagrams lose some, a veto or a dead PMT loses one channel, an odd rate is a warning.
-    if (h.slices_missing > 0) {
-      const double p = percent(h.slices_missing, slices_);
-      h.problems.push_back(fmt::format("missing from {:.3g}% of slices", p));
-      h.badness += 1000 * p;
-    }
-    if (h.slices_incomplete > 0) {
-      const double p = percent(h.slices_incomplete, d.present);
-      h.problems.push_back(fmt::format("datagrams lost in {:.3g}% of its frames", p));
-      h.badness += 100 * p;
-    }
-    if (h.slices_wr_not_ok > 0) {
-      const double p = percent(h.slices_wr_not_ok, d.present);
-      h.problems.push_back(fmt::format("White Rabbit not locked in {:.3g}% of its frames", p));
-      h.badness += 50 * p;
-    }
-    if (h.slices_hrv > 0) {
-      const double p = percent(h.slices_hrv, d.present);
-      h.problems.push_back(fmt::format("high-rate veto in {:.3g}% of its frames", p));
-      h.badness += 10 * p;
-    }
+    const auto fraction_problem = [&h](std::uint64_t count, std::uint64_t of, const char* what, const char* of_what,
+                                       double weight) {
+      if (count == 0) return;
+      const double p = percent(count, of);
+      h.problems.push_back(fmt::format("{} {:.3g}% of {}", what, p, of_what));
+      h.badness += weight * p;
+    };
+    fraction_problem(h.slices_missing, slices_, "missing from", "slices", 1000);
+    fraction_problem(h.slices_incomplete, d.present, "datagrams lost in", "its frames", 100);
+    fraction_problem(h.slices_wr_not_ok, d.present, "White Rabbit not locked in", "its frames", 50);
+    fraction_problem(h.slices_hrv, d.present, "high-rate veto in", "its frames", 10);
     if (h.dead_pmts > 0) {
       h.problems.push_back(fmt::format("{} PMT(s) below 2 kHz", h.dead_pmts));
       h.badness += 20.0 * h.dead_pmts;

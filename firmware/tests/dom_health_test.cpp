@@ -101,6 +101,8 @@ TEST(DomHealthMonitor, RanksMissingAboveLossAboveVetoAndDeadPmts) {
   EXPECT_EQ(worst[3].dom_id, 101u);
   EXPECT_EQ(worst[3].dead_pmts, 1u);
   for (const auto& w : worst) EXPECT_FALSE(w.problems.empty()) << w.dom_id;
+  EXPECT_EQ(worst[0].problems.front(), "missing from 100% of slices");
+  EXPECT_EQ(worst[1].problems.front(), "datagrams lost in 25% of its frames");
   EXPECT_EQ(monitor.worst_doms(2).size(), 2u);
 
   const auto dus = monitor.du_rates();
