@@ -285,3 +285,28 @@ TEST(HilCurve, CurveIngestAndAlertsAdmitOnlyAllowListedPeers) {
   EXPECT_EQ(shorectl(node, {"quit"}, 60s).code, 0);
   EXPECT_EQ(daemon.wait(30s), 0) << daemon.err();
 }
+
+TEST(HilCurve, DaemonRefusesToStartWithUnsafeKeysOrUnprotectedTcpControl) {
+  if (!sf::curve_available()) GTEST_SKIP() << "libzmq without CURVE";
+  TempDir tmp("curve-refuse");
+  ASSERT_EQ(keygen(tmp, {(tmp / "node").string()}).code, 0);
+  ASSERT_EQ(keygen(tmp, {(tmp / "operator").string()}).code, 0);
+  fs::create_directories(tmp / "run");
+  const std::string head = "[node]\nstate_dir = \"" + (tmp / "state").string() + "\"\nruntime_dir = \"" +
+                           (tmp / "run").string() + "\"\n[metrics]\nenabled = false\n";
+  const auto start = [&](const std::string& toml) {
+    write_file(tmp / "shoredaq.toml", head + toml);
+    return run({program("shoredaq"), "--config", (tmp / "shoredaq.toml").string()}, tmp.path(), 20s);
+  };
+  // TCP control without CURVE: refused by the configuration check, naming the key.
+  Result r = start("[control]\nendpoint = \"tcp://127.0.0.1:*\"\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("control.endpoint"), std::string::npos) << r.err;
+  // A secret key others may read: refused before anything binds, naming the file.
+  ::chmod((tmp / "node.secret").c_str(), 0644);
+  r = start("[control]\nendpoint = \"tcp://127.0.0.1:*\"\ncurve_allowed_keys = \"" + (tmp / "operator.pub").string() +
+            "\"\n[security]\nserver_secret_key_file = \"" + (tmp / "node.secret").string() + "\"\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE((r.err + r.out).find((tmp / "node.secret").string()), std::string::npos) << r.err << r.out;
+  EXPECT_EQ((r.err + r.out).find("control socket on"), std::string::npos) << r.err << r.out;
+}
