@@ -22,7 +22,7 @@
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/feed_sink.hpp"
-#include "shoredaq/firmware/security.hpp"
+#include "shoredaq/dataflow/curve_keys.hpp"
 
 namespace {
 
@@ -74,9 +74,9 @@ std::function<void(zmq::socket_t&)> curve_client_hook(const Options& o) {
   if (o.curve_secret.empty() && o.server_key.empty()) return {};
   if (o.curve_secret.empty() || o.server_key.empty())
     throw std::runtime_error("--curve-secret and --server-key go together");
-  auto keys = shoredaq::firmware::read_secret_key_file(o.curve_secret);
-  auto server = shoredaq::firmware::read_public_key_file(o.server_key);
-  return [keys, server](zmq::socket_t& socket) { shoredaq::firmware::make_curve_client(socket, keys, server); };
+  auto keys = shoredaq::dataflow::read_secret_key_file(o.curve_secret);
+  auto server = shoredaq::dataflow::read_public_key_file(o.server_key);
+  return [keys, server](zmq::socket_t& socket) { shoredaq::dataflow::make_curve_client(socket, keys, server); };
 }
 
 std::uint32_t load_be32(const std::uint8_t* p) {

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "shoredaq/dataflow/failure_text.hpp"
+
 namespace shoredaq::firmware {
 
 enum class LogTarget {
@@ -80,12 +82,9 @@ std::optional<LoggedError> last_logged_error();
 // Rate-limited logging per cause: use shoredaq::dataflow::RateLimitedLog
 // (shoredaq/dataflow/rate_limited_log.hpp), shared by the data path and the daemon.
 
-// "cannot <action>[ <object>]: <cause>", e.g.
-//   describe_failure("open store", "/var/lib/shoredaq", std::error_code(ENOSPC, std::generic_category()))
-//   → "cannot open store /var/lib/shoredaq: No space left on device"
-std::string describe_failure(std::string_view action, std::string_view object, std::string_view cause);
-std::string describe_failure(std::string_view action, std::string_view object, const std::error_code& cause);
-// Same, with the cause taken from an errno value.
-std::string describe_errno(std::string_view action, std::string_view object, int errno_value);
+// "cannot <action>[ <object>]: <cause>" (shoredaq/dataflow/failure_text.hpp; shared with the
+// data path).
+using dataflow::describe_errno;
+using dataflow::describe_failure;
 
 }  // namespace shoredaq::firmware

@@ -21,6 +21,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "shoredaq/dataflow/curve_keys.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -38,37 +40,19 @@ namespace shoredaq::firmware {
 class MetricsRegistry;
 class Counter;
 
-struct CurveKeyPair {
-  std::string public_key;  // Z85, 40 characters
-  std::string secret_key;  // Z85, 40 characters
-};
-
-class KeyFileError : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
-// True when libzmq was built with CURVE (libsodium).
-bool curve_available();
-// A fresh key pair (zmq_curve_keypair). Throws std::runtime_error without CURVE support.
-CurveKeyPair generate_curve_key_pair();
-// The public key belonging to a Z85 secret key (zmq_curve_public).
-std::string curve_public_key_of(std::string_view secret_key_z85);
-// 40 characters of the Z85 alphabet that decode to 32 bytes.
-bool is_curve_key(std::string_view z85);
-
-// Writes `<secret_path>` (mode 0600) and `<public_path>` (mode 0644). Never overwrites an existing
-// file: a lost secret key is better noticed than silently replaced. Throws KeyFileError.
-void write_curve_key_files(const std::filesystem::path& secret_path, const std::filesystem::path& public_path,
-                           const CurveKeyPair& keys);
-// Reads a secret key file after the permission checks above; returns the secret key and its
-// derived public key. Throws KeyFileError naming the file and the problem.
-CurveKeyPair read_secret_key_file(const std::filesystem::path& path);
-// Reads a public key file (must not be writable by group or others). Throws KeyFileError.
-std::string read_public_key_file(const std::filesystem::path& path);
-// Allow-list: a file with one public key per line ('#' comments, also after a key), or a
-// directory whose *.pub files each hold one key. Must not be writable by group or others.
-std::vector<std::string> read_allowed_keys(const std::filesystem::path& file_or_directory);
+// Keys and key files: shoredaq/dataflow/curve_keys.hpp (du-sim uses them too).
+using dataflow::curve_available;
+using dataflow::curve_key_z85;
+using dataflow::curve_public_key_of;
+using dataflow::CurveKeyPair;
+using dataflow::generate_curve_key_pair;
+using dataflow::is_curve_key;
+using dataflow::KeyFileError;
+using dataflow::make_curve_client;
+using dataflow::read_allowed_keys;
+using dataflow::read_public_key_file;
+using dataflow::read_secret_key_file;
+using dataflow::write_curve_key_files;
 
 // ZAP (RFC 27) handler for one zmq context: binds inproc://zeromq.zap.01 and answers on its own
 // thread. Per ZAP domain it admits CURVE clients whose public key is allow-listed for that
@@ -121,7 +105,5 @@ private:
 // client that knows the server's public key.
 void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& server_keys, const ZapHandler& zap,
                        std::string_view zap_domain);
-// Makes `socket` a CURVE client of the server with `server_public_key`. Call before connect().
-void make_curve_client(zmq::socket_t& socket, const CurveKeyPair& client_keys, std::string_view server_public_key);
 
 }  // namespace shoredaq::firmware
