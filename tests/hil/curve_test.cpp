@@ -49,28 +49,6 @@ std::string from_log(Child& daemon, const std::string& pattern) {
   return found;
 }
 
-// GET http://127.0.0.1:port/path; the body, "" on any failure.
-std::string http_get(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
-      char buf[4096];
-      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  const auto body = response.find("\r\n\r\n");
-  return body == std::string::npos ? std::string() : response.substr(body + 4);
-}
-
 // The value of one exactly named series in Prometheus text (-1 when absent).
 double series_value(const std::string& text, const std::string& series) {
   std::istringstream in(text);
@@ -266,10 +244,12 @@ TEST(HilCurve, CurveIngestAndAlertsAdmitOnlyAllowListedPeers) {
   ASSERT_GT(datagrams, 0u);
   EXPECT_TRUE(wait_until([&] { return ingest("ingest.datagrams") == datagrams; }, 20s)) << shorectl(node, {"status"}).out;
   EXPECT_GE(metric(R"(shoredaq_auth_accepted_total{domain="ingest"})"), 1);
-  // du-sim without keys is refused like the stranger: its data never arrives.
-  // (it exits after its bounded linger; anything it got in would have arrived by then).
+  // du-sim without keys is refused like the stranger: its data never arrives. Once the refused
+  // handshake has removed its only peer, its PUSH waits to send (as at a full HWM) until it is
+  // stopped; 3 s is ample on loopback for anything it could get in to arrive.
   (void)run({program("du-sim"), "--detx", detx.string(), "--slices", "1", "--run", "5", "--seed", "8", "--endpoint",
-             node.ingest, "--linger-ms", "500"}, tmp.path());
+             node.ingest, "--linger-ms", "500"},
+            tmp.path(), 3s);
   EXPECT_EQ(ingest("ingest.datagrams"), datagrams);
 
   // The bridge gets summary slices of the run; the stranger gets nothing.
