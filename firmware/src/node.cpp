@@ -272,11 +272,11 @@ struct RunSession {
       : filter(*setup.detector, setup.parameters),
         alerts(make_alerts(config, setup, context, hooks.alerts)),
         writer(store, run, spool, alerts.get()),
-        dom_health(setup.detector),
+        dom_health(std::make_shared<DomHealthMonitor>(setup.detector)),
         pipeline(pipeline_config(config, setup, run, hooks.ingest), [this](const dataflow::Timeslice& t) { return filter.process(t); },
                  [this, &paused, stall_file = fault_stall_writer_file()](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                    hold_while_fault_file_exists(stall_file);
-                   dom_health.observe(p.result.summary);  // also while paused: the sea does not pause
+                   dom_health->observe(p.result.summary);  // also while paused: the sea does not pause
                    writer.write(std::move(p), paused.load(std::memory_order_relaxed));
                  },
                  &context, &log) {}
@@ -327,7 +327,7 @@ struct RunSession {
   filters::DataFilter filter;
   std::unique_ptr<storage::AlertPublisher> alerts;  // before the writer, which points to it
   RunWriter writer;
-  DomHealthMonitor dom_health;
+  std::shared_ptr<DomHealthMonitor> dom_health;  // shared: /metrics shows the last run's after stop
   dataflow::Pipeline<filters::FilterResult> pipeline;
 };
 
@@ -483,6 +483,8 @@ struct Node::Impl {
     run_record = record;
     session = std::move(next);
     last_stats.reset();
+    latest_dom_health = session->dom_health;
+    register_du_metrics(*setup->detector);
     spdlog::info("run {} started ({} workers)", run, config.worker_count());
     notifier.status("shoredaq: Running run " + std::to_string(run));
   }
@@ -528,7 +530,7 @@ struct Node::Impl {
       for (const auto& [k, v] : run_counter_map(stats, w)) lifetime_totals[k] += v;
       last_stats = LastRun{stats, w, report.drained, ending->writer.commit_latency().quantile(0.5),
                            ending->writer.commit_latency().quantile(0.99), ending->writer.commit_latency().snapshot().max,
-                           ending->dom_health.to_json()};
+                           ending->dom_health->to_json()};
       setup.reset();  // stop -> Standby: each run is configured afresh
     }
     notifier.status("shoredaq: Standby");
@@ -573,7 +575,7 @@ struct Node::Impl {
       s["drained"] = last_stats->drained;
     }
     if (session) {
-      s["detector_health"] = session->dom_health.to_json();
+      s["detector_health"] = session->dom_health->to_json();
     } else if (last_stats) {
       s["detector_health"] = last_stats->dom_health;
     }
@@ -627,6 +629,34 @@ struct Node::Impl {
     metrics_cache = m;
     metrics_cached_at = now;
     return m;
+  }
+
+  // Per-DU series of the latest slice of the current (or last) run, registered when a run starts
+  // (the DUs come with the detector); a re-registration only rebinds the callback.
+  void register_du_metrics(const dataflow::Detector& detector) {
+    const auto read = [this](int du, double (*value)(const DuRates&)) {
+      return [this, du, value] {
+        std::shared_ptr<const DomHealthMonitor> monitor;
+        {
+          std::lock_guard lock(mutex);
+          monitor = latest_dom_health;
+        }
+        if (!monitor) return 0.0;
+        for (const auto& r : monitor->du_rates()) {
+          if (r.du == du) return value(r);
+        }
+        return 0.0;
+      };
+    };
+    for (const int du : detector.du_ids()) {
+      const MetricLabels labels{{"du", std::to_string(du)}};
+      registry.gauge_callback("shoredaq_du_rate_hz", "Sum of the PMT single rates of a DU in the latest summary slice",
+                              labels, read(du, [](const DuRates& r) { return r.rate_hz; }));
+      registry.gauge_callback("shoredaq_du_doms_reporting", "DOMs of a DU with data in the latest slice", labels,
+                              read(du, [](const DuRates& r) { return double(r.doms_reporting); }));
+      registry.gauge_callback("shoredaq_du_doms_expected", "Optical modules of a DU in the detector model", labels,
+                              read(du, [](const DuRates& r) { return double(r.doms_expected); }));
+    }
   }
 
   void register_metrics(MetricsRegistry& registry) {
@@ -784,6 +814,7 @@ struct Node::Impl {
   std::unique_ptr<storage::Tier0Spool> spool;
   std::unique_ptr<RunSession> session;
   std::optional<LastRun> last_stats;
+  std::shared_ptr<const DomHealthMonitor> latest_dom_health;  // of the current or last run
   std::map<std::string, std::uint64_t, std::less<>> lifetime_totals;
   std::map<std::string, std::uint64_t, std::less<>> metrics_cache;
   std::chrono::steady_clock::time_point metrics_cached_at{};

@@ -10,6 +10,7 @@
 
 #include "../../firmware/tests/metrics_text_parser.hpp"
 #include "hil_support.hpp"
+#include "shoredaq/dataflow/detector.hpp"
 
 using namespace hil;
 
@@ -69,5 +70,16 @@ TEST(HilMetrics, CountersAfterARunMatchTheStore) {
   EXPECT_EQ(sample(parsed, "shoredaq_slices_total"), 20.0) << text;
   EXPECT_EQ(sample(parsed, "shoredaq_running"), 0.0);
   EXPECT_EQ(sample(parsed, "shoredaq_run_number"), 5.0);
+  // Per DU, the last slice of the run: every DOM reporting, rates of 18 x 31 PMTs at ~7-12 kHz.
+  const auto detector = shoredaq::dataflow::Detector::load(rig.detx());
+  ASSERT_EQ(detector.du_ids().size(), 2u);
+  for (const int du : detector.du_ids()) {
+    const std::map<std::string, std::string> labels{{"du", std::to_string(du)}};
+    EXPECT_EQ(parsed.value("shoredaq_du_doms_expected", labels), 18.0) << text;
+    EXPECT_EQ(parsed.value("shoredaq_du_doms_reporting", labels), 18.0) << text;
+    const double rate_hz = parsed.value("shoredaq_du_rate_hz", labels).value_or(-1);
+    EXPECT_GT(rate_hz, 18 * 31 * 6e3) << text;
+    EXPECT_LT(rate_hz, 18 * 31 * 12e3) << text;
+  }
   rig.quit();
 }
