@@ -207,7 +207,12 @@ int main(int argc, char** argv) {
   std::printf("%5s %8s %8s %8s %9s %9s %9s %9s %12s %8s %10s\n", "DUs", "fed", "written", "dropped", "dgr_drop",
               "p50 ms", "p99 ms", "max ms", "hits/s", "RSS MB", "memcpy ms");
   unsigned sustained = 0;
-  for (unsigned dus = 1; dus <= max_dus && dus <= detector->du_ids().size(); dus = dus < 2 ? 2 : dus * 2) {
+  // Doubling steps, then max_dus itself (so a target such as 20 DUs is tried, not only 16).
+  std::vector<unsigned> steps;
+  for (unsigned dus = 1; dus < max_dus; dus = dus < 2 ? 2 : dus * 2) steps.push_back(dus);
+  steps.push_back(max_dus);
+  for (const unsigned dus : steps) {
+    if (dus > detector->du_ids().size()) break;
     const Result r = run(detector, dus, seconds, workers, dir);
     std::printf("%5u %8llu %8llu %8llu %9llu %9.1f %9.1f %9.1f %12.3g %8ld %10.2f%s\n", r.dus,
                 static_cast<unsigned long long>(r.slices_fed), static_cast<unsigned long long>(r.slices_written),
