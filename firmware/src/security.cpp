@@ -28,7 +28,7 @@ constexpr const char* zap_endpoint = "inproc://zeromq.zap.01";
 }  // namespace
 
 ZapHandler::ZapHandler(zmq::context_t& context, MetricsRegistry* metrics)
-    : socket_(context, zmq::socket_type::rep), metrics_(metrics) {
+    : context_(context), socket_(context, zmq::socket_type::rep), metrics_(metrics) {
   socket_.set(zmq::sockopt::linger, 0);
   try {
     socket_.bind(zap_endpoint);
@@ -59,6 +59,10 @@ ZapHandler::DomainState& ZapHandler::domain_state(const std::string& domain) {
       it->second.refused_counter = &metrics_->counter(
           "shoredaq_auth_refused_total", "Clients refused by the ZAP handler (unknown key, domain or mechanism)",
           {{"domain", domain}});
+      it->second.handshake_failed_counter = &metrics_->counter(
+          "shoredaq_auth_handshake_failed_total",
+          "Handshakes refused before authentication (plain client on a CURVE socket, wrong server key)",
+          {{"domain", domain}});
     }
   }
   return it->second;
@@ -80,6 +84,44 @@ std::uint64_t ZapHandler::refused(std::string_view domain) const {
   std::lock_guard lock(mutex_);
   const auto it = domains_.find(domain);
   return it == domains_.end() ? 0 : it->second.refused;
+}
+
+std::uint64_t ZapHandler::handshake_failures(std::string_view domain) const {
+  std::lock_guard lock(mutex_);
+  const auto it = domains_.find(domain);
+  return it == domains_.end() ? 0 : it->second.handshake_failed;
+}
+
+void ZapHandler::watch_handshakes(zmq::socket_t& socket, std::string_view domain) const {
+  std::lock_guard lock(watch_mutex_);
+  WatchedSocket w;
+  w.monitor_endpoint = fmt::format("inproc://shoredaq.handshake-monitor.{}.{}", static_cast<const void*>(this),
+                                   watch_count_++);
+  w.domain = std::string(domain);
+  // AUTH failures are the ZAP refusals, already counted in authorize().
+  if (zmq_socket_monitor(socket.handle(), w.monitor_endpoint.c_str(),
+                         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_MONITOR_STOPPED) != 0) {
+    throw std::runtime_error(describe_failure("monitor the handshakes of a CURVE socket", w.domain,
+                                              zmq_strerror(zmq_errno())));
+  }
+  to_watch_.push_back(std::move(w));
+}
+
+void ZapHandler::count_handshake_failure(const std::string& domain, std::uint16_t event, std::uint32_t value,
+                                         const std::string& endpoint) {
+  {
+    std::lock_guard lock(mutex_);
+    DomainState& state = domain_state(domain);
+    ++state.handshake_failed;
+    if (state.handshake_failed_counter) state.handshake_failed_counter->inc();
+  }
+  static dataflow::RateLimitedLog log(nullptr, std::chrono::seconds(60), 5);
+  log.log(spdlog::level::warn, "handshake-failed-" + domain,
+          "refused a handshake on '{}' ({}) before authentication ({}, code {:#x}): a client without CURVE or "
+          "with the wrong server key",
+          domain, endpoint.empty() ? std::string("-") : endpoint,
+          event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "protocol error" : "no detail", value);
 }
 
 bool ZapHandler::authorize(const std::string& domain, const std::string& mechanism, const std::string& credential,
@@ -115,13 +157,49 @@ bool ZapHandler::authorize(const std::string& domain, const std::string& mechani
 }
 
 void ZapHandler::run() {
+  struct Monitor {
+    zmq::socket_t socket;
+    std::string domain;
+  };
+  std::vector<Monitor> monitors;
   while (!stop_requested_.load()) {
+    {
+      std::lock_guard lock(watch_mutex_);
+      for (auto& w : to_watch_) {
+        zmq::socket_t pair(context_, zmq::socket_type::pair);
+        pair.set(zmq::sockopt::linger, 0);
+        pair.connect(w.monitor_endpoint);
+        monitors.push_back(Monitor{std::move(pair), std::move(w.domain)});
+      }
+      to_watch_.clear();
+    }
     std::vector<zmq::pollitem_t> items{{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+    for (auto& m : monitors) items.push_back({m.socket.handle(), 0, ZMQ_POLLIN, 0});
     try {
       zmq::poll(items, std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
       continue;
+    }
+    // Socket monitor events: [u16 event, u32 value] then the monitored socket's endpoint.
+    for (std::size_t i = monitors.size(); i-- > 0;) {
+      if ((items[i + 1].revents & ZMQ_POLLIN) == 0) continue;
+      std::vector<zmq::message_t> event;
+      try {
+        if (!zmq::recv_multipart(monitors[i].socket, std::back_inserter(event), zmq::recv_flags::dontwait)) continue;
+      } catch (const zmq::error_t&) {
+        continue;
+      }
+      if (event.size() < 2 || event[0].size() < 6) continue;
+      std::uint16_t id = 0;
+      std::uint32_t value = 0;
+      std::memcpy(&id, event[0].data(), sizeof id);
+      std::memcpy(&value, static_cast<const std::uint8_t*>(event[0].data()) + 2, sizeof value);
+      if (id == ZMQ_EVENT_MONITOR_STOPPED) {
+        monitors.erase(monitors.begin() + static_cast<std::ptrdiff_t>(i));  // the socket closed
+        continue;
+      }
+      count_handshake_failure(monitors[i].domain, id, value, event[1].to_string());
     }
     if ((items[0].revents & ZMQ_POLLIN) == 0) {
       continue;
@@ -163,6 +241,7 @@ void ZapHandler::run() {
       if (e.num() == ETERM) break;
     }
   }
+  monitors.clear();
   socket_.close();
   running_ = false;
 }
@@ -178,6 +257,7 @@ void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& server_keys, c
   socket.set(zmq::sockopt::curve_server, 1);
   socket.set(zmq::sockopt::curve_secretkey, server_keys.secret_key);
   socket.set(zmq::sockopt::zap_domain, std::string(zap_domain));
+  zap.watch_handshakes(socket, zap_domain);
 }
 
 }  // namespace shoredaq::firmware

@@ -72,6 +72,7 @@ TEST_F(CurveControlFixture, AllowListedClientGetsReplies) {
   EXPECT_EQ(server->requests_served(), 2u);
   EXPECT_EQ(zap->refused("control"), 0u);
   EXPECT_EQ(zap->accepted(), 2u);
+  EXPECT_EQ(zap->handshake_failures("control"), 0u);
 }
 
 TEST_F(CurveControlFixture, UnknownKeyIsRefusedAndCounted) {
@@ -93,6 +94,11 @@ TEST_F(CurveControlFixture, PlainClientIsRefused) {
                ControlTimeout);
   EXPECT_EQ(server->requests_served(), 0u);
   EXPECT_EQ(zap->accepted(), 0u);
+  // libzmq refuses it before ZAP is asked; the handshake monitor counts it all the same.
+  EXPECT_TRUE(eventually([&] { return zap->handshake_failures("control") >= 1; }));
+  EXPECT_EQ(zap->refused("control"), 0u);
+  const std::string text = metrics.render_prometheus();
+  EXPECT_NE(text.find("shoredaq_auth_handshake_failed_total{domain=\"control\"}"), std::string::npos) << text;
 }
 
 TEST_F(CurveControlFixture, ClientTrustingAnotherServerKeyGetsNoReply) {
@@ -101,6 +107,7 @@ TEST_F(CurveControlFixture, ClientTrustingAnotherServerKeyGetsNoReply) {
   const CurveKeyPair impostor = generate_curve_key_pair();
   EXPECT_THROW(ask(allowed_client, impostor.public_key, std::chrono::milliseconds(300)), ControlTimeout);
   EXPECT_EQ(server->requests_served(), 0u);
+  EXPECT_TRUE(eventually([&] { return zap->handshake_failures("control") >= 1; }));
 }
 
 TEST_F(CurveControlFixture, KeyAllowedForAnotherDomainIsRefused) {

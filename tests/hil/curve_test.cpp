@@ -251,6 +251,8 @@ TEST(HilCurve, CurveIngestAndAlertsAdmitOnlyAllowListedPeers) {
              node.ingest, "--linger-ms", "500"},
             tmp.path(), 3s);
   EXPECT_EQ(ingest("ingest.datagrams"), datagrams);
+  // libzmq refuses a plain client before ZAP is asked; the node counts it all the same.
+  EXPECT_TRUE(wait_until([&] { return metric(R"(shoredaq_auth_handshake_failed_total{domain="ingest"})") >= 1; }, 10s));
 
   // The bridge gets summary slices of the run; the stranger gets nothing.
   zmq::pollitem_t bridge_in{bridge.handle(), 0, ZMQ_POLLIN, 0};

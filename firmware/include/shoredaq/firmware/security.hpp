@@ -72,6 +72,15 @@ public:
   [[nodiscard]] std::uint64_t accepted() const { return accepted_.load(); }
   [[nodiscard]] std::uint64_t refused() const { return refused_.load(); }
   [[nodiscard]] std::uint64_t refused(std::string_view domain) const;
+  // Handshakes of `domain` that failed before ZAP was asked: a plain (NULL) client on a CURVE
+  // socket, a client encrypting for another server key, a broken peer. Counted in
+  // shoredaq_auth_handshake_failed_total{domain}; a retrying client counts once per attempt.
+  [[nodiscard]] std::uint64_t handshake_failures(std::string_view domain) const;
+
+  // Counts the failed handshakes of `socket` (a CURVE server) under `domain` (a socket monitor
+  // read on the handler's thread). Call from the socket's thread, before bind();
+  // make_curve_server does it.
+  void watch_handshakes(zmq::socket_t& socket, std::string_view domain) const;
   [[nodiscard]] bool running() const { return running_.load(); }
 
   void stop();  // joins the thread (within ~100 ms)
@@ -80,17 +89,29 @@ private:
   struct DomainState {
     std::set<std::string> allowed_z85;
     std::uint64_t refused = 0;
+    std::uint64_t handshake_failed = 0;
     Counter* accepted_counter = nullptr;
     Counter* refused_counter = nullptr;
+    Counter* handshake_failed_counter = nullptr;
+  };
+  struct WatchedSocket {
+    std::string monitor_endpoint;
+    std::string domain;
   };
 
   void run();
+  void count_handshake_failure(const std::string& domain, std::uint16_t event, std::uint32_t value,
+                               const std::string& endpoint);
   bool authorize(const std::string& domain, const std::string& mechanism, const std::string& credential,
                  const std::string& address, std::string& reason);
   DomainState& domain_state(const std::string& domain);  // mutex_ held
 
+  zmq::context_t& context_;
   zmq::socket_t socket_;
   MetricsRegistry* metrics_;
+  mutable std::mutex watch_mutex_;
+  mutable std::vector<WatchedSocket> to_watch_;  // picked up by the handler's thread
+  mutable std::uint64_t watch_count_ = 0;
   mutable std::mutex mutex_;
   std::map<std::string, DomainState, std::less<>> domains_;
   std::atomic<std::uint64_t> accepted_{0};
