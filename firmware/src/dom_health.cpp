@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <map>
 
 #include <spdlog/fmt/fmt.h>
 
@@ -27,21 +26,22 @@ double percent(std::uint64_t part, std::uint64_t whole) {
 
 }  // namespace
 
-DomHealthMonitor::DomHealthMonitor(std::shared_ptr<const dataflow::Detector> detector)
-    : detector_(std::move(detector)) {
-  if (!detector_) return;
-  for (const auto& m : detector_->modules()) {
+DomHealthMonitor::DomHealthMonitor(std::shared_ptr<const dataflow::Detector> detector) {
+  if (!detector) return;
+  for (const auto& m : detector->modules()) {
+    if (!m.is_base()) du_ids_.push_back(m.du);
+  }
+  std::sort(du_ids_.begin(), du_ids_.end());
+  du_ids_.erase(std::unique(du_ids_.begin(), du_ids_.end()), du_ids_.end());
+  for (const auto& m : detector->modules()) {
     if (m.is_base()) continue;
     DomState d;
     d.dom_id = m.id;
     d.du = m.du;
+    d.du_index = static_cast<std::size_t>(std::lower_bound(du_ids_.begin(), du_ids_.end(), m.du) - du_ids_.begin());
     d.floor = m.floor;
     index_.emplace(m.id, doms_.size());
     doms_.push_back(d);
-  }
-  for (const int du : detector_->du_ids()) {
-    const bool has_optical = std::any_of(doms_.begin(), doms_.end(), [du](const DomState& d) { return d.du == du; });
-    if (has_optical) du_ids_.push_back(du);
   }
 }
 
@@ -78,38 +78,34 @@ void DomHealthMonitor::observe(const dataflow::SummarySlice& summary) {
   }
 }
 
+// One pass over the DOMs: /metrics asks for every DU's figures at each scrape.
 std::vector<DuRates> DomHealthMonitor::du_rates() const {
   std::lock_guard lock(mutex_);
-  std::vector<DuRates> out;
-  out.reserve(du_ids_.size());
-  for (const int du : du_ids_) {
-    DuRates r;
-    r.du = du;
-    for (const auto& d : doms_) {
-      if (d.du != du) continue;
-      ++r.doms_expected;
-      if (!d.in_latest) continue;
-      ++r.doms_reporting;
-      if (d.latest_incomplete) ++r.doms_incomplete;
-      r.pmts_hrv += d.latest_hrv_pmts;
-      r.rate_hz += d.latest_rate_hz;
-    }
+  std::vector<DuRates> out(du_ids_.size());
+  for (std::size_t i = 0; i < du_ids_.size(); ++i) out[i].du = du_ids_[i];
+  for (const auto& d : doms_) {
+    DuRates& r = out[d.du_index];
+    ++r.doms_expected;
+    if (!d.in_latest) continue;
+    ++r.doms_reporting;
+    if (d.latest_incomplete) ++r.doms_incomplete;
+    r.pmts_hrv += d.latest_hrv_pmts;
+    r.rate_hz += d.latest_rate_hz;
+  }
+  for (auto& r : out) {
     if (r.doms_reporting > 0) r.mean_pmt_rate_hz = r.rate_hz / (r.doms_reporting * double{dataflow::kPmtsPerDom});
-    out.push_back(r);
   }
   return out;
 }
 
 std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const {
   std::lock_guard lock(mutex_);
-  std::map<int, double> du_median;
-  for (const int du : du_ids_) {
-    std::vector<double> rates;
-    for (const auto& d : doms_) {
-      if (d.du == du && d.in_latest) rates.push_back(d.latest_rate_hz);
-    }
-    du_median[du] = median(std::move(rates));
+  std::vector<std::vector<double>> du_rates_hz(du_ids_.size());
+  for (const auto& d : doms_) {
+    if (d.in_latest) du_rates_hz[d.du_index].push_back(d.latest_rate_hz);
   }
+  std::vector<double> du_median(du_ids_.size());
+  for (std::size_t i = 0; i < du_ids_.size(); ++i) du_median[i] = median(std::move(du_rates_hz[i]));
   std::vector<DomHealth> out;
   for (const auto& d : doms_) {
     DomHealth h;
@@ -123,7 +119,7 @@ std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const
     h.slices_wr_not_ok = d.wr_not_ok;
     h.dead_pmts = d.in_latest ? d.latest_dead_pmts : 0;
     h.rate_hz = d.in_latest ? d.latest_rate_hz : 0;
-    const double med = du_median[d.du];
+    const double med = du_median[d.du_index];
     h.rate_vs_du_median = d.in_latest && med > 0 ? d.latest_rate_hz / med : 0;
     // The ranking weighs what costs physics most: a missing DOM loses all its hits, lost
     // datagrams lose some, a veto or a dead PMT loses one channel, an odd rate is a warning.

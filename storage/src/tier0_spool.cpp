@@ -411,7 +411,8 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
 //  - a run with parts but no run manifest (killed between two parts, or before end_run).
 // At start-up no run is open, so every run without a run manifest was cut short: close it.
 void Tier0Spool::recover() {
-  std::set<std::uint32_t> runs;
+  std::set<std::uint32_t> runs;       // of this detector, with parts anywhere
+  std::set<std::uint32_t> reopened;   // whose part list changed now: their manifest is rewritten
   std::error_code ec;
   std::vector<fs::path> leftovers;
   for (const auto& entry : fs::directory_iterator(open_dir(), ec)) leftovers.push_back(entry.path());
@@ -434,7 +435,7 @@ void Tier0Spool::recover() {
                  info.summary_slices);
     ++counters_.parts_recovered;
     sealed_.push_back(info);
-    if (parsed->detector_id == config_.detector_id) runs.insert(parsed->run);
+    if (parsed->detector_id == config_.detector_id) reopened.insert(parsed->run);
   }
   if (!leftovers.empty() && config_.fsync) {
     fsync_dir(ready_dir());
@@ -456,6 +457,7 @@ void Tier0Spool::recover() {
     spdlog::warn("tier-0 spool: {} was sealed without its manifest (crash); manifest rebuilt", path.string());
     ++counters_.parts_recovered;
     sealed_.push_back(info);
+    if (parsed->detector_id == config_.detector_id) reopened.insert(parsed->run);
   }
   for (const auto& entry : fs::directory_iterator(done_dir(), ec)) {
     const auto parsed = parse_part_file_name(entry.path().filename().string());
@@ -464,12 +466,7 @@ void Tier0Spool::recover() {
   for (const std::uint32_t run : runs) {
     const std::string name = run_manifest_name(config_.detector_id, run);
     const bool closed = fs::exists(ready_dir() / name) || fs::exists(done_dir() / name);
-    // Runs recovered from open/ get a fresh manifest (their part list changed); the others only
-    // when none exists.
-    const bool had_leftover = std::any_of(sealed_.begin(), sealed_.end(), [run](const SpoolPartInfo& p) {
-      return p.run == run && p.recovered;
-    });
-    if (!closed || had_leftover) write_run_manifest(run, true);
+    if (!closed || reopened.contains(run)) write_run_manifest(run, true);
   }
 }
 

@@ -66,6 +66,7 @@ class DomHealthMonitor {
   struct DomState {
     std::uint32_t dom_id = 0;
     int du = 0, floor = 0;
+    std::size_t du_index = 0;  // into du_ids_
     std::uint64_t present = 0, incomplete = 0, hrv = 0, wr_not_ok = 0;
     bool in_latest = false;
     bool latest_incomplete = false;
@@ -74,11 +75,10 @@ class DomHealthMonitor {
     double latest_rate_hz = 0;
   };
 
-  std::shared_ptr<const dataflow::Detector> detector_;
   mutable std::mutex mutex_;
   std::vector<DomState> doms_;                          // optical modules, detector order
   std::unordered_map<std::uint32_t, std::size_t> index_;  // dom id -> doms_ index
-  std::vector<int> du_ids_;
+  std::vector<int> du_ids_;                             // DUs with optical modules, sorted
   std::uint64_t slices_ = 0;
   std::uint64_t unknown_frames_ = 0;
   std::uint32_t latest_frame_index_ = 0;
