@@ -143,6 +143,8 @@ TriggerParametersResult parse_trigger_parameters(std::string_view toml_text) {
   }
   TriggerParameters p;
   const auto fields = fields_of(p);
+  // Every bad key is reported, not only the first: an operator fixes a run setup in one go.
+  std::vector<std::string> errors;
   const toml::node* trigger_node = root.get("trigger");
   if (trigger_node) {
     const toml::table* trigger = trigger_node->as_table();
@@ -156,24 +158,18 @@ TriggerParametersResult parse_trigger_parameters(std::string_view toml_text) {
         for (const auto& [sub_key, sub_node] : *sub) {
           const Field* f = find_field(fields, k, sub_key.str());
           if (!f) {
-            result.error = std::string("trigger.") + std::string(k) + "." + std::string(sub_key.str()) + ": unknown key";
-            return result;
-          }
-          if (auto e = apply(*f, sub_node); !e.empty()) {
-            result.error = e;
-            return result;
+            errors.push_back(std::string("trigger.") + std::string(k) + "." + std::string(sub_key.str()) + ": unknown key");
+          } else if (auto e = apply(*f, sub_node); !e.empty()) {
+            errors.push_back(std::move(e));
           }
         }
         continue;
       }
       const Field* f = find_field(fields, "", k);
       if (!f) {
-        result.error = std::string("trigger.") + std::string(k) + ": unknown key";
-        return result;
-      }
-      if (auto e = apply(*f, node); !e.empty()) {
-        result.error = e;
-        return result;
+        errors.push_back(std::string("trigger.") + std::string(k) + ": unknown key");
+      } else if (auto e = apply(*f, node); !e.empty()) {
+        errors.push_back(std::move(e));
       }
     }
   }
@@ -181,11 +177,13 @@ TriggerParametersResult parse_trigger_parameters(std::string_view toml_text) {
   for (const auto* t : {&p.shower3d, &p.mxshower, static_cast<TriggerSettings*>(&p.muon3d)}) {
     if (t->number_of_modules > t->number_of_hits) {
       const char* name = t == &p.shower3d ? "shower3d" : t == &p.mxshower ? "mxshower" : "muon3d";
-      result.error = std::string("trigger.") + name + ".number_of_modules = " +
-                     std::to_string(t->number_of_modules) + ": out of range [1, number_of_hits = " +
-                     std::to_string(t->number_of_hits) + "]";
-      return result;
+      errors.push_back(std::string("trigger.") + name + ".number_of_modules = " + std::to_string(t->number_of_modules) +
+                       ": out of range [1, number_of_hits = " + std::to_string(t->number_of_hits) + "]");
     }
+  }
+  if (!errors.empty()) {
+    for (const auto& e : errors) result.error += (result.error.empty() ? "" : "; ") + e;
+    return result;
   }
   result.parameters = p;
   return result;

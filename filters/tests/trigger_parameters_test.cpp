@@ -135,3 +135,15 @@ TEST(TriggerParameters, ToTomlRoundTrips) {
   ASSERT_TRUE(r.ok()) << r.error << "\n" << text;
   EXPECT_EQ(*r.parameters, p);
 }
+
+// An operator fixes a run setup in one go: every bad key is named, not only the first one.
+TEST(TriggerParameters, EveryBadKeyIsNamed) {
+  auto r = parse_trigger_parameters("[trigger.muon]\nnumberOfHits = 5\n[trigger.muon3d]\nroad_width_m = -3\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error, HasSubstr("trigger.muon: unknown key"));
+  EXPECT_THAT(r.error, HasSubstr("trigger.muon3d.road_width_m = -3: out of range [1, 500]"));
+  r = parse_trigger_parameters("[trigger.muon3d]\nnumber_of_hits = -1\ngrid_angle_deg = 0\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error, HasSubstr("trigger.muon3d.number_of_hits = -1"));
+  EXPECT_THAT(r.error, HasSubstr("trigger.muon3d.grid_angle_deg = 0"));
+}

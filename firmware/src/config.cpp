@@ -1,15 +1,19 @@
 #include "shoredaq/firmware/config.hpp"
 
+#include <arpa/inet.h>
+#include <sys/un.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <fstream>
 #include <limits>
 #include <cstdlib>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include "shoredaq/firmware/input_file.hpp"
 
 namespace shoredaq::firmware {
 namespace {
@@ -37,6 +41,37 @@ class SectionReader {
     if (*v < min || *v > max)
       fail(path(key), std::to_string(*v) + " is out of range; allowed [" + std::to_string(min) + ", " + std::to_string(max) + "]");
     out = static_cast<Int>(*v);
+  }
+
+  void real(std::string_view key, double& out, double min, double max) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    std::optional<double> v;
+    if (n->is_floating_point()) v = n->value_exact<double>();
+    if (n->is_integer()) v = static_cast<double>(*n->value_exact<std::int64_t>());
+    std::ostringstream range;
+    range << "[" << min << ", " << max << "]";
+    if (!v) fail(path(key), "expected a number in " + range.str());
+    if (!(*v >= min && *v <= max)) {
+      std::ostringstream value;
+      value << *v;
+      fail(path(key), value.str() + " is out of range; allowed " + range.str());
+    }
+    out = *v;
+  }
+
+  // A file mode written as an octal string ("0660"), as chmod takes it.
+  void file_mode(std::string_view key, unsigned& out) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    if (!n->is_string()) fail(path(key), "expected an octal file mode as a string, such as \"0660\"");
+    const std::string text = *n->value<std::string>();
+    if (text.empty() || text.size() > 4 || text.find_first_not_of("01234567") != std::string::npos)
+      fail(path(key), "\"" + text + "\" is not an octal file mode such as \"0660\"");
+    const unsigned mode = static_cast<unsigned>(std::stoul(text, nullptr, 8));
+    if (mode > 0777) fail(path(key), "\"" + text + "\": only permission bits (at most 0777) are allowed");
+    if ((mode & 0600) != 0600) fail(path(key), "\"" + text + "\": the owner (the daemon) needs read and write (0600)");
+    out = mode;
   }
 
   void boolean(std::string_view key, bool& out) {
@@ -133,11 +168,53 @@ const toml::table* section(const toml::table& root, std::string_view name) {
   return n->as_table();
 }
 
+bool is_ipv4_literal(const std::string& host) {
+  in_addr a{};
+  return ::inet_pton(AF_INET, host.c_str(), &a) == 1;
+}
+bool is_ip_literal(const std::string& host) {
+  in6_addr a{};
+  return is_ipv4_literal(host) || ::inet_pton(AF_INET6, host.c_str(), &a) == 1;
+}
+
+// What ZeroMQ would refuse only when the socket binds or connects (at `start`, after the run
+// number is taken): checked here so --check-config and configure name the key instead.
 void check_endpoint(const std::string& key, const std::string& endpoint) {
-  static constexpr std::string_view kSchemes[] = {"tcp://", "ipc://", "inproc://"};
-  for (auto s : kSchemes) {
-    if (endpoint.rfind(s, 0) == 0 && endpoint.size() > s.size()) return;
+  const auto bad = [&](const std::string& why) { fail(key, "\"" + endpoint + "\": " + why); };
+  if (endpoint.rfind("tcp://", 0) == 0) {
+    const std::string rest = endpoint.substr(6);
+    const auto colon = rest.rfind(':');
+    if (colon == std::string::npos || colon == 0) bad("expected tcp://HOST:PORT");
+    std::string host = rest.substr(0, colon);
+    const std::string port = rest.substr(colon + 1);
+    if (port != "*") {
+      if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoul(port) > 65535)
+        bad("port \"" + port + "\" is not a number in [0, 65535] (or *)");
+    }
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+      in6_addr a{};
+      if (::inet_pton(AF_INET6, host.c_str(), &a) != 1) bad("\"" + host + "\" is not an IPv6 address");
+      return;
+    }
+    // A host that looks like an IPv4 address must be one (999.1.1.1 would only fail at bind);
+    // names (interfaces to bind, hosts to connect to) and "*" pass.
+    if (host.find_first_not_of("0123456789.") == std::string::npos && !is_ipv4_literal(host))
+      bad("\"" + host + "\" is not an IPv4 address");
+    if (host.find_first_of(" /\\\t") != std::string::npos) bad("\"" + host + "\" is not a host name");
+    return;
   }
+  if (endpoint.rfind("ipc://", 0) == 0) {
+    const std::string p = endpoint.substr(6);
+    if (p.empty()) bad("expected ipc://PATH");
+    // The kernel's limit for a Unix socket path (sun_path, with its terminating NUL).
+    if (p.size() >= sizeof(sockaddr_un{}.sun_path))
+      bad("the path is " + std::to_string(p.size()) + " characters; a Unix socket path has at most " +
+          std::to_string(sizeof(sockaddr_un{}.sun_path) - 1));
+    return;
+  }
+  if (endpoint.rfind("inproc://", 0) == 0 && endpoint.size() > 9) return;
   fail(key, "\"" + endpoint + "\" is not a ZeroMQ endpoint (tcp://, ipc:// or inproc://)");
 }
 
@@ -166,15 +243,6 @@ toml::table parse_toml(std::string_view text) {
   }
 }
 
-// A document holding only [trigger] (nested tables keep their full names).
-std::string serialise_trigger(const toml::table& trigger) {
-  toml::table doc;
-  doc.insert("trigger", trigger);
-  std::ostringstream os;
-  os << doc << "\n";
-  return os.str();
-}
-
 constexpr std::int64_t kMaxI64 = std::numeric_limits<std::int64_t>::max();
 
 }  // namespace
@@ -198,10 +266,10 @@ NodeConfig parse_config(std::string_view toml_text) {
   NodeConfig c;
 
   static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts",
-                                               "control", "metrics", "security", "trigger"};
+                                               "control", "metrics", "health", "security", "trigger"};
   for (const auto& [k, v] : root) {
     if (!kSections.contains(std::string(k.str())))
-      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, security, trigger)");
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, health, security, trigger)");
   }
 
   {
@@ -211,6 +279,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.file_path("detector_file", c.node.detector_file);
     r.integer("workers", c.node.workers, 0, 256);
     r.string("log_level", c.node.log_level);
+    r.integer("max_input_file_mb", c.node.max_input_file_mb, 1, 1024);
     static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
     if (!kLevels.contains(c.node.log_level))
       fail("node.log_level", "\"" + c.node.log_level + "\" is not allowed; expected trace, debug, info, warn, error, critical or off");
@@ -291,13 +360,24 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("reply_timeout_ms", c.control.reply_timeout_ms, 10, 600'000);
     r.integer("stop_timeout_ms", c.control.stop_timeout_ms, 100, 3'600'000);
     r.file_path("curve_allowed_keys", c.control.curve_allowed_keys);
+    r.file_mode("socket_mode", c.control.socket_mode);
     r.reject_unknown();
   }
   {
     SectionReader r(section(root, "metrics"), "metrics");
     r.string("listen_address", c.metrics.listen_address, false);
+    if (!is_ip_literal(c.metrics.listen_address))
+      fail("metrics.listen_address", "\"" + c.metrics.listen_address + "\" is not an IPv4 or IPv6 address");
     r.integer("port", c.metrics.port, 0, 65535);
     r.boolean("enabled", c.metrics.enabled);
+    r.integer("max_connections", c.metrics.max_connections, 4, 65536);
+    r.integer("request_timeout_ms", c.metrics.request_timeout_ms, 100, 600'000);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "health"), "health");
+    r.real("loss_alarm_fraction", c.health.loss_alarm_fraction, 0.0, 1.0);
+    r.integer("loss_window_s", c.health.loss_window_s, 1, 3600);
     r.reject_unknown();
   }
   {
@@ -320,29 +400,51 @@ NodeConfig parse_config(std::string_view toml_text) {
   }
   if (!c.alerts.curve && !c.alerts.curve_allowed_keys.empty())
     fail("alerts.curve_allowed_keys", "set, but alerts.curve = false: set alerts.curve = true or remove the allow-list");
-  if (const toml::table* t = section(root, "trigger")) c.trigger_toml = serialise_trigger(*t);
+  // The default run setup, typed now: a value `configure` would refuse is refused here.
+  if (section(root, "trigger") != nullptr) {
+    auto parsed = filters::parse_trigger_parameters(toml_text);
+    if (!parsed.ok()) throw ConfigError(parsed.error);
+    c.trigger = *parsed.parameters;
+  }
   return c;
 }
 
 NodeConfig load_config(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ConfigError(file.string() + ": cannot open");
-  std::ostringstream os;
-  os << in.rdbuf();
+  std::string text;
   try {
-    return parse_config(os.str());
+    text = read_input_file(file, kMaxConfigFileBytes, std::chrono::seconds(10));
+  } catch (const InputFileError& e) {
+    throw ConfigError(e.what());
+  }
+  try {
+    return parse_config(text);
   } catch (const ConfigError& e) {
     throw ConfigError(file.string() + ": " + e.what());
   }
 }
 
-std::string extract_trigger_section(std::string_view run_setup_toml) {
+filters::TriggerParameters parse_run_setup(std::string_view run_setup_toml) {
   const toml::table root = parse_toml(run_setup_toml);
   for (const auto& [k, v] : root) {
     if (k.str() != "trigger") fail(std::string(k.str()), "unknown section in run setup (expected [trigger])");
   }
-  const toml::table* t = section(root, "trigger");
-  return t ? serialise_trigger(*t) : std::string();
+  auto parsed = filters::parse_trigger_parameters(run_setup_toml);
+  if (!parsed.ok()) throw ConfigError(parsed.error);
+  return *parsed.parameters;
+}
+
+filters::TriggerParameters load_run_setup(const std::filesystem::path& file, std::size_t max_bytes) {
+  std::string text;
+  try {
+    text = read_input_file(file, max_bytes, std::chrono::seconds(10), "node.max_input_file_mb");
+  } catch (const InputFileError& e) {
+    throw ConfigError(e.what());
+  }
+  try {
+    return parse_run_setup(text);
+  } catch (const ConfigError& e) {
+    throw ConfigError(file.string() + ": " + e.what());
+  }
 }
 
 std::filesystem::path NodeConfig::store_path() const { return store.path.empty() ? node.state_dir / "store" : store.path; }

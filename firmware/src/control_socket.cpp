@@ -2,10 +2,16 @@
 
 #include <zmq.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 namespace shoredaq::firmware {
@@ -15,6 +21,37 @@ constexpr int kLingerMs = 100;
 
 nlohmann::json refusal(RunState state, std::string error) {
   return {{"ok", false}, {"state", std::string(to_string(state))}, {"error", std::move(error)}};
+}
+
+// A request parsed strictly: a duplicate key makes it invalid. nlohmann keeps the last of two equal
+// keys, so {"cmd":"status","cmd":"quit"} would quit a node whose operator asked for its status.
+nlohmann::json parse_request(std::string_view text, std::string& error) {
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  const auto strict = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    switch (event) {
+      case nlohmann::json::parse_event_t::object_start: open_objects.emplace_back(); break;
+      case nlohmann::json::parse_event_t::object_end:
+        if (!open_objects.empty()) open_objects.pop_back();
+        break;
+      case nlohmann::json::parse_event_t::key:
+        if (!open_objects.empty() && parsed.is_string() && !open_objects.back().insert(parsed.get<std::string>()).second &&
+            duplicate.empty()) {
+          duplicate = parsed.get<std::string>();
+        }
+        break;
+      default: break;
+    }
+    return true;
+  };
+  nlohmann::json request = nlohmann::json::parse(text, strict, /*allow_exceptions=*/false);
+  if (request.is_discarded()) {
+    error = "request is not valid JSON";
+  } else if (!duplicate.empty()) {
+    error = "request has the key \"" + duplicate + "\" more than once";
+    request = nlohmann::json(nlohmann::json::value_t::discarded);
+  }
+  return request;
 }
 
 std::string optional_string(const nlohmann::json& request, const char* key, std::string& error) {
@@ -41,9 +78,10 @@ nlohmann::json ControlDispatcher::reply(const CommandResult& result) const {
 
 std::string ControlDispatcher::handle(std::string_view request_text) const {
   if (request_text.size() > kMaxControlRequestBytes)
-    return refusal(run_control_.state(), "request larger than 64 KiB").dump();
-  nlohmann::json request = nlohmann::json::parse(request_text, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded()) return refusal(run_control_.state(), "request is not valid JSON").dump();
+    return refusal(run_control_.state(), "request of " + std::to_string(request_text.size()) + " bytes: larger than 64 KiB").dump();
+  std::string error;
+  nlohmann::json request = parse_request(request_text, error);
+  if (request.is_discarded()) return refusal(run_control_.state(), error).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   // Replies must be valid UTF-8 JSON even if a request smuggled invalid bytes into an error text.
   return handle(request).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -107,15 +145,37 @@ nlohmann::json ControlDispatcher::handle(const nlohmann::json& request) const {
 }
 
 std::string ControlDispatcher::busy_reply() const {
-  nlohmann::json r = refusal(run_control_.state(), "busy: a stop is draining the pipeline; retry when it is done");
-  if (auto c = run_control_.in_progress()) r["busy_with"] = std::string(to_string(*c));
-  r["draining"] = true;
+  const auto command = run_control_.in_progress();
+  const bool draining = command && (*command == RunCommand::Stop || *command == RunCommand::Quit);
+  nlohmann::json r = refusal(run_control_.state(),
+                             draining ? std::string("busy: a stop is draining the pipeline; retry when it is done")
+                                      : "busy: '" + std::string(command ? to_string(*command) : "a command") +
+                                            "' is in progress; retry when it is done");
+  if (command) r["busy_with"] = std::string(to_string(*command));
+  if (draining) r["draining"] = true;
   return r.dump();
+}
+
+std::optional<std::string> ControlDispatcher::refusal_for_state(std::string_view request_text) const {
+  if (request_text.size() > kMaxControlRequestBytes) return std::nullopt;
+  std::string error;
+  const nlohmann::json request = parse_request(request_text, error);
+  if (!request.is_object()) return std::nullopt;
+  auto it = request.find("cmd");
+  if (it == request.end() || !it->is_string()) return std::nullopt;
+  const auto command = parse_run_command(it->get_ref<const std::string&>());
+  if (!command) return std::nullopt;
+  const RunState state = run_control_.state();
+  if (RunControl::allowed(state, *command)) return std::nullopt;
+  return refusal(state, "command '" + std::string(to_string(*command)) + "' is not allowed in state " +
+                            std::string(to_string(state)))
+      .dump();
 }
 
 ControlRequestKind classify_control_request(std::string_view request_text) {
   if (request_text.size() > kMaxControlRequestBytes) return ControlRequestKind::Immediate;
-  const nlohmann::json request = nlohmann::json::parse(request_text, nullptr, false);
+  std::string error;
+  const nlohmann::json request = parse_request(request_text, error);
   if (request.is_discarded() || !request.is_object()) return ControlRequestKind::Immediate;
   auto it = request.find("cmd");
   if (it == request.end() || !it->is_string()) return ControlRequestKind::Immediate;
@@ -123,7 +183,9 @@ ControlRequestKind classify_control_request(std::string_view request_text) {
   if (cmd == "status") return ControlRequestKind::Immediate;
   const auto command = parse_run_command(cmd);
   if (!command) return ControlRequestKind::Immediate;
-  if (*command == RunCommand::Stop || *command == RunCommand::Quit) return ControlRequestKind::Background;
+  // configure reads operator-named files; stop and quit drain: none of them may hold up `status`.
+  if (*command == RunCommand::Configure || *command == RunCommand::Stop || *command == RunCommand::Quit)
+    return ControlRequestKind::Background;
   return ControlRequestKind::Exclusive;
 }
 
@@ -150,7 +212,7 @@ ControlServer::ControlServer(zmq::context_t& context, std::string endpoint, Hand
   impl_->handler = std::move(handler);
   impl_->options = std::move(options);
   impl_->socket.set(zmq::sockopt::linger, kLingerMs);
-  impl_->socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxControlRequestBytes));
+  impl_->socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxControlMessageBytes));
   if (impl_->options.curve) {
     const ControlCurveServer& curve = *impl_->options.curve;
     if (curve.zap == nullptr) throw std::invalid_argument("control socket: CURVE needs a ZAP handler");
@@ -162,6 +224,12 @@ ControlServer::ControlServer(zmq::context_t& context, std::string endpoint, Hand
   }
   impl_->socket.bind(endpoint);
   endpoint_ = impl_->socket.get(zmq::sockopt::last_endpoint);
+  if (impl_->options.ipc_mode && endpoint_.rfind("ipc://", 0) == 0) {
+    std::error_code ec;
+    std::filesystem::permissions(endpoint_.substr(6), static_cast<std::filesystem::perms>(*impl_->options.ipc_mode),
+                                 std::filesystem::perm_options::replace, ec);
+    if (ec) throw std::runtime_error("cannot set the mode of " + endpoint_.substr(6) + ": " + ec.message());
+  }
   thread_ = std::thread([this] { serve_loop(); });
 }
 
@@ -221,6 +289,13 @@ void ControlServer::serve_loop() {
       const std::string request(frames[body].to_string_view());
       const ControlRequestKind kind =
           im.options.classify ? im.options.classify(request) : ControlRequestKind::Exclusive;
+      if (kind != ControlRequestKind::Immediate && im.options.refuse_now) {
+        if (auto refused = im.options.refuse_now(request)) {
+          im.send(envelope, *refused);
+          ++served_;
+          continue;
+        }
+      }
       if (kind != ControlRequestKind::Immediate && active) {
         im.send(envelope, im.options.busy_reply ? im.options.busy_reply() : std::string(R"({"ok":false,"error":"busy"})"));
         ++refused_busy_;
@@ -260,8 +335,30 @@ ControlServer::~ControlServer() {
   }
 }
 
+std::optional<std::string> ipc_endpoint_problem(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) != 0) return std::nullopt;
+  const std::string path = endpoint.substr(6);
+  // access() checks with the real user and group ids, as the kernel will at connect().
+  if (::access(path.c_str(), W_OK) == 0) return std::nullopt;
+  const int err = errno;
+  if (err == ENOENT) return "no control socket at " + path + " (is the daemon running? is this its control.endpoint?)";
+  if (err == EACCES) {
+    std::string detail;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      detail = " (owner uid " + std::to_string(st.st_uid) + ", group gid " + std::to_string(st.st_gid) + ", mode " + mode + ")";
+    }
+    return "permission denied on the control socket " + path + detail +
+           ": operators need write access; join the daemon's group (e.g. `sudo usermod -aG shoredaq $USER`, then log in again)";
+  }
+  return "cannot use the control socket " + path + ": " + std::strerror(err);
+}
+
 nlohmann::json control_request(const std::string& endpoint, const nlohmann::json& request,
                                std::chrono::milliseconds timeout, const std::optional<ControlCurveClient>& curve) {
+  if (auto problem = ipc_endpoint_problem(endpoint)) throw ControlUnreachable(*problem);
   zmq::context_t context(1);
   zmq::socket_t socket(context, zmq::socket_type::req);
   socket.set(zmq::sockopt::linger, 0);

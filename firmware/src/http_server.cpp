@@ -58,8 +58,11 @@ struct HttpServer::Impl {
   void stop();
   void accept();
   void close_all();
+  // Closes the connection that has waited longest for a request; false when every one is busy.
+  bool evict_longest_waiting();
   Response handle(const http::request<http::string_body>& req);
   void count(std::string_view path, unsigned code);
+  void count_connection(const char* outcome);
 
   HttpServerOptions options;
   MetricsRegistry& registry;
@@ -99,17 +102,23 @@ public:
     stream_.socket().close(ec);
   }
 
+  // Waiting for (the rest of) a request since this time; nullopt while a request is answered.
+  std::optional<std::chrono::steady_clock::time_point> waiting_since() const { return waiting_since_; }
+
 private:
   void read() {
     parser_.emplace();
     parser_->header_limit(max_header_bytes);
     parser_->body_limit(max_body_bytes);
-    stream_.expires_after(server_.options.io_timeout);
+    waiting_since_ = std::chrono::steady_clock::now();
+    stream_.expires_after(server_.options.request_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
+    waiting_since_.reset();
+    if (ec == beast::error::timeout) server_.count_connection("timed_out");
     // The client went away (possibly mid-request) or we are shutting down: nobody to answer.
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::eof || server_.closing) {
@@ -128,7 +137,7 @@ private:
 
   void write(Response response) {
     response_ = std::move(response);
-    stream_.expires_after(server_.options.io_timeout);
+    stream_.expires_after(server_.options.write_timeout);
     http::async_write(stream_, response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->on_write(ec);
     });
@@ -152,6 +161,7 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
   Impl& server_;
+  std::optional<std::chrono::steady_clock::time_point> waiting_since_;
 };
 
 void HttpServer::Impl::count(std::string_view path, unsigned code) {
@@ -159,6 +169,34 @@ void HttpServer::Impl::count(std::string_view path, unsigned code) {
       .counter("shoredaq_http_requests_total", "HTTP requests served, by path and status code",
                {{"path", std::string(path)}, {"code", std::to_string(code)}})
       .inc();
+}
+
+void HttpServer::Impl::count_connection(const char* outcome) {
+  registry
+      .counter("shoredaq_http_connections_total",
+               "HTTP connections: accepted; refused (every slot busy answering); evicted (closed while "
+               "waiting for a request, to make room); timed_out (no whole request in time)",
+               {{"outcome", outcome}})
+      .inc();
+}
+
+bool HttpServer::Impl::evict_longest_waiting() {
+  std::shared_ptr<Session> oldest;
+  std::chrono::steady_clock::time_point oldest_since{};
+  for (auto& [raw, weak] : sessions) {
+    auto session = weak.lock();
+    if (!session) continue;
+    const auto since = session->waiting_since();
+    if (since && (!oldest || *since < oldest_since)) {
+      oldest = session;
+      oldest_since = *since;
+    }
+  }
+  if (!oldest) return false;
+  oldest->close();  // its pending read completes with an error and the session removes itself
+  sessions.erase(oldest.get());
+  count_connection("evicted");
+  return true;
 }
 
 Response HttpServer::Impl::handle(const http::request<http::string_body>& req) {
@@ -218,10 +256,14 @@ void HttpServer::Impl::accept() {
       return;
     }
     if (!ec) {
-      if (sessions.size() >= options.max_connections) {
+      // Full: an idle client must not lock out the next probe, so the longest-waiting connection
+      // makes room; only when every slot is busy answering is the new one shed.
+      if (sessions.size() >= options.max_connections && !evict_longest_waiting()) {
         beast::error_code ignored;
-        socket.close(ignored);  // shed load rather than queue without bound
+        socket.close(ignored);
+        count_connection("refused");
       } else {
+        count_connection("accepted");
         std::make_shared<Session>(std::move(socket), *this)->start();
       }
     }

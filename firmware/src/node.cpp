@@ -22,6 +22,7 @@
 #include "shoredaq/firmware/control_socket.hpp"
 #include "shoredaq/firmware/dom_health.hpp"
 #include "shoredaq/firmware/http_server.hpp"
+#include "shoredaq/firmware/input_file.hpp"
 #include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/notify.hpp"
 #include "shoredaq/firmware/security.hpp"
@@ -29,13 +30,8 @@
 namespace shoredaq::firmware {
 namespace {
 
-std::string read_text_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw CommandRefused("cannot read " + p.string());
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+// Detector and run-setup files are read within this bound (a hung network file system).
+constexpr std::chrono::milliseconds kInputFileReadTimeout{10'000};
 
 storage::SyncMode sync_mode(Durability d) {
   switch (d) {
@@ -409,7 +405,11 @@ struct Node::Impl {
     if (next.detector_file.empty())
       throw CommandRefused("no detector file: give one with configure --detx or set [node] detector_file");
     try {
-      next.detector = std::make_shared<const dataflow::Detector>(dataflow::Detector::load(next.detector_file));
+      const std::string text = read_input_file(next.detector_file, config.max_input_file_bytes(), kInputFileReadTimeout,
+                                               "node.max_input_file_mb");
+      next.detector = std::make_shared<const dataflow::Detector>(dataflow::Detector::parse(text));
+    } catch (const InputFileError& e) {
+      throw CommandRefused(e.what());
     } catch (const dataflow::DetxError& e) {
       throw CommandRefused(next.detector_file + ": line " + std::to_string(e.line()) + ": " + e.what());
     } catch (const std::exception& e) {
@@ -417,21 +417,17 @@ struct Node::Impl {
     }
     if (next.detector->optical_module_count() == 0) throw CommandRefused(next.detector_file + ": no optical modules");
 
-    std::string setup_text = request.run_setup_text;
-    if (!request.run_setup_path.empty()) setup_text = read_text_file(request.run_setup_path);
-    std::string trigger_section;
-    if (setup_text.empty()) {
-      trigger_section = config.trigger_toml;
-    } else {
-      try {
-        trigger_section = extract_trigger_section(setup_text);
-      } catch (const ConfigError& e) {
-        throw CommandRefused("run setup: " + std::string(e.what()));
+    try {
+      if (!request.run_setup_path.empty()) {
+        next.parameters = load_run_setup(request.run_setup_path, config.max_input_file_bytes());
+      } else if (!request.run_setup_text.empty()) {
+        next.parameters = parse_run_setup(request.run_setup_text);
+      } else {
+        next.parameters = config.trigger;
       }
+    } catch (const ConfigError& e) {
+      throw CommandRefused("run setup: " + std::string(e.what()));
     }
-    auto parsed = filters::parse_trigger_parameters(trigger_section);
-    if (!parsed.ok()) throw CommandRefused("run setup: " + parsed.error);
-    next.parameters = *parsed.parameters;
     next.run_setup_text = filters::to_toml(next.parameters);
     // Build the filter once here so a setup the filters cannot use is refused before Running.
     try {
@@ -853,6 +849,8 @@ int Node::serve() {
     if (impl_->config.control_curve()) options.curve = ControlCurveServer{*impl_->curve_keys, impl_->zap.get(), "control"};
     options.classify = classify_control_request;  // stop/quit drain on a background thread
     options.busy_reply = [&dispatcher] { return dispatcher.busy_reply(); };
+    options.refuse_now = [&dispatcher](std::string_view request) { return dispatcher.refusal_for_state(request); };
+    options.ipc_mode = impl_->config.control.socket_mode;
     server = std::make_unique<ControlServer>(impl_->context, impl_->config.control_endpoint(),
                                              [&dispatcher](std::string_view request) { return dispatcher.handle(request); },
                                              std::move(options));
@@ -869,6 +867,8 @@ int Node::serve() {
     HttpServerOptions options;
     options.address = impl_->config.metrics.listen_address;
     options.port = static_cast<std::uint16_t>(impl_->config.metrics.port);
+    options.max_connections = impl_->config.metrics.max_connections;
+    options.request_timeout = std::chrono::milliseconds(impl_->config.metrics.request_timeout_ms);
     http = std::make_unique<HttpServer>(
         options, registry,
         [this] {

@@ -3,8 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <zmq.hpp>
 
@@ -26,22 +24,17 @@ dataflow::HeaderLayoutMode layout_mode(HeaderLayoutSetting s) {
 }
 
 filters::TriggerParameters load_parameters(const std::filesystem::path& setup, std::string& text) {
-  std::string section;
+  filters::TriggerParameters parameters;
   if (!setup.empty()) {
-    std::ifstream in(setup, std::ios::binary);
-    if (!in) throw std::runtime_error(setup.string() + ": cannot open");
-    std::ostringstream os;
-    os << in.rdbuf();
     try {
-      section = extract_trigger_section(os.str());
+      // Offline, the operator's own file: the node's default input cap is plenty.
+      parameters = load_run_setup(setup, NodeConfig{}.max_input_file_bytes());
     } catch (const ConfigError& e) {
-      throw std::runtime_error(setup.string() + ": " + e.what());
+      throw std::runtime_error(e.what());
     }
   }
-  auto parsed = filters::parse_trigger_parameters(section);
-  if (!parsed.ok()) throw std::runtime_error(setup.string() + ": " + parsed.error);
-  text = filters::to_toml(*parsed.parameters);
-  return *parsed.parameters;
+  text = filters::to_toml(parameters);
+  return parameters;
 }
 
 // The run number of the first datagram that parses (optical or monitoring).

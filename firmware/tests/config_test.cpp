@@ -30,7 +30,7 @@ TEST(Config, EmptyFileGivesDefaults) {
   EXPECT_EQ(c.spool_dir(), "/var/lib/shoredaq/spool");
   EXPECT_EQ(c.control_endpoint(), "ipc:///run/shoredaq/control.sock");
   EXPECT_GE(c.worker_count(), 1u);
-  EXPECT_TRUE(c.trigger_toml.empty());
+  EXPECT_EQ(c.trigger, shoredaq::filters::TriggerParameters{});
 }
 
 TEST(Config, ExampleFileParsesAndMatchesDefaults) {
@@ -78,9 +78,9 @@ dom_ids = [808447066, 808447067]
 [control]
 endpoint = "ipc:///tmp/ctl"
 [trigger]
-enabled = true
-[trigger.muon]
-numberOfHits = 5
+snapshot_window_ns = 800
+[trigger.muon3d]
+number_of_hits = 5
 )");
   EXPECT_EQ(c.node.state_dir, "/tmp/x");
   EXPECT_EQ(c.worker_count(), 3u);
@@ -93,10 +93,9 @@ numberOfHits = 5
   EXPECT_EQ(c.alerts.trigger_mask, 16u);
   EXPECT_EQ(c.alerts.dom_ids, (std::vector<std::uint32_t>{808447066, 808447067}));
   EXPECT_EQ(c.control_endpoint(), "ipc:///tmp/ctl");
-  // The [trigger] section is kept as TOML for the filters' parser, nested tables with full names.
-  EXPECT_NE(c.trigger_toml.find("[trigger]"), std::string::npos) << c.trigger_toml;
-  EXPECT_NE(c.trigger_toml.find("[trigger.muon]"), std::string::npos) << c.trigger_toml;
-  EXPECT_NE(c.trigger_toml.find("numberOfHits = 5"), std::string::npos) << c.trigger_toml;
+  // The [trigger] section is read into typed parameters (nested tables included).
+  EXPECT_EQ(c.trigger.snapshot_window_ns, 800.0);
+  EXPECT_EQ(c.trigger.muon3d.number_of_hits, 5);
 }
 
 TEST(Config, TypoedKeyIsNamed) {
@@ -147,12 +146,12 @@ TEST(Config, MissingFileIsAnError) {
   EXPECT_THROW(load_config("/nonexistent/shoredaq.toml"), ConfigError);
 }
 
-TEST(Config, RunSetupTriggerSection) {
-  EXPECT_EQ(extract_trigger_section(""), "");
-  const std::string t = extract_trigger_section("[trigger]\nTMaxLocal_ns = 12\n");
-  EXPECT_NE(t.find("TMaxLocal_ns = 12"), std::string::npos) << t;
-  EXPECT_THROW(extract_trigger_section("[trigga]\nx = 1\n"), ConfigError);
-  EXPECT_THROW(extract_trigger_section("[trigger\n"), ConfigError);
+TEST(Config, RunSetupIsReadIntoTypedParameters) {
+  EXPECT_EQ(parse_run_setup(""), shoredaq::filters::TriggerParameters{});
+  EXPECT_EQ(parse_run_setup("[trigger.l1]\nwindow_ns = 12\n").l1_window_ns, 12.0);
+  EXPECT_THROW(parse_run_setup("[trigga]\nx = 1\n"), ConfigError);
+  EXPECT_THROW(parse_run_setup("[trigger\n"), ConfigError);
+  EXPECT_THROW(parse_run_setup("[trigger]\nTMaxLocal_ns = 12\n"), ConfigError);
 }
 
 // systemd's StateDirectory=/RuntimeDirectory= replace the built-in defaults, never explicit values.

@@ -68,13 +68,15 @@ struct TriggerParameters {
 
 struct TriggerParametersResult {
   std::optional<TriggerParameters> parameters;
-  std::string error;  // e.g. "trigger.muon3d.road_width_m = -3: out of range [1, 500]"
+  // Every problem, "; "-separated, each with its key path, e.g.
+  // "trigger.muon: unknown key; trigger.muon3d.road_width_m = -3: out of range [1, 500]".
+  std::string error;
   bool ok() const noexcept { return parameters.has_value(); }
 };
 
 // Reads the [trigger] section of a run-setup TOML text (other top-level sections are ignored;
 // a missing [trigger] gives the defaults). Unknown keys, wrong types and out-of-range values are
-// rejected with the key path and the allowed range.
+// rejected with the key path and the allowed range; all of them, not only the first.
 TriggerParametersResult parse_trigger_parameters(std::string_view toml_text);
 
 // The complete [trigger] section (every key, in the layout parse_trigger_parameters reads), for the

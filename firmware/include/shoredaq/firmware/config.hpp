@@ -2,8 +2,8 @@
 // The node's configuration: one TOML file (DESIGN.md section 5). Every key has a default (see
 // firmware/shoredaq.example.toml, which documents each one); unknown keys and out-of-range values
 // are rejected with the key path and the allowed range, so a typo never silently falls back to a
-// default. The `[trigger]` section is the default run setup and is validated by the filters'
-// parser when the node configures (kept here as TOML text).
+// default. The `[trigger]` section is the default run setup, read into typed trigger parameters
+// here, so `shoredaq --check-config` refuses exactly what `configure` would refuse.
 
 #include <cstdint>
 #include <filesystem>
@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "shoredaq/filters/trigger_parameters.hpp"
 
 namespace shoredaq::firmware {
 
@@ -25,6 +27,9 @@ struct NodeSection {
   std::filesystem::path detector_file;                    // default detector for configure
   unsigned workers = 0;                                   // filter threads; 0 = cores - 1 (at least 1)
   std::string log_level = "info";                         // trace debug info warn error critical off
+  // Largest detector or run-setup file `configure` reads, MiB (a full 115-DU building block's
+  // .detx is 3.7 MB; the cap keeps a mistyped path such as /dev/zero from exhausting memory).
+  std::uint64_t max_input_file_mb = 16;
 };
 
 enum class IngestSocket : std::uint8_t { Pull, Sub };
@@ -82,12 +87,27 @@ struct ControlSection {
   std::filesystem::path curve_allowed_keys;
   unsigned reply_timeout_ms = 5000;
   unsigned stop_timeout_ms = 30000;  // bound on the stop drain
+  // Mode of an ipc:// control socket file, set explicitly after bind (the process umask, e.g. the
+  // unit's UMask=0027, would otherwise decide): 0660 lets the operators in the service's group
+  // drive the node.
+  unsigned socket_mode = 0660;
 };
 
 struct MetricsSection {
-  std::string listen_address = "127.0.0.1";
+  std::string listen_address = "127.0.0.1";  // an IPv4 or IPv6 address literal
   unsigned port = 9560;
   bool enabled = true;
+  unsigned max_connections = 256;     // open HTTP connections; when full, the longest-idle one is closed
+  unsigned request_timeout_ms = 5000;  // a connection must deliver a whole request within this
+};
+
+// When the node calls itself unhealthy (/healthz 503, `alarm` in /status) because data is lost.
+struct HealthSection {
+  // Over the last loss_window_s: the share of datagrams (ingest, builder, pipeline) or of slices
+  // (pipeline, store, Tier-0 spool) lost above which the node raises an alarm. Any slice a sink
+  // refuses (store full, disk reserve, spool write failure) raises it regardless of this share.
+  double loss_alarm_fraction = 0.01;
+  unsigned loss_window_s = 10;
 };
 
 // The node's own CURVE key pair, used by every CURVE server socket (control, ingest, alerts).
@@ -104,8 +124,9 @@ struct NodeConfig {
   AlertsSection alerts;
   ControlSection control;
   MetricsSection metrics;
+  HealthSection health;
   SecuritySection security;
-  std::string trigger_toml;  // the [trigger] section re-serialised ("" = filter defaults)
+  filters::TriggerParameters trigger;  // the default run setup ([trigger]; absent = filter defaults)
 
   // Derived paths/endpoints with the defaults resolved against node.state_dir/runtime_dir.
   std::filesystem::path store_path() const;
@@ -114,14 +135,21 @@ struct NodeConfig {
   unsigned worker_count() const;  // resolves workers = 0
   bool control_curve() const { return !control.curve_allowed_keys.empty(); }
   bool uses_curve() const { return control_curve() || ingest.curve || alerts.curve; }
+  std::size_t max_input_file_bytes() const { return static_cast<std::size_t>(node.max_input_file_mb) << 20; }
 };
+
+// The configuration file itself is read with this cap (its own limit cannot come from inside it).
+inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{4} << 20;
 
 // Parses and validates; throws ConfigError naming the key ("builder.expiry_ms") and the reason.
 NodeConfig parse_config(std::string_view toml_text);
 NodeConfig load_config(const std::filesystem::path& file);
 
-// The [trigger] section of a run-setup file (a TOML document), re-serialised; unknown top-level
-// sections are rejected. Throws ConfigError.
-std::string extract_trigger_section(std::string_view run_setup_toml);
+// A run setup (the TOML document `configure --setup FILE` names): only a [trigger] section, read
+// into typed parameters; an empty text gives the filter defaults. Throws ConfigError naming every
+// bad key ("run setup: trigger.muon3d.road_width_m = -3: out of range [1, 500]").
+filters::TriggerParameters parse_run_setup(std::string_view run_setup_toml);
+// The same from a file, read with read_input_file (regular file, at most max_bytes).
+filters::TriggerParameters load_run_setup(const std::filesystem::path& file, std::size_t max_bytes);
 
 }  // namespace shoredaq::firmware

@@ -4,11 +4,14 @@
 //   {"cmd":"configure","detx":"F","setup":"S.toml"} (both optional)
 //   {"cmd":"status"}                              -> {"ok":true,"state":...,"run":...,"counters":{...}}
 //   refused                                       -> {"ok":false,"state":"Ready","error":"..."}
-// The server has its own thread, so commands are never queued behind data. Long commands (stop and
-// quit drain the pipeline) run on a background thread: while one runs, `status` is still answered
-// at once (with "draining": true) and any other command is refused with the current state. The
-// client of a long command gets its reply when the command is done. A client gives up after a
-// timeout with a clear message instead of hanging on a dead daemon.
+// The server has its own thread, so commands are never queued behind data. Long commands (configure
+// reads files; stop and quit drain the pipeline) run on a background thread: while one runs,
+// `status` is still answered at once (with "draining": true during a drain) and any other command
+// is refused with the current state. A command the current state does not allow is refused at once,
+// before it could take the background slot. The client of a long command gets its reply when the
+// command is done. A client gives up after a timeout with a clear message instead of hanging on a
+// dead daemon. Requests are JSON objects with unique keys (a duplicate key is refused, never "the
+// last one wins"); requests over 64 KiB are answered with an error.
 
 #include <atomic>
 #include <chrono>
@@ -34,6 +37,9 @@ class context_t;
 namespace shoredaq::firmware {
 
 inline constexpr std::size_t kMaxControlRequestBytes = 64 * 1024;
+// Larger messages are cut off by ZeroMQ (the peer is disconnected, no reply possible); between the
+// two limits a request is received and answered with an error.
+inline constexpr std::size_t kMaxControlMessageBytes = std::size_t{16} << 20;
 
 // Turns one request text into one reply, driving `run_control`; `status` fills in the "status"
 // reply's extra fields (counters...). Never throws: malformed requests get {"ok":false,...}.
@@ -45,6 +51,9 @@ class ControlDispatcher {
   nlohmann::json handle(const nlohmann::json& request) const;
   // The reply to a command that arrives while a long command is still running.
   std::string busy_reply() const;
+  // The refusal of a run-control command the current state does not allow (nullopt otherwise), so
+  // the server refuses it without taking the background slot.
+  std::optional<std::string> refusal_for_state(std::string_view request_text) const;
 
  private:
   nlohmann::json reply(const CommandResult& result) const;
@@ -58,8 +67,8 @@ enum class ControlRequestKind : std::uint8_t {
   Exclusive,   // on the server thread; refused while a long command runs
   Background,  // long (stop, quit): on a background thread, one at a time; replied when done
 };
-// status and requests that are not valid commands -> Immediate, stop/quit -> Background, the rest
-// -> Exclusive.
+// status and requests that are not valid commands -> Immediate, configure/stop/quit -> Background,
+// the rest -> Exclusive.
 ControlRequestKind classify_control_request(std::string_view request_text);
 
 // A ROUTER socket (REQ clients) served from its own thread until stop(); `handler` maps request ->
@@ -75,7 +84,11 @@ struct ControlCurveServer {
 struct ControlServerOptions {
   std::function<ControlRequestKind(std::string_view)> classify;
   std::function<std::string()> busy_reply;  // reply to an Exclusive/Background request while busy
+  // Asked before an Exclusive/Background request is run or queued: a reply here refuses it at once.
+  std::function<std::optional<std::string>(std::string_view)> refuse_now;
   std::optional<ControlCurveServer> curve;  // applied before bind; none = no authentication
+  // An ipc:// socket file gets this mode after bind (the umask would decide otherwise).
+  std::optional<unsigned> ipc_mode;
 };
 
 class ControlServer {
@@ -109,6 +122,17 @@ class ControlTimeout : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The ipc:// socket file is missing, or exists but this user may not use it (or its folder): known
+// before any request is sent, with a message that tells the two apart. A kind of "no answer".
+class ControlUnreachable : public ControlTimeout {
+ public:
+  using ControlTimeout::ControlTimeout;
+};
+
+// For an ipc:// endpoint: why this process cannot reach it (missing file, permission denied,
+// naming owner, group and mode), or nullopt when it can (or the endpoint is not ipc://).
+std::optional<std::string> ipc_endpoint_problem(const std::string& endpoint);
+
 // The client side of a CURVE control socket: the client's key pair and the node's public key.
 struct ControlCurveClient {
   CurveKeyPair client_keys;
@@ -116,7 +140,8 @@ struct ControlCurveClient {
 };
 
 // One request, one reply; a fresh REQ socket per call so a timed-out request never poisons the
-// next one. Throws ControlTimeout when no reply arrives in time, std::runtime_error on a bad reply.
+// next one. Throws ControlUnreachable when an ipc:// socket is missing or not accessible,
+// ControlTimeout when no reply arrives in time, std::runtime_error on a bad reply.
 // A CURVE server that refuses the client's key never answers, so that ends in ControlTimeout too.
 nlohmann::json control_request(const std::string& endpoint, const nlohmann::json& request,
                                std::chrono::milliseconds timeout,

@@ -4,6 +4,10 @@
 //   GET /status   JSON document supplied by the daemon (state, run, rates, last error, …)
 //   GET /healthz  200 "ok" while the pipeline makes progress, 503 with the reason otherwise
 // Loopback only unless configured. Bad requests get 400/404/405 and never take the server down.
+// Idle clients cannot lock out a probe: every connection must deliver a whole request within
+// request_timeout, and when all max_connections slots are taken, the connection that has waited
+// longest for its request is closed to make room (one that is being answered never is). Refused
+// and evicted connections are counted (shoredaq_http_connections_total{outcome}).
 
 #include <chrono>
 #include <cstdint>
@@ -18,8 +22,9 @@ class MetricsRegistry;
 struct HttpServerOptions {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal; "0.0.0.0" exposes it to the network
   std::uint16_t port = 9560;          // 0: the kernel picks a free port (tests); see HttpServer::port()
-  std::chrono::milliseconds io_timeout{5000};  // per request read and per response write
-  std::size_t max_connections = 32;   // further connections are closed at once
+  std::chrono::milliseconds request_timeout{5000};  // a connection's next request, headers included
+  std::chrono::milliseconds write_timeout{5000};    // one response
+  std::size_t max_connections = 256;  // open connections; see above for what happens beyond
 };
 
 struct HealthReport {
