@@ -296,3 +296,41 @@ TEST_F(HttpServerTest, ListensOnIpv6LoopbackWhenConfigured) {
   ::close(fd);
   EXPECT_EQ(parse_reply(raw).code, 200) << raw;
 }
+
+// 32 idle connections used to fill every slot: /healthz then answered 3 probes of 43. Now the
+// longest-waiting connection makes room, so every probe is answered, and the evictions are counted.
+TEST_F(HttpServerTest, IdleConnectionsNeverLockOutAProbe) {
+  HttpServerOptions o = options();
+  o.max_connections = 8;
+  o.request_timeout = 60s;  // the idle clients stay for the whole test unless evicted
+  auto server = make_server(o);
+  server->start();
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 40; ++i) idle.push_back(std::make_unique<RawClient>(server->port()));
+  int answered = 0;
+  for (int probe = 0; probe < 43; ++probe) {
+    idle.push_back(std::make_unique<RawClient>(server->port()));  // keep the pressure on
+    if (get(server->port(), "/healthz").code == 200) ++answered;
+  }
+  EXPECT_EQ(answered, 43);
+  const auto text = registry.render_prometheus();
+  const auto evicted = text.find("shoredaq_http_connections_total{outcome=\"evicted\"}");
+  ASSERT_NE(evicted, std::string::npos) << text;
+  EXPECT_EQ(text.find("shoredaq_http_connections_total{outcome=\"refused\"}"), std::string::npos) << text;
+  server->stop();
+}
+
+// A client that never completes its request is cut off after request_timeout, and counted.
+TEST_F(HttpServerTest, SlowRequestIsTimedOut) {
+  HttpServerOptions o = options();
+  o.request_timeout = 300ms;
+  auto server = make_server(o);
+  server->start();
+  RawClient slow(server->port());
+  slow.send("GET /healthz HTTP/1.1\r\nHost: loc");
+  slow.receive(10s);  // returns when the server hangs up
+  EXPECT_TRUE(slow.peer_closed());
+  EXPECT_NE(registry.render_prometheus().find("shoredaq_http_connections_total{outcome=\"timed_out\"} 1"), std::string::npos)
+      << registry.render_prometheus();
+  server->stop();
+}
