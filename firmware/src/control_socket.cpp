@@ -358,7 +358,12 @@ std::optional<std::string> ipc_endpoint_problem(const std::string& endpoint) {
 
 nlohmann::json control_request(const std::string& endpoint, const nlohmann::json& request,
                                std::chrono::milliseconds timeout, const std::optional<ControlCurveClient>& curve) {
-  if (auto problem = ipc_endpoint_problem(endpoint)) throw ControlUnreachable(*problem);
+  // A missing socket may be a daemon still starting (ZeroMQ connects once it binds): wait as for
+  // any daemon, and name the missing file if nothing answers. Permission denied is final.
+  const auto problem = ipc_endpoint_problem(endpoint);
+  const bool missing = problem && problem->rfind("no control socket", 0) == 0;
+  if (problem && !missing) throw ControlUnreachable(*problem);
+  const std::string hint = missing ? " (" + *problem + ")" : std::string(" (is the daemon running?)");
   zmq::context_t context(1);
   zmq::socket_t socket(context, zmq::socket_type::req);
   socket.set(zmq::sockopt::linger, 0);
@@ -366,15 +371,14 @@ nlohmann::json control_request(const std::string& endpoint, const nlohmann::json
   socket.connect(endpoint);
   const std::string text = request.dump();
   zmq::pollitem_t out{static_cast<void*>(socket), 0, ZMQ_POLLOUT, 0};
-  if (zmq::poll(&out, 1, timeout) == 0)
-    throw ControlTimeout("no shoredaq answering on " + endpoint + " (is the daemon running?)");
+  if (zmq::poll(&out, 1, timeout) == 0) throw ControlTimeout("no shoredaq answering on " + endpoint + hint);
   socket.send(zmq::buffer(text), zmq::send_flags::none);
   zmq::pollitem_t in{static_cast<void*>(socket), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&in, 1, timeout) == 0) {
     throw ControlTimeout("shoredaq on " + endpoint + " did not answer within " + std::to_string(timeout.count()) +
                          (curve ? " ms (is the daemon running? is this client's public key in its control allow-list, "
                                   "and is the server key the node's?)"
-                                : " ms (is the daemon running?)"));
+                                : " ms" + hint));
   }
   zmq::message_t reply;
   if (!socket.recv(reply)) throw ControlTimeout("no reply from " + endpoint);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -23,6 +24,7 @@
 #include "shoredaq/firmware/dom_health.hpp"
 #include "shoredaq/firmware/http_server.hpp"
 #include "shoredaq/firmware/input_file.hpp"
+#include "shoredaq/firmware/loss_monitor.hpp"
 #include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/notify.hpp"
 #include "shoredaq/firmware/security.hpp"
@@ -32,6 +34,12 @@ namespace {
 
 // Detector and run-setup files are read within this bound (a hung network file system).
 constexpr std::chrono::milliseconds kInputFileReadTimeout{10'000};
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
 
 storage::SyncMode sync_mode(Durability d) {
   switch (d) {
@@ -232,6 +240,41 @@ std::map<std::string, std::uint64_t, std::less<>> run_counter_map(const dataflow
   return m;
 }
 
+// Which counters are data lost, and in which unit (LossMonitor judges datagrams and slices apart).
+// Duplicates are not lost data (the first copy was kept), nor are slices taken while paused (the
+// operator's choice); acoustic datagrams have no consumer yet and are counted on their own.
+LossTotals loss_totals(const std::map<std::string, std::uint64_t, std::less<>>& totals) {
+  LossTotals t;
+  const auto value = [&](const std::string& k) {
+    const auto it = totals.find(k);
+    return it == totals.end() ? std::uint64_t{0} : it->second;
+  };
+  t.datagrams_offered = value("ingest.datagrams");
+  t.slices_built = value("slices");
+  for (const auto& [key, v] : totals) {
+    if (key.rfind("drop.", 0) != 0) continue;
+    const std::string cause = key.substr(5);
+    const auto ends_with = [&](std::string_view suffix) {
+      return cause.size() >= suffix.size() && cause.compare(cause.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (cause.rfind("ingest.", 0) == 0) {
+      if (ends_with(".records")) {
+        t.datagrams_lost[cause.substr(0, cause.size() - 8)] = v;
+        t.datagrams_offered += v;
+      }
+    } else if (cause.rfind("builder.", 0) == 0) {
+      if (cause != "builder.duplicate" && cause != "builder.acoustic_datagrams") t.datagrams_lost[cause] = v;
+    } else if (cause == "pipeline.datagrams_queue_full") {
+      t.datagrams_lost[cause] = v;
+    } else if (cause.rfind("pipeline.slices_", 0) == 0) {
+      t.slices_lost[cause] = v;
+    } else if (cause.rfind("store.slices_", 0) == 0 || cause.rfind("spool.slices_", 0) == 0) {
+      t.sink_refusals[cause] = v;
+    }
+  }
+  return t;
+}
+
 std::string text_hash_hex(std::string_view text) {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : text) {
@@ -271,6 +314,7 @@ struct RunSession {
         dom_health(std::make_shared<DomHealthMonitor>(setup.detector)),
         pipeline(pipeline_config(config, setup, run, hooks.ingest), [this](const dataflow::Timeslice& t) { return filter.process(t); },
                  [this, &paused, stall_file = fault_stall_writer_file()](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+                   wait_until_open();
                    hold_while_fault_file_exists(stall_file);
                    dom_health->observe(p.result.summary);  // also while paused: the sea does not pause
                    writer.write(std::move(p), paused.load(std::memory_order_relaxed));
@@ -320,6 +364,23 @@ struct RunSession {
     return std::make_unique<storage::AlertPublisher>(context, ac);
   }
 
+  // The pipeline starts (and binds its ingest endpoints) before the run is recorded, so a bad
+  // endpoint refuses `start` without using up the run number; nothing is written until open().
+  void open() {
+    {
+      std::lock_guard lock(open_mutex);
+      opened = true;
+    }
+    open_cv.notify_all();
+  }
+  void wait_until_open() {
+    std::unique_lock lock(open_mutex);
+    open_cv.wait_for(lock, std::chrono::seconds(30), [this] { return opened; });
+  }
+
+  std::mutex open_mutex;
+  std::condition_variable open_cv;
+  bool opened = false;
   filters::DataFilter filter;
   std::unique_ptr<storage::AlertPublisher> alerts;  // before the writer, which points to it
   RunWriter writer;
@@ -445,6 +506,7 @@ struct Node::Impl {
     if (!setup) throw CommandRefused("not configured");
     if (store && store->reader().run(run))
       throw CommandRefused("run " + std::to_string(run) + " already exists in the store; choose a new run number");
+    check_disk_space_for_a_run();
     paused.store(false);
     dataflow::RunRecord record;
     record.run = run;
@@ -454,10 +516,6 @@ struct Node::Impl {
     record.run_setup = setup->run_setup_text;
     record.run_setup_hash = text_hash_hex(setup->run_setup_text);
     record.detector_file = setup->detector_file;
-    if (store) {
-      auto r = store->put_run_record(record);
-      if (!r) throw std::runtime_error("cannot write the run record: " + r.message);
-    }
     if (config.spool.enabled) {
       storage::Tier0SpoolConfig tc;
       tc.directory = config.spool_dir();
@@ -470,11 +528,26 @@ struct Node::Impl {
         spool.reset();
         spool = std::make_unique<storage::Tier0Spool>(tc);
       }
-      spool->begin_run(run);
     }
     auto next = std::make_unique<RunSession>(config, *setup, run, store.get(), spool.get(), context, log, paused,
                                              run_socket_hooks());
-    next->pipeline.start();  // binds the ingest endpoints (throws on a bad endpoint -> Error)
+    // Binding first: an endpoint that cannot be bound refuses the start (state stays Ready) before
+    // anything is recorded, so the operator fixes it and starts the same run number.
+    try {
+      next->pipeline.start();
+    } catch (const zmq::error_t& e) {
+      throw CommandRefused("cannot open the ingest endpoints (" + join(config.ingest.endpoints) + "): " + e.what() +
+                           "; fix [ingest] endpoints and start again");
+    }
+    if (store) {
+      auto r = store->put_run_record(record);
+      if (!r) {
+        next->pipeline.stop(std::chrono::seconds(1));
+        throw std::runtime_error("cannot write the run record: " + r.message);
+      }
+    }
+    if (spool) spool->begin_run(run);
+    next->open();
     std::lock_guard lock(mutex);
     run_record = record;
     session = std::move(next);
@@ -485,11 +558,34 @@ struct Node::Impl {
     notifier.status("shoredaq: Running run " + std::to_string(run));
   }
 
+  // A run on a full disk would only produce refusals: refused below the store's reserve, warned
+  // about below twice the reserve (or below 1 GiB when no reserve is set).
+  void check_disk_space_for_a_run() const {
+    const std::uint64_t reserve = config.store.disk_reserve_mb << 20;
+    const auto check = [&](const std::filesystem::path& where, const char* what) {
+      std::error_code ec;
+      const auto space = std::filesystem::space(where, ec);
+      if (ec) return;
+      if (space.available < reserve) {
+        throw CommandRefused(std::string("disk full: ") + std::to_string(space.available >> 20) + " MiB free for the " + what +
+                             " (" + where.string() + "), below store.disk_reserve_mb = " +
+                             std::to_string(config.store.disk_reserve_mb) + "; free space before starting a run");
+      }
+      const std::uint64_t low = std::max<std::uint64_t>(2 * reserve, std::uint64_t{1} << 30);
+      if (space.available < low)
+        spdlog::warn("disk nearly full: {} MiB free for the {} ({}); the store refuses data below {} MiB",
+                     space.available >> 20, what, where.string(), reserve >> 20);
+    };
+    check(config.store_path(), "store");
+    if (config.spool.enabled) check(config.spool_dir(), "Tier-0 spool");
+  }
+
   void on_stop() {
     std::unique_ptr<RunSession> ending;
     {
       std::lock_guard lock(mutex);
       ending = std::move(session);
+      draining = ending.get();  // its counters stay in the totals until they move into lifetime_totals
     }
     if (!ending) return;
     notifier.stopping("shoredaq: draining run " + std::to_string(run_record.run));
@@ -524,6 +620,8 @@ struct Node::Impl {
     {
       std::lock_guard lock(mutex);
       for (const auto& [k, v] : run_counter_map(stats, w)) lifetime_totals[k] += v;
+      draining = nullptr;
+      metrics_cache.clear();
       last_stats = LastRun{stats, w, report.drained, ending->writer.commit_latency().quantile(0.5),
                            ending->writer.commit_latency().quantile(0.99), ending->writer.commit_latency().snapshot().max,
                            ending->dom_health->to_json()};
@@ -559,7 +657,8 @@ struct Node::Impl {
     return nlohmann::json{{"counters", c}, {"drops", drops}, {"alarm", w.alarm}};
   }
 
-  nlohmann::json status() const {
+  nlohmann::json status() {
+    const LossVerdict loss = sample_loss();
     nlohmann::json s = nlohmann::json::object();
     std::lock_guard lock(mutex);
     if (session) {
@@ -595,8 +694,6 @@ struct Node::Impl {
                     {"used_bytes", st.used_bytes}, {"disk_free_bytes", st.disk_free_bytes}, {"events", st.events},
                     {"runs", st.runs}, {"refused_cap", sc.slices_refused_cap},
                     {"refused_disk_reserve", sc.slices_refused_disk_reserve}, {"map_growths", sc.map_growths}};
-      if (s.value("alarm", "").empty() && (sc.slices_refused_cap > 0 || sc.slices_refused_disk_reserve > 0))
-        s["alarm"] = "store refused data (cap or disk reserve reached)";
     }
     if (spool) {
       const auto& tc = spool->counters();
@@ -604,7 +701,19 @@ struct Node::Impl {
                     {"bytes_written", tc.bytes_written}, {"events_written", tc.events_written},
                     {"write_errors", tc.write_errors}};
     }
-    if (s.contains("alarm") && s["alarm"].get<std::string>().empty()) s.erase("alarm");
+    // `alarm` is what is wrong now (it clears when the cause goes away); the writer's last sink
+    // error stays readable as `last_sink_error`, the last logged error as `last_error`.
+    if (s.contains("alarm")) {
+      if (!s["alarm"].get<std::string>().empty()) s["last_sink_error"] = s["alarm"];
+      s.erase("alarm");
+    }
+    if (loss.losing) {
+      s["alarm"] = loss.reason;
+    } else if (run_control.state() == RunState::Error) {
+      s["alarm"] = "run control in Error: " + run_control.last_error();
+    }
+    s["loss"] = {{"datagram_fraction", loss.datagram_loss_fraction}, {"slice_fraction", loss.slice_loss_fraction},
+                 {"window_s", config.health.loss_window_s}};
     return s;
   }
 
@@ -615,9 +724,9 @@ struct Node::Impl {
     const auto now = std::chrono::steady_clock::now();
     if (now - metrics_cached_at < std::chrono::milliseconds(200) && !metrics_cache.empty()) return metrics_cache;
     auto m = lifetime_totals;
-    if (session) {
-      for (const auto& [k, v] : run_counter_map(session->pipeline.stats(), session->writer.counters())) m[k] += v;
-      const auto st = session->pipeline.stats();
+    if (const RunSession* current = session ? session.get() : draining) {
+      for (const auto& [k, v] : run_counter_map(current->pipeline.stats(), current->writer.counters())) m[k] += v;
+      const auto st = current->pipeline.stats();
       m["queue.messages"] = st.message_queue.depth;
       m["queue.slices"] = st.slice_queue.depth;
       m["queue.reorder"] = st.reorder_pending;
@@ -708,8 +817,26 @@ struct Node::Impl {
     });
   }
 
+  // Samples the loss counters (at most every 250 ms) and returns the current verdict; logs when
+  // an alarm is raised or cleared.
+  LossVerdict sample_loss() {
+    const auto totals = loss_totals(metric_values());
+    const std::uint64_t now = dataflow::unix_now_ns();
+    std::lock_guard lock(loss_mutex);
+    if (now >= last_loss_sample_ns + 250'000'000ull || now < last_loss_sample_ns) {
+      loss_monitor.observe(now, totals);
+      last_loss_sample_ns = now;
+    }
+    LossVerdict v = loss_monitor.verdict();
+    if (v.losing && !loss_alarm_raised) spdlog::error("ALARM: {}", v.reason);
+    if (!v.losing && loss_alarm_raised) spdlog::warn("alarm cleared: no data lost in the last {} s", config.health.loss_window_s);
+    loss_alarm_raised = v.losing;
+    return v;
+  }
+
   HealthReport health() {
     if (run_control.state() == RunState::Error) return {false, "run control in Error: " + run_control.last_error()};
+    if (const auto loss = sample_loss(); loss.losing) return {false, loss.reason};
     std::lock_guard lock(mutex);
     if (session) {
       const auto st = session->pipeline.stats();
@@ -809,12 +936,18 @@ struct Node::Impl {
   std::unique_ptr<storage::EventStore> store;
   std::unique_ptr<storage::Tier0Spool> spool;
   std::unique_ptr<RunSession> session;
+  const RunSession* draining = nullptr;  // the session a stop is draining (owned by on_stop)
   std::optional<LastRun> last_stats;
   std::shared_ptr<const DomHealthMonitor> latest_dom_health;  // of the current or last run
   std::map<std::string, std::uint64_t, std::less<>> lifetime_totals;
   std::map<std::string, std::uint64_t, std::less<>> metrics_cache;
   std::chrono::steady_clock::time_point metrics_cached_at{};
   dataflow::RunRecord run_record;
+  // Is data being lost now? Sampled about once a second (serve()'s loop, and status/health readers).
+  mutable std::mutex loss_mutex;
+  LossMonitor loss_monitor{config.health.loss_alarm_fraction, std::chrono::seconds(config.health.loss_window_s)};
+  std::uint64_t last_loss_sample_ns = 0;
+  bool loss_alarm_raised = false;
   StallDetector stall_detector;  // used by the watchdog thread only
   std::string last_stall;
   RunControl run_control;  // last: its hooks use the members above
@@ -897,7 +1030,15 @@ int Node::serve() {
     watchdog = std::make_unique<Watchdog>(impl_->notifier, *period, [this] { return impl_->watchdog_healthy(); });
     watchdog->start();
   }
-  while (!impl_->exit_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The main thread keeps the loss monitor sampled, so /healthz and `alarm` judge a fresh window.
+  auto next_loss_sample = std::chrono::steady_clock::now();
+  while (!impl_->exit_requested.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (std::chrono::steady_clock::now() >= next_loss_sample) {
+      impl_->sample_loss();
+      next_loss_sample += std::chrono::seconds(1);
+    }
+  }
   signals.join();
   impl_->notifier.stopping("shoredaq: quitting");
   // The quit reply was sent in the server thread's current iteration; stop() joins after it.

@@ -20,6 +20,8 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using shoredaq::firmware::HealthReport;
@@ -330,7 +332,11 @@ TEST_F(HttpServerTest, SlowRequestIsTimedOut) {
   slow.send("GET /healthz HTTP/1.1\r\nHost: loc");
   slow.receive(10s);  // returns when the server hangs up
   EXPECT_TRUE(slow.peer_closed());
-  EXPECT_NE(registry.render_prometheus().find("shoredaq_http_connections_total{outcome=\"timed_out\"} 1"), std::string::npos)
-      << registry.render_prometheus();
+  // The socket closes when the timer fires; the count follows in the read's completion handler.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  const std::string counted = "shoredaq_http_connections_total{outcome=\"timed_out\"} 1";
+  while (registry.render_prometheus().find(counted) == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_NE(registry.render_prometheus().find(counted), std::string::npos) << registry.render_prometheus();
   server->stop();
 }

@@ -122,8 +122,8 @@ class ControlTimeout : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The ipc:// socket file is missing, or exists but this user may not use it (or its folder): known
-// before any request is sent, with a message that tells the two apart. A kind of "no answer".
+// The ipc:// socket file exists but this user may not use it (or its folder): known before any
+// request is sent ("permission denied", never "is the daemon running?"). A kind of "no answer".
 class ControlUnreachable : public ControlTimeout {
  public:
   using ControlTimeout::ControlTimeout;
@@ -140,8 +140,8 @@ struct ControlCurveClient {
 };
 
 // One request, one reply; a fresh REQ socket per call so a timed-out request never poisons the
-// next one. Throws ControlUnreachable when an ipc:// socket is missing or not accessible,
-// ControlTimeout when no reply arrives in time, std::runtime_error on a bad reply.
+// next one. Throws ControlUnreachable when an ipc:// socket is not accessible, ControlTimeout when
+// no reply arrives in time (naming a missing ipc:// socket file), std::runtime_error on a bad reply.
 // A CURVE server that refuses the client's key never answers, so that ends in ControlTimeout too.
 nlohmann::json control_request(const std::string& endpoint, const nlohmann::json& request,
                                std::chrono::milliseconds timeout,
