@@ -37,18 +37,6 @@ std::string free_tcp_endpoint() {
 }
 
 // The first match of `pattern`'s group 1 in the daemon's log, waited for ("" at the deadline).
-std::string from_log(Child& daemon, const std::string& pattern) {
-  const std::regex re(pattern);
-  std::string found;
-  wait_until([&] {
-    std::smatch m;
-    const std::string log = daemon.err() + daemon.out();
-    if (std::regex_search(log, m, re)) found = m[1].str();
-    return !found.empty() || !daemon.running();
-  }, 20s);
-  return found;
-}
-
 // The value of one exactly named series in Prometheus text (-1 when absent).
 double series_value(const std::string& text, const std::string& series) {
   std::istringstream in(text);

@@ -22,6 +22,7 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -168,8 +169,30 @@ inline Result run(const std::vector<std::string>& argv, const fs::path& scratch,
   return r;
 }
 
-// GET http://127.0.0.1:port/path over HTTP/1.1; the body of a 200 response, "" otherwise.
-inline std::string http_get(int port, const std::string& path) {
+// A loopback TCP port nobody listens on right now (the kernel's choice for port 0).
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+struct HttpReply {
+  int code = 0;  // 0: no (complete) response
+  std::string body;
+};
+
+// GET http://127.0.0.1:port/path over HTTP/1.1 (5 s receive timeout).
+inline HttpReply http_request(int port, const std::string& path) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -180,16 +203,25 @@ inline std::string http_get(int port, const std::string& path) {
   std::string response;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
     const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
       char buf[8192];
       ssize_t n;
       while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, static_cast<std::size_t>(n));
     }
   }
   ::close(fd);
+  HttpReply r;
   const auto body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return "";
-  return response.substr(body + 4);
+  if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12 || body == std::string::npos) return r;
+  r.code = std::stoi(response.substr(9, 3));
+  r.body = response.substr(body + 4);
+  return r;
+}
+
+// The body of a 200 response, "" otherwise.
+inline std::string http_get(int port, const std::string& path) {
+  HttpReply r = http_request(port, path);
+  return r.code == 200 ? r.body : std::string();
 }
 
 inline bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
@@ -229,9 +261,11 @@ inline NodeSetup make_node_setup(const TempDir& tmp, const std::string& extra_to
   std::ostringstream t;
   t << "[node]\nstate_dir = \"" << s.state_dir().string() << "\"\nruntime_dir = \"" << (tmp / "run").string()
     << "\"\nworkers = 1\nlog_level = \"info\"\n"
-    << "[ingest]\nendpoints = [\"" << s.ingest << "\"]\n"
+    // A test that brings its own [ingest] section (or disk reserve) replaces the rig's.
+    << (extra_toml.find("[ingest]") == std::string::npos ? "[ingest]\nendpoints = [\"" + s.ingest + "\"]\n" : std::string())
     << "[control]\nendpoint = \"" << s.control << "\"\nstop_timeout_ms = 20000\n"
-    << "[store]\ndurability = \"nosync\"\ndisk_reserve_mb = 0\n" << store_toml << "\n"
+    << "[store]\ndurability = \"nosync\"\n"
+    << (store_toml.find("disk_reserve_mb") == std::string::npos ? "disk_reserve_mb = 0\n" : "") << store_toml << "\n"
     << (extra_toml.find("[metrics]") == std::string::npos ? "[metrics]\nenabled = false\n" : "")
     << extra_toml << "\n"
     << "[trigger]\n" << trigger_toml << "\n";
@@ -355,6 +389,24 @@ class Rig {
   NodeSetup node_;
   Child daemon_;
 };
+
+// The first capture of `pattern` in the daemon's log (waits up to 20 s); "" if it never appears.
+inline std::string from_log(Child& daemon, const std::string& pattern) {
+  const std::regex re(pattern);
+  std::string found;
+  wait_until([&] {
+    std::smatch m;
+    const std::string log = daemon.err() + daemon.out();
+    if (std::regex_search(log, m, re)) found = m[1].str();
+    return !found.empty() || !daemon.running();
+  }, 20s);
+  return found;
+}
+
+// The HTTP port of a daemon started with [metrics] port = 0 (from its log line).
+inline int metrics_port_of(Child& daemon) {
+  return std::stoi("0" + from_log(daemon, R"(metrics on http://127\.0\.0\.1:([0-9]+))"));
+}
 
 // Sum of every counter under "drops" in a status reply whose name starts with `prefix`.
 inline std::uint64_t drops_with_prefix(const nlohmann::json& status, const std::string& prefix) {

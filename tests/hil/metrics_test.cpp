@@ -16,20 +16,6 @@ using namespace hil;
 
 namespace {
 
-// A loopback TCP port nobody listens on right now (the kernel's choice for port 0).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 double sample(const shoredaq::test::PrometheusText& t, const std::string& family) {
   auto it = t.families.find(family);
   if (it == t.families.end() || it->second.samples.empty()) return -1;
