@@ -79,8 +79,7 @@ struct SpoolPartInfo {
 };
 
 struct Tier0SpoolCounters {
-  // In the part files: slices whose every byte was written (later kills lose at most what a
-  // recovery cuts off as a torn tail).
+  // Slices whose every byte was written (write(2)) to a part file; fsync'ed when the part is sealed.
   std::uint64_t slices_written = 0, events_written = 0, summaries_written = 0, bytes_written = 0;
   // Lost for good: refused whole (pending bytes at max_pending_bytes, part not creatable), or still
   // unwritten when their part had to be sealed.
@@ -124,9 +123,10 @@ class Tier0Spool {
   void begin_run(std::uint32_t run, std::int32_t detector_id);
   void begin_run(std::uint32_t run) { begin_run(run, config_.detector_id); }
 
-  // One slice's output, in frame order, whole or not at all. Disk-full conditions are results, not
-  // exceptions; throws SpoolError outside a run, or when a roll cannot seal the full part (fsync,
-  // rename or manifest failed: the part is recovered at the next start).
+  // One slice's output, in frame order, whole or not at all. A full disk gives Pending/Lost, not an
+  // exception; throws SpoolError outside a run, on a write error no retry can cure (EBADF, EINVAL),
+  // or when a roll cannot seal the full part (fsync, rename or manifest failed: the part is
+  // recovered at the next start).
   SpoolSliceResult write_slice(std::span<const dataflow::Event> events, const dataflow::SummarySlice* summary);
   SpoolSliceResult write_event(const dataflow::Event& event);  // a slice of one event
   SpoolSliceResult write_summary(const dataflow::SummarySlice& summary);
@@ -136,7 +136,8 @@ class Tier0Spool {
   // Seals a part open longer than max_file_age (writes call it too). Waits while writes fail.
   void roll_if_due(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
   // Seals the open part and writes the end-of-run manifest listing every part of the run. Slices
-  // still unwritten (disk full) are counted as lost and cut off whole.
+  // still unwritten (disk full) are counted as lost and cut off whole. Throws SpoolError when the
+  // seal or a manifest cannot be written (the next start recovers the part and closes the run).
   void end_run();
 
   // The transfer agent's confirmation: moves ready/<file> and its manifest into done/.
