@@ -338,6 +338,8 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("roll_size_mb", c.spool.roll_size_mb, 1, 1'048'576);
     r.integer("roll_seconds", c.spool.roll_seconds, 1, 86'400 * 7);
     r.boolean("enabled", c.spool.enabled);
+    r.integer("flush_interval_ms", c.spool.flush_interval_ms, 10, 600'000);
+    r.integer("max_pending_mb", c.spool.max_pending_mb, 1, 65'536);
     r.reject_unknown();
   }
   {

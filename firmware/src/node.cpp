@@ -115,15 +115,19 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
     commit.committed_unix_ns = dataflow::unix_now_ns();
     commit.events = result.events.size();
   }
-  bool spooled = false;
+  // A full disk is not an exception for the spool: a slice is accepted, held (pending, written
+  // when space returns) or lost whole, and says so. An exception is a bug or a broken spool.
+  std::optional<storage::SpoolSliceResult> spooled;
   std::string spool_error;
+  storage::Tier0SpoolCounters spool_counters;
   if (spool_ != nullptr) {
     try {
-      spool_->write_slice(result.events, &result.summary);
-      spooled = true;
+      spooled = spool_->write_slice(result.events, &result.summary);
+      spool_->flush_if_due();  // bounds what a crash can lose to ~flush_interval
     } catch (const std::exception& e) {
       spool_error = e.what();
     }
+    spool_counters = spool_->counters();
   }
   if (alerts_ != nullptr) {
     for (const auto& e : result.events) alerts_->publish_event(e);
@@ -134,8 +138,11 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
   counters_.trigger_counter = next_counter;
   counters_.filter += result.counters;
   if (alerts_ != nullptr) counters_.alerts = alerts_->counters();
-  if (spooled) ++counters_.spool_slices;
   const std::uint64_t now = dataflow::unix_now_ns();
+  counters_.spool = spool_counters;
+  if (spooled && spooled->status != storage::SpoolSliceStatus::Lost) ++counters_.spool_slices;
+  if (spooled && spooled->status == storage::SpoolSliceStatus::Pending) ++counters_.spool_slices_pending;
+  if (spooled && spooled->status == storage::SpoolSliceStatus::Lost) spool_error = spooled->reason;
   if (!spool_error.empty()) {
     ++counters_.spool_errors;
     counters_.alarm = "spool: " + spool_error;
@@ -209,7 +216,9 @@ std::map<std::string, std::uint64_t, std::less<>> run_counter_map(const dataflow
                                                                "lmdb_error"};
   for (std::size_t i = 1; i < kCommitStatusCount; ++i) m[std::string("drop.store.slices_") + kRefusal[i]] = w.slices_refused[i];
   m["drop.store.events_refused"] = w.events_refused;
-  m["drop.spool.slices_write_error"] = w.spool_errors;
+  m["drop.spool.slices_write_error"] = w.spool_errors;  // slices the run file lost (never written)
+  m["spool.slices_held_while_failing"] = w.spool_slices_pending;
+  m["spool.write_errors"] = w.spool.write_errors;
   m["drop.alerts.events_hwm"] = w.alerts.events_dropped;
   m["drop.alerts.summaries_hwm"] = w.alerts.summaries_dropped;
   m["drop.alerts.send_errors"] = w.alerts.send_errors;
@@ -435,9 +444,31 @@ struct Node::Impl {
     return RunSocketHooks{curve_server_hook(config.ingest.curve, "ingest"), curve_server_hook(config.alerts.curve, "alerts")};
   }
 
+  // The Tier-0 spool is opened (and what a crash left in open/ sealed) when the daemon starts, not
+  // at the next run's start: files a crash interrupted reach ready/ without waiting for an operator.
+  void open_spool() {
+    if (spool || !config.spool.enabled) return;
+    std::filesystem::create_directories(config.spool_dir());
+    storage::Tier0SpoolConfig tc;
+    tc.directory = config.spool_dir();
+    tc.max_file_bytes = config.spool.roll_size_mb << 20;
+    tc.max_file_age = std::chrono::seconds(config.spool.roll_seconds);
+    tc.flush_interval = std::chrono::milliseconds(config.spool.flush_interval_ms);
+    tc.max_pending_bytes = static_cast<std::size_t>(config.spool.max_pending_mb) << 20;
+    tc.fsync = config.store.durability != Durability::NoSync;
+    auto opened = std::make_unique<storage::Tier0Spool>(tc);
+    const auto& c = opened->counters();
+    if (c.parts_recovered > 0)
+      spdlog::warn("Tier-0 spool {}: sealed {} part(s) left open by a crash ({} damaged bytes kept in damaged/)",
+                   tc.directory.string(), c.parts_recovered, c.damaged_bytes);
+    std::lock_guard lock(mutex);
+    spool_snapshot = opened->counters();
+    spool = std::move(opened);
+  }
+
   void on_init() {
     std::filesystem::create_directories(config.node.state_dir);
-    if (config.spool.enabled) std::filesystem::create_directories(config.spool_dir());
+    open_spool();
     storage::EventStoreConfig sc;
     sc.directory = config.store_path();
     sc.initial_map_bytes = static_cast<std::size_t>(config.store.map_size_mb) << 20;
@@ -518,16 +549,6 @@ struct Node::Impl {
     record.detector_file = setup->detector_file;
     if (config.spool.enabled) {
       storage::Tier0SpoolConfig tc;
-      tc.directory = config.spool_dir();
-      tc.detector_id = setup->detector->id();
-      tc.max_file_bytes = config.spool.roll_size_mb << 20;
-      tc.max_file_age = std::chrono::seconds(config.spool.roll_seconds);
-      tc.fsync = config.store.durability != Durability::NoSync;
-      if (!spool || spool->config().detector_id != tc.detector_id) {
-        std::lock_guard lock(mutex);
-        spool.reset();
-        spool = std::make_unique<storage::Tier0Spool>(tc);
-      }
     }
     auto next = std::make_unique<RunSession>(config, *setup, run, store.get(), spool.get(), context, log, paused,
                                              run_socket_hooks());
@@ -546,7 +567,7 @@ struct Node::Impl {
         throw std::runtime_error("cannot write the run record: " + r.message);
       }
     }
-    if (spool) spool->begin_run(run);
+    if (spool) spool->begin_run(run, setup->detector->id());
     next->open();
     std::lock_guard lock(mutex);
     run_record = record;
@@ -610,6 +631,13 @@ struct Node::Impl {
     for (const auto& [k, v] : run_counter_map(stats, w)) record.counters[k] = v;
     record.counters["stop.drained"] = report.drained ? 1 : 0;
     record.counters["stop.spool_sealed"] = spool && spool_error.empty() ? 1 : 0;
+    if (spool) {
+      const auto& sc = spool->run_counters();  // the spool's own count, after end_run's seal
+      record.counters["spool.slices_lost"] = sc.slices_lost;
+      record.counters["spool.events_lost"] = sc.events_lost;
+      record.counters["spool.summaries_lost"] = sc.summaries_lost;
+      record.counters["spool.slices_written"] = sc.slices_written;
+    }
     if (store) {
       auto r = store->put_run_record(record);
       if (!r) spdlog::error("ALARM: cannot write the end-of-run record of run {}: {}", record.run, r.message);
@@ -620,6 +648,7 @@ struct Node::Impl {
     {
       std::lock_guard lock(mutex);
       for (const auto& [k, v] : run_counter_map(stats, w)) lifetime_totals[k] += v;
+      if (spool) spool_snapshot = spool->counters();  // after end_run's seal; no writer thread now
       draining = nullptr;
       metrics_cache.clear();
       last_stats = LastRun{stats, w, report.drained, ending->writer.commit_latency().quantile(0.5),
@@ -634,8 +663,7 @@ struct Node::Impl {
   void on_reset() {
     std::lock_guard lock(mutex);
     setup.reset();
-    spool.reset();
-    store.reset();  // closed; init opens it again
+    store.reset();  // closed; init opens it again (the spool stays open: it holds no run now)
   }
 
   nlohmann::json counters_json(const dataflow::PipelineStats& stats, const RunWriterCounters& w, double p50, double p99,
@@ -696,7 +724,8 @@ struct Node::Impl {
                     {"refused_disk_reserve", sc.slices_refused_disk_reserve}, {"map_growths", sc.map_growths}};
     }
     if (spool) {
-      const auto& tc = spool->counters();
+      // The writer thread changes the spool's counters: read its copy, taken after each slice.
+      const storage::Tier0SpoolCounters tc = session ? session->writer.counters().spool : spool_snapshot;
       s["spool"] = {{"dir", config.spool_dir().string()}, {"parts_sealed", tc.parts_sealed},
                     {"bytes_written", tc.bytes_written}, {"events_written", tc.events_written},
                     {"write_errors", tc.write_errors}};
@@ -935,6 +964,7 @@ struct Node::Impl {
   std::optional<RunSetup> setup;
   std::unique_ptr<storage::EventStore> store;
   std::unique_ptr<storage::Tier0Spool> spool;
+  storage::Tier0SpoolCounters spool_snapshot;  // for status while no run writes to the spool
   std::unique_ptr<RunSession> session;
   const RunSession* draining = nullptr;  // the session a stop is draining (owned by on_stop)
   std::optional<LastRun> last_stats;
@@ -975,6 +1005,13 @@ int Node::serve() {
   } catch (const std::exception& e) {
     spdlog::critical("cannot set up CURVE: {}", e.what());
     return 1;
+  }
+  // Seal what a crash left in the spool's open/ now; a spool that cannot open yet (e.g. its folder
+  // is not there before the first init) is retried at init.
+  try {
+    impl_->open_spool();
+  } catch (const std::exception& e) {
+    spdlog::error("Tier-0 spool {} not opened at start-up (retried at init): {}", impl_->config.spool_dir().string(), e.what());
   }
   std::unique_ptr<ControlServer> server;
   try {

@@ -68,6 +68,12 @@ struct SpoolSection {
   std::uint64_t roll_size_mb = 1024;
   unsigned roll_seconds = 3600;
   bool enabled = true;
+  // Buffered run-file data is written at least this often (no fsync: that happens when a part is
+  // sealed), so a crash loses at most about this much of the open part.
+  unsigned flush_interval_ms = 1000;
+  // While the disk refuses writes (full), slices are held up to this much and written when space
+  // returns; beyond it whole slices are refused and counted as lost.
+  std::uint64_t max_pending_mb = 64;
 };
 
 struct AlertsSection {

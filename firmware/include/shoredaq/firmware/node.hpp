@@ -46,7 +46,9 @@ struct RunWriterCounters {
   std::uint64_t stored_bytes = 0;        // Event + SummarySlice buffers written
   std::uint64_t trigger_counter = 0;     // next trigger counter of the run
   std::uint64_t spool_slices = 0;        // slices written to the Tier-0 run file
-  std::uint64_t spool_errors = 0;        // slices the spool failed to write (I/O)
+  std::uint64_t spool_errors = 0;        // slices the Tier-0 run file lost (never written: disk full too long)
+  std::uint64_t spool_slices_pending = 0;  // slices accepted while writes failed (held, written later)
+  storage::Tier0SpoolCounters spool;     // the spool's counters after the latest slice
   storage::AlertPublisherCounters alerts;
   std::uint32_t first_frame = 0, last_frame = 0;
   filters::FilterCounters filter;        // summed over the written and paused slices
