@@ -6,13 +6,17 @@
 # Every process started here is stopped on exit (trap), and the work folder removed.
 set -euo pipefail
 BUILD=$(readlink -f "${1:-build}")
-ROOT=$(dirname "$(dirname "$(readlink -f "$0")")")
 SECONDS_TO_RUN=${DEMO_SECONDS:-20}
 DUS=${DEMO_DUS:-first:4}
 
-SHARED=$(sed -n 's/^SHOREDAQ_SHARED_DIR:PATH=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
-SHARED=${SHARED:-$ROOT/../shared}
-DETX="$SHARED/data/km3net-testdata/detx/KM3NeT_00000133_20221025.detx"
+# The reference data as the configure step staged it into the build folder (tests/data/km3net-testdata).
+TESTDATA=$(sed -n 's/^SHOREDAQ_TESTDATA_DIR:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
+TESTDATA=${TESTDATA:-$BUILD/testdata/km3net-testdata}
+DETX="$TESTDATA/detx/KM3NeT_00000133_20221025.detx"
+if [ ! -f "$DETX" ]; then
+  echo "demo: $DETX is missing: configure and build first (./dev demo does both)" >&2
+  exit 1
+fi
 SHOREDAQ="$BUILD/firmware/shoredaq"
 SHORECTL="$BUILD/firmware/shorectl"
 DUSIM="$BUILD/drivers/du-sim"
