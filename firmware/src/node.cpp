@@ -119,7 +119,7 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
   // when space returns) or lost whole, and says so. An exception is a bug or a broken spool.
   std::optional<storage::SpoolSliceResult> spooled;
   std::string spool_error;
-  storage::Tier0SpoolCounters spool_counters;
+  storage::Tier0SpoolCounters spool_run, spool_total;
   if (spool_ != nullptr) {
     try {
       spooled = spool_->write_slice(result.events, &result.summary);
@@ -127,7 +127,8 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
     } catch (const std::exception& e) {
       spool_error = e.what();
     }
-    spool_counters = spool_->counters();
+    spool_run = spool_->run_counters();
+    spool_total = spool_->counters();
   }
   if (alerts_ != nullptr) {
     for (const auto& e : result.events) alerts_->publish_event(e);
@@ -139,12 +140,13 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
   counters_.filter += result.counters;
   if (alerts_ != nullptr) counters_.alerts = alerts_->counters();
   const std::uint64_t now = dataflow::unix_now_ns();
-  counters_.spool = spool_counters;
-  if (spooled && spooled->status != storage::SpoolSliceStatus::Lost) ++counters_.spool_slices;
+  if (spool_ != nullptr) {
+    counters_.spool_run = spool_run;
+    counters_.spool_total = spool_total;
+  }
   if (spooled && spooled->status == storage::SpoolSliceStatus::Pending) ++counters_.spool_slices_pending;
   if (spooled && spooled->status == storage::SpoolSliceStatus::Lost) spool_error = spooled->reason;
   if (!spool_error.empty()) {
-    ++counters_.spool_errors;
     counters_.alarm = "spool: " + spool_error;
     if (now - last_alarm_log_ns_ > 10'000'000'000ull) {
       last_alarm_log_ns_ = now;
@@ -176,6 +178,20 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
   }
   const std::uint64_t done = slice.info.stamps.completed_unix_ns;
   if (done != 0 && commit.committed_unix_ns >= done) latency_.observe(static_cast<double>(commit.committed_unix_ns - done) * 1e-9);
+}
+
+void RunWriter::flush_spool_if_due() {
+  if (spool_ == nullptr) return;
+  try {
+    spool_->flush_if_due();
+  } catch (const std::exception& e) {
+    spdlog::error("Tier-0 spool flush failed: {}", e.what());
+  }
+  const auto run = spool_->run_counters();
+  const auto total = spool_->counters();
+  std::lock_guard lock(mutex_);
+  counters_.spool_run = run;
+  counters_.spool_total = total;
 }
 
 RunWriterCounters RunWriter::counters() const {
@@ -216,13 +232,15 @@ std::map<std::string, std::uint64_t, std::less<>> run_counter_map(const dataflow
                                                                "lmdb_error"};
   for (std::size_t i = 1; i < kCommitStatusCount; ++i) m[std::string("drop.store.slices_") + kRefusal[i]] = w.slices_refused[i];
   m["drop.store.events_refused"] = w.events_refused;
-  m["drop.spool.slices_write_error"] = w.spool_errors;  // slices the run file lost (never written)
+  // The spool's own count: slices refused whole while the disk was full, and slices still held
+  // when a part had to be sealed before space came back.
+  m["drop.spool.slices_write_error"] = w.spool_run.slices_lost;
   m["spool.slices_held_while_failing"] = w.spool_slices_pending;
-  m["spool.write_errors"] = w.spool.write_errors;
+  m["spool.write_errors"] = w.spool_run.write_errors;
   m["drop.alerts.events_hwm"] = w.alerts.events_dropped;
   m["drop.alerts.summaries_hwm"] = w.alerts.summaries_dropped;
   m["drop.alerts.send_errors"] = w.alerts.send_errors;
-  m["spool.slices"] = w.spool_slices;
+  m["spool.slices"] = w.spool_run.slices_written;  // whole in the run file
   m["alerts.events_sent"] = w.alerts.events_sent;
   m["alerts.events_not_selected"] = w.alerts.events_not_selected;
   m["alerts.summaries_sent"] = w.alerts.summaries_sent;
@@ -328,7 +346,11 @@ struct RunSession {
                    dom_health->observe(p.result.summary);  // also while paused: the sea does not pause
                    writer.write(std::move(p), paused.load(std::memory_order_relaxed));
                  },
-                 &context, &log) {}
+                 &context, &log) {
+    // No slice arrives while the feed is quiet, yet what the spool buffered must still reach the
+    // disk within its flush interval: the writer thread flushes when it has nothing else to do.
+    pipeline.set_writer_idle([this] { writer.flush_spool_if_due(); });
+  }
 
   static dataflow::PipelineConfig pipeline_config(const NodeConfig& config, const RunSetup& setup, std::uint32_t run,
                                                   std::function<void(zmq::socket_t&)> configure_ingest_socket) {
@@ -613,7 +635,7 @@ struct Node::Impl {
     notifier.extend_timeout(std::chrono::milliseconds(config.control.stop_timeout_ms) + std::chrono::seconds(5));
     const auto report = ending->pipeline.stop(std::chrono::milliseconds(config.control.stop_timeout_ms));
     const auto stats = ending->pipeline.stats();
-    const auto w = ending->writer.counters();
+    auto w = ending->writer.counters();
     std::string spool_error;
     if (spool) {
       try {
@@ -622,6 +644,9 @@ struct Node::Impl {
         spool_error = e.what();
         spdlog::error("ALARM: sealing the run file of run {} failed: {}", run_record.run, spool_error);
       }
+      // Sealing may still write (or, on a full disk, lose) what was held: the final word is the spool's.
+      w.spool_run = spool->run_counters();
+      w.spool_total = spool->counters();
     }
     dataflow::RunRecord record = run_record;
     record.state = report.drained ? dataflow::RunState::Stopped : dataflow::RunState::Aborted;
@@ -632,11 +657,9 @@ struct Node::Impl {
     record.counters["stop.drained"] = report.drained ? 1 : 0;
     record.counters["stop.spool_sealed"] = spool && spool_error.empty() ? 1 : 0;
     if (spool) {
-      const auto& sc = spool->run_counters();  // the spool's own count, after end_run's seal
-      record.counters["spool.slices_lost"] = sc.slices_lost;
-      record.counters["spool.events_lost"] = sc.events_lost;
-      record.counters["spool.summaries_lost"] = sc.summaries_lost;
-      record.counters["spool.slices_written"] = sc.slices_written;
+      record.counters["spool.slices_lost"] = w.spool_run.slices_lost;
+      record.counters["spool.events_lost"] = w.spool_run.events_lost;
+      record.counters["spool.summaries_lost"] = w.spool_run.summaries_lost;
     }
     if (store) {
       auto r = store->put_run_record(record);
@@ -725,9 +748,11 @@ struct Node::Impl {
     }
     if (spool) {
       // The writer thread changes the spool's counters: read its copy, taken after each slice.
-      const storage::Tier0SpoolCounters tc = session ? session->writer.counters().spool : spool_snapshot;
+      const storage::Tier0SpoolCounters tc = session ? session->writer.counters().spool_total : spool_snapshot;
       s["spool"] = {{"dir", config.spool_dir().string()}, {"parts_sealed", tc.parts_sealed},
                     {"bytes_written", tc.bytes_written}, {"events_written", tc.events_written},
+                    {"summaries_written", tc.summaries_written}, {"slices_lost", tc.slices_lost},
+                    {"parts_recovered", tc.parts_recovered},
                     {"write_errors", tc.write_errors}};
     }
     // `alarm` is what is wrong now (it clears when the cause goes away); the writer's last sink

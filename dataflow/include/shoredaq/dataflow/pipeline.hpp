@@ -135,12 +135,12 @@ class ReorderBuffer {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       while (!pending_.empty() && (pending_.begin()->first == next_ || closed_)) {
-        auto it = pending_.begin();
-        next_ = it->first + 1;
-        std::optional<T> v = std::move(it->second);
-        pending_.erase(it);
-        if (v) {
-          out = std::move(*v);
+        // extract(): the value moves straight out of the map node (GCC 12 also warns falsely
+        // about a moved-from std::optional temporary here).
+        auto node = pending_.extract(pending_.begin());
+        next_ = node.key() + 1;
+        if (node.mapped()) {
+          out = std::move(*node.mapped());
           lock.unlock();
           space_.notify_all();
           return QueueStatus::Ok;
@@ -244,6 +244,9 @@ class Pipeline {
   void set_drop_observer(DropObserver observer) { drop_observer_ = std::move(observer); }
   // Called on the builder thread for every TMCH datagram; must not block.
   void set_monitoring_sink(TimesliceBuilder::MonitoringSink sink) { monitoring_sink_ = std::move(sink); }
+  // Called on the writer thread whenever it waited a tick without a slice (e.g. to flush what the
+  // writer buffered); set before start().
+  void set_writer_idle(std::function<void()> idle) { writer_idle_ = std::move(idle); }
 
   // Binds the ingest sockets (throws zmq::error_t on a bad endpoint) and starts every thread.
   void start() {
@@ -531,7 +534,10 @@ class Pipeline {
       const QueueStatus s = reorder_.take(p, config_.tick);
       writer_stage_.wakeup(unix_now_ns());
       if (s == QueueStatus::Closed) break;
-      if (s != QueueStatus::Ok) continue;
+      if (s != QueueStatus::Ok) {
+        if (writer_idle_) writer_idle_();
+        continue;
+      }
       writer_stage_.add_in();
       if (abort_.load(std::memory_order_relaxed)) {
         note_drop(p.info, SliceDropCause::Aborted);
@@ -552,6 +558,7 @@ class Pipeline {
   Writer writer_;
   DropObserver drop_observer_;
   TimesliceBuilder::MonitoringSink monitoring_sink_;
+  std::function<void()> writer_idle_;
   RateLimitedLog* log_;
   std::unique_ptr<ZmqIngest> ingest_;
   BoundedQueue<ParsedMessage> messages_;

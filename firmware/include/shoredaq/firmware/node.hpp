@@ -45,10 +45,9 @@ struct RunWriterCounters {
   std::uint64_t event_bytes_online = 0;  // online-format size of the committed events
   std::uint64_t stored_bytes = 0;        // Event + SummarySlice buffers written
   std::uint64_t trigger_counter = 0;     // next trigger counter of the run
-  std::uint64_t spool_slices = 0;        // slices written to the Tier-0 run file
-  std::uint64_t spool_errors = 0;        // slices the Tier-0 run file lost (never written: disk full too long)
   std::uint64_t spool_slices_pending = 0;  // slices accepted while writes failed (held, written later)
-  storage::Tier0SpoolCounters spool;     // the spool's counters after the latest slice
+  storage::Tier0SpoolCounters spool_run;    // the spool's counters of this run, after the latest slice
+  storage::Tier0SpoolCounters spool_total;  // ... since the daemon opened the spool
   storage::AlertPublisherCounters alerts;
   std::uint32_t first_frame = 0, last_frame = 0;
   filters::FilterCounters filter;        // summed over the written and paused slices
@@ -75,6 +74,9 @@ class RunWriter {
   void write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused = false);
 
   RunWriterCounters counters() const;
+  // Writes what the spool buffered if its flush interval passed; the writer thread calls it while
+  // no slice comes (the spool is only ever touched by that thread while a run is going).
+  void flush_spool_if_due();
   // slice complete (or expired) -> committed, seconds.
   const Histogram& commit_latency() const noexcept { return latency_; }
   std::uint32_t run() const noexcept { return run_; }
