@@ -1,0 +1,106 @@
+#include "shoredaq/dataflow/queued_sink.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace shoredaq::dataflow {
+
+QueuedSink::QueuedSink(std::unique_ptr<Sink> inner, std::size_t capacity_slices, std::chrono::milliseconds drain_timeout)
+    : inner_(std::move(inner)), capacity_(capacity_slices == 0 ? 1 : capacity_slices), drain_timeout_(drain_timeout) {
+  worker_ = std::thread([this] { run(); });
+}
+
+QueuedSink::~QueuedSink() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  worker_.join();
+}
+
+void QueuedSink::begin_run(const RunRecord& run) {
+  std::lock_guard inner(inner_mutex_);
+  inner_->begin_run(run);
+}
+
+SinkWrite QueuedSink::write(const SliceProducts& slice) {
+  return write_shared(std::make_shared<const SliceProducts>(slice));
+}
+
+SinkWrite QueuedSink::write_shared(const std::shared_ptr<const SliceProducts>& slice) {
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= capacity_) {
+      queue_.pop_front();  // the oldest whole slice makes room; never part of one
+      ++dropped_queue_full_;
+    }
+    queue_.push_back(slice);
+  }
+  wake_.notify_one();
+  return SinkWrite{};  // accepted into the queue; what the inner sink does is counted there
+}
+
+void QueuedSink::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    // Nothing for a while: the inner sink may flush what it buffered (e.g. the spool's interval).
+    if (!wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_ || !queue_.empty(); })) {
+      lock.unlock();
+      {
+        std::unique_lock inner(inner_mutex_, std::try_to_lock);
+        if (inner.owns_lock()) inner_->idle();
+      }
+      lock.lock();
+      continue;
+    }
+    if (queue_.empty() && stopping_) return;
+    auto slice = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    {
+      std::lock_guard inner(inner_mutex_);
+      inner_->write(*slice);  // a refusal is counted by the inner sink itself
+    }
+    slice.reset();
+    lock.lock();
+    busy_ = false;
+    if (queue_.empty()) drained_.notify_all();
+  }
+}
+
+void QueuedSink::end_run(RunRecord& record) {
+  const auto deadline = std::chrono::steady_clock::now() + drain_timeout_;
+  {
+    std::unique_lock lock(mutex_);
+    if (!drained_.wait_until(lock, deadline, [this] { return queue_.empty() && !busy_; })) {
+      // A sink stuck for the whole drain time: what it still holds is dropped, counted, logged.
+      not_drained_ += queue_.size();
+      spdlog::error("sink {}: {} slices still queued after {} ms at the end of run {}: dropped", inner_->name(),
+                    queue_.size(), drain_timeout_.count(), record.run);
+      queue_.clear();
+    }
+  }
+  std::unique_lock inner(inner_mutex_, std::defer_lock);
+  if (!inner.try_lock_until(deadline + std::chrono::seconds(1))) {
+    spdlog::error("sink {}: still inside a write at the end of run {}: its run is not ended", inner_->name(), record.run);
+    record.counters["stop." + std::string(inner_->name()) + "_not_ended"] = 1;
+    return;
+  }
+  inner_->end_run(record);
+}
+
+void QueuedSink::counters(CounterSet& out) const {
+  inner_->counters(out);
+  std::lock_guard lock(mutex_);
+  out.drop(inner_->name(), "slices_queue_full", dropped_queue_full_ + not_drained_, LossUnit::SinkSlices);
+}
+
+std::string QueuedSink::problem() const { return inner_->problem(); }
+
+std::size_t QueuedSink::depth() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+}  // namespace shoredaq::dataflow

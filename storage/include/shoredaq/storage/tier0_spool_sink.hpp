@@ -1,0 +1,37 @@
+#pragma once
+// The Tier-0 run files as a sink (dataflow/sink.hpp). The spool itself outlives runs (it is opened
+// when the daemon starts, to seal what a crash left in open/, and answers `transferred(run)` for the
+// store's retention), so the sink only borrows it. Per slice: accepted, held while the disk refuses
+// writes, or lost whole (counted as drop.spool.slices_write_error); idle: the buffer is flushed
+// when its interval is due, so a crash loses at most that.
+
+#include <mutex>
+
+#include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/storage/tier0_spool.hpp"
+
+namespace shoredaq::storage {
+
+class Tier0SpoolSink final : public dataflow::Sink {
+ public:
+  explicit Tier0SpoolSink(Tier0Spool& spool) : spool_(spool) {}
+
+  std::string_view name() const noexcept override { return "spool"; }
+  void begin_run(const dataflow::RunRecord& run) override;
+  dataflow::SinkWrite write(const dataflow::SliceProducts& slice) override;
+  void idle() override;
+  void end_run(dataflow::RunRecord& record) override;
+  void counters(dataflow::CounterSet& out) const override;
+  std::string problem() const override;
+
+ private:
+  void snapshot();  // copies the spool's counters for readers on other threads
+
+  Tier0Spool& spool_;
+  mutable std::mutex mutex_;
+  Tier0SpoolCounters run_counters_;
+  std::uint64_t slices_held_ = 0;  // accepted while writes failed, written later (or lost at seal)
+  std::string problem_;
+};
+
+}  // namespace shoredaq::storage

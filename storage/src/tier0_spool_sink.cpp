@@ -1,0 +1,85 @@
+#include "shoredaq/storage/tier0_spool_sink.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace shoredaq::storage {
+
+void Tier0SpoolSink::begin_run(const dataflow::RunRecord& run) {
+  spool_.begin_run(run.run, run.detector_id);
+  snapshot();
+}
+
+dataflow::SinkWrite Tier0SpoolSink::write(const dataflow::SliceProducts& slice) {
+  dataflow::SinkWrite w;
+  SpoolSliceResult r;
+  try {
+    r = spool_.write_slice(slice.events, &slice.summary);
+    spool_.flush_if_due();  // bounds what a crash can lose to ~flush_interval
+  } catch (const SpoolError& e) {
+    // Not a full disk (that is a Lost result): a broken spool. The slice is lost; say why.
+    r = SpoolSliceResult{SpoolSliceStatus::Lost, e.what()};
+    std::lock_guard lock(mutex_);
+    problem_ = e.what();
+  }
+  if (r.status == SpoolSliceStatus::Lost) {
+    w.accepted = false;
+    w.cause = "slices_write_error";
+    w.message = "Tier-0 spool: " + r.reason;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (r.status == SpoolSliceStatus::Pending) ++slices_held_;
+  }
+  snapshot();
+  return w;
+}
+
+void Tier0SpoolSink::idle() {
+  try {
+    spool_.flush_if_due();
+  } catch (const SpoolError& e) {
+    spdlog::error("Tier-0 spool flush failed: {}", e.what());
+  }
+  snapshot();
+}
+
+void Tier0SpoolSink::end_run(dataflow::RunRecord& record) {
+  bool sealed = true;
+  try {
+    spool_.end_run();  // seals the last part and writes the run manifest
+  } catch (const std::exception& e) {
+    sealed = false;
+    spdlog::error("ALARM: sealing the run file of run {} failed: {}", record.run, e.what());
+    std::lock_guard lock(mutex_);
+    problem_ = e.what();
+  }
+  snapshot();  // sealing may still write (or, on a full disk, lose) what was held
+  std::lock_guard lock(mutex_);
+  record.counters["stop.spool_sealed"] = sealed ? 1 : 0;
+  record.counters["spool.slices_lost"] = run_counters_.slices_lost;
+  record.counters["spool.events_lost"] = run_counters_.events_lost;
+  record.counters["spool.summaries_lost"] = run_counters_.summaries_lost;
+}
+
+void Tier0SpoolSink::snapshot() {
+  const Tier0SpoolCounters c = spool_.run_counters();
+  std::lock_guard lock(mutex_);
+  run_counters_ = c;
+}
+
+void Tier0SpoolSink::counters(dataflow::CounterSet& out) const {
+  std::lock_guard lock(mutex_);
+  out.total("spool", "slices", run_counters_.slices_written);  // whole in the run file
+  out.total("spool", "slices_held_while_failing", slices_held_);
+  out.total("spool", "write_errors", run_counters_.write_errors);
+  // The spool's own count: slices refused whole while the disk was full, and slices still held
+  // when a part had to be sealed before space came back.
+  out.drop("spool", "slices_write_error", run_counters_.slices_lost, dataflow::LossUnit::SinkSlices);
+}
+
+std::string Tier0SpoolSink::problem() const {
+  std::lock_guard lock(mutex_);
+  return problem_;
+}
+
+}  // namespace shoredaq::storage
