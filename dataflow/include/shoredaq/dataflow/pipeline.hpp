@@ -125,6 +125,8 @@ struct PipelineStats {
   std::uint64_t open_slices_discarded = 0;  // still open in the builder at an aborted stop
   std::uint64_t messages_after_stop = 0;    // fed after stop() began: refused
   std::size_t reorder_pending = 0;
+  // DOMs that sent datagrams with an implausible slice time (TimesliceBuilder::implausible_time_doms()).
+  std::vector<DomCount> implausible_time_doms;
 };
 
 struct StopReport {
@@ -261,6 +263,7 @@ class Pipeline {
     {
       std::lock_guard lock(builder_counters_mutex_);
       s.builder = builder_counters_;
+      s.implausible_time_doms = implausible_time_doms_;
     }
     s.ingest_stage = ingest_stage_.snapshot();
     if (ingest_) {
@@ -330,6 +333,10 @@ class Pipeline {
 
   void publish_builder_counters(const TimesliceBuilder& b) {
     std::lock_guard lock(builder_counters_mutex_);
+    // The per-DOM list is rebuilt only when it changed (it rarely does).
+    if (b.counters().implausible_time_datagrams != builder_counters_.implausible_time_datagrams) {
+      implausible_time_doms_ = b.implausible_time_doms();
+    }
     builder_counters_ = b.counters();
   }
 
@@ -490,6 +497,7 @@ class Pipeline {
   std::atomic<std::uint64_t> next_sequence_{0};  // builder thread and feed_slice()
   mutable std::mutex builder_counters_mutex_;
   TimesliceBuilderCounters builder_counters_;
+  std::vector<DomCount> implausible_time_doms_;
   StageStats ingest_stage_, builder_stage_, worker_stage_, writer_stage_;
   std::atomic<std::uint64_t> messages_dropped_{0}, datagrams_dropped_{0}, slices_dropped_full_{0},
       processor_errors_{0}, slices_aborted_{0}, messages_discarded_{0}, datagrams_discarded_{0},
