@@ -50,10 +50,12 @@
 //  - Run start: until `time_quorum_doms` DOMs agree (or a slice has been emitted) the window is
 //    tentative. Datagrams far behind it (or more than `expiry_lag_slices` before its run start) are
 //    held, not dropped; when the held ones outnumber the DOMs of the tentative window (or reach the
-//    quorum), or when a confirmed jump leaves the tentative window, the tentative slices are
-//    discarded (their datagrams dropped as TimeJump) and the window restarts from the winners, so a
-//    single bad first datagram can set neither the window nor frame 1. Nearby earlier data moves the
-//    tentative run start back instead.
+//    quorum), or when a jump ahead of it is confirmed or vouched for by more DOMs than it has, the
+//    tentative slices are discarded (their datagrams dropped as TimeJump) and the window restarts
+//    from the winners, so a single bad first datagram can set neither the window nor frame 1 (one
+//    an hour ahead costs nothing else; one an hour behind also costs the first real datagram, which
+//    ties one against one and is dropped). Nearby earlier data moves the tentative run start back.
+//    Held datagrams are bounded (4096, max_frame_bytes); beyond that they are dropped.
 
 #include <array>
 #include <cstddef>
