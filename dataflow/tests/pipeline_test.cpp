@@ -371,3 +371,25 @@ TEST(Pipeline, BadIngestEndpointThrowsAtStartAndStopsCleanly) {
       c, [](const Timeslice&) { return std::size_t{0}; }, [](ProcessedSlice<std::size_t>&&) {}, &ctx);
   EXPECT_THROW(p.start(), zmq::error_t);
 }
+
+TEST(Pipeline, StatsNameTheDomsThatSentImplausibleTimes) {
+  const std::vector<std::uint32_t> doms = {1, 2, 3, 4};
+  auto c = config(doms, 1);
+  c.slice_queue_capacity = 32;  // the burst below arrives at once, not every 100 ms
+  Written w;
+  Pipeline<std::size_t> p(
+      c, [](const Timeslice& t) { return t.hit_count(); },
+      [&](ProcessedSlice<std::size_t>&& s) { w.add(s); });
+  p.start();
+  for (std::uint32_t s = 0; s < 5; ++s) p.feed(parsed(slice_message(s, doms)), 1s);
+  // DOM 3 claims a slice an hour ahead, twice; nobody agrees.
+  for (int i = 0; i < 2; ++i) p.feed(parsed(slice_message(36'000 + 5, {3})), 1s);
+  for (std::uint32_t s = 5; s < 10; ++s) p.feed(parsed(slice_message(s, doms)), 1s);
+  ASSERT_TRUE(w.wait_count(10));
+  EXPECT_TRUE(p.stop(5s).drained);
+  const PipelineStats st = p.stats();
+  EXPECT_EQ(st.implausible_time_doms, (std::vector<DomCount>{{3, 2}}));
+  EXPECT_EQ(st.builder.implausible_time_datagrams, 2u);
+  EXPECT_EQ(st.builder.dropped_of(BuilderDropReason::TimeJump), 2u);
+  EXPECT_EQ(w.frames, (std::vector<std::uint32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}

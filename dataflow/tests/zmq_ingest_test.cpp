@@ -278,3 +278,44 @@ TEST(ZmqIngest, BadEndpointThrowsAtStart) {
   EXPECT_THROW(ingest.start(), zmq::error_t);
   EXPECT_FALSE(ingest.running());
 }
+
+TEST(ZmqIngest, MessageOverTheSizeLimitIsCountedAndTheNextPeerGetsThrough) {
+  const auto dir = std::filesystem::temp_directory_path() / ("shoredaq-ingest-big-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string ep = "ipc://" + (dir / "pull").string();
+  {
+    zmq::context_t ctx;
+    Collector got;
+    ZmqIngestConfig cfg;
+    cfg.endpoints.push_back(endpoint(ep));
+    cfg.max_message_bytes = 1000;
+    ZmqIngest ingest(ctx, cfg, [&](ParsedMessage&& m) { got(std::move(m)); });
+    ingest.start();
+    const auto disconnects = [&] { return ingest.counters().rejected_records_of(IngestRejectCause::PeerDisconnected); };
+
+    zmq::socket_t big_sender(ctx, zmq::socket_type::push);
+    big_sender.set(zmq::sockopt::linger, 0);
+    big_sender.connect(ep);
+    std::vector<std::uint8_t> big;
+    append_record(big, datagram(1, 0, 300));  // 40 + 1800 bytes: over the limit
+    ASSERT_GT(big.size(), 1000u);
+    send(big_sender, big);
+    // The sender is still there: the only way its connection closes is the oversize message.
+    ASSERT_TRUE(wait_until([&] { return disconnects() == 1; }));
+    EXPECT_EQ(ingest.counters().rejected_bytes_of(IngestRejectCause::PeerDisconnected), 0u);  // size unknown
+
+    zmq::socket_t next(ctx, zmq::socket_type::push);
+    next.set(zmq::sockopt::linger, 100);
+    next.connect(ep);
+    std::vector<std::uint8_t> small;
+    append_record(small, datagram(2, 0, 10));
+    send(next, small);
+    ASSERT_TRUE(got.wait_datagrams(1));
+    const IngestCounters c = ingest.counters();
+    EXPECT_EQ(c.messages, 1u);  // the big one never arrived
+    EXPECT_EQ(c.datagrams, 1u);
+    EXPECT_EQ(to_string(IngestRejectCause::PeerDisconnected), "peer_disconnected");
+    ingest.stop();
+  }
+  std::filesystem::remove_all(dir);
+}

@@ -216,7 +216,8 @@ int main(int argc, char** argv) {
       "its hits as CLB UDP datagrams (40-byte header, 6-byte hits, split at the MTU, sequence numbers, trailer\n"
       "bit), framed as records [u32 LE length][datagram] into a .dqd file and/or ZeroMQ messages.\n"
       "Background: singles, 40K coincidences, optional bioluminescence; physics: atmospheric muons and\n"
-      "showers with a ground-truth JSON-lines file; faults for tests. Output is deterministic per --seed.\n"
+      "showers with a ground-truth JSON-lines file; faults for tests (loss, duplicates, reordering, silent/late DOM,\n"
+      "corruption, bad slice times). Output is deterministic per --seed.\n"
       "Prints a summary on stdout at the end (or JSON with --json)."};
   app.option_defaults()->always_capture_default();
 
@@ -292,6 +293,20 @@ int main(int argc, char** argv) {
   app.add_option("--corrupt-pct", f.corrupt_pct,
                  "Fault: corrupt each datagram with this probability (%): truncated, a hit with channel >= 31, or a record length that overruns its message")
       ->check(CLI::Range(0.0, 100.0));
+  std::uint32_t bad_time_dom = 0;
+  app.add_option("--bad-time-dom", bad_time_dom,
+                 "Fault: this DOM id also sends a copy of its first datagram of a slice with a wrong slice time, first in "
+                 "the slice (a DOM with a bad clock); its true datagrams still go out (0: none)");
+  app.add_option("--bad-time-offset-s", f.bad_time_offset_s,
+                 "With --bad-time-dom: how far the bad copy's slice time is from the true one, seconds (rounded to 100 ms; "
+                 "negative: in the past)");
+  app.add_option("--bad-time-at-slice", f.bad_time_at_slice,
+                 "With --bad-time-dom: the first slice (0 = the first of the run) that gets a bad copy");
+  app.add_option("--bad-time-count", f.bad_time_count,
+                 "With --bad-time-dom: how many consecutive slices get a bad copy (one each)");
+  app.add_option("--bad-time-step-s", f.bad_time_step_s,
+                 "With --bad-time-dom: each further bad copy is this much further off, seconds (e.g. --bad-time-offset-s 55 "
+                 "--bad-time-step-s 55 --bad-time-count 12: +55 s, +110 s, ... a creeping clock)");
 
   app.add_flag("--progress", o.progress, "Progress line on stderr (once a second; default on when stderr is a terminal)");
   app.add_flag("--json", o.json, "Print the final summary as one JSON object");
@@ -314,6 +329,7 @@ int main(int argc, char** argv) {
     if (o.start_utc_s >= 0) cfg.start_unix_ns = static_cast<std::uint64_t>(o.start_utc_s * 1e9);
     if (silent_dom) cfg.faults.silent_dom = silent_dom;
     if (late_dom) cfg.faults.late_dom = late_dom;
+    if (bad_time_dom) cfg.faults.bad_time_dom = bad_time_dom;
     std::uint32_t total_slices = o.slices;
     if (o.seconds > 0) total_slices = static_cast<std::uint32_t>(o.seconds * 10.0 + 0.5);
 
@@ -381,6 +397,7 @@ int main(int argc, char** argv) {
       total.corrupted += c.corrupted;
       total.delayed += c.delayed;
       total.silenced += c.silenced;
+      total.bad_time += c.bad_time;
       for (std::size_t i = 0; i < slice.truth.frames.size(); ++i) {
         const auto& fr = slice.truth.frames[i];
         const std::uint8_t* p = fr.hits.data();
@@ -469,7 +486,7 @@ int main(int argc, char** argv) {
     j["particle_hits"] = particle_hits;
     j["faults"] = {{"lost", total.lost},           {"duplicated", total.duplicated}, {"corrupted", total.corrupted},
                    {"delayed", total.delayed},     {"silenced", total.silenced},
-                   {"bad_length_records", sink_total.bad_length_records}};
+                   {"bad_time", total.bad_time},   {"bad_length_records", sink_total.bad_length_records}};
     j["output"] = {{"records", sink_total.records},         {"messages", sink_total.messages},
                    {"bytes", sink_total.bytes},             {"hwm_blocked", sink_total.hwm_blocked},
                    {"hwm_dropped", sink_total.hwm_dropped}, {"dropped_on_stop", sink_total.dropped_on_stop}};
@@ -499,12 +516,14 @@ int main(int argc, char** argv) {
       if (total.bursts || total.hrv_vetoed_hits)
         std::printf("  bioluminescence bursts %llu, HRV-vetoed hits %llu\n", static_cast<unsigned long long>(total.bursts),
                     static_cast<unsigned long long>(total.hrv_vetoed_hits));
-      if (total.lost || total.duplicated || total.corrupted || total.delayed || total.silenced)
-        std::printf("  faults: lost %llu, duplicated %llu, corrupted %llu (bad length %llu), delayed %llu, silenced %llu\n",
+      if (total.lost || total.duplicated || total.corrupted || total.delayed || total.silenced || total.bad_time)
+        std::printf("  faults: lost %llu, duplicated %llu, corrupted %llu (bad length %llu), delayed %llu, silenced %llu, "
+                    "bad slice time %llu\n",
                     static_cast<unsigned long long>(total.lost), static_cast<unsigned long long>(total.duplicated),
                     static_cast<unsigned long long>(total.corrupted),
                     static_cast<unsigned long long>(sink_total.bad_length_records),
-                    static_cast<unsigned long long>(total.delayed), static_cast<unsigned long long>(total.silenced));
+                    static_cast<unsigned long long>(total.delayed), static_cast<unsigned long long>(total.silenced),
+                    static_cast<unsigned long long>(total.bad_time));
       if (!sinks.empty())
         std::printf("  output: %llu records, %.1f MB, %llu ZeroMQ messages, HWM blocked %llu / dropped %llu\n",
                     static_cast<unsigned long long>(sink_total.records), sink_total.bytes / 1e6,

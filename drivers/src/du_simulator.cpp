@@ -14,6 +14,7 @@
 #include <thread>
 #include <tuple>
 
+#include "bad_time_fault.hpp"
 #include "sim_random.hpp"
 
 namespace shoredaq::drivers {
@@ -109,6 +110,7 @@ std::string_view to_string(DatagramFault f) noexcept {
     case DatagramFault::BadLengthRecord: return "bad_length_record";
     case DatagramFault::Duplicate: return "duplicate";
     case DatagramFault::Late: return "late";
+    case DatagramFault::BadTime: return "bad_time";
   }
   return "?";
 }
@@ -783,6 +785,7 @@ SimulatedSlice DuSimulator::Impl::generate(std::uint32_t frame, std::vector<SimD
   }
 
   apply_faults(frame, slice.datagrams, counters);
+  inject_bad_slice_times(config.faults, frame, slice.datagrams, counters);
   return slice;
 }
 

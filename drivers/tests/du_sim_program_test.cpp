@@ -149,6 +149,33 @@ TEST(DuSimProgram, FaultsAreCountedInTheSummary) {
             j["datagrams_generated"].get<int>() - f["lost"].get<int>() - f["silenced"].get<int>() + f["duplicated"].get<int>());
 }
 
+TEST(DuSimProgram, BadSliceTimesAreInjectedAndCounted) {
+  TempDir tmp;
+  const auto summary = tmp.path / "s.json";
+  const auto dqd = tmp.path / "b.dqd";
+  const std::uint32_t dom = 808974928;
+  const std::string cmd = kDuSim + " --detx " + kDetx + " --dus 9 --slices 5 --seed 5 --start-utc 1700000000" +
+                          " --bad-time-dom " + std::to_string(dom) +
+                          " --bad-time-offset-s 55 --bad-time-step-s 55 --bad-time-count 3 --bad-time-at-slice 1 --out " +
+                          dqd.string() + " --json > " + summary.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto j = read_json(summary);
+  EXPECT_EQ(j["faults"]["bad_time"].get<int>(), 3);
+  EXPECT_EQ(j["datagrams_out"].get<int>(), j["datagrams_generated"].get<int>() + 3);
+  std::vector<std::uint64_t> off_times;
+  for (const auto& record : shoredaq::dataflow::read_dqd_file(dqd)) {
+    const auto d = shoredaq::dataflow::parse_clb_datagram(record);
+    ASSERT_TRUE(d);
+    const std::uint64_t t = d.datagram.header.slice_start_ns();
+    if (t >= 1'700'000'000'000'000'000ull + 500'000'000ull) {
+      EXPECT_EQ(d.datagram.header.dom_id, dom);
+      off_times.push_back(t - 1'700'000'000'000'000'000ull);
+    }
+  }
+  // Slices 1, 2, 3, each 55 s further off: +55 s, +110 s, +165 s.
+  EXPECT_EQ(off_times, (std::vector<std::uint64_t>{55'100'000'000ull, 110'200'000'000ull, 165'300'000'000ull}));
+}
+
 TEST(DuSimProgram, BadOptionsFailWithAMessage) {
   EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --dus 6 --slices 1 2> /dev/null").c_str()), 0);  // no DU 6
   EXPECT_NE(std::system((kDuSim + " --slices 1 2> /dev/null").c_str()), 0);  // no --detx

@@ -3,7 +3,7 @@
 // one message. Invariants: every received byte is either accepted or counted as rejected; every
 // accepted datagram is either in a slice or counted (dropped / monitoring / acoustic); emitted
 // slices come in strictly increasing frame order with one frame per expected DOM, sorted by id;
-// the builder never holds more than max_open_slices.
+// the builder never holds more than max_open_slices; implausible-time drops add up per DOM.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -26,6 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   config.expiry_wall_ns = (data[3] & 1) != 0 ? 1000 : 0;
   config.max_frame_bytes = (data[3] & 2) != 0 ? 64 : std::size_t{1} << 20;
   const auto layout = (data[3] & 4) != 0 ? sd::HeaderLayoutMode::Auto : sd::HeaderLayoutMode::Standard40;
+  config.time_quorum_doms = 1 + (data[3] >> 3) % 4;
+  config.max_wall_clock_offset_s = (data[3] & 0x80) != 0 ? 1 : 0;
   const std::span<const std::uint8_t> message(data + 4, size - 4);
 
   std::uint64_t last_frame = 0;
@@ -63,5 +65,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::abort();
   }
   if (builder.open_slices() != 0) std::abort();
+  std::uint64_t per_dom = 0;
+  for (const auto& d : builder.implausible_time_doms()) per_dom += d.count;
+  std::uint64_t implausible = 0;
+  for (std::size_t r = 0; r < sd::kBuilderDropReasonCount; ++r) {
+    if (sd::is_implausible_time(static_cast<sd::BuilderDropReason>(r))) implausible += bc.dropped[r];
+  }
+  if (per_dom != bc.implausible_time_datagrams || implausible != per_dom) std::abort();
   return 0;
 }

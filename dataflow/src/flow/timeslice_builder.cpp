@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace shoredaq::dataflow {
 
@@ -9,6 +10,7 @@ namespace {
 constexpr std::uint64_t kSlicesPerSecond = 1'000'000'000ull / kSliceDurationNs;  // 10
 constexpr std::uint32_t kMaxSequence = 0xffffu;  // the daq word holds 16 bits
 constexpr std::uint32_t kUtcWhiteRabbitNotOk = 1u << 31;
+constexpr std::size_t kNoDom = std::numeric_limits<std::size_t>::max();
 }  // namespace
 
 std::string_view to_string(BuilderDropReason reason) noexcept {
@@ -23,9 +25,22 @@ std::string_view to_string(BuilderDropReason reason) noexcept {
     case BuilderDropReason::SequenceOutOfRange: return "sequence_out_of_range";
     case BuilderDropReason::FrameTooLarge: return "frame_too_large";
     case BuilderDropReason::Evicted: return "evicted";
+    case BuilderDropReason::WallClockOffset: return "wall_clock_offset";
     case BuilderDropReason::Count_: break;
   }
   return "unknown";
+}
+
+bool is_implausible_time(BuilderDropReason reason) noexcept {
+  switch (reason) {
+    case BuilderDropReason::TimeJump:
+    case BuilderDropReason::BadSliceTime:
+    case BuilderDropReason::BeforeRunStart:
+    case BuilderDropReason::WallClockOffset:
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::vector<std::uint32_t> TimesliceBuilderConfig::expected_doms_of(const Detector& detector,
@@ -49,6 +64,9 @@ TimesliceBuilder::TimesliceBuilder(TimesliceBuilderConfig config, SliceSink sink
   dom_index_.reserve(doms_.size());
   for (std::size_t i = 0; i < doms_.size(); ++i) dom_index_.emplace(doms_[i], i);
   dom_newest_slice_.assign(doms_.size(), 0);
+  dom_claimed_slice_.assign(doms_.size(), 0);
+  dom_last_receive_ns_.assign(doms_.size(), 0);
+  dom_implausible_time_.assign(doms_.size(), 0);
   dom_last_frame_bytes_.assign(doms_.size(), 0);
   if (config_.max_open_slices == 0) config_.max_open_slices = 1;
   if (config_.run_start_ns) run_start_slice_ = *config_.run_start_ns / kSliceDurationNs;
@@ -61,8 +79,20 @@ std::uint32_t TimesliceBuilder::frame_index_of(std::uint64_t slice_start_ns) con
   return static_cast<std::uint32_t>(s - *run_start_slice_ + 1);
 }
 
-void TimesliceBuilder::drop(BuilderDropReason reason, const ClbHeader& header) {
+std::vector<DomCount> TimesliceBuilder::implausible_time_doms() const {
+  std::vector<DomCount> out;
+  for (std::size_t d = 0; d < doms_.size(); ++d) {
+    if (dom_implausible_time_[d] != 0) out.push_back(DomCount{doms_[d], dom_implausible_time_[d]});
+  }
+  return out;
+}
+
+void TimesliceBuilder::drop(BuilderDropReason reason, const ClbHeader& header, std::size_t dom_index) {
   ++counters_.dropped[static_cast<std::size_t>(reason)];
+  if (dom_index != kNoDom && is_implausible_time(reason)) {
+    ++dom_implausible_time_[dom_index];
+    ++counters_.implausible_time_datagrams;
+  }
   if (drop_sink_) drop_sink_(reason, header);
 }
 
@@ -84,44 +114,57 @@ void TimesliceBuilder::add(const ClbDatagram& datagram, std::uint64_t receive_un
     const std::uint64_t first = open_.begin()->second.first_receive_ns;
     if (receive_unix_ns >= first && receive_unix_ns - first >= config_.expiry_wall_ns) poll(receive_unix_ns);
   }
+  if (established_ && !held_.empty() && !replaying_) release_held();
 }
 
 void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t receive_unix_ns) {
   const ClbHeader& h = datagram.header;
-  if (h.run_number != config_.run_number) return drop(BuilderDropReason::WrongRun, h);
+  if (h.run_number != config_.run_number) return drop(BuilderDropReason::WrongRun, h, kNoDom);
   const auto dom_it = dom_index_.find(h.dom_id);
-  if (dom_it == dom_index_.end()) return drop(BuilderDropReason::UnknownDom, h);
+  if (dom_it == dom_index_.end()) return drop(BuilderDropReason::UnknownDom, h, kNoDom);
+  const std::size_t dom = dom_it->second;
   if (h.ticks_16ns % kTicksPerSlice != 0 || h.ticks_16ns >= kTicksPerSlice * kSlicesPerSecond) {
-    return drop(BuilderDropReason::BadSliceTime, h);
+    return drop(BuilderDropReason::BadSliceTime, h, dom);
   }
-  if (h.udp_sequence > kMaxSequence) return drop(BuilderDropReason::SequenceOutOfRange, h);
-
-  const std::uint64_t slice = std::uint64_t{h.utc_seconds} * kSlicesPerSecond + h.ticks_16ns / kTicksPerSlice;
-  const std::uint64_t jump = config_.max_time_jump_slices;
-  if (newest_slice_) {
-    if (slice > *newest_slice_ + jump || slice + jump < *newest_slice_) {
-      return drop(BuilderDropReason::TimeJump, h);
+  if (h.udp_sequence > kMaxSequence) return drop(BuilderDropReason::SequenceOutOfRange, h, dom);
+  if (config_.max_wall_clock_offset_s != 0 && receive_unix_ns != 0) {
+    const std::uint64_t start_ns = h.slice_start_ns();
+    const std::uint64_t offset_ns = start_ns > receive_unix_ns ? start_ns - receive_unix_ns : receive_unix_ns - start_ns;
+    if (offset_ns > std::uint64_t{config_.max_wall_clock_offset_s} * 1'000'000'000ull) {
+      return drop(BuilderDropReason::WallClockOffset, h, dom);
     }
   }
-  if (run_start_slice_ && slice < *run_start_slice_) return drop(BuilderDropReason::BeforeRunStart, h);
-  if (last_emitted_slice_ && slice <= *last_emitted_slice_) return drop(BuilderDropReason::LateDatagram, h);
 
-  const std::size_t dom = dom_it->second;
+  const std::uint64_t slice = std::uint64_t{h.utc_seconds} * kSlicesPerSecond + h.ticks_16ns / kTicksPerSlice;
+  const TimeJudgement judgement = judge_time(dom, slice, receive_unix_ns);
+  switch (judgement.verdict) {
+    case TimeVerdict::Drop: return drop(judgement.reason, h, dom);
+    case TimeVerdict::Hold: return hold(datagram, dom, slice, receive_unix_ns, judgement.reason);
+    case TimeVerdict::RestartWindow: restart_window(); break;
+    case TimeVerdict::Accept: break;
+  }
+  if (last_emitted_slice_ && slice <= *last_emitted_slice_) return drop(BuilderDropReason::LateDatagram, h, dom);
+  accept_optical(datagram, dom, slice, receive_unix_ns);
+}
+
+void TimesliceBuilder::accept_optical(const ClbDatagram& datagram, std::size_t dom, std::uint64_t slice,
+                                      std::uint64_t receive_ns) {
+  const ClbHeader& h = datagram.header;
   auto open_it = open_.find(slice);
   OpenSlice* s = open_it != open_.end() ? &open_it->second : nullptr;
   if (s != nullptr) {
     const DomSlot& slot = s->slots[dom];
     const std::size_t word = h.udp_sequence / 64;
     if (word < slot.seen.size() && (slot.seen[word] >> (h.udp_sequence % 64) & 1u) != 0) {
-      return drop(BuilderDropReason::Duplicate, h);
+      return drop(BuilderDropReason::Duplicate, h, dom);
     }
     if (slot.bytes.size() + datagram.payload.size() > config_.max_frame_bytes) {
-      return drop(BuilderDropReason::FrameTooLarge, h);
+      return drop(BuilderDropReason::FrameTooLarge, h, dom);
     }
   } else {
-    if (datagram.payload.size() > config_.max_frame_bytes) return drop(BuilderDropReason::FrameTooLarge, h);
-    s = open_slice(slice, h, receive_unix_ns);
-    if (s == nullptr) return drop(BuilderDropReason::Evicted, h);
+    if (datagram.payload.size() > config_.max_frame_bytes) return drop(BuilderDropReason::FrameTooLarge, h, dom);
+    s = open_slice(slice, h, receive_ns);
+    if (s == nullptr) return drop(BuilderDropReason::Evicted, h, dom);
   }
 
   DomSlot& slot = s->slots[dom];
@@ -141,6 +184,9 @@ void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t re
   ++slot.received;
   slot.highest_sequence = std::max(slot.highest_sequence, h.udp_sequence);
   slot.trailer = slot.trailer || h.is_trailer();
+  slot.legacy = slot.legacy || datagram.layout == HeaderLayout::Legacy28;
+  // A datagram of an older slice than the DOM's newest: that frame's end has been seen already.
+  slot.later_slice_begun = slot.later_slice_begun || dom_newest_slice_[dom] > slice;
   // Veto/FIFO bits: a channel flagged in any datagram of the slice stays flagged; White Rabbit is
   // ok only if every datagram says so.
   slot.status1_or |= h.status1 & kChannelMask31;
@@ -151,7 +197,7 @@ void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t re
   const bool now_complete = slot.complete();
   if (now_complete && !was_complete) {
     ++s->complete_doms;
-    if (s->complete_doms == doms_.size()) s->completed_ns = receive_unix_ns;
+    if (s->complete_doms == doms_.size()) s->completed_ns = receive_ns;
   } else if (!now_complete && was_complete) {
     --s->complete_doms;  // a datagram beyond the trailer: the DOM is incomplete again
   }
@@ -160,13 +206,17 @@ void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t re
   counters_.hits_accepted += datagram.hit_count();
   counters_.payload_bytes_accepted += datagram.payload.size();
 
-  note_dom_progress(dom, slice);
-  emit_ready(data_time_expiry_bound(), receive_unix_ns);
+  note_dom_progress(dom, slice, receive_ns);
+  emit_ready(data_time_expiry_bound(), receive_ns);
 }
 
 TimesliceBuilder::OpenSlice* TimesliceBuilder::open_slice(std::uint64_t slice_index, const ClbHeader& header,
                                                           std::uint64_t now_ns) {
-  if (!run_start_slice_) run_start_slice_ = slice_index;  // first slice seen in the run = frame 1
+  // Frame 1 is the first slice of the run; while the window is tentative, nearby earlier data
+  // (judge_time() let it through) moves it back: no frame index has been handed out yet.
+  if (!run_start_slice_ || (!established_ && !config_.run_start_ns && slice_index < *run_start_slice_)) {
+    run_start_slice_ = slice_index;
+  }
   // Bound memory: make room by force-emitting the oldest open slice(s) as expired.
   // The front slice is never complete here (complete front slices are emitted at once).
   while (open_.size() >= config_.max_open_slices) {
@@ -189,18 +239,46 @@ TimesliceBuilder::OpenSlice* TimesliceBuilder::open_slice(std::uint64_t slice_in
   return &open_.emplace(slice_index, std::move(s)).first->second;
 }
 
-void TimesliceBuilder::note_dom_progress(std::size_t dom, std::uint64_t slice_index) {
+void TimesliceBuilder::set_slot_later_slice_begun(OpenSlice& s, std::size_t dom, std::uint64_t now_ns) {
+  DomSlot& slot = s.slots[dom];
+  if (slot.later_slice_begun) return;
+  const bool was_complete = slot.complete();
+  slot.later_slice_begun = true;
+  if (!was_complete && slot.complete()) {
+    ++s.complete_doms;
+    if (s.complete_doms == doms_.size()) s.completed_ns = now_ns;
+  }
+}
+
+void TimesliceBuilder::note_dom_progress(std::size_t dom, std::uint64_t slice_index, std::uint64_t receive_ns) {
+  dom_last_receive_ns_[dom] = std::max(dom_last_receive_ns_[dom], receive_ns);
+  dom_claimed_slice_[dom] = 0;  // the DOM is back in the window: its claim of another time is void
   if (!newest_slice_ || slice_index > *newest_slice_) newest_slice_ = slice_index;
-  if (slice_index <= dom_newest_slice_[dom]) return;
+  const std::uint64_t previous = dom_newest_slice_[dom];
+  if (slice_index <= previous) return;
   dom_newest_slice_[dom] = slice_index;
-  // Recompute the data-time bound: the oldest newest-slice among the DOMs still sending.
+  if (previous == 0) {
+    ++doms_heard_;
+  } else if (auto it = open_.find(previous); it != open_.end()) {
+    // The DOM began a later slice: a legacy frame without a gap is complete now.
+    set_slot_later_slice_begun(it->second, dom, receive_ns);
+  }
+  // Recompute the data-time bound: the oldest newest-slice among the DOMs still sending, and the
+  // same over the lead tolerance for judge_forward().
   const std::uint64_t lag = config_.expiry_lag_slices;
+  const std::uint64_t lead = lead_tolerance_slices();
   const std::uint64_t active_from = *newest_slice_ > lag ? *newest_slice_ - lag : 0;
+  const std::uint64_t sending_from = *newest_slice_ > lead ? *newest_slice_ - lead : 0;
   std::uint64_t min_active = *newest_slice_;
+  std::uint64_t min_sending = *newest_slice_;
   for (std::uint64_t s : dom_newest_slice_) {
-    if (s != 0 && s >= active_from) min_active = std::min(min_active, s);
+    if (s == 0) continue;
+    if (s >= active_from) min_active = std::min(min_active, s);
+    if (s >= sending_from) min_sending = std::min(min_sending, s);
   }
   expiry_bound_cache_ = min_active >= lag ? std::optional<std::uint64_t>(min_active - lag) : std::nullopt;
+  min_sending_newest_ = min_sending;
+  if (!established_ && doms_heard_ >= quorum()) confirm_window();
 }
 
 std::optional<std::uint64_t> TimesliceBuilder::data_time_expiry_bound() const noexcept {
@@ -208,18 +286,30 @@ std::optional<std::uint64_t> TimesliceBuilder::data_time_expiry_bound() const no
 }
 
 void TimesliceBuilder::poll(std::uint64_t now_unix_ns) {
-  if (config_.expiry_wall_ns == 0 || open_.empty()) return;
-  // The newest slice whose first datagram is older than the wall-clock bound; older slices go too.
-  std::optional<std::uint64_t> through;
-  for (const auto& [index, s] : open_) {
-    if (now_unix_ns >= s.first_receive_ns && now_unix_ns - s.first_receive_ns >= config_.expiry_wall_ns) {
-      through = index;
+  if (config_.expiry_wall_ns != 0 && !open_.empty()) {
+    // The newest slice whose first datagram is older than the wall-clock bound; older slices go too.
+    std::optional<std::uint64_t> through;
+    for (const auto& [index, s] : open_) {
+      if (now_unix_ns >= s.first_receive_ns && now_unix_ns - s.first_receive_ns >= config_.expiry_wall_ns) {
+        through = index;
+      }
     }
+    if (through) emit_ready(through, now_unix_ns);
   }
-  if (through) emit_ready(through, now_unix_ns);
+  if (established_ && !held_.empty() && !replaying_) release_held();
 }
 
 void TimesliceBuilder::flush(std::uint64_t now_unix_ns) {
+  if (!held_.empty()) {
+    confirm_window();  // nothing more will come: the window is what it is
+    release_held();
+  }
+  // The stream has ended: a legacy frame without a gap can get no more datagrams.
+  for (auto& [index, s] : open_) {
+    for (std::size_t d = 0; d < doms_.size(); ++d) {
+      if (s.slots[d].legacy) set_slot_later_slice_begun(s, d, now_unix_ns);
+    }
+  }
   while (!open_.empty()) {
     auto it = open_.begin();
     emit(it, it->second.complete_doms != doms_.size(), now_unix_ns);
@@ -241,6 +331,7 @@ void TimesliceBuilder::emit_ready(std::optional<std::uint64_t> expire_through, s
 }
 
 void TimesliceBuilder::emit(std::map<std::uint64_t, OpenSlice>::iterator it, bool expired, std::uint64_t now_ns) {
+  confirm_window();  // a slice with a frame index is out: the window can no longer restart
   OpenSlice& s = it->second;
   Timeslice out;
   out.header.detector_id = config_.detector_id;
@@ -263,11 +354,15 @@ void TimesliceBuilder::emit(std::map<std::uint64_t, OpenSlice>::iterator it, boo
       ++counters_.frames_missing;
       continue;  // empty frame, daq 0
     }
-    if (!slot.complete()) ++counters_.frames_incomplete;
+    const bool complete = slot.complete();
+    if (!complete) ++counters_.frames_incomplete;
+    if (complete && !slot.trailer) ++counters_.frames_completeness_inferred;
     dom_last_frame_bytes_[d] = std::min(slot.bytes.size(), config_.max_frame_bytes);
     f.status.daq = FrameStatus::make_daq(slot.received, slot.highest_sequence);
     f.status.status = slot.status1_or | (slot.white_rabbit_ok ? kStatus1WhiteRabbitOk : 0u);
-    f.status.fifo = slot.status2_or | (slot.trailer ? kStatus2Trailer : 0u);
+    // A legacy frame found complete gets the trailer bit its header cannot carry (see the top of
+    // the header), so FrameStatus::complete() says the same as for a 40-byte frame.
+    f.status.fifo = slot.status2_or | (slot.trailer || complete ? kStatus2Trailer : 0u);
     f.status.status3 = slot.status3_or;
     f.status.status4 = slot.status4_or;
     any_white_rabbit_bad = any_white_rabbit_bad || !slot.white_rabbit_ok;

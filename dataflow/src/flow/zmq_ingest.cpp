@@ -1,5 +1,10 @@
 #include "shoredaq/dataflow/zmq_ingest.hpp"
 
+#include <cstring>
+#include <iterator>
+
+#include <zmq_addon.hpp>
+
 #include "shoredaq/dataflow/record_stream.hpp"
 
 namespace shoredaq::dataflow {
@@ -41,6 +46,7 @@ std::string_view to_string(IngestRejectCause cause) noexcept {
     case IngestRejectCause::BadPayloadSize: return "bad_payload_size";
     case IngestRejectCause::BadMonitoringSize: return "bad_monitoring_size";
     case IngestRejectCause::ChannelOutOfRange: return "channel_out_of_range";
+    case IngestRejectCause::PeerDisconnected: return "peer_disconnected";
     case IngestRejectCause::Count_: break;
   }
   return "unknown";
@@ -127,14 +133,27 @@ ZmqIngest::~ZmqIngest() { stop(); }
 
 void ZmqIngest::start() {
   if (running_.load()) return;
+  static std::atomic<std::uint64_t> monitor_sequence{0};
   sockets_.clear();
+  monitors_.clear();
   parsers_.clear();
+  disconnects_.assign(config_.endpoints.size(), 0);
   for (const IngestEndpoint& ep : config_.endpoints) {
     zmq::socket_t s(context_, ep.kind == IngestSocketKind::Pull ? zmq::socket_type::pull : zmq::socket_type::sub);
     s.set(zmq::sockopt::linger, config_.linger_ms);
     s.set(zmq::sockopt::rcvhwm, config_.receive_hwm);
     s.set(zmq::sockopt::maxmsgsize, config_.max_message_bytes);
     if (ep.kind == IngestSocketKind::Sub) s.set(zmq::sockopt::subscribe, ep.subscription);
+    // Before the owner's hook, which may install a monitor of its own (see the top of the header).
+    const std::string monitor_endpoint =
+        "inproc://shoredaq.ingest-monitor." + std::to_string(monitor_sequence.fetch_add(1));
+    if (zmq_socket_monitor(s.handle(), monitor_endpoint.c_str(), ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_MONITOR_STOPPED) != 0) {
+      throw zmq::error_t();
+    }
+    zmq::socket_t monitor(context_, zmq::socket_type::pair);
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect(monitor_endpoint);
+    monitors_.push_back(std::move(monitor));
     if (config_.configure_socket) config_.configure_socket(s);
     if (ep.bind) {
       s.bind(ep.address);
@@ -157,12 +176,47 @@ void ZmqIngest::stop() {
   stop_requested_ = true;
   if (thread_.joinable()) thread_.join();
   sockets_.clear();  // closes with the bounded linger
+  monitors_.clear();
   running_ = false;
 }
 
 void ZmqIngest::publish_counters(std::size_t endpoint) {
   std::lock_guard lock(counters_mutex_);
   published_[endpoint] = parsers_[endpoint].counters();
+  published_[endpoint].rejected_records[static_cast<std::size_t>(IngestRejectCause::PeerDisconnected)] =
+      disconnects_[endpoint];
+}
+
+void ZmqIngest::read_monitor(std::size_t endpoint) {
+  // Monitor events: [u16 event, u32 value] then the socket's endpoint.
+  for (;;) {
+    std::vector<zmq::message_t> event;
+    try {
+      if (!zmq::recv_multipart(monitors_[endpoint], std::back_inserter(event), zmq::recv_flags::dontwait)) return;
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    if (event.empty() || event[0].size() < sizeof(std::uint16_t)) continue;
+    std::uint16_t id = 0;
+    std::memcpy(&id, event[0].data(), sizeof id);
+    const std::string& address = config_.endpoints[endpoint].address;
+    if (id == ZMQ_EVENT_DISCONNECTED) {
+      ++disconnects_[endpoint];
+      publish_counters(endpoint);
+      if (log_ != nullptr) {
+        log_->log(spdlog::level::warn, "peer_disconnected",
+                  "ingest {}: a peer's connection closed: it left, or it sent a message over {} bytes (lost)", address,
+                  config_.max_message_bytes);
+      }
+    } else if (id == ZMQ_EVENT_MONITOR_STOPPED && !stop_requested_.load(std::memory_order_relaxed)) {
+      if (log_ != nullptr) {
+        log_->log(spdlog::level::warn, "monitor_replaced",
+                  "ingest {}: peer disconnects (and messages over {} bytes) are not counted: the socket hook installed "
+                  "its own monitor",
+                  address, config_.max_message_bytes);
+      }
+    }
+  }
 }
 
 IngestCounters ZmqIngest::counters() const {
@@ -180,6 +234,7 @@ IngestCounters ZmqIngest::counters(std::size_t endpoint) const {
 void ZmqIngest::run() {
   std::vector<zmq::pollitem_t> items;
   for (auto& s : sockets_) items.push_back(zmq::pollitem_t{s.handle(), 0, ZMQ_POLLIN, 0});
+  for (auto& m : monitors_) items.push_back(zmq::pollitem_t{m.handle(), 0, ZMQ_POLLIN, 0});
   while (!stop_requested_.load(std::memory_order_relaxed)) {
     try {
       zmq::poll(items, config_.poll_interval);
@@ -189,7 +244,10 @@ void ZmqIngest::run() {
       break;
     }
     last_poll_ns_.store(unix_now_ns(), std::memory_order_relaxed);
-    for (std::size_t i = 0; i < items.size(); ++i) {
+    for (std::size_t i = 0; i < monitors_.size(); ++i) {
+      if ((items[sockets_.size() + i].revents & ZMQ_POLLIN) != 0) read_monitor(i);
+    }
+    for (std::size_t i = 0; i < sockets_.size(); ++i) {
       if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
       std::size_t n = 0;
       for (; n < config_.max_messages_per_wakeup; ++n) {

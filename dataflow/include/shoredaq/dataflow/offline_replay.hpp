@@ -30,6 +30,7 @@ struct ReplayOptions {
 struct ReplayReport {
   IngestCounters ingest;
   TimesliceBuilderCounters builder;
+  std::vector<DomCount> implausible_time_doms;  // TimesliceBuilder::implausible_time_doms()
   std::uint64_t slices_written = 0;
   std::uint64_t slices_dropped = 0;     // processor errors (nothing else drops offline)
   RecordError file_error = RecordError::None;  // a bad length in the file ends the replay there
@@ -55,6 +56,7 @@ template <class Result, class Processor, class Writer>
 ReplayReport replay_dqd_file(const std::filesystem::path& path, TimesliceBuilderConfig builder_config,
                              const ReplayOptions& options, Processor&& processor, Writer&& writer) {
   builder_config.expiry_wall_ns = 0;  // data time only: a replay must not depend on how fast it runs
+  builder_config.max_wall_clock_offset_s = 0;  // nor on when it runs (recorded data has old times)
   ReplayReport report;
   IngestParser parser(options.layout, options.check_channels);
   DqdChunker chunker(path, options.chunk_bytes);
@@ -90,6 +92,7 @@ ReplayReport replay_dqd_file(const std::filesystem::path& path, TimesliceBuilder
     }
     builder.flush(unix_now_ns());
     report.builder = builder.counters();
+    report.implausible_time_doms = builder.implausible_time_doms();
   } else {
     PipelineConfig config;
     config.builder = builder_config;
@@ -114,6 +117,7 @@ ReplayReport replay_dqd_file(const std::filesystem::path& path, TimesliceBuilder
     pipeline.stop(std::chrono::hours(24));
     const PipelineStats st = pipeline.stats();
     report.builder = st.builder;
+    report.implausible_time_doms = st.implausible_time_doms;
     report.slices_dropped = st.processor_errors;
   }
   report.ingest = parser.counters();

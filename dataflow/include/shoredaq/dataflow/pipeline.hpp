@@ -39,6 +39,7 @@
 
 #include "shoredaq/dataflow/queue.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/dataflow/reorder_buffer.hpp"
 #include "shoredaq/dataflow/timeslice.hpp"
 #include "shoredaq/dataflow/timeslice_builder.hpp"
 #include "shoredaq/dataflow/zmq_ingest.hpp"
@@ -98,88 +99,6 @@ enum class SliceDropCause : std::uint8_t {
 };
 std::string_view to_string(SliceDropCause cause) noexcept;
 
-// Results back into sequence order. Workers put(); dropped slices are skip()ped so the writer does
-// not wait for them; the writer take()s strictly in sequence. A put() outside the window waits
-// (bounded memory); the next sequence is always inside the window, so this cannot deadlock.
-template <class T>
-class ReorderBuffer {
- public:
-  explicit ReorderBuffer(std::size_t window) : window_(std::max<std::size_t>(window, 1)) {}
-
-  template <class Rep, class Period>
-  QueueStatus put(std::uint64_t sequence, T&& value, std::chrono::duration<Rep, Period> timeout) {
-    std::unique_lock lock(mutex_);
-    if (!space_.wait_for(lock, timeout, [&] { return closed_ || sequence < next_ + window_; })) {
-      return QueueStatus::Timeout;
-    }
-    if (closed_ || sequence < next_) return QueueStatus::Closed;  // aborted / already passed
-    pending_.insert_or_assign(sequence, std::optional<T>(std::move(value)));
-    lock.unlock();
-    ready_.notify_all();
-    return QueueStatus::Ok;
-  }
-  // Never waits: the writer passes over this sequence.
-  void skip(std::uint64_t sequence) {
-    {
-      std::lock_guard lock(mutex_);
-      if (sequence < next_) return;
-      pending_.insert_or_assign(sequence, std::nullopt);
-    }
-    ready_.notify_all();
-  }
-  // The next result in sequence. After close(): what is pending, in order (gaps passed over), then
-  // Closed.
-  template <class Rep, class Period>
-  QueueStatus take(T& out, std::chrono::duration<Rep, Period> timeout) {
-    std::unique_lock lock(mutex_);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      while (!pending_.empty() && (pending_.begin()->first == next_ || closed_)) {
-        // extract(): the value moves straight out of the map node (GCC 12 also warns falsely
-        // about a moved-from std::optional temporary here).
-        auto node = pending_.extract(pending_.begin());
-        next_ = node.key() + 1;
-        if (node.mapped()) {
-          out = std::move(*node.mapped());
-          lock.unlock();
-          space_.notify_all();
-          return QueueStatus::Ok;
-        }
-        space_.notify_all();
-      }
-      if (closed_) return QueueStatus::Closed;
-      if (ready_.wait_until(lock, deadline) == std::cv_status::timeout) {
-        if (!pending_.empty() && pending_.begin()->first == next_) continue;
-        return QueueStatus::Timeout;
-      }
-    }
-  }
-  void close() {
-    {
-      std::lock_guard lock(mutex_);
-      closed_ = true;
-    }
-    ready_.notify_all();
-    space_.notify_all();
-  }
-  std::size_t size() const {
-    std::lock_guard lock(mutex_);
-    return pending_.size();
-  }
-  std::uint64_t next_sequence() const {
-    std::lock_guard lock(mutex_);
-    return next_;
-  }
-
- private:
-  const std::size_t window_;
-  mutable std::mutex mutex_;
-  std::condition_variable ready_, space_;
-  std::map<std::uint64_t, std::optional<T>> pending_;
-  std::uint64_t next_ = 0;
-  bool closed_ = false;
-};
-
 struct PipelineConfig {
   TimesliceBuilderConfig builder;
   std::optional<ZmqIngestConfig> ingest;  // none: data only through feed()
@@ -206,6 +125,8 @@ struct PipelineStats {
   std::uint64_t open_slices_discarded = 0;  // still open in the builder at an aborted stop
   std::uint64_t messages_after_stop = 0;    // fed after stop() began: refused
   std::size_t reorder_pending = 0;
+  // DOMs that sent datagrams with an implausible slice time (TimesliceBuilder::implausible_time_doms()).
+  std::vector<DomCount> implausible_time_doms;
 };
 
 struct StopReport {
@@ -345,6 +266,7 @@ class Pipeline {
     {
       std::lock_guard lock(builder_counters_mutex_);
       s.builder = builder_counters_;
+      s.implausible_time_doms = implausible_time_doms_;
     }
     s.ingest_stage = ingest_stage_.snapshot();
     if (ingest_) {
@@ -414,6 +336,10 @@ class Pipeline {
 
   void publish_builder_counters(const TimesliceBuilder& b) {
     std::lock_guard lock(builder_counters_mutex_);
+    // The per-DOM list is rebuilt only when it changed (it rarely does).
+    if (b.counters().implausible_time_datagrams != builder_counters_.implausible_time_datagrams) {
+      implausible_time_doms_ = b.implausible_time_doms();
+    }
     builder_counters_ = b.counters();
   }
 
@@ -578,6 +504,7 @@ class Pipeline {
   std::atomic<std::uint64_t> next_sequence_{0};  // builder thread and feed_slice()
   mutable std::mutex builder_counters_mutex_;
   TimesliceBuilderCounters builder_counters_;
+  std::vector<DomCount> implausible_time_doms_;
   StageStats ingest_stage_, builder_stage_, worker_stage_, writer_stage_;
   std::atomic<std::uint64_t> messages_dropped_{0}, datagrams_dropped_{0}, slices_dropped_full_{0},
       processor_errors_{0}, slices_aborted_{0}, messages_discarded_{0}, datagrams_discarded_{0},

@@ -8,6 +8,16 @@
 //
 // IngestParser is the same parsing without sockets, so offline replay of a .dqd file counts and
 // rejects bytes exactly as the live path does.
+//
+// Messages over `max_message_bytes` never reach us: libzmq (ZMQ_MAXMSGSIZE) closes the sender's
+// connection instead, and the message is lost. libzmq 4.3.4 reports that only as a
+// ZMQ_EVENT_DISCONNECTED on the socket, exactly like a peer that closed its end, so a socket
+// monitor on every ingest socket counts each disconnect as `peer_disconnected` (a record with no
+// bytes): a message over the limit, or a DU / bridge going away. The monitor is set up before the
+// `configure_socket` hook runs; libzmq keeps one monitor per socket, so a hook that installs its
+// own monitor replaces this one (logged once; disconnects on that socket are then not counted).
+// A connecting (bind = false) ingest socket does not reconnect after libzmq closed it for an
+// oversize message (a protocol error for libzmq), a binding one takes the peer's next connection.
 
 #include <array>
 #include <atomic>
@@ -42,6 +52,7 @@ enum class IngestRejectCause : std::uint8_t {
   BadPayloadSize,      // TTDC payload not a whole number of 6-byte hits
   BadMonitoringSize,   // TMCH packet of the wrong size
   ChannelOutOfRange,   // only when channel checking is on
+  PeerDisconnected,    // ZmqIngest: a peer's connection closed (its message over max_message_bytes, or it left)
   Count_
 };
 inline constexpr std::size_t kIngestRejectCauseCount = static_cast<std::size_t>(IngestRejectCause::Count_);
@@ -163,6 +174,7 @@ class ZmqIngest {
  private:
   void run();
   void publish_counters(std::size_t endpoint);
+  void read_monitor(std::size_t endpoint);
 
   zmq::context_t& context_;
   ZmqIngestConfig config_;
@@ -170,6 +182,9 @@ class ZmqIngest {
   RateLimitedLog* log_;
   std::vector<zmq::socket_t> sockets_;
   std::vector<IngestParser> parsers_;
+  // Per socket: the PAIR reading its libzmq monitor, and disconnects counted (ingest thread only).
+  std::vector<zmq::socket_t> monitors_;
+  std::vector<std::uint64_t> disconnects_;
   // Snapshots of the parsers' counters, published by the ingest thread under a seqlock-free mutex.
   mutable std::mutex counters_mutex_;
   std::vector<IngestCounters> published_;

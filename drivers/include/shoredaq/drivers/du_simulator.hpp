@@ -100,6 +100,16 @@ struct FaultConfig {
   std::optional<std::uint32_t> late_dom;    // this DOM's datagrams arrive `late_slices` slices late
   unsigned late_slices = 2;
   double corrupt_pct = 0.0;      // each datagram corrupted: truncated, bad channel or bad length record
+  // Bad slice times (a DOM with a wrong clock): in slices bad_time_at_slice .. + bad_time_count - 1,
+  // an extra copy of this DOM's first datagram of the slice, its slice time moved by
+  // bad_time_offset_s + k * bad_time_step_s (k = 0, 1, ...; rounded to 100 ms, may be negative),
+  // sent first in the slice. The true datagrams still go out, so a receiver that drops the bad
+  // copies loses nothing. Nothing is added when the DOM sends nothing in that slice.
+  std::optional<std::uint32_t> bad_time_dom;
+  double bad_time_offset_s = 3600.0;
+  std::uint32_t bad_time_at_slice = 0;
+  unsigned bad_time_count = 1;
+  double bad_time_step_s = 0.0;
 };
 
 struct DuSimConfig {
@@ -161,7 +171,7 @@ struct TruthParticle {
 // One JSON object (no newline) for the ground-truth file.
 std::string truth_json_line(const TruthParticle& particle);
 
-enum class DatagramFault : std::uint8_t { None, Truncated, BadChannel, BadLengthRecord, Duplicate, Late };
+enum class DatagramFault : std::uint8_t { None, Truncated, BadChannel, BadLengthRecord, Duplicate, Late, BadTime };
 std::string_view to_string(DatagramFault f) noexcept;
 
 struct SimDatagram {
@@ -182,6 +192,7 @@ struct SliceCounters {
   std::uint64_t bursts = 0;
   std::uint64_t muons = 0, showers = 0;
   std::uint64_t lost = 0, duplicated = 0, corrupted = 0, delayed = 0, silenced = 0;
+  std::uint64_t bad_time = 0;              // extra datagrams with a wrong slice time (FaultConfig)
 };
 
 struct SimulatedSlice {
