@@ -36,7 +36,8 @@ EventStoreReader EventStoreReader::open(const fs::path& directory) {
   return EventStoreReader(std::move(env));
 }
 
-std::vector<RunRecord> EventStoreReader::runs() const {
+std::vector<RunRecord> EventStoreReader::runs(ReadResult* damaged) const {
+  ReadResult result;
   ReadTxn txn(*env_);
   Cursor cursor(txn.get(), env_->runs);
   std::vector<RunRecord> out;
@@ -46,11 +47,15 @@ std::vector<RunRecord> EventStoreReader::runs() const {
     const auto key = as_span(k);
     const auto opened = open_record(key, as_span(v));
     if (opened.check != RecordCheck::Ok) {
-      env_->note_damaged(damaged_record(StoreDatabase::Runs, key, std::string(to_string(opened.check))));
+      refuse(*env_, result, damaged_record(StoreDatabase::Runs, key, std::string(to_string(opened.check))));
       continue;
     }
-    if (auto decoded = dataflow::decode_run_record_fb(opened.payload)) out.push_back(std::move(decoded.value));
+    if (auto decoded = dataflow::decode_run_record_fb(opened.payload)) {
+      ++result.visited;
+      out.push_back(std::move(decoded.value));
+    }
   }
+  if (damaged != nullptr) *damaged = std::move(result);
   return out;
 }
 

@@ -147,8 +147,8 @@ class EventStoreReader {
   // LMDB forbids opening one environment twice in a process.
   static EventStoreReader open(const std::filesystem::path& directory);
 
-  // Every intact run record (damaged ones are skipped and counted).
-  std::vector<dataflow::RunRecord> runs() const;
+  // Every intact run record; damaged ones are skipped, counted and (when `damaged` is given) listed there.
+  std::vector<dataflow::RunRecord> runs(ReadResult* damaged = nullptr) const;
   // nullopt when absent; throws DamagedRecordError (counted) when the record is damaged, so a
   // damaged record never reads as "no such run".
   std::optional<dataflow::RunRecord> run(std::uint32_t run) const;
