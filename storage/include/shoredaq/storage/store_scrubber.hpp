@@ -46,7 +46,7 @@ struct ScrubStatus {
   // The last completed pass (what the store looked like as a whole).
   std::uint64_t last_pass_damaged_count = 0;
   std::vector<DamagedRecord> last_pass_damaged;
-  std::string position;  // where the next step resumes, e.g. "events 3/2/1"
+  std::string position;  // the last record checked, e.g. "events 3/2/1"; the next step goes on after it
   // Raise the alarm while this is true: the current or the last complete pass met damage.
   bool damaged() const noexcept { return pass_damaged_count != 0 || last_pass_damaged_count != 0; }
   // 0..1 of the pass under way (by records; the store changes during a pass, so approximate).
