@@ -17,6 +17,9 @@
 #include <iostream>
 #include <string>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include "commands.hpp"
 #include "shoredaq/storage/event_store.hpp"
 
@@ -24,6 +27,8 @@ namespace st = shoredaq::storage;
 using namespace shore_events;
 
 int main(int argc, char** argv) {
+  // stdout carries the data (JSON, online objects): the store's log lines go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("shore-events"));
   CLI::App app{"shore-events: read a shoredaq event store"};
   app.footer(
       "Exit codes: 0 ok; 1 damage or a problem found, a damaged record refused, run not found; "
