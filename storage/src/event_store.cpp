@@ -68,9 +68,23 @@ struct EventStore::Encoded {
   std::vector<std::pair<std::size_t, std::size_t>> events;     // offset, buffer size; in slice order
   std::vector<std::pair<std::size_t, std::size_t>> summaries;  // per slice; buffer size 0 = none
   std::size_t buffer_bytes = 0;                                // without the checksums
+  void clear() {
+    arena.clear();
+    events.clear();
+    summaries.clear();
+    buffer_bytes = 0;
+  }
 };
 
-EventStore::EventStore(EventStoreConfig config) : config_(std::move(config)) {
+// Kept between commits so a commit does not allocate its encoding buffers anew (they keep the
+// largest batch's capacity).
+struct EventStore::Scratch {
+  Encoded encoded;
+  flatbuffers::FlatBufferBuilder builder{4096};
+  flatbuffers::FlatBufferBuilder run_record_builder{1024};
+};
+
+EventStore::EventStore(EventStoreConfig config) : config_(std::move(config)), scratch_(std::make_unique<Scratch>()) {
   std::error_code ec;
   fs::create_directories(config_.directory, ec);
   if (ec) throw StoreError("cannot create " + config_.directory.string() + ": " + ec.message());
@@ -278,7 +292,7 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
     record.counters[kCounterStoredEventBytes] += slice_bytes;
     if (summary_size != 0) record.counters[kCounterStoredSummaries] += 1;
   }
-  flatbuffers::FlatBufferBuilder builder(1024);
+  flatbuffers::FlatBufferBuilder& builder = scratch_->run_record_builder;
   for (const auto& [run, record] : touched) {
     dataflow::encode_run_record_fb(record, builder);
     auto key = run_key(run);
@@ -310,8 +324,9 @@ CommitResult EventStore::commit_slices(std::span<const SliceRecord> slices) {
   // Encode everything first; the committed stamp is the time the batch enters the transaction.
   CommitResult result;
   result.committed_unix_ns = now_unix_ns();
-  Encoded encoded;
-  flatbuffers::FlatBufferBuilder builder(4096);
+  Encoded& encoded = scratch_->encoded;
+  encoded.clear();
+  flatbuffers::FlatBufferBuilder& builder = scratch_->builder;
   auto append = [&](std::pair<std::size_t, std::size_t>& where, std::span<const std::uint8_t> key) {
     const std::span<const std::uint8_t> buffer(builder.GetBufferPointer(), builder.GetSize());
     where = {encoded.arena.size(), buffer.size()};

@@ -214,6 +214,7 @@ class EventStore {
 
  private:
   struct Encoded;
+  struct Scratch;  // buffers reused from commit to commit
   int write_batch(std::span<const SliceRecord> slices, const Encoded& encoded, CommitStatus& status);
   enum class Growth : std::uint8_t { Grown, AtCap, ReaderOpen, Failed };
   Growth grow_map(std::chrono::milliseconds wait);
@@ -227,6 +228,7 @@ class EventStore {
   int lock_fd_ = -1;
   EventStoreCounters counters_;
   bool refusing_ = false;  // for logging the transition once
+  std::unique_ptr<Scratch> scratch_;
 };
 
 }  // namespace shoredaq::storage
