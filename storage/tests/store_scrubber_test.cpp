@@ -49,10 +49,14 @@ TEST(StoreScrubber, AFullPassOverACleanStoreReportsNothing) {
   const auto steps = one_pass(scrubber, 4096);  // a few records per step: it must resume
   EXPECT_GT(steps.size(), 5u);
   std::uint64_t records = 0, bytes = 0;
-  for (const auto& s : steps) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const ScrubStep& s = steps[i];
     EXPECT_TRUE(s.damaged.empty());
     EXPECT_EQ(s.damaged_count, 0u);
-    EXPECT_GT(s.records_checked, 0u);
+    // Only the step that finds the end may come back empty (the budget ran out on the last record).
+    if (i + 1 < steps.size()) {
+      EXPECT_GT(s.records_checked, 0u);
+    }
     records += s.records_checked;
     bytes += s.bytes_checked;
   }
