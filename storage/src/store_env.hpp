@@ -51,10 +51,9 @@ struct LmdbEnv {
   void note_damaged(const DamagedRecord& record) const;
 };
 
-// EventStoreReader's private parts, for the scrubber, the backup and the store itself.
+// EventStoreReader's environment, for the scrubber and the backup.
 struct ReaderAccess {
   static const std::shared_ptr<LmdbEnv>& env(const EventStoreReader& reader) noexcept { return reader.env_; }
-  static EventStoreReader make(std::shared_ptr<LmdbEnv> env) { return EventStoreReader(std::move(env)); }
 };
 
 std::string lmdb_message(const char* what, int rc);
