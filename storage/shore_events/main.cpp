@@ -8,9 +8,11 @@
 //   shore-events --store DIR upgrade --to NEWDIR      (a store of an older schema; daemon stopped)
 // Every record's checksum is checked when it is read: a damaged record is never printed or
 // exported, it is named on stderr (and the command exits 1).
-// Exit codes: 0 ok; 1 damage or another problem found (verify), a damaged record refused, a run not
-// found, a backup that does not verify; 2 cannot open the store (or make the backup/upgrade);
-// 3 usage; 4 the store has another schema version (run upgrade).
+// Commands run in a child process: a crash of LMDB on its own damaged pages is reported as damage.
+// Exit codes: 0 ok; 1 damage or another problem found (verify), a damaged record refused, a store
+// damaged as a whole (LMDB cannot read it, or reading it crashed), a run not found, a backup that
+// does not verify; 2 cannot open the store (missing, not a store, no permission) or make the
+// backup/upgrade; 3 usage; 4 the store has another schema version (run upgrade).
 
 #include <CLI/CLI.hpp>
 
@@ -31,9 +33,9 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("shore-events"));
   CLI::App app{"shore-events: read a shoredaq event store"};
   app.footer(
-      "Exit codes: 0 ok; 1 damage or a problem found, a damaged record refused, run not found; "
-      "2 cannot open the store (or make the backup/upgrade); 3 usage; 4 the store has another schema version "
-      "(run upgrade).");
+      "Exit codes: 0 ok; 1 damage or a problem found (records or the store as a whole), a damaged record "
+      "refused, run not found; 2 cannot open the store (or make the backup/upgrade); 3 usage; 4 the store has "
+      "another schema version (run upgrade).");
   std::string store, target;
   bool as_json = false, deep = false, skip_damaged = false;
   std::uint32_t run = 0, from = 0, to = UINT32_MAX;
@@ -73,26 +75,37 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   const std::string cmd = app.get_subcommands().front()->get_name();
-  if (cmd == "upgrade") return cmd_upgrade(store, target);  // opens the old store itself
-  try {
-    const auto reader = st::EventStoreReader::open(store);
-    if (cmd == "runs") return cmd_runs(reader, as_json);
-    if (cmd == "events") return cmd_events(reader, run, from, to, as_json);
-    if (cmd == "summary") return cmd_summary(reader, run, as_json);
-    if (cmd == "verify") return cmd_verify(reader, store, deep, as_json);
-    if (cmd == "export") return cmd_export(reader, run, skip_damaged);
-    if (cmd == "backup") return cmd_backup(reader, target, as_json);
-  } catch (const st::DamagedRecordError& e) {
-    std::cerr << "shore-events: " << e.what() << "\n";
-    return kExitProblem;
-  } catch (const st::StoreSchemaError& e) {
-    std::cerr << "shore-events: " << e.what() << "\n";
-    if (cmd == "verify" && as_json) print_verify_open_failure(store, e.what(), kExitSchema);
-    return kExitSchema;
-  } catch (const st::StoreError& e) {
-    std::cerr << "shore-events: " << e.what() << "\n";
-    if (cmd == "verify" && as_json) print_verify_open_failure(store, e.what(), kExitCannotOpen);
-    return kExitCannotOpen;
-  }
-  return kExitUsage;
+  const auto command = [&]() -> int {
+    if (cmd == "upgrade") return cmd_upgrade(store, target);  // opens the old store itself
+    try {
+      const auto reader = st::EventStoreReader::open(store);
+      if (cmd == "runs") return cmd_runs(reader, as_json);
+      if (cmd == "events") return cmd_events(reader, run, from, to, as_json);
+      if (cmd == "summary") return cmd_summary(reader, run, as_json);
+      if (cmd == "verify") return cmd_verify(reader, store, deep, as_json);
+      if (cmd == "export") return cmd_export(reader, run, skip_damaged);
+      if (cmd == "backup") return cmd_backup(reader, target, as_json);
+    } catch (const st::DamagedRecordError& e) {
+      std::cerr << "shore-events: " << e.what() << "\n";
+      return kExitProblem;
+    } catch (const st::StoreDamagedError& e) {  // damaged, not "cannot open"
+      std::cerr << "shore-events: " << e.what() << "\n";
+      if (cmd == "verify") print_verify_failure(store, e.what(), kExitProblem, as_json);
+      return kExitProblem;
+    } catch (const st::StoreSchemaError& e) {
+      std::cerr << "shore-events: " << e.what() << "\n";
+      if (cmd == "verify" && as_json) print_verify_failure(store, e.what(), kExitSchema, true);
+      return kExitSchema;
+    } catch (const st::StoreError& e) {
+      std::cerr << "shore-events: " << e.what() << "\n";
+      if (cmd == "verify" && as_json) print_verify_failure(store, e.what(), kExitCannotOpen, true);
+      return kExitCannotOpen;
+    }
+    return kExitUsage;
+  };
+  const bool buffer_output = as_json && (cmd == "verify" || cmd == "backup");
+  return run_isolated(command, buffer_output, [&](const std::string& why) {
+    std::cerr << "shore-events: " << why << "\n";
+    if (cmd == "verify") print_verify_failure(store, why, kExitProblem, as_json);
+  });
 }

@@ -63,14 +63,21 @@ int cmd_verify(const st::EventStoreReader& reader, const std::string& store, boo
   return code;
 }
 
-void print_verify_open_failure(const std::string& store, const std::string& error, int exit_code) {
-  std::cout << json{{"store", store}, {"ok", false}, {"exit_code", exit_code}, {"error", error}}.dump(2) << "\n";
+void print_verify_failure(const std::string& store, const std::string& error, int exit_code, bool as_json) {
+  if (as_json) {
+    std::cout << json{{"store", store}, {"ok", false}, {"exit_code", exit_code}, {"error", error}}.dump(2) << "\n";
+    return;
+  }
+  std::cout << "PROBLEM: " << error << "\nstore has problems\n";
 }
 
 int cmd_backup(const st::EventStoreReader& reader, const std::string& to, bool as_json) {
   st::BackupReport report;
   try {
     report = st::backup_store(reader, to);
+  } catch (const st::StoreDamagedError& e) {
+    std::cerr << "shore-events: backup failed: " << e.what() << "\n";
+    return kExitProblem;
   } catch (const st::StoreError& e) {
     std::cerr << "shore-events: backup failed: " << e.what() << "\n";
     return kExitCannotOpen;
@@ -96,6 +103,9 @@ int cmd_upgrade(const std::string& store, const std::string& to) {
   st::UpgradeReport report;
   try {
     report = st::upgrade_store(store, to);
+  } catch (const st::StoreDamagedError& e) {
+    std::cerr << "shore-events: upgrade failed: " << e.what() << "\n";
+    return kExitProblem;
   } catch (const st::StoreError& e) {
     std::cerr << "shore-events: upgrade failed: " << e.what() << "\n";
     return kExitCannotOpen;

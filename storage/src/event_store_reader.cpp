@@ -14,6 +14,15 @@ using namespace detail;
 
 namespace {
 
+// A scan stops at the end of its range (rc 0 after a break) or of the database (MDB_NOTFOUND);
+// anything else is LMDB's own pages damaged: never a silently short answer.
+void throw_unless_end(const char* database, int rc) {
+  if (rc == 0 || rc == MDB_NOTFOUND) return;
+  const std::string what = std::string("reading ") + database + ": " + mdb_strerror(rc);
+  if (is_damage(rc)) throw StoreDamagedError(what);
+  throw StoreError(what);
+}
+
 void refuse(const LmdbEnv& env, ReadResult& result, DamagedRecord record) {
   env.note_damaged(record);
   ++result.damaged;
@@ -42,8 +51,8 @@ std::vector<RunRecord> EventStoreReader::runs(ReadResult* damaged) const {
   Cursor cursor(txn.get(), env_->runs);
   std::vector<RunRecord> out;
   MDB_val k{}, v{};
-  for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+  int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
+  for (; rc == 0; rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
     const auto key = as_span(k);
     const auto opened = open_record(key, as_span(v));
     if (opened.check != RecordCheck::Ok) {
@@ -55,6 +64,7 @@ std::vector<RunRecord> EventStoreReader::runs(ReadResult* damaged) const {
       out.push_back(std::move(decoded.value));
     }
   }
+  throw_unless_end("runs", rc);
   if (damaged != nullptr) *damaged = std::move(result);
   return out;
 }
@@ -98,8 +108,8 @@ ReadResult EventStoreReader::for_each_event(std::uint32_t run, std::uint32_t fir
   Cursor cursor(txn.get(), env_->events);
   auto start = event_key(run, first_frame, 0);
   MDB_val k = as_val(start), v{};
-  for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE); rc == 0;
-       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+  int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
+  for (; rc == 0; rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
     if (k.mv_size != kEventKeyBytes) continue;  // verify() reports these
     const EventKey key = decode_event_key(static_cast<const std::uint8_t*>(k.mv_data));
     if (key.run != run || key.frame > last_frame) break;
@@ -111,6 +121,7 @@ ReadResult EventStoreReader::for_each_event(std::uint32_t run, std::uint32_t fir
     ++result.visited;
     if (!visit(key, opened.payload)) break;
   }
+  throw_unless_end("events", rc);
   return result;
 }
 
@@ -121,8 +132,8 @@ ReadResult EventStoreReader::for_each_summary(std::uint32_t run, std::uint32_t f
   Cursor cursor(txn.get(), env_->summaries);
   auto start = summary_key(run, first_frame);
   MDB_val k = as_val(start), v{};
-  for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE); rc == 0;
-       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+  int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
+  for (; rc == 0; rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
     if (k.mv_size != kSummaryKeyBytes) continue;
     const auto* p = static_cast<const std::uint8_t*>(k.mv_data);
     const std::uint32_t key_run = get_be32(p), frame = get_be32(p + 4);
@@ -135,6 +146,7 @@ ReadResult EventStoreReader::for_each_summary(std::uint32_t run, std::uint32_t f
     ++result.visited;
     if (!visit(key_run, frame, opened.payload)) break;
   }
+  throw_unless_end("summaries", rc);
   return result;
 }
 

@@ -20,7 +20,11 @@ BackupReport backup_store(const EventStoreReader& source, const fs::path& to) {
     // mdb_env_copy2 runs its own read transaction: no map growth of this process meanwhile.
     std::shared_lock lock(env->resize_mutex);
     const int rc = mdb_env_copy2(env->env, staging.path().c_str(), MDB_CP_COMPACT);
-    if (rc != 0) throw StoreError(lmdb_message(("backup of " + env->directory.string()).c_str(), rc));
+    if (rc != 0) {
+      const std::string what = lmdb_message(("backup of " + env->directory.string()).c_str(), rc);
+      if (is_damage(rc)) throw StoreDamagedError(what);
+      throw StoreError(what);
+    }
   }
   BackupReport report;
   report.directory = target;

@@ -57,6 +57,10 @@ void LmdbEnv::note_damaged(const DamagedRecord& record) const {
 
 std::string lmdb_message(const char* what, int rc) { return std::string(what) + ": " + mdb_strerror(rc); }
 
+bool is_damage(int rc) noexcept {
+  return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_BAD_TXN;
+}
+
 ReadTxn::ReadTxn(const LmdbEnv& env) {
   for (int attempt = 0;; ++attempt) {
     std::shared_lock lock(env.resize_mutex);
@@ -220,15 +224,24 @@ namespace {
 void open_dbis(LmdbEnv& env, bool create) {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env.env, nullptr, create ? 0 : MDB_RDONLY, &txn);
-  if (rc != 0) throw StoreError(lmdb_message("open transaction", rc));
+  if (rc != 0) {
+    if (is_damage(rc)) throw StoreDamagedError(lmdb_message(("store " + env.directory.string() + " is damaged").c_str(), rc));
+    throw StoreError(lmdb_message("open transaction", rc));
+  }
   const unsigned flags = create ? MDB_CREATE : 0;
+  int opened = 0;
   for (auto [name, dbi] : {std::pair{"events", &env.events}, std::pair{"summaries", &env.summaries},
                            std::pair{"runs", &env.runs}, std::pair{"meta", &env.meta}}) {
     rc = mdb_dbi_open(txn, name, flags, dbi);
     if (rc != 0) {
       mdb_txn_abort(txn);
-      throw StoreError(std::string("not a shoredaq store (database '") + name + "'): " + mdb_strerror(rc));
+      const std::string what = std::string("database '") + name + "': " + mdb_strerror(rc);
+      // Another program's LMDB environment has none of our databases; a store missing one has
+      // damaged pages (the main database's, which names them).
+      if (rc == MDB_NOTFOUND && opened == 0) throw StoreError("not a shoredaq store (" + what + ")");
+      throw StoreDamagedError("store " + env.directory.string() + " is damaged: " + what);
     }
+    ++opened;
   }
   rc = mdb_txn_commit(txn);
   if (rc != 0) throw StoreError(lmdb_message("open commit", rc));
@@ -250,6 +263,7 @@ std::shared_ptr<LmdbEnv> open_env(const fs::path& dir, bool read_only, std::size
   unsigned flags = MDB_NOTLS | extra_flags;
   if (read_only) flags |= MDB_RDONLY;
   rc = mdb_env_open(env->env, dir.c_str(), flags, 0640);
+  if (rc != 0 && is_damage(rc)) throw StoreDamagedError(lmdb_message(("store " + dir.string() + " is damaged").c_str(), rc));
   if (rc != 0) throw StoreError(lmdb_message(("open store " + dir.string()).c_str(), rc));
   // Slots of readers that died (kill -9) would pin old pages forever.
   int dead = 0;

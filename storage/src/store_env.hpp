@@ -57,6 +57,9 @@ struct ReaderAccess {
 };
 
 std::string lmdb_message(const char* what, int rc);
+// LMDB return codes that mean its own pages are damaged (MDB_BAD_TXN: a transaction that met such
+// a page is unusable).
+bool is_damage(int rc) noexcept;
 
 // A read transaction holding the resize lock shared; handles MDB_MAP_RESIZED (another process grew
 // the map) by adopting the new size.

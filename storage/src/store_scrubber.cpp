@@ -67,9 +67,19 @@ ScrubStep StoreScrubber::scrub_step(std::uint64_t max_bytes) {
         }
       }
       if (budget_spent) break;
-      if (rc != MDB_NOTFOUND) throw StoreError(lmdb_message("scrub", rc));
+      if (rc != MDB_NOTFOUND) {
+        // LMDB's own pages are damaged: the rest of this database cannot be walked. Report it like a
+        // damaged record (after the last key read) and go on with the next database.
+        auto record = damaged_record(database, last_key_, std::string("LMDB: ") + mdb_strerror(rc) + " after this key");
+        if (last_key_.empty()) record.key = "(start)";
+        env_->damaged_log.log(spdlog::level::err, "store.scrub_damaged", "event store {}: scrub: {}",
+                              env_->directory.string(), record.describe());
+        if (step.damaged.size() < max_listed_) step.damaged.push_back(std::move(record));
+        ++step.damaged_count;
+      }
       ++database_;
       last_key_.clear();
+      if (rc != MDB_NOTFOUND) break;  // the transaction is unusable now: the next step takes a new one
     }
     if (database_ == kPassOrder.size()) {
       database_ = 0;

@@ -133,7 +133,10 @@ class Upgrader {
         chunk_bytes = 0;
       }
     }
-    if (rc != MDB_NOTFOUND) throw StoreError(lmdb_message("upgrade read", rc));
+    if (rc != MDB_NOTFOUND) {
+      if (is_damage(rc)) throw StoreDamagedError(lmdb_message("the old store is damaged", rc));
+      throw StoreError(lmdb_message("upgrade read", rc));
+    }
     copied += write(database, chunk);
   }
 

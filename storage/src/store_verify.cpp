@@ -35,11 +35,12 @@ class Verifier {
   }
 
   VerifyReport run() {
-    ReadTxn txn(env_);
-    check_meta(txn.get());
-    check_events(txn.get());
-    check_summaries(txn.get());
-    check_runs(txn.get());
+    txn_.emplace(env_);
+    // Each scan's cursor is closed before check_end may replace the transaction.
+    check_end(StoreDatabase::Meta, check_meta());
+    check_end(StoreDatabase::Events, check_events());
+    check_end(StoreDatabase::Summaries, check_summaries());
+    check_end(StoreDatabase::Runs, check_runs());
     cross_check();
     return std::move(report_);
   }
@@ -62,12 +63,25 @@ class Verifier {
     return std::nullopt;
   }
 
-  void check_meta(MDB_txn* txn) {
-    Cursor cursor(txn, env_.meta);
+  // A scan must end at the last record: any other end (MDB_CORRUPTED, MDB_PAGE_NOTFOUND: damaged
+  // pages of LMDB itself) leaves the rest of the database unread, which is damage too.
+  void check_end(StoreDatabase database, int rc) {
+    if (rc == MDB_NOTFOUND) return;
+    problem(std::string(to_string(database)) + ": reading stopped early, the database itself is damaged: " +
+            mdb_strerror(rc));
+    // LMDB marks a transaction that met a damaged page unusable; the other databases are read in a
+    // new one (their counts may then be of a later commit: the store is damaged anyway).
+    txn_.reset();
+    txn_.emplace(env_);
+  }
+
+  // The check_* scans return how their cursor ended.
+  int check_meta() {
+    Cursor cursor(txn_->get(), env_.meta);
     MDB_val k{}, v{};
     bool has_version = false;
-    for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+    int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
       ++report_.meta_checked;
       const std::string name(static_cast<const char*>(k.mv_data), k.mv_size);
       if (name == "schema_version") has_version = true;
@@ -86,14 +100,15 @@ class Verifier {
       }
     }
     if (!has_version) problem("meta: schema_version missing");
+    return rc;
   }
 
-  void check_events(MDB_txn* txn) {
-    Cursor cursor(txn, env_.events);
+  int check_events() {
+    Cursor cursor(txn_->get(), env_.events);
     MDB_val k{}, v{};
     std::vector<std::uint8_t> previous;
-    for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+    int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
       ++report_.events_checked;
       const auto key = as_span(k);
       if (key.size() != kEventKeyBytes) {
@@ -134,13 +149,14 @@ class Verifier {
       }
       if (options_.deep) note_detector(seen, h.detector_id);
     }
+    return rc;
   }
 
-  void check_summaries(MDB_txn* txn) {
-    Cursor cursor(txn, env_.summaries);
+  int check_summaries() {
+    Cursor cursor(txn_->get(), env_.summaries);
     MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+    int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
       ++report_.summaries_checked;
       const auto key = as_span(k);
       if (key.size() != kSummaryKeyBytes) {
@@ -165,15 +181,16 @@ class Verifier {
       }
       if (options_.deep) note_detector(seen, decoded.value.header.detector_id);
     }
+    return rc;
   }
 
   static void note_detector(RunSeen& seen, std::int32_t detector) { ++seen.detectors[detector]; }
 
-  void check_runs(MDB_txn* txn) {
-    Cursor cursor(txn, env_.runs);
+  int check_runs() {
+    Cursor cursor(txn_->get(), env_.runs);
     MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+    int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
       ++report_.runs_checked;
       if (k.mv_size != kRunKeyBytes) {
         open(StoreDatabase::Runs, k, v);
@@ -199,6 +216,7 @@ class Verifier {
       }
       records_.emplace(run, std::move(decoded.value));
     }
+    return rc;
   }
 
   void check_count(std::uint64_t RunSeen::*field, const char* counter, const char* what) {
@@ -258,6 +276,7 @@ class Verifier {
 
   const LmdbEnv& env_;
   const VerifyOptions& options_;
+  std::optional<ReadTxn> txn_;
   VerifyReport report_;
   std::optional<std::int32_t> store_detector_;
   std::map<std::uint32_t, RunSeen> runs_seen_;

@@ -159,7 +159,8 @@ class EventStoreReader {
   using SummaryVisitor =
       std::function<bool(std::uint32_t run, std::uint32_t frame, std::span<const std::uint8_t> summary_buffer)>;
   // Events of `run` with first_frame <= frame <= last_frame, in key order; the buffer excludes
-  // the checksum and points into the map (no copy). Damaged records are skipped and returned.
+  // the checksum and points into the map (no copy). Damaged records are skipped and returned;
+  // damaged LMDB pages (a scan that cannot reach its end) throw StoreError rather than answer short.
   ReadResult for_each_event(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
                             const EventVisitor& visit) const;
   ReadResult for_each_summary(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,

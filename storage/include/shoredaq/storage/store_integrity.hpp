@@ -34,6 +34,15 @@ class StoreSchemaError : public StoreError {
   std::uint32_t found_version_;
 };
 
+// LMDB's own pages are damaged (the file is not a readable LMDB environment any more, a named
+// database is missing beside the others, a scan cannot reach its end): the store is damaged as a
+// whole, not a record of it. LMDB keeps no page checksums: worse damage can crash a reader
+// (shore-events runs its commands in a child process for that reason).
+class StoreDamagedError : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 enum class StoreDatabase : std::uint8_t { Events, Summaries, Runs, Meta };
 std::string_view to_string(StoreDatabase database) noexcept;  // "events", "summaries", "runs", "meta"
 

@@ -64,8 +64,10 @@ class StoreScrubber {
   explicit StoreScrubber(const EventStoreReader& reader, std::size_t max_listed = kMaxListedDamaged);
 
   // Checks records from where the previous step stopped until `max_bytes` of keys and values have
-  // been read (at least one record), or the pass ends. One thread at a time; throws StoreError on
-  // an LMDB failure (the position is kept, the next step retries).
+  // been read (at least one record), or the pass ends. One thread at a time. Damaged pages of
+  // LMDB itself (a cursor ending in MDB_CORRUPTED) count as a damaged record and the pass goes on
+  // with the next database; throws StoreError when no read transaction can begin (the position is
+  // kept, the next step retries).
   ScrubStep scrub_step(std::uint64_t max_bytes);
 
   // A copy of the progress; safe from any thread, also while a step runs.
