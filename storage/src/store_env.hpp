@@ -58,7 +58,8 @@ struct ReaderAccess {
 
 std::string lmdb_message(const char* what, int rc);
 // LMDB return codes that mean its own pages are damaged (MDB_BAD_TXN: a transaction that met such
-// a page is unusable).
+// a page is unusable; LMDB may report the page itself only that way, e.g. when a cursor opened on
+// a database whose root page is gone).
 bool is_damage(int rc) noexcept;
 
 // A read transaction holding the resize lock shared; handles MDB_MAP_RESIZED (another process grew
@@ -80,6 +81,7 @@ class Cursor {
  public:
   Cursor(MDB_txn* txn, MDB_dbi dbi) {
     const int rc = mdb_cursor_open(txn, dbi, &cursor_);
+    if (rc != 0 && is_damage(rc)) throw StoreDamagedError(lmdb_message("cursor", rc));
     if (rc != 0) throw StoreError(lmdb_message("cursor", rc));
   }
   ~Cursor() { mdb_cursor_close(cursor_); }

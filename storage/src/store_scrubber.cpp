@@ -26,24 +26,27 @@ ScrubStep StoreScrubber::scrub_step(std::uint64_t max_bytes) {
   ScrubStep step;
   const bool pass_starts = database_ == 0 && last_key_.empty();
   std::uint64_t records_in_store = 0;
+  if (pass_starts) {  // its own transaction: a damaged database makes LMDB void the one it is met in
+    ReadTxn txn(*env_);
+    for (const StoreDatabase database : kPassOrder) {
+      std::uint64_t entries = 0;
+      db_used_bytes(txn.get(), env_->dbi(database), &entries);
+      records_in_store += entries;
+    }
+  }
   {
     ReadTxn txn(*env_);
-    if (pass_starts) {
-      for (const StoreDatabase database : kPassOrder) {
-        std::uint64_t entries = 0;
-        db_used_bytes(txn.get(), env_->dbi(database), &entries);
-        records_in_store += entries;
-      }
-    }
     bool budget_spent = false;
     while (database_ < kPassOrder.size() && !budget_spent) {
       const StoreDatabase database = kPassOrder[database_];
-      Cursor cursor(txn.get(), env_->dbi(database));
+      MDB_cursor* raw_cursor = nullptr;
+      int rc = mdb_cursor_open(txn.get(), env_->dbi(database), &raw_cursor);
+      if (rc != 0 && !is_damage(rc)) throw StoreError(lmdb_message("scrub cursor", rc));
+      const std::unique_ptr<MDB_cursor, decltype(&mdb_cursor_close)> cursor(raw_cursor, &mdb_cursor_close);
       MDB_val k{}, v{};
-      int rc = 0;
-      if (last_key_.empty()) {
+      if (rc == 0 && last_key_.empty()) {
         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST);
-      } else {  // resume after the last key checked (it may have been deleted since)
+      } else if (rc == 0) {  // resume after the last key checked (it may have been deleted since)
         k = as_val(last_key_);
         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
         if (rc == 0 && std::ranges::equal(as_span(k), last_key_)) rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);

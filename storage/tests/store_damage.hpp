@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -186,6 +187,29 @@ inline void rewrite_value_byte(const std::filesystem::path& dir, const char* dat
   ASSERT_EQ(mdb_put(txn, dbi, &k, &nv, 0), 0);
   ASSERT_EQ(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
+}
+
+// Damages LMDB's own structure, not a record: the root page number of a named database (in its
+// MDB_db record of the main database, bytes 40..47) is made to point far past the file, so every
+// walk of that database ends in MDB_PAGE_NOTFOUND.
+inline void break_database_root(const std::filesystem::path& dir, const char* database) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 8);
+  ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_RDONLY, 0640), 0);
+  const std::uintptr_t base = map_base(dir / "data.mdb");
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
+  MDB_dbi main = 0;
+  ASSERT_EQ(mdb_dbi_open(txn, nullptr, 0, &main), 0);
+  MDB_val k{std::strlen(database), const_cast<char*>(database)}, v{};
+  ASSERT_EQ(mdb_get(txn, main, &k, &v), 0);
+  ASSERT_EQ(v.mv_size, 48u);  // sizeof(MDB_db) on 64-bit
+  const std::uint64_t root_high_byte = reinterpret_cast<std::uintptr_t>(v.mv_data) - base + 47;
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  ASSERT_NE(base, 0u);
+  flip_byte(dir, root_high_byte, 0x40);
 }
 
 inline std::array<std::uint8_t, 12> event_key_bytes(std::uint32_t run, std::uint32_t frame, std::uint32_t number) {

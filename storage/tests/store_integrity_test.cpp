@@ -255,6 +255,29 @@ TEST(StoreIntegrity, DeepVerifyCrossChecksWhatChecksumsCannotSee) {
   EXPECT_TRUE(mentions("of detector 99")) << deep.problems.front();
 }
 
+// LMDB's own pages damaged (not a record): scans do not answer short, verify says which database.
+TEST(StoreIntegrity, DamagedLmdbPagesAreDamageNotAShortAnswer) {
+  TempDir dir("integrity");
+  write_store(dir.path());
+  break_database_root(dir.path(), "events");
+  const auto reader = EventStoreReader::open(dir.path());
+  EXPECT_THROW(reader.for_each_event(kRun, 0, UINT32_MAX, [](const EventKey&, std::span<const std::uint8_t>) { return true; }),
+               StoreDamagedError);
+  // The other databases still read.
+  const auto summaries = reader.for_each_summary(kRun, 0, UINT32_MAX, [](std::uint32_t, std::uint32_t, std::span<const std::uint8_t>) {
+    return true;
+  });
+  EXPECT_EQ(summaries.visited, kShortRunFrames);
+  const auto report = reader.verify(VerifyOptions{.deep = true});
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.summaries_checked, kShortRunFrames);  // read after the damaged database, in a new transaction
+  EXPECT_EQ(report.runs_checked, 1u);
+  ASSERT_FALSE(report.problems.empty());
+  EXPECT_NE(report.problems.front().find("events: reading stopped early, the database itself is damaged: MDB_"),
+            std::string::npos)
+      << report.problems.front();
+}
+
 TEST(StoreSchema, AStoreWrittenBeforeChecksumsIsRefusedWithTheUpgradeCommand) {
   TempDir dir("schema1");
   const fs::path store = copy_schema1_fixture(dir.path() / "store");

@@ -114,6 +114,30 @@ TEST(StoreScrubber, FindsEveryDamagedRecordPassAfterPass) {
   EXPECT_EQ(reader.integrity().damaged_records_refused, 0u);
 }
 
+// LMDB's own pages damaged: the scrubber reports the database and goes on with the others.
+TEST(StoreScrubber, ReportsADatabaseItCannotWalkAndGoesOn) {
+  TempDir dir("scrub");
+  {
+    EventStore store(config_for(dir.path()));
+    write_short_run(store, kDetector, 1);
+  }
+  break_database_root(dir.path(), "summaries");
+  const auto reader = EventStoreReader::open(dir.path());
+  StoreScrubber scrubber(reader);
+  std::vector<DamagedRecord> found;
+  std::uint64_t records = 0;
+  for (const auto& step : one_pass(scrubber, 1 << 20)) {
+    found.insert(found.end(), step.damaged.begin(), step.damaged.end());
+    records += step.records_checked;
+  }
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].database, StoreDatabase::Summaries);
+  EXPECT_EQ(found[0].key, "(start)");
+  EXPECT_EQ(found[0].reason.rfind("LMDB: MDB_", 0), 0u) << found[0].reason;  // PAGE_NOTFOUND, or BAD_TXN after it
+  EXPECT_EQ(records, kRecordsInShortRun - kShortRunFrames);  // meta, the run and every event still checked
+  EXPECT_TRUE(scrubber.status().damaged());
+}
+
 // Between steps the scrubber holds no transaction: the writer grows its map, commits and prunes
 // while a pass is under way, and the pass resumes past whatever changed.
 TEST(StoreScrubber, ResumesWhileTheWriterCommitsGrowsAndPrunes) {
