@@ -1,28 +1,28 @@
+// EventStore: the single writer (commits, run records, map growth, retention).
+
 #include "shoredaq/storage/event_store.hpp"
 
 #include <fcntl.h>
-#include <lmdb.h>
 #include <sys/file.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <mutex>
-#include <shared_mutex>
 
 #include <flatbuffers/flatbuffers.h>
 #include <spdlog/spdlog.h>
 
 #include "shoredaq/dataflow/fb_codec.hpp"
+#include "store_env.hpp"
 
 namespace shoredaq::storage {
 
 namespace fs = std::filesystem;
 using dataflow::RunRecord;
+using namespace detail;
 
 std::string_view to_string(CommitStatus status) noexcept {
   switch (status) {
@@ -35,402 +35,56 @@ std::string_view to_string(CommitStatus status) noexcept {
   return "unknown";
 }
 
-namespace detail {
-
-// The environment and its database handles, shared by the writer and any in-process readers.
-// mdb_env_set_mapsize needs every transaction of this process closed, so readers hold the
-// mutex shared for the length of their (short) transaction and map growth takes it exclusively.
-struct LmdbEnv {
-  MDB_env* env = nullptr;
-  MDB_dbi events = 0, summaries = 0, runs = 0, meta = 0;
-  bool read_only = false;
-  std::size_t max_map_bytes = 0;
-  fs::path directory;
-  mutable std::shared_timed_mutex resize_mutex;
-  ~LmdbEnv() {
-    if (env != nullptr) mdb_env_close(env);
-  }
-};
-
-}  // namespace detail
-
 namespace {
-
-using detail::LmdbEnv;
 
 std::uint64_t now_unix_ns() {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
-std::string lmdb_message(const char* what, int rc) { return std::string(what) + ": " + mdb_strerror(rc); }
-
-void put_be32(std::uint32_t v, std::uint8_t* out) {
-  out[0] = static_cast<std::uint8_t>(v >> 24);
-  out[1] = static_cast<std::uint8_t>(v >> 16);
-  out[2] = static_cast<std::uint8_t>(v >> 8);
-  out[3] = static_cast<std::uint8_t>(v);
-}
-std::uint32_t get_be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
-}
-
-std::array<std::uint8_t, 12> event_key(std::uint32_t run, std::uint32_t frame, std::uint32_t number) {
-  std::array<std::uint8_t, 12> k{};
-  put_be32(run, k.data());
-  put_be32(frame, k.data() + 4);
-  put_be32(number, k.data() + 8);
-  return k;
-}
-std::array<std::uint8_t, 8> summary_key(std::uint32_t run, std::uint32_t frame) {
-  std::array<std::uint8_t, 8> k{};
-  put_be32(run, k.data());
-  put_be32(frame, k.data() + 4);
-  return k;
-}
-std::array<std::uint8_t, 4> run_key(std::uint32_t run) {
-  std::array<std::uint8_t, 4> k{};
-  put_be32(run, k.data());
-  return k;
-}
-
-template <std::size_t N>
-MDB_val as_val(std::array<std::uint8_t, N>& key) {
-  return MDB_val{N, key.data()};
-}
-MDB_val as_val(std::span<const std::uint8_t> bytes) {
-  return MDB_val{bytes.size(), const_cast<std::uint8_t*>(bytes.data())};
-}
-std::span<const std::uint8_t> as_span(const MDB_val& v) {
-  return {static_cast<const std::uint8_t*>(v.mv_data), v.mv_size};
-}
-
-// A read transaction holding the resize lock shared; handles MDB_MAP_RESIZED (another process grew
-// the map) by adopting the new size.
-class ReadTxn {
- public:
-  explicit ReadTxn(const LmdbEnv& env) {
-    for (int attempt = 0;; ++attempt) {
-      std::shared_lock lock(env.resize_mutex);
-      const int rc = mdb_txn_begin(env.env, nullptr, MDB_RDONLY, &txn_);
-      if (rc == 0) {
-        lock_ = std::move(lock);
-        return;
-      }
-      if (rc != MDB_MAP_RESIZED || attempt > 3) throw StoreError(lmdb_message("read transaction", rc));
-      lock.unlock();
-      std::unique_lock exclusive(env.resize_mutex);
-      mdb_env_set_mapsize(env.env, 0);
-    }
+// The run's record inside a write transaction. A damaged one cannot be updated: it is counted,
+// logged and replaced by a new record (whose store counters then start from this batch).
+std::optional<RunRecord> existing_run_record(MDB_txn* txn, const LmdbEnv& env, std::uint32_t run,
+                                             EventStoreCounters& counters) {
+  auto found = lookup_run_record(txn, env, run);
+  if (found.status == Lookup::Found) return std::move(found.record);
+  if (found.status == Lookup::Damaged) {
+    env.note_damaged(found.damaged);
+    ++counters.damaged_run_records_replaced;
+    spdlog::error("event store: run record {} is damaged ({}); writing a new one", run, found.damaged.reason);
   }
-  ~ReadTxn() { mdb_txn_abort(txn_); }
-  ReadTxn(const ReadTxn&) = delete;
-  ReadTxn& operator=(const ReadTxn&) = delete;
-  MDB_txn* get() const { return txn_; }
-
- private:
-  std::shared_lock<std::shared_timed_mutex> lock_;
-  MDB_txn* txn_ = nullptr;
-};
-
-class Cursor {
- public:
-  Cursor(MDB_txn* txn, MDB_dbi dbi) {
-    const int rc = mdb_cursor_open(txn, dbi, &cursor_);
-    if (rc != 0) throw StoreError(lmdb_message("cursor", rc));
-  }
-  ~Cursor() { mdb_cursor_close(cursor_); }
-  Cursor(const Cursor&) = delete;
-  Cursor& operator=(const Cursor&) = delete;
-  MDB_cursor* get() const { return cursor_; }
-
- private:
-  MDB_cursor* cursor_ = nullptr;
-};
-
-std::uint64_t db_used_bytes(MDB_txn* txn, MDB_dbi dbi, std::uint64_t* entries) {
-  MDB_stat st{};
-  if (mdb_stat(txn, dbi, &st) != 0) return 0;
-  if (entries != nullptr) *entries = st.ms_entries;
-  return std::uint64_t{st.ms_psize} * (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages);
-}
-
-std::optional<RunRecord> get_run_record(MDB_txn* txn, MDB_dbi runs, std::uint32_t run) {
-  auto key = run_key(run);
-  MDB_val k = as_val(key), v{};
-  if (mdb_get(txn, runs, &k, &v) != 0) return std::nullopt;
-  auto decoded = dataflow::decode_run_record_fb(as_span(v));
-  if (!decoded) return std::nullopt;
-  return std::move(decoded.value);
-}
-
-std::optional<std::string> get_meta(MDB_txn* txn, MDB_dbi meta, std::string_view name) {
-  MDB_val k{name.size(), const_cast<char*>(name.data())}, v{};
-  if (mdb_get(txn, meta, &k, &v) != 0) return std::nullopt;
-  return std::string(static_cast<const char*>(v.mv_data), v.mv_size);
-}
-
-int put_meta(MDB_txn* txn, MDB_dbi meta, std::string_view name, const std::string& value) {
-  MDB_val k{name.size(), const_cast<char*>(name.data())};
-  MDB_val v{value.size(), const_cast<char*>(value.data())};
-  return mdb_put(txn, meta, &k, &v, 0);
-}
-
-void open_dbis(LmdbEnv& env, bool create) {
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env.env, nullptr, create ? 0 : MDB_RDONLY, &txn);
-  if (rc != 0) throw StoreError(lmdb_message("open transaction", rc));
-  const unsigned flags = create ? MDB_CREATE : 0;
-  for (auto [name, dbi] : {std::pair{"events", &env.events}, std::pair{"summaries", &env.summaries},
-                           std::pair{"runs", &env.runs}, std::pair{"meta", &env.meta}}) {
-    rc = mdb_dbi_open(txn, name, flags, dbi);
-    if (rc != 0) {
-      mdb_txn_abort(txn);
-      throw StoreError(std::string("not a shoredaq store (database '") + name + "'): " + mdb_strerror(rc));
-    }
-  }
-  rc = mdb_txn_commit(txn);
-  if (rc != 0) throw StoreError(lmdb_message("open commit", rc));
-}
-
-std::shared_ptr<LmdbEnv> open_env(const fs::path& dir, bool read_only, std::size_t map_bytes, unsigned max_readers,
-                                  unsigned extra_flags, int* stale_cleared) {
-  auto env = std::make_shared<LmdbEnv>();
-  env->read_only = read_only;
-  env->directory = dir;
-  int rc = mdb_env_create(&env->env);
-  if (rc != 0) throw StoreError(lmdb_message("mdb_env_create", rc));
-  mdb_env_set_maxdbs(env->env, 8);
-  mdb_env_set_maxreaders(env->env, max_readers);
-  if (map_bytes != 0) mdb_env_set_mapsize(env->env, map_bytes);
-  // NOTLS: read transactions are not tied to a thread (the daemon's queries run on Asio threads).
-  unsigned flags = MDB_NOTLS | extra_flags;
-  if (read_only) flags |= MDB_RDONLY;
-  rc = mdb_env_open(env->env, dir.c_str(), flags, 0640);
-  if (rc != 0) throw StoreError(lmdb_message(("open store " + dir.string()).c_str(), rc));
-  // Slots of readers that died (kill -9) would pin old pages forever.
-  int dead = 0;
-  mdb_reader_check(env->env, &dead);
-  if (stale_cleared != nullptr) *stale_cleared = dead;
-  open_dbis(*env, !read_only);
-  return env;
+  return std::nullopt;
 }
 
 }  // namespace
-
-// ---------------- EventStoreReader ----------------
-
-EventStoreReader EventStoreReader::open(const fs::path& directory) {
-  if (!fs::exists(directory / "data.mdb")) throw StoreError("no store at " + directory.string());
-  return EventStoreReader(open_env(directory, true, 0, 126, 0, nullptr));
-}
-
-std::vector<RunRecord> EventStoreReader::runs() const {
-  ReadTxn txn(*env_);
-  Cursor cursor(txn.get(), env_->runs);
-  std::vector<RunRecord> out;
-  MDB_val k{}, v{};
-  for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
-    if (auto decoded = dataflow::decode_run_record_fb(as_span(v))) out.push_back(std::move(decoded.value));
-  }
-  return out;
-}
-
-std::optional<RunRecord> EventStoreReader::run(std::uint32_t run) const {
-  ReadTxn txn(*env_);
-  return get_run_record(txn.get(), env_->runs, run);
-}
-
-std::optional<std::int32_t> EventStoreReader::detector_id() const {
-  ReadTxn txn(*env_);
-  const auto v = get_meta(txn.get(), env_->meta, "detector_id");
-  if (!v) return std::nullopt;
-  try {
-    return static_cast<std::int32_t>(std::stol(*v));
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-std::optional<std::uint32_t> EventStoreReader::schema_version() const {
-  ReadTxn txn(*env_);
-  const auto v = get_meta(txn.get(), env_->meta, "schema_version");
-  if (!v) return std::nullopt;
-  try {
-    return static_cast<std::uint32_t>(std::stoul(*v));
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-void EventStoreReader::for_each_event(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
-                                      const EventVisitor& visit) const {
-  ReadTxn txn(*env_);
-  Cursor cursor(txn.get(), env_->events);
-  auto start = event_key(run, first_frame, 0);
-  MDB_val k = as_val(start), v{};
-  for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE); rc == 0;
-       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
-    if (k.mv_size != 12) continue;  // verify() reports these
-    const auto* p = static_cast<const std::uint8_t*>(k.mv_data);
-    const EventKey key{get_be32(p), get_be32(p + 4), get_be32(p + 8)};
-    if (key.run != run || key.frame > last_frame) break;
-    if (!visit(key, as_span(v))) break;
-  }
-}
-
-void EventStoreReader::for_each_summary(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
-                                        const SummaryVisitor& visit) const {
-  ReadTxn txn(*env_);
-  Cursor cursor(txn.get(), env_->summaries);
-  auto start = summary_key(run, first_frame);
-  MDB_val k = as_val(start), v{};
-  for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE); rc == 0;
-       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
-    if (k.mv_size != 8) continue;
-    const auto* p = static_cast<const std::uint8_t*>(k.mv_data);
-    const std::uint32_t key_run = get_be32(p), frame = get_be32(p + 4);
-    if (key_run != run || frame > last_frame) break;
-    if (!visit(key_run, frame, as_span(v))) break;
-  }
-}
-
-StoreStats EventStoreReader::stats() const {
-  StoreStats s;
-  s.max_map_bytes = env_->max_map_bytes;
-  {
-    ReadTxn txn(*env_);
-    MDB_envinfo info{};
-    mdb_env_info(env_->env, &info);
-    s.map_bytes = info.me_mapsize;
-    s.used_bytes = db_used_bytes(txn.get(), env_->events, &s.events) +
-                   db_used_bytes(txn.get(), env_->summaries, &s.summaries) +
-                   db_used_bytes(txn.get(), env_->runs, &s.runs) + db_used_bytes(txn.get(), env_->meta, nullptr);
-  }
-  std::error_code ec;
-  s.file_bytes = fs::file_size(env_->directory / "data.mdb", ec);
-  struct statvfs vfs{};
-  if (statvfs(env_->directory.c_str(), &vfs) == 0) s.disk_free_bytes = std::uint64_t{vfs.f_bavail} * vfs.f_frsize;
-  return s;
-}
-
-VerifyReport EventStoreReader::verify() const {
-  VerifyReport report;
-  constexpr std::size_t kMaxProblems = 100;
-  auto problem = [&](std::string text) {
-    if (report.problems.size() < kMaxProblems) report.problems.push_back(std::move(text));
-  };
-  ReadTxn txn(*env_);
-  std::map<std::uint32_t, std::uint64_t> events_per_run, summaries_per_run, bytes_per_run;
-  {
-    Cursor cursor(txn.get(), env_->events);
-    MDB_val k{}, v{};
-    std::vector<std::uint8_t> previous;
-    for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
-      ++report.events_checked;
-      const auto key = as_span(k);
-      if (key.size() != 12) {
-        problem("events: key of " + std::to_string(key.size()) + " bytes");
-        continue;
-      }
-      if (!previous.empty() && !std::lexicographical_compare(previous.begin(), previous.end(), key.begin(), key.end())) {
-        problem("events: keys out of order");
-      }
-      previous.assign(key.begin(), key.end());
-      const EventKey ek{get_be32(key.data()), get_be32(key.data() + 4), get_be32(key.data() + 8)};
-      const std::string where = "event " + std::to_string(ek.run) + "/" + std::to_string(ek.frame) + "/" +
-                                std::to_string(ek.event_number);
-      const auto decoded = dataflow::decode_event_fb(as_span(v));
-      if (!decoded) {
-        problem(where + ": " + std::string(dataflow::to_string(decoded.error)));
-        continue;
-      }
-      const auto& h = decoded.value.event.header;
-      if (h.run != ek.run || h.frame_index != ek.frame || decoded.value.event.event_number != ek.event_number) {
-        problem(where + ": buffer does not match its key");
-      }
-      ++events_per_run[ek.run];
-      bytes_per_run[ek.run] += v.mv_size;
-    }
-  }
-  {
-    Cursor cursor(txn.get(), env_->summaries);
-    MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
-      ++report.summaries_checked;
-      const auto key = as_span(k);
-      if (key.size() != 8) {
-        problem("summaries: key of " + std::to_string(key.size()) + " bytes");
-        continue;
-      }
-      const std::uint32_t run = get_be32(key.data()), frame = get_be32(key.data() + 4);
-      const std::string where = "summary " + std::to_string(run) + "/" + std::to_string(frame);
-      const auto decoded = dataflow::decode_summary_slice_fb(as_span(v));
-      if (!decoded) {
-        problem(where + ": " + std::string(dataflow::to_string(decoded.error)));
-        continue;
-      }
-      if (decoded.value.header.run != run || decoded.value.header.frame_index != frame) {
-        problem(where + ": buffer does not match its key");
-      }
-      ++summaries_per_run[run];
-    }
-  }
-  std::map<std::uint32_t, RunRecord> records;
-  {
-    Cursor cursor(txn.get(), env_->runs);
-    MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
-      ++report.runs_checked;
-      if (k.mv_size != 4) {
-        problem("runs: key of " + std::to_string(k.mv_size) + " bytes");
-        continue;
-      }
-      const std::uint32_t run = get_be32(static_cast<const std::uint8_t*>(k.mv_data));
-      auto decoded = dataflow::decode_run_record_fb(as_span(v));
-      if (!decoded) {
-        problem("run " + std::to_string(run) + ": " + std::string(dataflow::to_string(decoded.error)));
-        continue;
-      }
-      if (decoded.value.run != run) problem("run " + std::to_string(run) + ": record does not match its key");
-      records.emplace(run, std::move(decoded.value));
-    }
-  }
-  auto check_count = [&](const std::map<std::uint32_t, std::uint64_t>& found, const char* counter, const char* what) {
-    for (const auto& [run, n] : found) {
-      if (!records.contains(run)) problem("run " + std::to_string(run) + ": " + what + " stored but no run record");
-    }
-    for (const auto& [run, record] : records) {
-      const auto it = found.find(run);
-      const std::uint64_t n = it == found.end() ? 0 : it->second;
-      if (record.counter(counter) != n) {
-        problem("run " + std::to_string(run) + ": " + std::to_string(n) + " " + what + " stored, run record says " +
-                std::to_string(record.counter(counter)));
-      }
-    }
-  };
-  check_count(events_per_run, kCounterStoredEvents, "events");
-  check_count(summaries_per_run, kCounterStoredSummaries, "summaries");
-  check_count(bytes_per_run, kCounterStoredEventBytes, "event bytes");
-  if (!get_meta(txn.get(), env_->meta, "schema_version")) problem("meta: schema_version missing");
-  return report;
-}
 
 // ---------------- EventStore ----------------
 
 // Every buffer of a batch, encoded before the write transaction (so retries after map growth
 // do not encode again).
+// Each value in the arena is the buffer followed by its checksum (record_codec.hpp).
 struct EventStore::Encoded {
   std::vector<std::uint8_t> arena;
-  std::vector<std::pair<std::size_t, std::size_t>> events;     // offset, size; in slice order
-  std::vector<std::pair<std::size_t, std::size_t>> summaries;  // per slice; size 0 = none
+  std::vector<std::pair<std::size_t, std::size_t>> events;     // offset, buffer size; in slice order
+  std::vector<std::pair<std::size_t, std::size_t>> summaries;  // per slice; buffer size 0 = none
+  std::size_t buffer_bytes = 0;                                // without the checksums
+  void clear() {
+    arena.clear();
+    events.clear();
+    summaries.clear();
+    buffer_bytes = 0;
+  }
 };
 
-EventStore::EventStore(EventStoreConfig config) : config_(std::move(config)) {
+// Kept between commits so a commit does not allocate its encoding buffers anew (they keep the
+// largest batch's capacity).
+struct EventStore::Scratch {
+  Encoded encoded;
+  flatbuffers::FlatBufferBuilder builder{4096};
+  flatbuffers::FlatBufferBuilder run_record_builder{1024};
+};
+
+EventStore::EventStore(EventStoreConfig config) : config_(std::move(config)), scratch_(std::make_unique<Scratch>()) {
   std::error_code ec;
   fs::create_directories(config_.directory, ec);
   if (ec) throw StoreError("cannot create " + config_.directory.string() + ": " + ec.message());
@@ -459,19 +113,31 @@ EventStore::EventStore(EventStoreConfig config) : config_(std::move(config)) {
     MDB_txn* txn = nullptr;
     int rc = mdb_txn_begin(env_->env, nullptr, 0, &txn);
     if (rc != 0) throw StoreError(lmdb_message("meta transaction", rc));
-    const auto version = get_meta(txn, env_->meta, "schema_version");
-    const auto detector = get_meta(txn, env_->meta, "detector_id");
+    const auto schema = lookup_schema_version(txn, *env_);
+    const auto detector = lookup_meta(txn, *env_, "detector_id");
     std::string error;
-    if (version && *version != std::to_string(kStoreSchemaVersion)) {
-      error = "store schema version " + *version + ", this program writes " + std::to_string(kStoreSchemaVersion);
-    } else if (detector && config_.detector_id != 0 && *detector != std::to_string(config_.detector_id)) {
-      error = "store belongs to detector " + *detector + ", configured " + std::to_string(config_.detector_id);
+    if (schema.state == SchemaLookup::State::Other) {
+      mdb_txn_abort(txn);
+      throw StoreSchemaError(schema_mismatch_message(config_.directory, schema.version), schema.version);
+    }
+    // Writing on top of a damaged meta value would hide the damage (and which format the store has).
+    if (schema.state == SchemaLookup::State::Damaged) {
+      error = "store " + config_.directory.string() + ": " + schema.damaged.describe() +
+              "; check it with shore-events verify --deep";
+    } else if (detector.status == Lookup::Damaged) {
+      error = "store " + config_.directory.string() + ": " + detector.damaged.describe() +
+              "; check it with shore-events verify --deep";
+    } else if (detector.status == Lookup::Found && config_.detector_id != 0 &&
+               detector.text != std::to_string(config_.detector_id)) {
+      error = "store belongs to detector " + detector.text + ", configured " + std::to_string(config_.detector_id);
     }
     if (error.empty()) {
       rc = 0;
-      if (!version) rc = put_meta(txn, env_->meta, "schema_version", std::to_string(kStoreSchemaVersion));
-      if (rc == 0 && !detector && config_.detector_id != 0) {
-        rc = put_meta(txn, env_->meta, "detector_id", std::to_string(config_.detector_id));
+      if (schema.state == SchemaLookup::State::Missing) {
+        rc = put_meta(txn, *env_, "schema_version", std::to_string(kStoreSchemaVersion));
+      }
+      if (rc == 0 && detector.status == Lookup::Missing && config_.detector_id != 0) {
+        rc = put_meta(txn, *env_, "detector_id", std::to_string(config_.detector_id));
       }
       if (rc == 0) {
         rc = mdb_txn_commit(txn);
@@ -570,7 +236,7 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
       const auto [offset, size] = encoded.events[event_index];
       auto key = event_key(slice.run, slice.frame, n);
       MDB_val k = as_val(key);
-      MDB_val v{size, const_cast<std::uint8_t*>(encoded.arena.data() + offset)};
+      MDB_val v{size + kChecksumBytes, const_cast<std::uint8_t*>(encoded.arena.data() + offset)};
       rc = mdb_put(txn, env_->events, &k, &v, MDB_APPEND);
       if (rc == MDB_KEYEXIST) {  // below the last key: a rerun of an old run number, or a duplicate
         rc = mdb_put(txn, env_->events, &k, &v, MDB_NOOVERWRITE);
@@ -587,7 +253,7 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
     if (summary_size != 0) {
       auto key = summary_key(slice.run, slice.frame);
       MDB_val k = as_val(key);
-      MDB_val v{summary_size, const_cast<std::uint8_t*>(encoded.arena.data() + summary_offset)};
+      MDB_val v{summary_size + kChecksumBytes, const_cast<std::uint8_t*>(encoded.arena.data() + summary_offset)};
       rc = mdb_put(txn, env_->summaries, &k, &v, MDB_APPEND);
       if (rc == MDB_KEYEXIST) {
         rc = mdb_put(txn, env_->summaries, &k, &v, MDB_NOOVERWRITE);
@@ -602,7 +268,7 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
     // The run record's store counters change in the same transaction as the data they count.
     auto it = touched.find(slice.run);
     if (it == touched.end()) {
-      auto existing = get_run_record(txn, env_->runs, slice.run);
+      auto existing = existing_run_record(txn, *env_, slice.run, counters_);
       if (!existing) {
         existing.emplace();
         existing->run = slice.run;
@@ -626,12 +292,13 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
     record.counters[kCounterStoredEventBytes] += slice_bytes;
     if (summary_size != 0) record.counters[kCounterStoredSummaries] += 1;
   }
-  flatbuffers::FlatBufferBuilder builder(1024);
+  flatbuffers::FlatBufferBuilder& builder = scratch_->run_record_builder;
   for (const auto& [run, record] : touched) {
     dataflow::encode_run_record_fb(record, builder);
     auto key = run_key(run);
+    const auto value = seal_record(key, {builder.GetBufferPointer(), builder.GetSize()});
     MDB_val k = as_val(key);
-    MDB_val v{builder.GetSize(), builder.GetBufferPointer()};
+    MDB_val v = as_val(value);
     rc = mdb_put(txn, env_->runs, &k, &v, 0);
     if (rc != 0) return fail(rc);
   }
@@ -657,11 +324,16 @@ CommitResult EventStore::commit_slices(std::span<const SliceRecord> slices) {
   // Encode everything first; the committed stamp is the time the batch enters the transaction.
   CommitResult result;
   result.committed_unix_ns = now_unix_ns();
-  Encoded encoded;
-  flatbuffers::FlatBufferBuilder builder(4096);
-  auto append = [&](std::pair<std::size_t, std::size_t>& where) {
-    where = {encoded.arena.size(), builder.GetSize()};
-    encoded.arena.insert(encoded.arena.end(), builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
+  Encoded& encoded = scratch_->encoded;
+  encoded.clear();
+  flatbuffers::FlatBufferBuilder& builder = scratch_->builder;
+  auto append = [&](std::pair<std::size_t, std::size_t>& where, std::span<const std::uint8_t> key) {
+    const std::span<const std::uint8_t> buffer(builder.GetBufferPointer(), builder.GetSize());
+    where = {encoded.arena.size(), buffer.size()};
+    encoded.arena.insert(encoded.arena.end(), buffer.begin(), buffer.end());
+    encoded.arena.resize(encoded.arena.size() + kChecksumBytes);
+    put_checksum(key, buffer, encoded.arena.data() + encoded.arena.size() - kChecksumBytes);
+    encoded.buffer_bytes += buffer.size();
   };
   dataflow::Event numbered;
   for (const SliceRecord& slice : slices) {
@@ -676,16 +348,16 @@ CommitResult EventStore::commit_slices(std::span<const SliceRecord> slices) {
       } else {
         dataflow::encode_event_fb(e, builder, result.committed_unix_ns);
       }
-      append(encoded.events.emplace_back());
+      append(encoded.events.emplace_back(), event_key(slice.run, slice.frame, static_cast<std::uint32_t>(n)));
       ++result.events;
     }
     auto& summary_where = encoded.summaries.emplace_back(0, 0);
     if (slice.summary != nullptr) {
       dataflow::encode_summary_slice_fb(*slice.summary, builder);
-      append(summary_where);
+      append(summary_where, summary_key(slice.run, slice.frame));
     }
   }
-  result.bytes = encoded.arena.size();
+  result.bytes = encoded.buffer_bytes;
 
   grow_ahead(encoded.arena.size());
   bool retention_tried = false;
@@ -740,7 +412,7 @@ CommitResult EventStore::put_run_record(const RunRecord& record) {
     int rc = mdb_txn_begin(env_->env, nullptr, 0, &txn);
     if (rc != 0) return refuse(CommitStatus::LmdbError, {}, lmdb_message("run record", rc));
     RunRecord merged = record;
-    if (auto existing = get_run_record(txn, env_->runs, record.run)) {
+    if (auto existing = existing_run_record(txn, *env_, record.run, counters_)) {
       for (const auto& [name, value] : existing->counters) {
         if (name.starts_with("store.")) merged.counters[name] = value;
       }
@@ -755,8 +427,9 @@ CommitResult EventStore::put_run_record(const RunRecord& record) {
     }
     const auto bytes = dataflow::encode_run_record_fb(merged);
     auto key = run_key(record.run);
+    const auto value = seal_record(key, bytes);
     MDB_val k = as_val(key);
-    MDB_val v = as_val(bytes);
+    MDB_val v = as_val(value);
     rc = mdb_put(txn, env_->runs, &k, &v, 0);
     if (rc == 0) {
       rc = mdb_txn_commit(txn);
@@ -772,73 +445,6 @@ CommitResult EventStore::put_run_record(const RunRecord& record) {
     ok.bytes = bytes.size();
     return ok;
   }
-}
-
-bool EventStore::prune_run(std::uint32_t run) {
-  // Deleting needs a few free pages too; chunks keep each transaction small.
-  constexpr std::size_t kChunk = 20'000;
-  for (MDB_dbi dbi : {env_->events, env_->summaries}) {
-    for (;;) {
-      MDB_txn* txn = nullptr;
-      if (mdb_txn_begin(env_->env, nullptr, 0, &txn) != 0) return false;
-      MDB_cursor* cursor = nullptr;
-      if (mdb_cursor_open(txn, dbi, &cursor) != 0) {
-        mdb_txn_abort(txn);
-        return false;
-      }
-      auto start = summary_key(run, 0);  // (run, frame 0) is a prefix of both key kinds
-      MDB_val k = as_val(start), v{};
-      std::size_t deleted = 0;
-      int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-      while (rc == 0 && deleted < kChunk && k.mv_size >= 4 &&
-             get_be32(static_cast<const std::uint8_t*>(k.mv_data)) == run) {
-        rc = mdb_cursor_del(cursor, 0);
-        if (rc != 0) break;
-        ++deleted;
-        k = as_val(start);  // re-seek: the cursor's state after a delete at the end is subtle
-        rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-      }
-      mdb_cursor_close(cursor);
-      if (rc != 0 && rc != MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-        return false;
-      }
-      if (mdb_txn_commit(txn) != 0) return false;
-      if (deleted < kChunk) break;
-    }
-  }
-  MDB_txn* txn = nullptr;
-  if (mdb_txn_begin(env_->env, nullptr, 0, &txn) != 0) return false;
-  auto key = run_key(run);
-  MDB_val k = as_val(key);
-  const int rc = mdb_del(txn, env_->runs, &k, nullptr);
-  if (rc != 0 && rc != MDB_NOTFOUND) {
-    mdb_txn_abort(txn);
-    return false;
-  }
-  return mdb_txn_commit(txn) == 0;
-}
-
-std::vector<std::uint32_t> EventStore::apply_retention() {
-  std::vector<std::uint32_t> pruned;
-  if (config_.max_store_bytes == 0 || !config_.run_transferred) return pruned;
-  if (stats().used_bytes <= config_.max_store_bytes) return pruned;
-  auto runs = reader().runs();
-  std::sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
-    return std::tie(a.start_unix_ns, a.run) < std::tie(b.start_unix_ns, b.run);
-  });
-  for (const RunRecord& r : runs) {
-    if (stats().used_bytes <= config_.max_store_bytes) break;
-    if (!config_.run_transferred(r.run)) continue;  // never prune what Tier-0 has not confirmed
-    if (!prune_run(r.run)) {
-      spdlog::error("event store: pruning run {} failed", r.run);
-      break;
-    }
-    spdlog::info("event store: pruned run {} (transferred to Tier-0)", r.run);
-    ++counters_.runs_pruned;
-    pruned.push_back(r.run);
-  }
-  return pruned;
 }
 
 }  // namespace shoredaq::storage

@@ -5,6 +5,8 @@
 //   summaries key  8 B big-endian (run, frame)               -> SummarySlice FlatBuffer
 //   runs      key  4 B big-endian run                        -> RunRecord FlatBuffer
 //   meta      key text ("schema_version", "detector_id")     -> value text
+// Every value is stored with an 8-byte checksum of key and value after it (schema 2; see
+// store_integrity.hpp): readers check it and refuse a damaged record by its key, never hand it out.
 // One writer (EventStore, one per directory, guarded by a lock file) commits whole slices or
 // batches of slices in one write transaction; readers (EventStoreReader) use their own read-only
 // transactions and never block it. Keys increase during a run, so writes use MDB_APPEND.
@@ -24,10 +26,13 @@
 #include "shoredaq/dataflow/event.hpp"
 #include "shoredaq/dataflow/run_record.hpp"
 #include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/storage/store_integrity.hpp"
 
 namespace shoredaq::storage {
 
-inline constexpr std::uint32_t kStoreSchemaVersion = 1;
+// 1: records without checksums (opening such a store throws StoreSchemaError; store_upgrade.hpp
+//    rewrites it). 2: every value followed by its XXH3-64 checksum.
+inline constexpr std::uint32_t kStoreSchemaVersion = 2;
 
 // Counters the store keeps inside each run record (same transaction as the data they count).
 inline constexpr const char* kCounterStoredSlices = "store.slices";
@@ -57,12 +62,6 @@ struct EventStoreConfig {
   std::function<bool(std::uint32_t run)> run_transferred;
 };
 
-// Open failures (bad directory, detector mismatch, another writer, LMDB errors).
-class StoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 enum class CommitStatus : std::uint8_t {
   Ok,
   CapReached,    // map full and cannot grow (at max_map_bytes with nothing prunable, or an in-process
@@ -79,7 +78,7 @@ struct CommitResult {
   std::string message;                // human-readable cause when refused
   std::uint64_t committed_unix_ns = 0;  // the stamp written into every Event of the batch
   std::size_t events = 0;
-  std::size_t bytes = 0;  // Event + SummarySlice buffer bytes written
+  std::size_t bytes = 0;  // Event + SummarySlice buffer bytes written (their checksums not included)
   explicit operator bool() const noexcept { return status == CommitStatus::Ok; }
 };
 
@@ -108,6 +107,9 @@ struct EventStoreCounters {
   std::uint64_t out_of_order_writes = 0;  // keys below the last one: written without MDB_APPEND
   std::uint64_t runs_pruned = 0;
   std::uint64_t stale_readers_cleared = 0;  // at open
+  // A run's record was damaged when a commit or put_run_record needed it: replaced by a new one
+  // (its "store.*" counters restart from this batch; verify reports the difference).
+  std::uint64_t damaged_run_records_replaced = 0;
   std::uint64_t last_commit_duration_ns = 0;
   std::uint64_t max_commit_duration_ns = 0;
 };
@@ -128,47 +130,55 @@ struct EventKey {
   friend auto operator<=>(const EventKey&, const EventKey&) = default;
 };
 
-struct VerifyReport {
-  std::uint64_t events_checked = 0, summaries_checked = 0, runs_checked = 0;
-  std::vector<std::string> problems;  // empty = store consistent
-  bool ok() const noexcept { return problems.empty(); }
-};
-
 namespace detail {
 struct LmdbEnv;
-}
+struct ReaderAccess;
+}  // namespace detail
 
 // Read-only access: from another process (open) or beside the writer (EventStore::reader()).
 // Each call runs in its own short read transaction. Callbacks get views valid only during the call;
-// return false to stop early.
+// return false to stop early. Every record's checksum is checked first: a damaged record is never
+// handed out; it is counted in integrity() and logged (rate-limited) with its key.
 class EventStoreReader {
  public:
-  // Opens an existing store read-only; throws StoreError if it is missing or not a shoredaq store.
+  // Opens an existing store read-only; throws StoreError if it is missing or not a shoredaq store,
+  // StoreSchemaError if it has another schema version (the message says how to upgrade).
   // For other processes (shore-events): inside the writer's process use EventStore::reader(), as
   // LMDB forbids opening one environment twice in a process.
   static EventStoreReader open(const std::filesystem::path& directory);
 
-  std::vector<dataflow::RunRecord> runs() const;
+  // Every intact run record; damaged ones are skipped, counted and (when `damaged` is given) listed there.
+  std::vector<dataflow::RunRecord> runs(ReadResult* damaged = nullptr) const;
+  // nullopt when absent; throws DamagedRecordError (counted) when the record is damaged, so a
+  // damaged record never reads as "no such run".
   std::optional<dataflow::RunRecord> run(std::uint32_t run) const;
-  std::optional<std::int32_t> detector_id() const;
-  std::optional<std::uint32_t> schema_version() const;
+  std::optional<std::int32_t> detector_id() const;       // nullopt when absent or damaged
+  std::optional<std::uint32_t> schema_version() const;  // nullopt when absent or damaged
 
   using EventVisitor = std::function<bool(const EventKey&, std::span<const std::uint8_t> event_buffer)>;
   using SummaryVisitor =
       std::function<bool(std::uint32_t run, std::uint32_t frame, std::span<const std::uint8_t> summary_buffer)>;
-  // Events of `run` with first_frame <= frame <= last_frame, in key order.
-  void for_each_event(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
-                      const EventVisitor& visit) const;
-  void for_each_summary(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
-                        const SummaryVisitor& visit) const;
+  // Events of `run` with first_frame <= frame <= last_frame, in key order; the buffer excludes
+  // the checksum and points into the map (no copy). Damaged records are skipped and returned;
+  // damaged LMDB pages (a scan that cannot reach its end) throw StoreError rather than answer short.
+  ReadResult for_each_event(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
+                            const EventVisitor& visit) const;
+  ReadResult for_each_summary(std::uint32_t run, std::uint32_t first_frame, std::uint32_t last_frame,
+                              const SummaryVisitor& visit) const;
 
   StoreStats stats() const;
-  // Keys ordered and well-formed, every buffer passes the verifier and matches its key, the
-  // counts per run match the run records.
-  VerifyReport verify() const;
+  // Every record's checksum, keys ordered and well-formed, every buffer passes the verifier and
+  // matches its key, the counts per run match the run records; options.deep adds the cross-checks
+  // listed at VerifyOptions. One read transaction: a consistent snapshot (in the writer's process
+  // it holds map growth back while it runs; prefer shore-events there).
+  VerifyReport verify(const VerifyOptions& options = {}) const;
+
+  // Damaged records refused by queries on this environment (shared with the writer).
+  IntegrityCounters integrity() const;
 
  private:
   friend class EventStore;
+  friend struct detail::ReaderAccess;
   explicit EventStoreReader(std::shared_ptr<detail::LmdbEnv> env) : env_(std::move(env)) {}
   std::shared_ptr<detail::LmdbEnv> env_;
 };
@@ -176,7 +186,8 @@ class EventStoreReader {
 class EventStore {
  public:
   // Creates the directory and the environment if needed; clears stale reader slots; throws
-  // StoreError on failure (including a second writer on the same directory).
+  // StoreError on failure (including a second writer on the same directory and a damaged meta
+  // record), StoreSchemaError for a store of another schema version (the message says how to upgrade).
   explicit EventStore(EventStoreConfig config);
   ~EventStore();
   EventStore(const EventStore&) = delete;
@@ -199,10 +210,12 @@ class EventStore {
   EventStoreReader reader() const { return EventStoreReader(env_); }
   StoreStats stats() const { return reader().stats(); }
   const EventStoreCounters& counters() const noexcept { return counters_; }
+  IntegrityCounters integrity() const { return reader().integrity(); }
   const EventStoreConfig& config() const noexcept { return config_; }
 
  private:
   struct Encoded;
+  struct Scratch;  // buffers reused from commit to commit
   int write_batch(std::span<const SliceRecord> slices, const Encoded& encoded, CommitStatus& status);
   enum class Growth : std::uint8_t { Grown, AtCap, ReaderOpen, Failed };
   Growth grow_map(std::chrono::milliseconds wait);
@@ -216,6 +229,7 @@ class EventStore {
   int lock_fd_ = -1;
   EventStoreCounters counters_;
   bool refusing_ = false;  // for logging the transition once
+  std::unique_ptr<Scratch> scratch_;
 };
 
 }  // namespace shoredaq::storage
