@@ -104,7 +104,9 @@ TEST(HilTrustSpool, AFullDiskNeverCorruptsASealedPartAndLossIsCountedExactly) {
   status = shorectl(node, {"status"}).reply;
   const std::uint64_t accepted = u64(status["counters"], "spool.slices");
   const std::uint64_t lost = u64(status["drops"], "spool.slices_write_error");
-  EXPECT_EQ(accepted + lost, kSlices) << status.dump(1);
+  // Every slice that reached the writer is in the run file or counted lost by the spool (a busy
+  // machine may also drop whole slices earlier, in the pipeline's queues, counted there).
+  EXPECT_EQ(accepted + lost + drops_with_prefix(status, "pipeline.slices"), kSlices) << status.dump(1);
   EXPECT_GT(lost, 0u);
   EXPECT_GT(accepted, 0u);
   const PartCheck parts = check_sealed_parts(inside / "spool" / "ready", 90);
