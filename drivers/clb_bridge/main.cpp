@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "shoredaq/dataflow/curve_keys.hpp"
@@ -165,6 +166,8 @@ int main(int argc, char** argv) {
       config.configure_socket = [keys, server](zmq::socket_t& s) { shoredaq::dataflow::make_curve_client(s, keys, server); };
     }
 
+    // Logs to stderr: stdout carries only the JSON lines.
+    spdlog::set_default_logger(spdlog::stderr_color_mt("clb-bridge"));
     shoredaq::dataflow::RateLimitedLog log;
     zmq::context_t context(1);
     UdpBridge bridge(context, config, &log);

@@ -12,6 +12,7 @@
 
 #include "../../tests/hil/hil_support.hpp"
 #include "shoredaq/dataflow/record_stream.hpp"
+#include "udp_test_support.hpp"
 
 namespace {
 
@@ -79,8 +80,11 @@ class UdpPrograms : public ::testing::Test {
     bridge_.signal(SIGTERM);
     const auto code = bridge_.wait(30s);
     EXPECT_EQ(code, 0) << bridge_.err();
-    const auto lines = json_lines(bridge_.out());
+    const std::string out = bridge_.out();
+    const auto lines = json_lines(out);
     EXPECT_FALSE(lines.empty());
+    // stdout is for the JSON lines only (logs go to stderr), so a supervisor can parse every line.
+    EXPECT_EQ(lines.size(), static_cast<std::size_t>(std::count(out.begin(), out.end(), '\n'))) << out;
     return lines.empty() ? nlohmann::json{} : lines.back();
   }
 
@@ -165,7 +169,14 @@ TEST_F(UdpPrograms, BadOptionsFailWithAMessage) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(hil::run({kBridge, "--help"}, tmp_.path()).code, 0);
   EXPECT_NE(hil::run({kBridge}, tmp_.path()).code, 0);  // --endpoint is required
-  stop_bridge();
+  // A bad datagram is counted by cause and logged - on stderr, never between the JSON lines.
+  udp_test::Sender sender;
+  const std::vector<std::uint8_t> junk(64, 0x4A);
+  sender.send(static_cast<std::uint16_t>(std::stoi(optical.substr(optical.rfind(':') + 1))), junk);
+  ASSERT_TRUE(hil::wait_until([&] { return bridge_.err().find("unknown_data_type") != std::string::npos; }, 20s))
+      << bridge_.err();
+  const auto exit = stop_bridge();
+  EXPECT_EQ(exit.at("sockets").at(0).at("rejected").at("unknown_data_type").at("records"), 1);
 }
 
 }  // namespace
