@@ -48,7 +48,7 @@ struct Options {
   std::string udp_monitoring;  // HOST:PORT for TMCH datagrams
   double udp_rate_limit = 0;   // datagrams/s; 0 = auto (see kAutoUdpRateLimit)
   double udp_byte_rate_limit = 0;  // bytes/s; 0 = none
-  double udp_spread_ms = 50;   // real time: each slice's datagrams spread over this
+  double udp_spread_ms = 90;   // real time: each slice's datagrams spread over this
 };
 
 // --udp-rate-limit 0 without --realtime: about 3 DU-equivalents (one DU-equivalent is ~16 500

@@ -23,6 +23,7 @@
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/feed_sink.hpp"
+#include "shoredaq/drivers/threaded_feed_sink.hpp"
 
 namespace du_sim {
 std::atomic<bool> g_stop{false};
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e12));
   app.add_option("--udp-spread-ms", o.udp_spread_ms,
                  "With --realtime: each slice's UDP datagrams are spread evenly over this long after the slice is due "
-                 "(a CLB sends while it takes data, not in one burst); leave room for generating the next slice")
+                 "(a CLB sends while it takes data, not in one burst); sending runs beside the generation of the next slice")
       ->check(CLI::Range(0.0, 100.0));
   app.add_option("--batch-bytes", o.batch_bytes, "Largest ZeroMQ message: records are batched up to this size (always flushed per slice)");
   app.add_flag("--realtime", o.realtime, "Pace output: one slice per 100 ms of wall clock (default: as fast as possible)");
@@ -185,8 +186,9 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--monitoring with --udp: the TMCH packets need their own port (--udp-monitoring)");
     const shoredaq::drivers::UdpFeedSender* udp_sender = nullptr;
     if (auto sender = make_udp_sender(o)) {
+      // On a thread of its own: pacing a slice's datagrams overlaps with generating the next one.
       udp_sender = sender.get();
-      sinks.push_back(std::move(sender));
+      sinks.push_back(std::make_unique<shoredaq::drivers::ThreadedFeedSink>(std::move(sender), 2, &g_stop));
     }
     std::ofstream truth;
     if (!o.truth.empty()) {
