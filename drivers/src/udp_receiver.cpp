@@ -156,6 +156,7 @@ UdpReceiver::UdpReceiver(UdpReceiverConfig config, MessageSink sink, dataflow::R
     : config_(std::move(config)), sink_(std::move(sink)), log_(log) {
   if (config_.batch_datagrams == 0) config_.batch_datagrams = 1;
   if (config_.max_batches_per_wakeup == 0) config_.max_batches_per_wakeup = 1;
+  if (config_.poll_interval < std::chrono::milliseconds(1)) config_.poll_interval = std::chrono::milliseconds(1);  // never spin
   // A CLB datagram has at least a 28-byte header; anything under that slot size is a misconfiguration.
   if (config_.max_datagram_bytes < dataflow::kClbHeaderBytes) config_.max_datagram_bytes = dataflow::kClbHeaderBytes;
 }
@@ -407,13 +408,14 @@ void UdpReceiver::run() {
       timeout_ms = std::min(timeout_ms, until_stats_ms);
     }
     const int ready = ::poll(fds.data(), fds.size(), std::max(timeout_ms, 0));
-    if (ready < 0 && errno != EINTR) {
+    if (ready < 0) {
+      if (errno == EINTR) continue;
       if (log_ != nullptr) log_->log(spdlog::level::err, "udp_poll", "udp receiver: poll failed: {}", std::strerror(errno));
       break;
     }
     last_poll_ns_.store(dataflow::unix_now_ns(), std::memory_order_relaxed);
     if (fds.back().revents != 0) break;  // stop() woke us
-    for (std::size_t i = 0; i + 1 < fds.size() && ready > 0; ++i) {
+    for (std::size_t i = 0; i + 1 < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       for (std::size_t b = 0; b < config_.max_batches_per_wakeup; ++b) {
         if (stop_requested_.load(std::memory_order_relaxed)) break;

@@ -18,6 +18,7 @@
 #include "shoredaq/dataflow/detector.hpp"
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
+#include "shoredaq/drivers/udp_sender.hpp"
 #include "udp_test_support.hpp"
 
 namespace shoredaq::drivers {
@@ -333,6 +334,27 @@ TEST(UdpReceiver, GivesTheSameRecordsAsTheIngestParserForTheSameFeed) {
     EXPECT_EQ(c.datagram_bytes, parser.counters().datagram_bytes);
     EXPECT_EQ(c.rejected_records, parser.counters().rejected_records);
   }
+}
+
+TEST(UdpReceiver, ReceivesOnIPv6) {
+  Collected got;
+  UdpReceiverConfig config;
+  config.ports = {loopback_port(DataType::Optical)};
+  config.ports[0].bind = UdpEndpoint{"::1", 0};
+  UdpReceiver receiver(config, got.sink());
+  receiver.start();
+  const auto bound = receiver.sockets()[0].bound;
+  EXPECT_EQ(bound.host, "::1");
+  UdpSenderConfig sender_config;
+  sender_config.optical = bound;
+  UdpFeedSender sender(sender_config);
+  const auto datagram = udp_test::optical(3, 0);
+  const std::span<const std::uint8_t> one[] = {datagram};
+  sender.send(one);
+  ASSERT_TRUE(udp_test::wait_until([&] { return receiver.counters(0).ingest.datagrams == 1; }));
+  EXPECT_TRUE(read_kernel_udp_stats(receiver.sockets()[0].inode));  // found in /proc/self/net/udp6
+  receiver.stop();
+  EXPECT_EQ(got.datagrams(0), std::vector<std::vector<std::uint8_t>>{datagram});
 }
 
 TEST(ProcNetUdp, FindsTheSocketByInode) {
