@@ -19,21 +19,23 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "du_sim.hpp"
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/feed_sink.hpp"
-#include "shoredaq/dataflow/curve_keys.hpp"
+#include "shoredaq/drivers/threaded_feed_sink.hpp"
+
+namespace du_sim {
+std::atomic<bool> g_stop{false};
+}  // namespace du_sim
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop.store(true); }
-
-using Clock = std::chrono::steady_clock;
+using namespace du_sim;
 using shoredaq::drivers::DuSimConfig;
 using shoredaq::drivers::DuSimulator;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+extern "C" void on_signal(int) { g_stop.store(true); }
 
 // CPU time of the whole process: the fair measure of generation speed on a shared machine
 // (wall time stretches when other processes, or a CPU quota, take the cores).
@@ -41,166 +43,6 @@ double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-
-struct Options {
-  std::string detx;
-  std::string dus = "all";
-  double seconds = 0;
-  std::uint32_t slices = 0;
-  double start_utc_s = -1;
-  std::string out;
-  std::string endpoint;
-  std::string socket = "push";
-  bool bind = false;
-  int hwm = 1000;
-  int linger_ms = 1000;
-  std::size_t batch_bytes = 256 * 1024;
-  bool realtime = false;
-  std::string truth;
-  bool progress = false;
-  bool json = false;
-  std::string replay;
-  unsigned loops = 1;
-  std::string curve_secret;  // this DU's CURVE secret key file
-  std::string server_key;    // the node's CURVE public key file
-};
-
-// A CURVE ingest (shoredaq [ingest] curve = true) admits only allow-listed DU keys: the sender
-// becomes a CURVE client with this DU's key pair and the node's public key. Keys are read here,
-// at start, so a bad key file is an error before anything is sent.
-std::function<void(zmq::socket_t&)> curve_client_hook(const Options& o) {
-  if (o.curve_secret.empty() && o.server_key.empty()) return {};
-  if (o.curve_secret.empty() || o.server_key.empty())
-    throw std::runtime_error("--curve-secret and --server-key go together");
-  auto keys = shoredaq::dataflow::read_secret_key_file(o.curve_secret);
-  auto server = shoredaq::dataflow::read_public_key_file(o.server_key);
-  return [keys, server](zmq::socket_t& socket) { shoredaq::dataflow::make_curve_client(socket, keys, server); };
-}
-
-std::uint32_t load_be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-void store_be32(std::uint8_t* p, std::uint32_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 24), p[1] = static_cast<std::uint8_t>(v >> 16);
-  p[2] = static_cast<std::uint8_t>(v >> 8), p[3] = static_cast<std::uint8_t>(v);
-}
-
-// --replay: stream a .dqd file's records to ZeroMQ, grouped into slices by the header time
-// (a datagram of a newer slice starts the next group; late ones ride with the current group).
-int run_replay(const Options& o, std::size_t header_bytes) {
-  if (o.endpoint.empty()) throw std::runtime_error("--replay needs --endpoint");
-  shoredaq::drivers::ZmqSenderConfig z;
-  z.endpoint = o.endpoint;
-  z.kind = o.socket == "pub" ? shoredaq::drivers::ZmqSenderConfig::Kind::Pub : shoredaq::drivers::ZmqSenderConfig::Kind::Push;
-  z.bind = o.bind;
-  z.send_hwm = o.hwm;
-  z.linger_ms = o.linger_ms;
-  z.configure_socket = curve_client_hook(o);
-  shoredaq::drivers::ZmqFeedSender sender(z, &g_stop);
-  const bool show_progress = o.progress || isatty(STDERR_FILENO);
-
-  constexpr std::uint64_t kSliceNs = 100'000'000;
-  std::uint64_t first_slice_ns = 0, last_slice_ns = 0, shift_per_loop_ns = 0;
-  std::uint64_t slices = 0, datagrams = 0, hits = 0, unreadable = 0;
-  double max_lag_ms = 0;
-  std::uint64_t behind_slices = 0;
-  const auto wall_start = Clock::now();
-  auto last_progress = wall_start;
-  shoredaq::dataflow::RecordWriter batch(o.batch_bytes + 70'000);
-
-  auto send_group = [&] {
-    if (batch.empty()) return;
-    if (o.realtime) {
-      const auto due = wall_start + std::chrono::milliseconds(100) * static_cast<std::int64_t>(slices + 1);
-      const double lag_ms = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
-      if (lag_ms > 0) max_lag_ms = std::max(max_lag_ms, lag_ms), behind_slices += lag_ms > 100;
-      std::this_thread::sleep_until(due);
-    }
-    sender.send_framed(batch.bytes(), batch.record_count());
-    batch.clear();
-    ++slices;
-  };
-
-  for (unsigned loop = 0; loop < std::max(1u, o.loops) && !g_stop.load(); ++loop) {
-    shoredaq::dataflow::DqdFileReader reader(o.replay);
-    std::span<const std::uint8_t> rec;
-    std::uint64_t group_ns = 0;
-    bool group_open = false;
-    std::vector<std::uint8_t> copy;
-    while (!g_stop.load() && reader.next(rec)) {
-      if (rec.size() < 20) {  // not even the time stamp: pass it on unchanged, the node counts it
-        batch.append(rec);
-        ++unreadable;
-        continue;
-      }
-      const std::uint64_t slice_ns = std::uint64_t{load_be32(rec.data() + 12)} * 1'000'000'000ull +
-                                     std::uint64_t{load_be32(rec.data() + 16)} * 16ull;
-      if (loop == 0) {
-        if (datagrams == 0) first_slice_ns = slice_ns;
-        last_slice_ns = std::max(last_slice_ns, slice_ns);
-      }
-      if (group_open && slice_ns > group_ns) {
-        send_group();
-        group_open = false;
-      }
-      if (!group_open) group_ns = slice_ns, group_open = true;
-      const auto before = batch.size();
-      batch.append(rec);
-      if (loop > 0) {  // restamp: this pass starts one file duration after the previous one
-        const std::uint64_t t = slice_ns + loop * shift_per_loop_ns;
-        std::uint8_t* h = batch.buffer().data() + before + shoredaq::dataflow::kRecordLengthBytes;
-        store_be32(h + 12, static_cast<std::uint32_t>(t / 1'000'000'000ull));
-        store_be32(h + 16, static_cast<std::uint32_t>((t % 1'000'000'000ull) / 16));
-      }
-      ++datagrams;
-      if (rec.size() > header_bytes) hits += (rec.size() - header_bytes) / shoredaq::dataflow::kHitBytes;
-      if (batch.size() >= o.batch_bytes) {  // a big slice goes out in several messages
-        sender.send_framed(batch.bytes(), batch.record_count());
-        batch.clear();
-      }
-      if (show_progress && seconds_since(last_progress) >= 1.0) {
-        last_progress = Clock::now();
-        std::fprintf(stderr, "du-sim replay: pass %u, %llu slices, %.3g hits\n", loop + 1,
-                     static_cast<unsigned long long>(slices), static_cast<double>(hits));
-      }
-    }
-    send_group();
-    if (reader.error() != shoredaq::dataflow::RecordError::None)
-      std::fprintf(stderr, "du-sim replay: %s at byte %llu of %s (rest of the file skipped)\n",
-                   std::string(to_string(reader.error())).c_str(), static_cast<unsigned long long>(reader.offset()),
-                   o.replay.c_str());
-    if (loop == 0) shift_per_loop_ns = last_slice_ns - first_slice_ns + kSliceNs;
-  }
-  sender.finish();
-  const auto& c = sender.counters();
-  const double wall = seconds_since(wall_start);
-  nlohmann::json j;
-  j["replay"] = o.replay;
-  j["slices"] = slices;
-  j["datagrams"] = datagrams;
-  j["hits"] = hits;
-  j["unreadable_records"] = unreadable;
-  j["output"] = {{"records", c.records}, {"messages", c.messages}, {"bytes", c.bytes},
-                 {"hwm_blocked", c.hwm_blocked}, {"hwm_dropped", c.hwm_dropped}, {"dropped_on_stop", c.dropped_on_stop}};
-  j["wall_seconds"] = wall;
-  j["hits_per_s"] = wall > 0 ? hits / wall : 0.0;
-  if (o.realtime) j["realtime"] = {{"max_lag_ms", max_lag_ms}, {"slices_behind", behind_slices}};
-  if (o.json) {
-    std::cout << j.dump() << '\n';
-  } else {
-    std::printf("du-sim replay summary\n  %s: %llu slices, %llu datagrams, %llu hits in %.2f s (%.2f M hits/s)\n",
-                o.replay.c_str(), static_cast<unsigned long long>(slices), static_cast<unsigned long long>(datagrams),
-                static_cast<unsigned long long>(hits), wall, wall > 0 ? hits / wall / 1e6 : 0.0);
-    std::printf("  output: %llu records, %.1f MB, %llu ZeroMQ messages, HWM blocked %llu / dropped %llu\n",
-                static_cast<unsigned long long>(c.records), c.bytes / 1e6, static_cast<unsigned long long>(c.messages),
-                static_cast<unsigned long long>(c.hwm_blocked), static_cast<unsigned long long>(c.hwm_dropped));
-    if (o.realtime)
-      std::printf("  real time: max lag %.1f ms, %llu slices more than 100 ms late\n", max_lag_ms,
-                  static_cast<unsigned long long>(behind_slices));
-  }
-  return 0;
 }
 
 }  // namespace
@@ -214,7 +56,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "du-sim: simulated KM3NeT-style DU feed. For every 100 ms timeslice each DOM of the selected DUs sends\n"
       "its hits as CLB UDP datagrams (40-byte header, 6-byte hits, split at the MTU, sequence numbers, trailer\n"
-      "bit), framed as records [u32 LE length][datagram] into a .dqd file and/or ZeroMQ messages.\n"
+      "bit), framed as records [u32 LE length][datagram] into a .dqd file and/or ZeroMQ messages, and/or as real\n"
+      "UDP datagrams (--udp).\n"
       "Background: singles, 40K coincidences, optional bioluminescence; physics: atmospheric muons and\n"
       "showers with a ground-truth JSON-lines file; faults for tests (loss, duplicates, reordering, silent/late DOM,\n"
       "corruption, bad slice times). Output is deterministic per --seed.\n"
@@ -224,8 +67,8 @@ int main(int argc, char** argv) {
   app.add_option("--detx", o.detx, "Detector file (.detx, v1-v5): DOM ids, PMT positions, directions, t0 (required unless --replay)")
       ->check(CLI::ExistingFile);
   app.add_option("--replay", o.replay,
-                 "Replay a recorded/pre-generated .dqd to --endpoint instead of simulating: one slice per 100 ms with "
-                 "--realtime, else as fast as possible")
+                 "Replay a recorded/pre-generated .dqd to --endpoint and/or --udp instead of simulating: one slice per "
+                 "100 ms with --realtime, else as fast as possible")
       ->check(CLI::ExistingFile);
   app.add_option("--loop", o.loops, "With --replay: play the file this many times, shifting the slice times of each "
                                     "pass after the previous one (so slices never repeat)");
@@ -249,6 +92,23 @@ int main(int argc, char** argv) {
   app.add_option("--linger-ms", o.linger_ms, "ZeroMQ linger at exit (bounded)");
   app.add_option("--curve-secret", o.curve_secret, "CURVE: this DU's secret key file (for a node with [ingest] curve = true)");
   app.add_option("--server-key", o.server_key, "CURVE: the node's public key file");
+  app.add_option("--udp", o.udp,
+                 "Send real UDP datagrams, one per CLB datagram, to this HOST:PORT (optical TTDC; a CLB's port "
+                 "is 56015), as a CLB does; works with --replay too");
+  app.add_option("--udp-monitoring", o.udp_monitoring,
+                 "UDP HOST:PORT for the TMCH monitoring packets (--monitoring; a CLB's port is 56017). du-sim "
+                 "makes no acoustic data, so there is no acoustic port");
+  app.add_option("--udp-rate-limit", o.udp_rate_limit,
+                 "Most UDP datagrams per second (UDP has no back-pressure: a faster sender overruns a local receiver "
+                 "and its kernel drops). 0: 50000/s (about 3 DU-equivalents) as fast as possible, none with "
+                 "--realtime (the slice spread paces)")
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--udp-byte-rate-limit", o.udp_byte_rate_limit, "Most UDP payload bytes per second; 0: none")
+      ->check(CLI::Range(0.0, 1e12));
+  app.add_option("--udp-spread-ms", o.udp_spread_ms,
+                 "With --realtime: each slice's UDP datagrams are spread evenly over this long after the slice is due "
+                 "(a CLB sends while it takes data, not in one burst); sending runs beside the generation of the next slice")
+      ->check(CLI::Range(0.0, 100.0));
   app.add_option("--batch-bytes", o.batch_bytes, "Largest ZeroMQ message: records are batched up to this size (always flushed per slice)");
   app.add_flag("--realtime", o.realtime, "Pace output: one slice per 100 ms of wall clock (default: as fast as possible)");
   app.add_option("--truth", o.truth, "Write the injected particles (muons, showers) and their hits as JSON lines to this file");
@@ -337,16 +197,14 @@ int main(int argc, char** argv) {
 
     std::vector<std::unique_ptr<shoredaq::drivers::FeedSink>> sinks;
     if (!o.out.empty()) sinks.push_back(std::make_unique<shoredaq::drivers::DqdFileSink>(o.out));
-    if (!o.endpoint.empty()) {
-      shoredaq::drivers::ZmqSenderConfig z;
-      z.endpoint = o.endpoint;
-      z.kind = o.socket == "pub" ? shoredaq::drivers::ZmqSenderConfig::Kind::Pub : shoredaq::drivers::ZmqSenderConfig::Kind::Push;
-      z.bind = o.bind;
-      z.send_hwm = o.hwm;
-      z.linger_ms = o.linger_ms;
-      z.batch_bytes = o.batch_bytes;
-      z.configure_socket = curve_client_hook(o);
-      sinks.push_back(std::make_unique<shoredaq::drivers::ZmqFeedSender>(z, &g_stop));
+    if (auto zmq_sender = make_zmq_sender(o)) sinks.push_back(std::move(zmq_sender));
+    if (cfg.monitoring_packets && !o.udp.empty() && o.udp_monitoring.empty())
+      throw std::runtime_error("--monitoring with --udp: the TMCH packets need their own port (--udp-monitoring)");
+    const shoredaq::drivers::UdpFeedSender* udp_sender = nullptr;
+    if (auto sender = make_udp_sender(o)) {
+      // On a thread of its own: pacing a slice's datagrams overlaps with generating the next one.
+      udp_sender = sender.get();
+      sinks.push_back(std::make_unique<shoredaq::drivers::ThreadedFeedSink>(std::move(sender), 2, &g_stop));
     }
     std::ofstream truth;
     if (!o.truth.empty()) {
@@ -490,6 +348,7 @@ int main(int argc, char** argv) {
     j["output"] = {{"records", sink_total.records},         {"messages", sink_total.messages},
                    {"bytes", sink_total.bytes},             {"hwm_blocked", sink_total.hwm_blocked},
                    {"hwm_dropped", sink_total.hwm_dropped}, {"dropped_on_stop", sink_total.dropped_on_stop}};
+    if (udp_sender) j["udp"] = udp_json(udp_sender->udp_counters());
     j["wall_seconds"] = seconds_since(wall_start);
     if (o.realtime) j["realtime"] = {{"max_lag_ms", max_lag_ms}, {"slices_behind", behind_slices}};
     j["generation_hits_per_s"] = generate_seconds > 0 ? total.hits / generate_seconds : 0.0;
@@ -530,6 +389,13 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(sink_total.messages),
                     static_cast<unsigned long long>(sink_total.hwm_blocked),
                     static_cast<unsigned long long>(sink_total.hwm_dropped));
+      if (udp_sender) {
+        const auto& u = udp_sender->udp_counters();
+        std::printf("  UDP: %llu datagrams sent, %llu failed, ENOBUFS %llu, refused %llu, unrouted %llu\n",
+                    static_cast<unsigned long long>(u.datagrams_sent), static_cast<unsigned long long>(u.datagrams_failed),
+                    static_cast<unsigned long long>(u.enobufs), static_cast<unsigned long long>(u.refused),
+                    static_cast<unsigned long long>(u.unrouted));
+      }
       if (o.realtime)
         std::printf("  real time: max lag %.1f ms, %llu slices more than 100 ms late%s\n", max_lag_ms,
                     static_cast<unsigned long long>(behind_slices),

@@ -1,6 +1,7 @@
 #pragma once
 // Where the DU simulator's datagrams go: a `.dqd` record file or a ZeroMQ socket. Both carry the
 // record stream of DESIGN.md section 3: `[uint32 little-endian length][CLB datagram]`...
+// (Real UDP datagrams, one per CLB datagram: udp_sender.hpp; on a thread: threaded_feed_sink.hpp.)
 //
 // A datagram marked DatagramFault::BadLengthRecord gets a length field that overruns its unit:
 //  - ZeroMQ: it travels alone in its own message, length = real length + 65536, so only that
