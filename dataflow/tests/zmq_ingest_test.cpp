@@ -289,19 +289,30 @@ TEST(ZmqIngest, MessageOverTheSizeLimitIsCountedAndTheNextPeerGetsThrough) {
     ZmqIngestConfig cfg;
     cfg.endpoints.push_back(endpoint(ep));
     cfg.max_message_bytes = 1000;
+    cfg.hard_max_message_bytes = 3000;
     ZmqIngest ingest(ctx, cfg, [&](ParsedMessage&& m) { got(std::move(m)); });
     ingest.start();
-    const auto disconnects = [&] { return ingest.counters().rejected_records_of(IngestRejectCause::PeerDisconnected); };
+    const auto counted = [&](IngestRejectCause c) { return ingest.counters().rejected_records_of(c); };
 
+    // Over the limit, under the hard limit: received, rejected whole, its records and bytes counted.
     zmq::socket_t big_sender(ctx, zmq::socket_type::push);
     big_sender.set(zmq::sockopt::linger, 0);
     big_sender.connect(ep);
     std::vector<std::uint8_t> big;
-    append_record(big, datagram(1, 0, 300));  // 40 + 1800 bytes: over the limit
+    append_record(big, datagram(1, 0, 150));  // 40 + 900 bytes
+    append_record(big, datagram(1, 1, 150));
     ASSERT_GT(big.size(), 1000u);
     send(big_sender, big);
+    ASSERT_TRUE(wait_until([&] { return counted(IngestRejectCause::OversizeMessage) == 2; }));
+    EXPECT_EQ(ingest.counters().rejected_bytes_of(IngestRejectCause::OversizeMessage), big.size());
+
+    // Over the hard limit: libzmq closes the connection; the disconnect is what is counted.
+    std::vector<std::uint8_t> huge;
+    for (int i = 0; i < 4; ++i) append_record(huge, datagram(1, static_cast<std::uint32_t>(2 + i), 150));
+    ASSERT_GT(huge.size(), 3000u);
+    send(big_sender, huge);
     // The sender is still there: the only way its connection closes is the oversize message.
-    ASSERT_TRUE(wait_until([&] { return disconnects() == 1; }));
+    ASSERT_TRUE(wait_until([&] { return counted(IngestRejectCause::PeerDisconnected) == 1; }));
     EXPECT_EQ(ingest.counters().rejected_bytes_of(IngestRejectCause::PeerDisconnected), 0u);  // size unknown
 
     zmq::socket_t next(ctx, zmq::socket_type::push);
@@ -312,7 +323,7 @@ TEST(ZmqIngest, MessageOverTheSizeLimitIsCountedAndTheNextPeerGetsThrough) {
     send(next, small);
     ASSERT_TRUE(got.wait_datagrams(1));
     const IngestCounters c = ingest.counters();
-    EXPECT_EQ(c.messages, 1u);  // the big one never arrived
+    EXPECT_EQ(c.messages, 2u);  // the rejected big one and the small one; the huge one never arrived
     EXPECT_EQ(c.datagrams, 1u);
     EXPECT_EQ(to_string(IngestRejectCause::PeerDisconnected), "peer_disconnected");
     ingest.stop();

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     try {
       const ReplaySummary s = run_replay(ro);
       if (replay_json) {
-        nlohmann::json j = run_counter_map(s.pipeline, s.writer);
+        nlohmann::json j = s.counters.flat();
         j["run"] = s.run;
         j["wall_seconds"] = s.wall_seconds;
         j["reduction_factor"] = s.reduction_factor();

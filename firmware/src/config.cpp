@@ -317,6 +317,8 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("expiry_ms", c.builder.expiry_ms, 100, 600'000);
     r.integer("wall_clock_expiry_ms", c.builder.wall_clock_expiry_ms, 100, 3'600'000);
     r.integer("queue_slices", c.builder.queue_slices, 1, 4096);
+    r.integer("time_quorum_doms", c.builder.time_quorum_doms, 1, 100'000);
+    r.integer("max_wall_clock_offset_s", c.builder.max_wall_clock_offset_s, 0, 10 * 365 * 86'400);
     r.reject_unknown();
   }
   {
@@ -328,6 +330,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("max_store_bytes", c.store.max_store_bytes, 0, kMaxI64);
     r.choice("durability", c.store.durability,
              {{"full", Durability::Full}, {"nometasync", Durability::NoMetaSync}, {"nosync", Durability::NoSync}});
+    r.integer("scrub_bytes_per_s", c.store.scrub_bytes_per_s, 0, kMaxI64);
     if (c.store.map_cap_mb < c.store.map_size_mb)
       fail("store.map_cap_mb", std::to_string(c.store.map_cap_mb) + " is below store.map_size_mb = " + std::to_string(c.store.map_size_mb));
     r.reject_unknown();
@@ -340,6 +343,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.boolean("enabled", c.spool.enabled);
     r.integer("flush_interval_ms", c.spool.flush_interval_ms, 10, 600'000);
     r.integer("max_pending_mb", c.spool.max_pending_mb, 1, 65'536);
+    r.integer("queue_slices", c.spool.queue_slices, 1, 100'000);
     r.reject_unknown();
   }
   {
@@ -380,6 +384,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     SectionReader r(section(root, "health"), "health");
     r.real("loss_alarm_fraction", c.health.loss_alarm_fraction, 0.0, 1.0);
     r.integer("loss_window_s", c.health.loss_window_s, 1, 3600);
+    r.integer("bad_time_alarm_datagrams", c.health.bad_time_alarm_datagrams, 1, 1'000'000'000);
     r.reject_unknown();
   }
   {
@@ -425,7 +430,7 @@ NodeConfig load_config(const std::filesystem::path& file) {
   }
 }
 
-filters::TriggerParameters parse_run_setup(std::string_view run_setup_toml) {
+filters::TriggerParameters parse_trigger_setup(std::string_view run_setup_toml) {
   const toml::table root = parse_toml(run_setup_toml);
   for (const auto& [k, v] : root) {
     if (k.str() != "trigger") fail(std::string(k.str()), "unknown section in run setup (expected [trigger])");
@@ -435,7 +440,7 @@ filters::TriggerParameters parse_run_setup(std::string_view run_setup_toml) {
   return *parsed.parameters;
 }
 
-filters::TriggerParameters load_run_setup(const std::filesystem::path& file, std::size_t max_bytes) {
+filters::TriggerParameters load_trigger_setup(const std::filesystem::path& file, std::size_t max_bytes) {
   std::string text;
   try {
     text = read_input_file(file, max_bytes, std::chrono::seconds(10), "node.max_input_file_mb");
@@ -443,7 +448,7 @@ filters::TriggerParameters load_run_setup(const std::filesystem::path& file, std
     throw ConfigError(e.what());
   }
   try {
-    return parse_run_setup(text);
+    return parse_trigger_setup(text);
   } catch (const ConfigError& e) {
     throw ConfigError(file.string() + ": " + e.what());
   }

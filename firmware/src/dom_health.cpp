@@ -117,6 +117,7 @@ std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const
     h.slices_incomplete = d.incomplete;
     h.slices_hrv = d.hrv;
     h.slices_wr_not_ok = d.wr_not_ok;
+    h.implausible_time_datagrams = d.implausible_time;
     h.dead_pmts = d.in_latest ? d.latest_dead_pmts : 0;
     h.rate_hz = d.in_latest ? d.latest_rate_hz : 0;
     const double med = du_median[d.du_index];
@@ -134,6 +135,12 @@ std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const
     fraction_problem(h.slices_incomplete, d.present, "datagrams lost in", "its frames", 100);
     fraction_problem(h.slices_wr_not_ok, d.present, "White Rabbit not locked in", "its frames", 50);
     fraction_problem(h.slices_hrv, d.present, "high-rate veto in", "its frames", 10);
+    if (h.implausible_time_datagrams > 0) {
+      // A bad clock can only cost data (the builder never lets one DOM move the window), but it
+      // is a hardware fault the shifter must report.
+      h.problems.push_back(fmt::format("{} datagrams with an implausible slice time (clock?)", h.implausible_time_datagrams));
+      h.badness += 500 + 10.0 * std::log2(1.0 + static_cast<double>(h.implausible_time_datagrams));
+    }
     if (h.dead_pmts > 0) {
       h.problems.push_back(fmt::format("{} PMT(s) below 2 kHz", h.dead_pmts));
       h.badness += 20.0 * h.dead_pmts;
@@ -148,6 +155,14 @@ std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const
   std::stable_sort(out.begin(), out.end(), [](const DomHealth& a, const DomHealth& b) { return a.badness > b.badness; });
   if (out.size() > max_count) out.resize(max_count);
   return out;
+}
+
+void DomHealthMonitor::note_implausible_times(const std::vector<dataflow::DomCount>& counts) {
+  std::lock_guard lock(mutex_);
+  for (const auto& c : counts) {
+    const auto it = index_.find(c.dom_id);
+    if (it != index_.end()) doms_[it->second].implausible_time = c.count;
+  }
 }
 
 std::uint64_t DomHealthMonitor::slices_observed() const {
@@ -181,6 +196,7 @@ nlohmann::json DomHealthMonitor::to_json(std::size_t max_worst) const {
                      {"slices_incomplete", h.slices_incomplete},
                      {"slices_hrv", h.slices_hrv},
                      {"slices_wr_not_ok", h.slices_wr_not_ok},
+                     {"implausible_time_datagrams", h.implausible_time_datagrams},
                      {"dead_pmts", h.dead_pmts},
                      {"rate_khz", h.rate_hz / 1e3}});
   }

@@ -44,12 +44,20 @@ std::string percent(double f) {
 
 }  // namespace
 
-LossMonitor::LossMonitor(double alarm_fraction, std::chrono::seconds window)
-    : alarm_fraction_(alarm_fraction), window_ns_(static_cast<std::uint64_t>(window.count()) * 1'000'000'000ull) {}
+LossMonitor::LossMonitor(double alarm_fraction, std::chrono::seconds window, std::uint64_t bad_time_datagrams)
+    : alarm_fraction_(alarm_fraction),
+      window_ns_(static_cast<std::uint64_t>(window.count()) * 1'000'000'000ull),
+      bad_time_datagrams_(bad_time_datagrams == 0 ? 1 : bad_time_datagrams) {}
 
 void LossMonitor::observe(std::uint64_t now_unix_ns, const LossTotals& totals) {
   if (!samples_.empty() && now_unix_ns < samples_.back().unix_ns) samples_.clear();  // the clock stepped back
-  samples_.push_back(Sample{now_unix_ns, totals});
+  // Readers may sample often (every /healthz probe): the newest sample is refreshed rather than
+  // another kept while the one before it is younger than a quarter second.
+  if (samples_.size() >= 2 && now_unix_ns - samples_[samples_.size() - 2].unix_ns < 250'000'000ull) {
+    samples_.back() = Sample{now_unix_ns, totals};
+  } else {
+    samples_.push_back(Sample{now_unix_ns, totals});
+  }
   // Keep one sample at or beyond the window's start, so the window is always covered whole.
   while (samples_.size() > 2 && now_unix_ns - samples_[1].unix_ns >= window_ns_) samples_.pop_front();
 }
@@ -86,6 +94,17 @@ LossVerdict LossMonitor::verdict() const {
     v.losing = true;
     v.reason = "data loss: " + percent(v.datagram_loss_fraction) + " of datagrams in the last " + window + " (" +
                causes_text(datagrams) + ")";
+  } else {
+    for (const auto& [dom, count] : now.implausible_time_by_dom) {
+      const auto it = then.implausible_time_by_dom.find(dom);
+      const std::uint64_t d = delta(count, it == then.implausible_time_by_dom.end() ? 0 : it->second);
+      if (d >= bad_time_datagrams_) {
+        v.losing = true;
+        v.reason = "DOM " + std::to_string(dom) + " keeps sending implausible slice times: " + std::to_string(d) +
+                   " datagrams dropped in the last " + window + " (bad clock?)";
+        break;
+      }
+    }
   }
   return v;
 }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <sstream>
 #include <stdexcept>
 #include <zmq.hpp>
 
@@ -10,6 +11,9 @@
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/dataflow/run_record.hpp"
 #include "shoredaq/filters/trigger_parameters.hpp"
+#include "shoredaq/firmware/node_counters.hpp"
+#include "shoredaq/firmware/run_setup.hpp"
+#include "shoredaq/storage/event_store_sink.hpp"
 
 namespace shoredaq::firmware {
 namespace {
@@ -21,20 +25,6 @@ dataflow::HeaderLayoutMode layout_mode(HeaderLayoutSetting s) {
     case HeaderLayoutSetting::Auto: break;
   }
   return dataflow::HeaderLayoutMode::Auto;
-}
-
-filters::TriggerParameters load_parameters(const std::filesystem::path& setup, std::string& text) {
-  filters::TriggerParameters parameters;
-  if (!setup.empty()) {
-    try {
-      // Offline, the operator's own file: the node's default input cap is plenty.
-      parameters = load_run_setup(setup, NodeConfig{}.max_input_file_bytes());
-    } catch (const ConfigError& e) {
-      throw std::runtime_error(e.what());
-    }
-  }
-  text = filters::to_toml(parameters);
-  return parameters;
 }
 
 // The run number of the first datagram that parses (optical or monitoring).
@@ -65,14 +55,15 @@ double ReplaySummary::hits_per_second() const noexcept {
 }
 
 ReplaySummary run_replay(const ReplayOptions& options) {
-  dataflow::Detector detector;
+  // The same loader as `configure`: the same files refused with the same words.
+  RunSetup setup;
   try {
-    detector = dataflow::Detector::load(options.detector_file);
-  } catch (const dataflow::DetxError& e) {
-    throw std::runtime_error(options.detector_file.string() + ": line " + std::to_string(e.line()) + ": " + e.what());
+    setup = load_run_setup(RunSetupRequest{options.detector_file.string(), options.run_setup.string(), {}},
+                           filters::TriggerParameters{}, NodeConfig{}.max_input_file_bytes());
+  } catch (const RunSetupError& e) {
+    throw std::runtime_error(e.what());
   }
-  std::string setup_text;
-  const filters::TriggerParameters parameters = load_parameters(options.run_setup, setup_text);
+  const dataflow::Detector& detector = *setup.detector;
   const auto mode = layout_mode(options.header_layout);
 
   ReplaySummary summary;
@@ -89,9 +80,10 @@ ReplaySummary run_replay(const ReplayOptions& options) {
   record.run = summary.run;
   record.detector_id = detector.id();
   record.start_unix_ns = dataflow::unix_now_ns();
-  record.run_setup = setup_text;
-  record.run_setup_hash = text_hash_hex(setup_text);
+  record.run_setup = setup.run_setup_text;
+  record.run_setup_hash = setup.run_setup_hash;
   record.detector_file = options.detector_file.string();
+  std::vector<WriterSink> sinks;
   if (!options.store.empty()) {
     storage::EventStoreConfig sc;
     sc.directory = options.store;
@@ -102,10 +94,11 @@ ReplaySummary run_replay(const ReplayOptions& options) {
       throw std::runtime_error(options.store.string() + ": run " + std::to_string(summary.run) + " is already stored");
     auto r = store->put_run_record(record);
     if (!r) throw std::runtime_error("cannot write the run record: " + r.message);
+    sinks.push_back({std::make_unique<storage::EventStoreSink>(*store), true});
   }
 
-  filters::DataFilter filter(detector, parameters);
-  RunWriter writer(store.get(), summary.run);
+  RunWriter writer(record, std::move(sinks));
+  writer.begin_run();
   dataflow::TimesliceBuilderConfig bc;
   bc.detector_id = detector.id();
   bc.run_number = summary.run;
@@ -120,7 +113,7 @@ ReplaySummary run_replay(const ReplayOptions& options) {
   // as the live pipeline; the processor and writer are the node's.
   const auto t0 = std::chrono::steady_clock::now();
   const dataflow::ReplayReport report = dataflow::replay_dqd_file<filters::FilterResult>(
-      options.input, bc, ro, [&filter](const dataflow::Timeslice& t) { return filter.process(t); },
+      options.input, bc, ro, [filter = setup.filter](const dataflow::Timeslice& t) { return filter->process(t); },
       [&writer](dataflow::ProcessedSlice<filters::FilterResult>&& p) { writer.write(std::move(p)); });
   summary.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (report.file_error != dataflow::RecordError::None) {
@@ -132,14 +125,18 @@ ReplaySummary run_replay(const ReplayOptions& options) {
   summary.pipeline.ingest = report.ingest;
   summary.pipeline.builder = report.builder;
   summary.pipeline.processor_errors = report.slices_dropped;
+  summary.pipeline.implausible_time_doms = report.implausible_time_doms;
+  writer.end_run(record);
   summary.writer = writer.counters();
+  describe_pipeline(summary.pipeline, summary.counters);
+  writer.describe(summary.counters);
 
   if (store) {
     record.state = dataflow::RunState::Stopped;
     record.stop_unix_ns = dataflow::unix_now_ns();
     record.first_frame = summary.writer.first_frame;
     record.last_frame = summary.writer.last_frame;
-    for (const auto& [k, v] : run_counter_map(summary.pipeline, summary.writer)) record.counters[k] = v;
+    for (const auto& [k, v] : summary.counters.flat()) record.counters[k] = v;
     auto r = store->put_run_record(record);
     if (!r) throw std::runtime_error("cannot write the end-of-run record: " + r.message);
   }

@@ -147,11 +147,11 @@ TEST(Config, MissingFileIsAnError) {
 }
 
 TEST(Config, RunSetupIsReadIntoTypedParameters) {
-  EXPECT_EQ(parse_run_setup(""), shoredaq::filters::TriggerParameters{});
-  EXPECT_EQ(parse_run_setup("[trigger.l1]\nwindow_ns = 12\n").l1_window_ns, 12.0);
-  EXPECT_THROW(parse_run_setup("[trigga]\nx = 1\n"), ConfigError);
-  EXPECT_THROW(parse_run_setup("[trigger\n"), ConfigError);
-  EXPECT_THROW(parse_run_setup("[trigger]\nTMaxLocal_ns = 12\n"), ConfigError);
+  EXPECT_EQ(parse_trigger_setup(""), shoredaq::filters::TriggerParameters{});
+  EXPECT_EQ(parse_trigger_setup("[trigger.l1]\nwindow_ns = 12\n").l1_window_ns, 12.0);
+  EXPECT_THROW(parse_trigger_setup("[trigga]\nx = 1\n"), ConfigError);
+  EXPECT_THROW(parse_trigger_setup("[trigger\n"), ConfigError);
+  EXPECT_THROW(parse_trigger_setup("[trigger]\nTMaxLocal_ns = 12\n"), ConfigError);
 }
 
 // systemd's StateDirectory=/RuntimeDirectory= replace the built-in defaults, never explicit values.

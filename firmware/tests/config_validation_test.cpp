@@ -130,5 +130,5 @@ TEST(InputFile, LoadConfigOfDevZeroOrAFifoIsAConfigError) {
   EXPECT_THROW(load_config("/dev/zero"), ConfigError);
   ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
   EXPECT_THROW(load_config(dir / "fifo"), ConfigError);
-  EXPECT_THROW(load_run_setup("/dev/zero", 1 << 20), ConfigError);
+  EXPECT_THROW(load_trigger_setup("/dev/zero", 1 << 20), ConfigError);
 }

@@ -11,7 +11,7 @@ constexpr std::uint64_t kSecond = 1'000'000'000ull;
 
 LossTotals totals(std::uint64_t offered, std::uint64_t slices, std::map<std::string, std::uint64_t> datagrams_lost = {},
                   std::map<std::string, std::uint64_t> slices_lost = {}, std::map<std::string, std::uint64_t> refusals = {}) {
-  return LossTotals{offered, slices, std::move(datagrams_lost), std::move(slices_lost), std::move(refusals)};
+  return LossTotals{offered, slices, std::move(datagrams_lost), std::move(slices_lost), std::move(refusals), {}};
 }
 }  // namespace
 
@@ -73,4 +73,21 @@ TEST(LossMonitor, SliceLossIsJudgedOnSlices) {
   ASSERT_TRUE(v.losing);
   EXPECT_THAT(v.reason, HasSubstr("20% of slices"));
   EXPECT_THAT(v.reason, HasSubstr("pipeline.slices_queue_full 2"));
+}
+
+// One DOM of many with a bad clock loses too small a share for the fraction rule; it still alarms.
+TEST(LossMonitor, ADomThatKeepsSendingBadTimesAlarms) {
+  LossMonitor m(0.01, std::chrono::seconds(10), 10);
+  LossTotals t0 = totals(0, 0);
+  LossTotals t1 = totals(1'000'000, 100, {{"builder.time_jump", 9}});
+  t1.implausible_time_by_dom[806472270] = 9;
+  m.observe(0, t0);
+  m.observe(kSecond, t1);
+  EXPECT_FALSE(m.verdict().losing);  // 9 < 10
+  LossTotals t2 = totals(2'000'000, 200, {{"builder.time_jump", 30}});
+  t2.implausible_time_by_dom[806472270] = 30;
+  m.observe(2 * kSecond, t2);
+  const auto v = m.verdict();
+  ASSERT_TRUE(v.losing);
+  EXPECT_THAT(v.reason, HasSubstr("DOM 806472270 keeps sending implausible slice times: 30 datagrams"));
 }

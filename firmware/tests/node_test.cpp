@@ -9,7 +9,11 @@
 #include "shoredaq/dataflow/fb_codec.hpp"
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
+#include "shoredaq/firmware/node_counters.hpp"
 #include "shoredaq/firmware/replay.hpp"
+#include "shoredaq/firmware/run_setup.hpp"
+#include "shoredaq/firmware/sinks.hpp"
+#include "shoredaq/storage/event_store_sink.hpp"
 
 using namespace shoredaq;
 using namespace shoredaq::firmware;
@@ -53,7 +57,12 @@ TEST(RunWriter, NumbersTriggersAcrossSlicesAndCommits) {
   sc.sync = storage::SyncMode::NoSync;
   sc.disk_reserve_bytes = 0;
   storage::EventStore store(sc);
-  RunWriter writer(&store, 5);
+  std::vector<WriterSink> sinks;
+  sinks.push_back({std::make_unique<storage::EventStoreSink>(store), true});
+  dataflow::RunRecord record;
+  record.run = 5;
+  RunWriter writer(record, std::move(sinks));
+  writer.begin_run();
   writer.write(slice_with_events(1, 2, dataflow::trigger_bit(dataflow::kTriggerBit3DMuon)));
   writer.write(slice_with_events(2, 0, 0));
   writer.write(slice_with_events(3, 3, dataflow::trigger_bit(dataflow::kTriggerBit3DShower)));
@@ -69,7 +78,7 @@ TEST(RunWriter, NumbersTriggersAcrossSlicesAndCommits) {
   EXPECT_EQ(c.last_frame, 3u);
   EXPECT_EQ(c.filter.hits_in, 400u);
   EXPECT_EQ(writer.commit_latency().snapshot().count, 3u);
-  EXPECT_TRUE(c.alarm.empty());
+  EXPECT_TRUE(c.last_sink_error.empty());
 
   std::vector<std::uint64_t> counters;
   store.reader().for_each_event(5, 0, 100, [&](const storage::EventKey&, std::span<const std::uint8_t> b) {
@@ -81,14 +90,21 @@ TEST(RunWriter, NumbersTriggersAcrossSlicesAndCommits) {
   // The same frame again is refused by the store: counted by cause, alarm raised, nothing lost silently.
   writer.write(slice_with_events(3, 1, 0));
   const auto d = writer.counters();
-  EXPECT_EQ(d.slices_refused[static_cast<std::size_t>(storage::CommitStatus::DuplicateKey)], 1u);
-  EXPECT_EQ(d.events_refused, 1u);
-  EXPECT_FALSE(d.alarm.empty());
+  dataflow::CounterSet described;
+  writer.describe(described);
+  EXPECT_EQ(described.value("store.slices_duplicate_key", true), 1u);
+  EXPECT_EQ(described.value("store.events_refused", true), 1u);
+  EXPECT_FALSE(d.last_sink_error.empty());
   EXPECT_EQ(d.slices_written, 3u);
 }
 
 TEST(RunWriter, CounterMapNamesEveryLossCause) {
-  const auto m = run_counter_map({}, {});
+  // The node's counters before any run: the pipeline's, the writer's and every configured sink's.
+  dataflow::CounterSet shape;
+  describe_pipeline({}, shape);
+  describe_writer({}, shape);
+  describe_configured_sinks(NodeConfig{}, shape);
+  const auto m = shape.flat();
   for (const char* key : {"drop.pipeline.slices_queue_full", "drop.pipeline.messages_queue_full",
                           "drop.pipeline.slices_processor_error", "drop.pipeline.slices_aborted", "drop.builder.duplicate",
                           "drop.builder.wrong_run", "drop.builder.late_datagram", "drop.ingest.bad_record_length.bytes",

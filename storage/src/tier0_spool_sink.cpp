@@ -69,12 +69,20 @@ void Tier0SpoolSink::snapshot() {
 
 void Tier0SpoolSink::counters(dataflow::CounterSet& out) const {
   std::lock_guard lock(mutex_);
-  out.total("spool", "slices", run_counters_.slices_written);  // whole in the run file
-  out.total("spool", "slices_held_while_failing", slices_held_);
-  out.total("spool", "write_errors", run_counters_.write_errors);
+  describe(run_counters_, slices_held_, out);
+}
+
+void Tier0SpoolSink::describe(const Tier0SpoolCounters& run, std::uint64_t slices_held, dataflow::CounterSet& out) {
+  out.total("spool", "slices", run.slices_written);  // whole in the run file
+  out.total("spool", "events_written", run.events_written);
+  out.total("spool", "summaries_written", run.summaries_written);
+  out.total("spool", "bytes_written", run.bytes_written);
+  out.total("spool", "parts_sealed", run.parts_sealed);
+  out.total("spool", "slices_held_while_failing", slices_held);
+  out.total("spool", "write_errors", run.write_errors);
   // The spool's own count: slices refused whole while the disk was full, and slices still held
   // when a part had to be sealed before space came back.
-  out.drop("spool", "slices_write_error", run_counters_.slices_lost, dataflow::LossUnit::SinkSlices);
+  out.drop("spool", "slices_write_error", run.slices_lost, dataflow::LossUnit::SinkSlices);
 }
 
 std::string Tier0SpoolSink::problem() const {

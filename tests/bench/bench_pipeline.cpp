@@ -27,7 +27,8 @@
 #include "shoredaq/dataflow/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/filters/data_filter.hpp"
-#include "shoredaq/firmware/node.hpp"
+#include "shoredaq/firmware/run_writer.hpp"
+#include "shoredaq/storage/event_store_sink.hpp"
 #include "shoredaq/storage/event_store.hpp"
 
 using namespace shoredaq;
@@ -134,7 +135,12 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, unsigned d
   storage::EventStore store(sc);
   filters::TriggerParameters parameters;
   filters::DataFilter filter(*detector, parameters);
-  firmware::RunWriter writer(&store, 1);
+  std::vector<firmware::WriterSink> sinks;
+  sinks.push_back({std::make_unique<storage::EventStoreSink>(store), true});
+  dataflow::RunRecord record;
+  record.run = 1;
+  firmware::RunWriter writer(record, std::move(sinks));
+  writer.begin_run();
   dataflow::PipelineConfig pc;
   std::vector<std::uint32_t> doms;
   for (const auto& m : detector->modules()) {
@@ -182,7 +188,7 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, unsigned d
   const auto w = writer.counters();
   r.drained = report.drained;
   r.slices_written = w.slices_written;
-  r.slices_dropped = st.slices_dropped_queue_full + st.slices_aborted + st.processor_errors + w.slices_refused_total();
+  r.slices_dropped = st.slices_dropped_queue_full + st.slices_aborted + st.processor_errors + w.slices_refused;
   r.datagrams_dropped = st.datagrams_dropped;
   r.p50_ms = writer.commit_latency().quantile(0.5) * 1e3;
   r.p99_ms = writer.commit_latency().quantile(0.99) * 1e3;

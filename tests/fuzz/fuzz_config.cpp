@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const shoredaq::firmware::ConfigError&) {
   }
   try {
-    (void)shoredaq::firmware::parse_run_setup(text);
+    (void)shoredaq::firmware::parse_trigger_setup(text);
   } catch (const shoredaq::firmware::ConfigError&) {
   }
   return 0;

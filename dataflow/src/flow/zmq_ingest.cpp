@@ -47,6 +47,7 @@ std::string_view to_string(IngestRejectCause cause) noexcept {
     case IngestRejectCause::BadMonitoringSize: return "bad_monitoring_size";
     case IngestRejectCause::ChannelOutOfRange: return "channel_out_of_range";
     case IngestRejectCause::PeerDisconnected: return "peer_disconnected";
+    case IngestRejectCause::OversizeMessage: return "oversize_message";
     case IngestRejectCause::Count_: break;
   }
   return "unknown";
@@ -78,6 +79,19 @@ void IngestParser::reject(IngestRejectCause cause, std::size_t bytes, std::size_
     log_->log(spdlog::level::warn, to_string(cause), "ingest {}: rejected {} bytes at offset {} of a message: {}",
               stream_name_, bytes, offset, to_string(cause));
   }
+}
+
+void IngestParser::reject_oversize(std::span<const std::uint8_t> message) {
+  ++counters_.messages;
+  counters_.bytes += message.size();
+  // Walk the length prefixes only: how many datagrams the message held, none of them parsed.
+  std::uint64_t records = 0;
+  RecordReader reader(message);
+  std::span<const std::uint8_t> record;
+  while (reader.next(record)) ++records;
+  const auto cause = static_cast<std::size_t>(IngestRejectCause::OversizeMessage);
+  counters_.rejected_records[cause] += std::max<std::uint64_t>(records, 1);
+  counters_.rejected_bytes[cause] += message.size();
 }
 
 std::size_t IngestParser::parse(std::span<const std::uint8_t> message, std::vector<ParsedRecord>& out) {
@@ -142,7 +156,8 @@ void ZmqIngest::start() {
     zmq::socket_t s(context_, ep.kind == IngestSocketKind::Pull ? zmq::socket_type::pull : zmq::socket_type::sub);
     s.set(zmq::sockopt::linger, config_.linger_ms);
     s.set(zmq::sockopt::rcvhwm, config_.receive_hwm);
-    s.set(zmq::sockopt::maxmsgsize, config_.max_message_bytes);
+    s.set(zmq::sockopt::maxmsgsize, config_.hard_max_message_bytes > 0 ? config_.hard_max_message_bytes
+                                                                       : 4 * config_.max_message_bytes);
     if (ep.kind == IngestSocketKind::Sub) s.set(zmq::sockopt::subscribe, ep.subscription);
     // Before the owner's hook, which may install a monitor of its own (see the top of the header).
     const std::string monitor_endpoint =
@@ -262,6 +277,14 @@ void ZmqIngest::run() {
         if (!got) break;
         pm.receive_unix_ns = unix_now_ns();
         pm.endpoint = i;
+        if (static_cast<std::int64_t>(pm.message.size()) > config_.max_message_bytes) {
+          parsers_[i].reject_oversize(pm.bytes());
+          if (log_ != nullptr) {
+            log_->log(spdlog::level::warn, "oversize_message", "ingest: rejected a message of {} bytes on {} (limit {})",
+                      pm.message.size(), config_.endpoints[i].address, config_.max_message_bytes);
+          }
+          continue;
+        }
         // Multipart messages: every part is a record stream of its own.
         parsers_[i].parse(pm.bytes(), pm.records);
         last_message_ns_.store(pm.receive_unix_ns, std::memory_order_relaxed);

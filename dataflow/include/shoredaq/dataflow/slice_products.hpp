@@ -4,20 +4,16 @@
 // slice, and the timeslices kept (prescaled L0/L1/L2/SN slices, the error stream). Plain data.
 
 #include <cstdint>
-#include <string_view>
 #include <vector>
 
 #include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/dataflow/online_format.hpp"
 #include "shoredaq/dataflow/summary_slice.hpp"
 #include "shoredaq/dataflow/timeslice.hpp"
 
 namespace shoredaq::dataflow {
 
-// Which stream a kept timeslice belongs to; the online types are 1001 (errors) .. 1005 (SN).
-enum class TimesliceKind : std::uint8_t { Error, L0, L1, L2, SN };
-std::string_view to_string(TimesliceKind kind) noexcept;
-std::int32_t online_type_of(TimesliceKind kind) noexcept;
-
+// A kept timeslice and its stream (online_format.hpp: types 1001 errors .. 1005 SN).
 struct TaggedTimeslice {
   TimesliceKind kind = TimesliceKind::L1;
   Timeslice slice;

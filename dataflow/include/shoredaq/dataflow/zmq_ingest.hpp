@@ -9,11 +9,13 @@
 // IngestParser is the same parsing without sockets, so offline replay of a .dqd file counts and
 // rejects bytes exactly as the live path does.
 //
-// Messages over `max_message_bytes` never reach us: libzmq (ZMQ_MAXMSGSIZE) closes the sender's
-// connection instead, and the message is lost. libzmq 4.3.4 reports that only as a
-// ZMQ_EVENT_DISCONNECTED on the socket, exactly like a peer that closed its end, so a socket
-// monitor on every ingest socket counts each disconnect as `peer_disconnected` (a record with no
-// bytes): a message over the limit, or a DU / bridge going away. The monitor is set up before the
+// Oversized messages: a message over `max_message_bytes` is received, not parsed, and rejected as
+// `oversize_message` with its bytes and its records (counted by walking the length prefixes), so
+// the loss is exact. Beyond `hard_max_message_bytes` (ZMQ_MAXMSGSIZE, the memory bound) libzmq
+// closes the sender's connection instead and the message is lost unseen. libzmq 4.3.4 reports that
+// only as a ZMQ_EVENT_DISCONNECTED on the socket, exactly like a peer that closed its end, so a
+// socket monitor on every ingest socket counts each disconnect as `peer_disconnected` (a record
+// with no bytes): a message over the hard limit, or (most often) a DU / bridge going away. The monitor is set up before the
 // `configure_socket` hook runs; libzmq keeps one monitor per socket, so a hook that installs its
 // own monitor replaces this one (logged once; disconnects on that socket are then not counted).
 // A connecting (bind = false) ingest socket does not reconnect after libzmq closed it for an
@@ -52,7 +54,8 @@ enum class IngestRejectCause : std::uint8_t {
   BadPayloadSize,      // TTDC payload not a whole number of 6-byte hits
   BadMonitoringSize,   // TMCH packet of the wrong size
   ChannelOutOfRange,   // only when channel checking is on
-  PeerDisconnected,    // ZmqIngest: a peer's connection closed (its message over max_message_bytes, or it left)
+  PeerDisconnected,    // ZmqIngest: a peer's connection closed (its message over hard_max_message_bytes, or it left)
+  OversizeMessage,     // ZmqIngest: a message over max_message_bytes (records counted, none parsed)
   Count_
 };
 inline constexpr std::size_t kIngestRejectCauseCount = static_cast<std::size_t>(IngestRejectCause::Count_);
@@ -96,6 +99,8 @@ class IngestParser {
                         RateLimitedLog* log = nullptr, std::string stream_name = {});
   // Appends the accepted records of one message to `out`; returns how many were appended.
   std::size_t parse(std::span<const std::uint8_t> message, std::vector<ParsedRecord>& out);
+  // A message too large to take: counted whole as `oversize_message` (its records, its bytes).
+  void reject_oversize(std::span<const std::uint8_t> message);
   const IngestCounters& counters() const noexcept { return counters_; }
   std::optional<HeaderLayout> layout() const noexcept { return layout_; }
 
@@ -137,7 +142,8 @@ struct ZmqIngestConfig {
   std::vector<IngestEndpoint> endpoints;
   int receive_hwm = 10'000;            // ZMQ_RCVHWM, messages
   int linger_ms = 200;                 // ZMQ_LINGER
-  std::int64_t max_message_bytes = std::int64_t{64} << 20;  // ZMQ_MAXMSGSIZE (peer disconnected beyond)
+  std::int64_t max_message_bytes = std::int64_t{64} << 20;  // larger messages are rejected whole, counted
+  std::int64_t hard_max_message_bytes = 0;  // ZMQ_MAXMSGSIZE (peer disconnected beyond); 0 = 4 x max_message_bytes
   std::chrono::milliseconds poll_interval{20};              // bounds the stop latency
   std::size_t max_messages_per_wakeup = 256;  // fairness between sockets
   bool check_channels = false;

@@ -50,6 +50,12 @@ struct BuilderSection {
   unsigned expiry_ms = 1000;          // after a later slice of every DOM has begun
   unsigned wall_clock_expiry_ms = 3000;
   unsigned queue_slices = 16;         // bounded queues between stages (whole slices)
+  // The slice window moves to a new time only when this many DOMs agree on it (one DOM with a bad
+  // clock cannot take the run away); clamped to the DOMs taking part.
+  unsigned time_quorum_doms = 3;
+  // A datagram whose slice starts further than this from the node's clock is dropped (counted per
+  // DOM); 0 = off. Only for live detectors: a rig replaying recorded data must leave it off.
+  unsigned max_wall_clock_offset_s = 0;
 };
 
 enum class Durability : std::uint8_t { Full, NoMetaSync, NoSync };
@@ -61,6 +67,9 @@ struct StoreSection {
   std::uint64_t disk_reserve_mb = 256;   // keep this much free on the file system
   std::uint64_t max_store_bytes = 0;     // retention threshold; 0 = no retention
   Durability durability = Durability::Full;
+  // Background scrub: every stored record's checksum re-read at this many bytes per second; 0 = off
+  // (the default: on a small or busy disk the operator chooses the rate).
+  std::uint64_t scrub_bytes_per_s = 0;
 };
 
 struct SpoolSection {
@@ -74,6 +83,9 @@ struct SpoolSection {
   // While the disk refuses writes (full), slices are held up to this much and written when space
   // returns; beyond it whole slices are refused and counted as lost.
   std::uint64_t max_pending_mb = 64;
+  // The run files are written on a thread of their own behind a queue of this many whole slices, so
+  // a slow disk never stalls the store or the pipeline; when full the oldest is dropped and counted.
+  unsigned queue_slices = 100;
 };
 
 struct AlertsSection {
@@ -114,6 +126,9 @@ struct HealthSection {
   // refuses (store full, disk reserve, spool write failure) raises it regardless of this share.
   double loss_alarm_fraction = 0.01;
   unsigned loss_window_s = 10;
+  // A DOM with this many datagrams dropped for an implausible slice time within the window raises
+  // an alarm (a bad clock), however small its share of the detector.
+  unsigned bad_time_alarm_datagrams = 10;
 };
 
 // The node's own CURVE key pair, used by every CURVE server socket (control, ingest, alerts).
@@ -154,8 +169,8 @@ NodeConfig load_config(const std::filesystem::path& file);
 // A run setup (the TOML document `configure --setup FILE` names): only a [trigger] section, read
 // into typed parameters; an empty text gives the filter defaults. Throws ConfigError naming every
 // bad key ("run setup: trigger.muon3d.road_width_m = -3: out of range [1, 500]").
-filters::TriggerParameters parse_run_setup(std::string_view run_setup_toml);
+filters::TriggerParameters parse_trigger_setup(std::string_view run_setup_toml);
 // The same from a file, read with read_input_file (regular file, at most max_bytes).
-filters::TriggerParameters load_run_setup(const std::filesystem::path& file, std::size_t max_bytes);
+filters::TriggerParameters load_trigger_setup(const std::filesystem::path& file, std::size_t max_bytes);
 
 }  // namespace shoredaq::firmware

@@ -3,7 +3,9 @@
 // DomHealthMonitor follows the run's summary slices (one per 100 ms slice, the rates the CLBs
 // measured) against the detector model and answers with the per-DU rates of the latest slice and
 // the worst DOMs since the run started: missing from slices, losing datagrams (incomplete frames),
-// high-rate veto, White Rabbit not locked, dead PMTs, or a rate far from its DU's median.
+// high-rate veto, White Rabbit not locked, dead PMTs, a rate far from its DU's median, or datagrams
+// with implausible slice times (a bad clock, which the builder drops without letting it move the
+// slice window).
 // Fed by the writer thread, read by status requests: every call is thread-safe.
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 
 #include "shoredaq/dataflow/detector.hpp"
 #include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/dataflow/timeslice_builder.hpp"
 
 namespace shoredaq::firmware {
 
@@ -38,6 +41,7 @@ struct DomHealth {
   std::uint64_t slices_incomplete = 0;  // frames with lost datagrams or without the trailer
   std::uint64_t slices_hrv = 0;         // frames with any PMT under high-rate veto
   std::uint64_t slices_wr_not_ok = 0;   // frames whose White Rabbit bit was not set
+  std::uint64_t implausible_time_datagrams = 0;  // dropped by the builder for their slice time (a bad clock?)
   unsigned dead_pmts = 0;               // PMTs at rate code 0 in the latest frame
   double rate_hz = 0;                   // sum of the PMT rates in the latest frame
   double rate_vs_du_median = 0;         // rate_hz / median rate of the DU's reporting DOMs (latest)
@@ -53,6 +57,8 @@ class DomHealthMonitor {
   explicit DomHealthMonitor(std::shared_ptr<const dataflow::Detector> detector);
 
   void observe(const dataflow::SummarySlice& summary);
+  // The builder's per-DOM totals of datagrams dropped for an implausible slice time (the run's).
+  void note_implausible_times(const std::vector<dataflow::DomCount>& counts);
 
   std::vector<DuRates> du_rates() const;                   // latest slice, by DU
   std::vector<DomHealth> worst_doms(std::size_t max_count) const;  // only unhealthy DOMs, worst first
@@ -67,7 +73,7 @@ class DomHealthMonitor {
     std::uint32_t dom_id = 0;
     int du = 0, floor = 0;
     std::size_t du_index = 0;  // into du_ids_
-    std::uint64_t present = 0, incomplete = 0, hrv = 0, wr_not_ok = 0;
+    std::uint64_t present = 0, incomplete = 0, hrv = 0, wr_not_ok = 0, implausible_time = 0;
     bool in_latest = false;
     bool latest_incomplete = false;
     unsigned latest_hrv_pmts = 0;

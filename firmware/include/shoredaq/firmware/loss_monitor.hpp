@@ -7,6 +7,8 @@
 //    (full queues, processor errors, sink refusals) in the window passes `alarm_fraction`, or
 //  - any sink refused or lost a slice in the window (the store is full, the spool cannot write):
 //    the source of truth is not being written, whatever the share;
+//  - a DOM keeps sending implausible slice times (a bad clock): at least `bad_time_datagrams` of
+//    its datagrams in the window were dropped for it, however small its share of the detector;
 // and it clears by itself once a whole window has passed without that. Pure logic: the caller
 // samples (about once a second) and passes the time.
 
@@ -25,6 +27,7 @@ struct LossTotals {
   std::map<std::string, std::uint64_t> datagrams_lost;  // by cause, e.g. "builder.time_jump"
   std::map<std::string, std::uint64_t> slices_lost;     // by cause, e.g. "pipeline.slices_queue_full"
   std::map<std::string, std::uint64_t> sink_refusals;   // slices a sink refused/lost, e.g. "store.slices_disk_reserve"
+  std::map<std::uint32_t, std::uint64_t> implausible_time_by_dom;  // datagrams dropped for their slice time
 };
 
 struct LossVerdict {
@@ -36,7 +39,7 @@ struct LossVerdict {
 
 class LossMonitor {
  public:
-  LossMonitor(double alarm_fraction, std::chrono::seconds window);
+  LossMonitor(double alarm_fraction, std::chrono::seconds window, std::uint64_t bad_time_datagrams = 10);
 
   void observe(std::uint64_t now_unix_ns, const LossTotals& totals);
   // The verdict over the samples of the last window (healthy until two samples exist).
@@ -49,6 +52,7 @@ class LossMonitor {
   };
   double alarm_fraction_;
   std::uint64_t window_ns_;
+  std::uint64_t bad_time_datagrams_;
   std::deque<Sample> samples_;  // oldest first; the oldest is at least `window` old when possible
 };
 

@@ -9,8 +9,10 @@
 #include <optional>
 #include <string>
 
+#include "shoredaq/dataflow/counter_set.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
-#include "shoredaq/firmware/node.hpp"
+#include "shoredaq/firmware/config.hpp"
+#include "shoredaq/firmware/run_writer.hpp"
 
 namespace shoredaq::firmware {
 
@@ -30,6 +32,7 @@ struct ReplaySummary {
   dataflow::IngestCounters ingest;
   dataflow::PipelineStats pipeline;
   RunWriterCounters writer;
+  dataflow::CounterSet counters;  // the run's counters as the live node names them (run record, --json)
   double wall_seconds = 0;
   bool drained = false;
 

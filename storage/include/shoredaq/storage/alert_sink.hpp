@@ -21,6 +21,9 @@ class AlertSink final : public dataflow::Sink {
   void end_run(dataflow::RunRecord&) override {}
   void counters(dataflow::CounterSet& out) const override;
 
+  // The counter names with given values (all zero: the shape of the node's metrics before a run).
+  static void describe(const AlertPublisherCounters& c, dataflow::CounterSet& out);
+
  private:
   std::unique_ptr<AlertPublisher> publisher_;
   mutable std::mutex mutex_;

@@ -24,6 +24,9 @@ class Tier0SpoolSink final : public dataflow::Sink {
   void counters(dataflow::CounterSet& out) const override;
   std::string problem() const override;
 
+  // The counter names with given values (all zero: the shape of the node's metrics before a run).
+  static void describe(const Tier0SpoolCounters& run, std::uint64_t slices_held, dataflow::CounterSet& out);
+
  private:
   void snapshot();  // copies the spool's counters for readers on other threads
 

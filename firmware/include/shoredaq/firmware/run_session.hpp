@@ -1,0 +1,78 @@
+#pragma once
+// One run's data path, wired from the configuration: ingest -> TimesliceBuilder -> N DataFilter
+// workers -> reorder -> RunWriter -> sinks, plus the DomHealthMonitor that follows the summary
+// slices. Made at `start`, stopped (drained) at `stop`. It binds its ingest endpoints in start()
+// but writes nothing until open(): the node records the run only once the endpoints are bound, so a
+// bad endpoint never uses up a run number.
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include <zmq.hpp>
+
+#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/dataflow/pipeline.hpp"
+#include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/firmware/config.hpp"
+#include "shoredaq/firmware/dom_health.hpp"
+#include "shoredaq/firmware/node_counters.hpp"
+#include "shoredaq/firmware/run_setup.hpp"
+#include "shoredaq/firmware/run_writer.hpp"
+
+namespace shoredaq::firmware {
+
+struct RunSessionInputs {
+  const NodeConfig* config = nullptr;
+  std::shared_ptr<const RunSetup> setup;
+  dataflow::RunRecord record;  // as it will be stored at open()
+  std::vector<WriterSink> sinks;
+  zmq::context_t* context = nullptr;
+  dataflow::RateLimitedLog* log = nullptr;
+  const std::atomic<bool>* paused = nullptr;  // the node's pause flag, read per slice
+  std::function<void(zmq::socket_t&)> configure_ingest_socket;  // CURVE, when configured
+};
+
+class RunSession {
+ public:
+  explicit RunSession(RunSessionInputs inputs);
+  ~RunSession();
+  RunSession(const RunSession&) = delete;
+  RunSession& operator=(const RunSession&) = delete;
+
+  // Binds the ingest endpoints and starts the threads; throws zmq::error_t on a bad endpoint.
+  void start();
+  // The run is recorded: the sinks begin their run and slices are written from now on.
+  void open();
+  // Drains within `deadline`; then every sink ends its run and adds its figures to `record`.
+  dataflow::StopReport stop(std::chrono::milliseconds deadline, dataflow::RunRecord& record);
+
+  // The pipeline's, the writer's and every sink's counters (thread-safe).
+  void describe(dataflow::CounterSet& out) const;
+  dataflow::PipelineStats stats() const { return pipeline_.stats(); }
+  const RunWriter& writer() const noexcept { return writer_; }
+  std::shared_ptr<DomHealthMonitor> dom_health() const noexcept { return dom_health_; }
+  const RunSetup& setup() const noexcept { return *setup_; }
+  std::uint32_t run() const noexcept { return writer_.run(); }
+
+ private:
+  void wait_until_open();
+
+  std::shared_ptr<const RunSetup> setup_;
+  const std::atomic<bool>* paused_;
+  std::mutex open_mutex_;
+  std::condition_variable open_cv_;
+  bool opened_ = false;
+  RunWriter writer_;
+  std::shared_ptr<DomHealthMonitor> dom_health_;  // shared: /status shows the last run's after stop
+  dataflow::Pipeline<filters::FilterResult> pipeline_;
+};
+
+// The pipeline of a live run (the builder, queues and workers as configured).
+dataflow::PipelineConfig live_pipeline_config(const NodeConfig& config, const dataflow::Detector& detector,
+                                              std::uint32_t run,
+                                              std::function<void(zmq::socket_t&)> configure_ingest_socket);
+
+}  // namespace shoredaq::firmware

@@ -1,0 +1,81 @@
+#pragma once
+// The writer stage of one run (DESIGN.md section 1, "the writer -> sinks"): called by the
+// pipeline's writer thread in frame order, shared by the live node and `shoredaq replay`, so both
+// write exactly the same events. Per slice, in one place: the run's trigger counter numbers the
+// events, their online size and per-trigger counts are taken, the filters' result becomes the plain
+// SliceProducts every sink sees, and each sink gets it in the configured order. The node's source of
+// truth (the event store) is the primary sink: `slices_written` counts what it accepted, and the
+// slice complete -> committed latency is measured when the synchronous sinks are done. A sink that
+// refuses a slice counts it under its own cause; the others still get it (the run file is the copy
+// that leaves the site). While the run is paused, slices are filtered (the sea does not pause) but
+// not written.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/dataflow/pipeline.hpp"
+#include "shoredaq/dataflow/run_record.hpp"
+#include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/filters/data_filter.hpp"
+#include "shoredaq/firmware/metrics.hpp"
+
+namespace shoredaq::firmware {
+
+struct RunWriterCounters {
+  std::uint64_t slices_written = 0;  // accepted by the primary sink (every slice without one)
+  std::uint64_t slices_paused = 0;   // filtered but not written while the run was paused
+  std::uint64_t slices_refused = 0;  // refused by the primary sink (counted by cause there)
+  std::uint64_t events = 0;          // of the written slices
+  std::uint64_t events_3d_shower = 0, events_mx_shower = 0, events_3d_muon = 0, events_factory_limit = 0;
+  std::uint64_t event_bytes_online = 0;  // online-format size of the written events
+  std::uint64_t stored_bytes = 0;        // what the primary sink stored (its own encoding)
+  std::uint64_t trigger_counter = 0;     // the next trigger counter of the run
+  std::uint32_t first_frame = 0, last_frame = 0;
+  filters::FilterCounters filter;        // summed over the written and paused slices
+  std::string last_sink_error;           // the latest refusal, "" = none
+};
+
+// One output of the writer; `primary` marks the source of truth (at most one).
+struct WriterSink {
+  std::unique_ptr<dataflow::Sink> sink;
+  bool primary = false;
+};
+
+class RunWriter {
+ public:
+  RunWriter(dataflow::RunRecord record, std::vector<WriterSink> sinks);
+
+  // Before the first slice: every sink's begin_run.
+  void begin_run();
+  void write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused = false);
+  // The writer thread had nothing to do for a tick.
+  void idle();
+  // After the last slice: every sink's end_run; the sinks add their figures to `record`.
+  void end_run(dataflow::RunRecord& record);
+
+  RunWriterCounters counters() const;
+  // The writer's counters and every sink's, thread-safe.
+  void describe(dataflow::CounterSet& out) const;
+  // Sinks that cannot work now: "spool: <why>".
+  std::vector<std::string> problems() const;
+  // slice complete (or expired) -> written by the synchronous sinks, seconds.
+  const Histogram& commit_latency() const noexcept { return latency_; }
+  std::uint32_t run() const noexcept { return record_.run; }
+
+ private:
+  dataflow::RunRecord record_;
+  std::vector<WriterSink> sinks_;
+  mutable std::mutex mutex_;
+  RunWriterCounters counters_;
+  Histogram latency_;
+  std::uint64_t last_error_log_ns_ = 0;
+};
+
+// The writer's own counters in the node's one idiom (pipeline stages describe theirs elsewhere).
+void describe_writer(const RunWriterCounters& w, dataflow::CounterSet& out);
+
+}  // namespace shoredaq::firmware

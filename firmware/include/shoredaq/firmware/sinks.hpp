@@ -1,0 +1,35 @@
+#pragma once
+// Where the node's outputs are configured: the one place that knows which sinks a run has, in what
+// order, and which of them run behind a queue of their own. Adding an output = a Sink in storage/
+// (or elsewhere) + a few lines here and its keys in config.hpp; nothing else in firmware changes.
+
+#include <functional>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/firmware/config.hpp"
+#include "shoredaq/firmware/run_writer.hpp"
+#include "shoredaq/storage/event_store.hpp"
+#include "shoredaq/storage/tier0_spool.hpp"
+
+namespace shoredaq::firmware {
+
+// What the node owns across runs and lends to a run's sinks.
+struct SinkResources {
+  storage::EventStore* store = nullptr;   // null: no store (a run without one keeps nothing)
+  storage::Tier0Spool* spool = nullptr;   // null: spool disabled
+  zmq::context_t* context = nullptr;
+  std::function<void(zmq::socket_t&)> configure_alerts_socket;  // CURVE, when configured
+  std::int32_t detector_id = 0;
+};
+
+// The run's sinks, primary (the store) first. Throws when an output cannot be opened (e.g. the
+// alert endpoint cannot be bound): the run does not start.
+std::vector<WriterSink> make_run_sinks(const NodeConfig& config, const SinkResources& resources);
+
+// The counters every configured sink will have (all zero): the shape of /metrics before a run.
+void describe_configured_sinks(const NodeConfig& config, dataflow::CounterSet& out);
+
+}  // namespace shoredaq::firmware

@@ -1,0 +1,109 @@
+#pragma once
+// Node::Impl, shared by node.cpp (lifecycle, run-control hooks, serve) and node_status.cpp
+// (status JSON, /metrics, health). Internal to the firmware library.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/dataflow/run_record.hpp"
+#include "shoredaq/firmware/http_server.hpp"
+#include "shoredaq/firmware/loss_monitor.hpp"
+#include "shoredaq/firmware/metrics.hpp"
+#include "shoredaq/firmware/node.hpp"
+#include "shoredaq/firmware/notify.hpp"
+#include "shoredaq/firmware/run_session.hpp"
+#include "shoredaq/firmware/security.hpp"
+#include "shoredaq/firmware/store_scrub.hpp"
+#include "shoredaq/storage/event_store.hpp"
+#include "shoredaq/storage/tier0_spool.hpp"
+
+namespace shoredaq::firmware {
+
+struct Node::Impl {
+  Impl(NodeConfig c, NodeOptions o);
+  ~Impl();
+
+  // --- node.cpp: lifecycle and run-control hooks
+  RunControlHooks hooks();
+  void start_security();
+  std::function<void(zmq::socket_t&)> curve_server_hook(bool enabled, const char* zap_domain);
+  void open_spool();
+  void on_init();
+  void on_configure(const ConfigureRequest& request);
+  void on_start(std::uint32_t run);
+  void check_disk_space_for_a_run() const;
+  void on_stop();
+  void on_reset();
+  void signal_loop();
+  void shutdown();
+
+  // --- node_status.cpp: what the node says about itself
+  nlohmann::json status();
+  // The node's counters since it started: finished runs plus the current (or draining) one.
+  dataflow::CounterSet totals();
+  LossVerdict sample_loss();
+  HealthReport health();    // /healthz: alive and not losing data
+  HealthReport liveness();  // the watchdog: alive (data loss is an alarm, not a reason to restart)
+  bool watchdog_healthy();
+  void register_metrics();
+  void register_du_metrics(const dataflow::Detector& detector);
+  std::string store_alarm();
+
+  // What a finished run leaves for /status until the next one starts.
+  struct LastRun {
+    dataflow::CounterSet counters;
+    dataflow::PipelineStats stats;
+    bool drained = false;
+    double p50 = 0, p99 = 0, max = 0;
+    nlohmann::json dom_health;  // the run's last per-DU rates and worst DOMs
+    std::string last_sink_error;
+  };
+
+  NodeConfig config;
+  NodeOptions options;
+  const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
+  const std::uint64_t started_unix_ns;
+  zmq::context_t context;
+  MetricsRegistry registry;
+  std::optional<CurveKeyPair> curve_keys;
+  std::unique_ptr<ZapHandler> zap;  // on `context`: torn down before it (shutdown())
+  dataflow::RateLimitedLog log;
+  SystemdNotifier notifier;
+  std::atomic<bool> paused{false};
+  std::atomic<bool> exit_requested{false};
+  std::atomic<int> exit_code{0};
+
+  mutable std::mutex mutex;  // guards everything below against status() readers
+  std::shared_ptr<const RunSetup> setup;
+  std::unique_ptr<storage::EventStore> store;
+  std::unique_ptr<storage::Tier0Spool> spool;
+  storage::Tier0SpoolCounters spool_at_open;  // what opening the spool found (recovered parts)
+  std::unique_ptr<StoreScrubThread> scrub;
+  std::unique_ptr<RunSession> session;
+  const RunSession* draining = nullptr;  // the session a stop is draining (owned by on_stop)
+  std::optional<LastRun> last_run;
+  std::shared_ptr<const DomHealthMonitor> latest_dom_health;  // of the current or last run
+  dataflow::CounterSet lifetime;  // finished runs
+  dataflow::CounterSet totals_cache;
+  std::chrono::steady_clock::time_point totals_cached_at{};
+  dataflow::RunRecord run_record;
+
+  // Is data being lost now? Sampled about once a second (serve()'s loop, and status/health readers).
+  std::mutex loss_mutex;
+  LossMonitor loss_monitor;
+  bool loss_alarm_raised = false;
+  StallDetector stall_detector;  // used by the watchdog thread only
+  std::string last_stall;
+
+  RunControl run_control;
+};
+
+}  // namespace shoredaq::firmware

@@ -1,0 +1,95 @@
+#include "shoredaq/firmware/run_session.hpp"
+
+#include <algorithm>
+
+namespace shoredaq::firmware {
+namespace {
+
+dataflow::HeaderLayoutMode layout_mode(HeaderLayoutSetting s) {
+  switch (s) {
+    case HeaderLayoutSetting::Auto: return dataflow::HeaderLayoutMode::Auto;
+    case HeaderLayoutSetting::Standard40: return dataflow::HeaderLayoutMode::Standard40;
+    case HeaderLayoutSetting::Legacy28: return dataflow::HeaderLayoutMode::Legacy28;
+  }
+  return dataflow::HeaderLayoutMode::Auto;
+}
+
+}  // namespace
+
+dataflow::PipelineConfig live_pipeline_config(const NodeConfig& config, const dataflow::Detector& detector,
+                                              std::uint32_t run,
+                                              std::function<void(zmq::socket_t&)> configure_ingest_socket) {
+  dataflow::PipelineConfig p;
+  p.builder.detector_id = detector.id();
+  p.builder.run_number = run;
+  p.builder.expected_doms = dataflow::TimesliceBuilderConfig::expected_doms_of(detector);
+  p.builder.max_open_slices = config.builder.max_open_slices;
+  p.builder.expiry_lag_slices = std::max(1u, config.builder.expiry_ms / 100);
+  p.builder.expiry_wall_ns = std::uint64_t{config.builder.wall_clock_expiry_ms} * 1'000'000ull;
+  p.builder.time_quorum_doms = config.builder.time_quorum_doms;
+  p.builder.max_wall_clock_offset_s = config.builder.max_wall_clock_offset_s;
+  dataflow::ZmqIngestConfig ingest;
+  for (const auto& e : config.ingest.endpoints) {
+    dataflow::IngestEndpoint ep;
+    ep.address = e;
+    ep.kind = config.ingest.socket == IngestSocket::Sub ? dataflow::IngestSocketKind::Sub : dataflow::IngestSocketKind::Pull;
+    ep.bind = config.ingest.bind;
+    ep.layout = layout_mode(config.ingest.header_layout);
+    ingest.endpoints.push_back(ep);
+  }
+  ingest.receive_hwm = config.ingest.rcvhwm;
+  ingest.configure_socket = std::move(configure_ingest_socket);
+  p.ingest = ingest;
+  p.workers = config.worker_count();
+  p.slice_queue_capacity = config.builder.queue_slices;
+  p.reorder_window_slices = std::max<std::size_t>(config.builder.queue_slices, 2 * p.workers);
+  return p;
+}
+
+RunSession::RunSession(RunSessionInputs in)
+    : setup_(in.setup),
+      paused_(in.paused),
+      writer_(in.record, std::move(in.sinks)),
+      dom_health_(std::make_shared<DomHealthMonitor>(in.setup->detector)),
+      pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.record.run, std::move(in.configure_ingest_socket)),
+                [filter = in.setup->filter](const dataflow::Timeslice& t) { return filter->process(t); },
+                [this](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+                  wait_until_open();
+                  dom_health_->observe(p.result.summary);  // also while paused: the sea does not pause
+                  writer_.write(std::move(p), paused_->load(std::memory_order_relaxed));
+                },
+                in.context, in.log) {
+  // No slice arrives while the feed is quiet, yet what a sink buffered must still reach its disk.
+  pipeline_.set_writer_idle([this] { writer_.idle(); });
+}
+
+RunSession::~RunSession() { pipeline_.stop(std::chrono::seconds(5)); }
+
+void RunSession::start() { pipeline_.start(); }
+
+void RunSession::open() {
+  writer_.begin_run();
+  {
+    std::lock_guard lock(open_mutex_);
+    opened_ = true;
+  }
+  open_cv_.notify_all();
+}
+
+void RunSession::wait_until_open() {
+  std::unique_lock lock(open_mutex_);
+  open_cv_.wait_for(lock, std::chrono::seconds(30), [this] { return opened_; });
+}
+
+dataflow::StopReport RunSession::stop(std::chrono::milliseconds deadline, dataflow::RunRecord& record) {
+  const auto report = pipeline_.stop(deadline);
+  writer_.end_run(record);
+  return report;
+}
+
+void RunSession::describe(dataflow::CounterSet& out) const {
+  describe_pipeline(pipeline_.stats(), out);
+  writer_.describe(out);
+}
+
+}  // namespace shoredaq::firmware
