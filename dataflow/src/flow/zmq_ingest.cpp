@@ -219,16 +219,17 @@ void ZmqIngest::read_monitor(std::size_t endpoint) {
       ++disconnects_[endpoint];
       publish_counters(endpoint);
       if (log_ != nullptr) {
-        log_->log(spdlog::level::warn, "peer_disconnected",
+        // Most often a sender that finished: information, not a warning.
+        log_->log(spdlog::level::info, "peer_disconnected",
                   "ingest {}: a peer's connection closed: it left, or it sent a message over {} bytes (lost)", address,
-                  config_.max_message_bytes);
+                  config_.hard_max_message_bytes > 0 ? config_.hard_max_message_bytes : 4 * config_.max_message_bytes);
       }
     } else if (id == ZMQ_EVENT_MONITOR_STOPPED && !stop_requested_.load(std::memory_order_relaxed)) {
       if (log_ != nullptr) {
-        log_->log(spdlog::level::warn, "monitor_replaced",
-                  "ingest {}: peer disconnects (and messages over {} bytes) are not counted: the socket hook installed "
-                  "its own monitor",
-                  address, config_.max_message_bytes);
+        // A CURVE ingest socket: the node's handshake monitor took the socket's one monitor slot.
+        log_->log(spdlog::level::info, "monitor_replaced",
+                  "ingest {}: peer disconnects are not counted on this socket: its hook (CURVE) monitors the handshakes",
+                  address);
       }
     }
   }
