@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
     if (o.detx.empty()) throw std::runtime_error("--detx is required (unless --replay)");
     auto detector = std::make_shared<const shoredaq::dataflow::Detector>(shoredaq::dataflow::Detector::load(o.detx));
     cfg.detector = detector;
-    cfg.dus = shoredaq::drivers::parse_du_selection(o.dus, *detector);
+    cfg.dus = shoredaq::dataflow::parse_du_selection(o.dus, *detector);
     if (o.start_utc_s >= 0) cfg.start_unix_ns = static_cast<std::uint64_t>(o.start_utc_s * 1e9);
     if (silent_dom) cfg.faults.silent_dom = silent_dom;
     if (late_dom) cfg.faults.late_dom = late_dom;

@@ -43,15 +43,15 @@ ClbDatagram parse_ok(const SimDatagram& dg, HeaderLayout layout = HeaderLayout::
 
 TEST(DuSelection, ParsesAllRangesListsAndFirstN) {
   const auto& det = *detector133();
-  EXPECT_EQ(parse_du_selection("all", det).size(), 21u);
-  EXPECT_EQ(parse_du_selection("first:2", det), (std::vector<int>{5, 9}));
-  EXPECT_EQ(parse_du_selection("9-12", det), (std::vector<int>{9, 10, 11, 12}));
-  EXPECT_EQ(parse_du_selection("11,5, 9,5", det), (std::vector<int>{5, 9, 11}));
-  EXPECT_EQ(parse_du_selection("1-5", det), (std::vector<int>{5}));  // ranges take the DUs that exist
-  EXPECT_THROW(parse_du_selection("6", det), std::invalid_argument);
-  EXPECT_THROW(parse_du_selection("1-4", det), std::invalid_argument);
-  EXPECT_THROW(parse_du_selection("x", det), std::invalid_argument);
-  EXPECT_THROW(parse_du_selection("first:99", det), std::invalid_argument);
+  EXPECT_EQ(dataflow::parse_du_selection("all", det).size(), 21u);
+  EXPECT_EQ(dataflow::parse_du_selection("first:2", det), (std::vector<int>{5, 9}));
+  EXPECT_EQ(dataflow::parse_du_selection("9-12", det), (std::vector<int>{9, 10, 11, 12}));
+  EXPECT_EQ(dataflow::parse_du_selection("11,5, 9,5", det), (std::vector<int>{5, 9, 11}));
+  EXPECT_EQ(dataflow::parse_du_selection("1-5", det), (std::vector<int>{5}));  // ranges take the DUs that exist
+  EXPECT_THROW(dataflow::parse_du_selection("6", det), std::invalid_argument);
+  EXPECT_THROW(dataflow::parse_du_selection("1-4", det), std::invalid_argument);
+  EXPECT_THROW(dataflow::parse_du_selection("x", det), std::invalid_argument);
+  EXPECT_THROW(dataflow::parse_du_selection("first:99", det), std::invalid_argument);
 }
 
 TEST(DuSimulator, RejectsBadConfiguration) {

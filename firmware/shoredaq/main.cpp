@@ -12,7 +12,6 @@
 #include <iostream>
 
 #include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/drivers/du_simulator.hpp"
 
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/logging.hpp"
@@ -56,7 +55,7 @@ int main(int argc, char** argv) {
   if (*detx_cmd) {
     try {
       const auto detector = shoredaq::dataflow::Detector::load(detx_in);
-      const auto dus = shoredaq::drivers::parse_du_selection(detx_dus, detector);
+      const auto dus = shoredaq::dataflow::parse_du_selection(detx_dus, detector);
       std::vector<shoredaq::dataflow::Module> kept;
       for (const auto& m : detector.modules()) {
         if (std::find(dus.begin(), dus.end(), m.du) != dus.end()) kept.push_back(m);

@@ -36,8 +36,10 @@ class SectionReader {
   void integer(std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
     const toml::node* n = take(key);
     if (!n) return;
-    auto v = n->value<std::int64_t>();
-    if (!n->is_integer() || !v) fail(path(key), "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    // value_exact, and only of an integer: toml++'s value<int64_t>() of a float converts it, which is
+    // undefined for 7.8e124 (found by fuzz_config).
+    const auto v = n->is_integer() ? n->value_exact<std::int64_t>() : std::nullopt;
+    if (!v) fail(path(key), "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
     if (*v < min || *v > max)
       fail(path(key), std::to_string(*v) + " is out of range; allowed [" + std::to_string(min) + ", " + std::to_string(max) + "]");
     out = static_cast<Int>(*v);
@@ -135,8 +137,8 @@ class SectionReader {
     if (!a) fail(path(key), "expected an array of integers in " + range);
     std::vector<Int> values;
     for (const auto& e : *a) {
-      auto v = e.value<std::int64_t>();
-      if (!e.is_integer() || !v) fail(path(key), "expected an array of integers in " + range);
+      const auto v = e.is_integer() ? e.value_exact<std::int64_t>() : std::nullopt;
+      if (!v) fail(path(key), "expected an array of integers in " + range);
       if (*v < min || *v > max) fail(path(key), std::to_string(*v) + " is out of range; allowed " + range);
       values.push_back(static_cast<Int>(*v));
     }

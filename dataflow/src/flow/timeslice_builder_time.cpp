@@ -6,6 +6,10 @@
 #include "shoredaq/dataflow/timeslice_builder.hpp"
 
 namespace shoredaq::dataflow {
+namespace {
+constexpr std::uint64_t kMaxFrameIndex = 0xffff'ffffu;  // frame indices run 1 .. 2^32 - 1
+}  // namespace
+
 
 namespace {
 // Bounds what a tentative window holds: a few DOMs' datagrams of one slice are enough to outvote a
@@ -37,6 +41,11 @@ bool TimesliceBuilder::claimed_near(std::size_t dom, std::uint64_t slice) const 
 
 TimesliceBuilder::TimeJudgement TimesliceBuilder::judge_time(std::size_t dom, std::uint64_t slice,
                                                              std::uint64_t receive_ns) {
+  // The frame index is 32 bits in the online header (13.6 years of slices): a slice beyond it would
+  // wrap to an old frame number and break frame order. Found by fuzz_builder (quorum 1, a DOM with
+  // a clock 68 years ahead).
+  if (run_start_slice_ && slice >= *run_start_slice_ && slice - *run_start_slice_ >= kMaxFrameIndex)
+    return {TimeVerdict::Drop, BuilderDropReason::TimeJump};
   if (!newest_slice_) {  // the first datagram of the run (or of a restarted window)
     if (run_start_slice_ && slice < *run_start_slice_) return {TimeVerdict::Drop, BuilderDropReason::BeforeRunStart};
     return {};

@@ -305,4 +305,61 @@ std::string Detector::to_detx() const {
   return out;
 }
 
+std::vector<int> parse_du_selection(std::string_view text, const Detector& detector) {
+  const std::vector<int> available = detector.du_ids();
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+    return v;
+  };
+  auto to_int = [&](std::string_view v) {
+    v = trim(v);
+    int value = 0;
+    if (v.empty()) throw std::invalid_argument("empty DU number in selection '" + std::string(text) + "'");
+    for (char c : v) {
+      if (c < '0' || c > '9' || value > 1'000'000)
+        throw std::invalid_argument("bad DU number '" + std::string(v) + "' in selection '" + std::string(text) + "'");
+      value = value * 10 + (c - '0');
+    }
+    return value;
+  };
+  const std::string_view all = trim(text);
+  if (all == "all") {
+    if (available.empty()) throw std::invalid_argument("the detector has no DUs");
+    return available;
+  }
+  std::vector<int> selected;
+  if (all.starts_with("first:")) {
+    const int n = to_int(all.substr(6));
+    if (n <= 0 || static_cast<std::size_t>(n) > available.size())
+      throw std::invalid_argument("selection '" + std::string(text) + "': the detector has " +
+                                  std::to_string(available.size()) + " DUs");
+    return std::vector<int>(available.begin(), available.begin() + n);
+  }
+  std::string_view rest = all;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    const auto dash = item.find('-');
+    if (dash == std::string_view::npos) {
+      const int du = to_int(item);
+      if (!std::binary_search(available.begin(), available.end(), du))
+        throw std::invalid_argument("DU " + std::to_string(du) + " is not in the detector");
+      selected.push_back(du);
+    } else {
+      const int lo = to_int(item.substr(0, dash)), hi = to_int(item.substr(dash + 1));
+      if (hi < lo) throw std::invalid_argument("bad DU range '" + std::string(item) + "'");
+      bool any = false;
+      for (int du : available)
+        if (du >= lo && du <= hi) selected.push_back(du), any = true;
+      if (!any) throw std::invalid_argument("no DU of the detector in range '" + std::string(item) + "'");
+    }
+  }
+  std::sort(selected.begin(), selected.end());
+  selected.erase(std::unique(selected.begin(), selected.end()), selected.end());
+  if (selected.empty()) throw std::invalid_argument("empty DU selection");
+  return selected;
+}
+
 }  // namespace shoredaq::dataflow

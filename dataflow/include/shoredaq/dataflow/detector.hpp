@@ -108,4 +108,8 @@ class Detector {
   DetxMetadata metadata_;
 };
 
+// "all", "3", "1-4", "1,3,5", "1-3,7" -> sorted DU numbers, each checked against the detector.
+// Throws std::invalid_argument with a readable message.
+std::vector<int> parse_du_selection(std::string_view text, const Detector& detector);
+
 }  // namespace shoredaq::dataflow
