@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "shoredaq/storage/tier0_transfer.hpp"
@@ -144,6 +145,8 @@ int main(int argc, char** argv) {
     std::cerr << e.what() << "\n";
     return 2;
   }
+  // Logs to stderr (the journal under systemd); stdout is for --status.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("shore-transfer"));
   spdlog::set_level(spdlog::level::from_str(options.log_level));
 
   // Signals are taken by the main loop only (sigtimedwait); every thread, XRootD's included,
