@@ -56,10 +56,15 @@ void write_file_atomically(const fs::path& path, const std::string& text, bool s
     if (sync && ::fsync(fd) != 0) throw SpoolError(errno_text("fsync", tmp, errno));
   } catch (...) {
     ::close(fd);
+    ::unlink(tmp.c_str());  // a full disk must not leave half-written temporaries behind
     throw;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) throw SpoolError(errno_text("rename", tmp, errno));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    throw SpoolError(errno_text("rename", tmp, error));
+  }
 }
 
 namespace {

@@ -332,3 +332,56 @@ TEST_F(HilTransfer, ACorruptedRemoteCopyIsDetectedResentAndCounted) {
   agent.signal(SIGTERM);
   EXPECT_EQ(agent.wait(30s), 0) << agent.err();
 }
+
+// The spool's disk fills up while the centre is down: the agent goes on (what it cannot record is
+// counted and logged once), deletes nothing, and once the server is back moves every sealed part
+// to done/ (renames need no space). The node's side of a full disk (the disk reserve, the spool's
+// alarms and exact loss counts) is HilTrustSpool's.
+TEST_F(HilTransfer, ASpoolDiskFilledWhileTheServerIsDownLosesNothingSealed) {
+  if (::geteuid() != 0 ||
+      run({"/usr/bin/unshare", "--mount", "--propagation", "private", "true"}, fs::temp_directory_path()).code != 0) {
+    GTEST_SKIP() << "needs root and unshare(1) to give the agent a small file system of its own";
+  }
+  TempDir tmp("transfer-full");
+  const auto files = seal_parts(tmp / "prepared", 2004, 3, 200'000);
+  ASSERT_EQ(files.size(), 3u);
+  const fs::path small_fs = tmp / "spoolfs";
+  fs::create_directories(small_fs);
+  XrootdServer server(tmp / "xrootd", free_port());  // configured, not started
+  // unshare execs sh, which execs shore-transfer: one pid, whose mount namespace has the tmpfs,
+  // filled to the last byte after the spool was copied in.
+  const std::string spool = (small_fs / "spool").string();
+  const std::string script = "mount -t tmpfs -o size=2m tmpfs '" + small_fs.string() + "' && cp -a '" +
+                             (tmp / "prepared").string() + "' '" + spool + "' && { head -c 4000000 /dev/zero > '" +
+                             (small_fs / "filler").string() + "' 2>/dev/null; true; } && exec '" +
+                             program("shore-transfer") + "' --spool '" + spool + "' --endpoint " + server.endpoint() +
+                             " --poll-interval-ms 100 --retry-initial-ms 200 --retry-max-ms 1000 --connect-timeout-s 2";
+  Child agent({"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script}, tmp / "agent.out",
+              tmp / "agent.err");
+  ASSERT_TRUE(wait_until([&] {
+    const std::string log = agent.err();
+    return !agent.running() || (log.find("not transferred (unreachable") != std::string::npos &&
+                                log.find("cannot write") != std::string::npos);
+  }, 30s)) << agent.err();
+  ASSERT_TRUE(agent.running()) << agent.err();
+  const fs::path inside = fs::path("/proc") / std::to_string(agent.pid()) / "root" / small_fs.relative_path() / "spool";
+  const auto space = fs::space(inside);
+  EXPECT_LT(space.available, 64u << 10) << "the spool's disk is not full";
+  // Every sealed part is still in ready/ and still matches its manifest.
+  EXPECT_EQ(parts_in(inside / "ready"), files);
+  for (const auto& file : files) {
+    const std::string bytes = read_file(inside / "ready" / file);
+    const auto manifest = nlohmann::json::parse(read_file(inside / "ready" / (file + ".json")));
+    storage::Adler32 adler;
+    adler.update(bytes);
+    EXPECT_EQ(bytes.size(), manifest["bytes"].get<std::size_t>()) << file;
+    EXPECT_EQ(adler.hex(), manifest["adler32"].get<std::string>()) << file;
+  }
+
+  server.start();
+  ASSERT_TRUE(wait_until([&] { return parts_in(inside / "done") == files; }, 30s)) << agent.err();
+  expect_verified_at_server(server, inside, 2004, files, tmp.path());
+  EXPECT_TRUE(parts_in(inside / "ready").empty());
+  agent.signal(SIGTERM);
+  EXPECT_EQ(agent.wait(30s), 0) << agent.err();
+}
