@@ -155,10 +155,18 @@ TransferOutcome Tier0TransferAgent::transfer(const std::string& file, Tier0Remot
                                              const std::atomic<bool>* cancel) {
   Attempt a;
   a.file = file;
+  std::error_code ec;
+  const bool still_there = fs::exists(ready_dir() / file, ec);
   {
     const std::lock_guard lock(mutex_);
     const auto it = entries_.find(file);
     if (it == entries_.end()) return TransferOutcome::Gone;
+    if (!still_there) {
+      // Moved to done/ by another attempt (a scan that listed it just before) or acknowledged by
+      // hand: nothing to do, and nothing wrong.
+      entries_.erase(it);
+      return TransferOutcome::Gone;
+    }
     a.record = it->second.record;
     ++counters_.attempts;
   }

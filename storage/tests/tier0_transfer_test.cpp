@@ -353,3 +353,23 @@ TEST(Tier0Transfer, AStopDuringAnUploadIsNotCountedAsAFailure) {
   EXPECT_EQ(failures_text(status.counters), failures_text(Tier0TransferCounters{}));
   EXPECT_TRUE(agent.claim_next()) << "a stopped file must be due again at once";
 }
+
+// A file that left ready/ after the scan listed it (moved by another attempt, acknowledged by hand)
+// is no failure: no count, no alarm.
+TEST(Tier0Transfer, AFileGoneFromReadyAfterTheScanIsNoFailure) {
+  Rig rig(1);
+  Tier0TransferAgent agent(config_for(rig.dir.path()), rig.clock);
+  agent.scan();
+  const auto file = agent.claim_next();
+  ASSERT_TRUE(file);
+  Tier0SpoolConfig spool_config;
+  spool_config.directory = rig.dir.path();
+  spool_config.fsync = false;
+  ASSERT_TRUE(Tier0Spool(spool_config).ack(*file));
+  EXPECT_EQ(agent.transfer(*file, rig.remote, rig.unlimited), TransferOutcome::Gone);
+  const auto status = agent.status();
+  EXPECT_EQ(failures_text(status.counters), failures_text(Tier0TransferCounters{}));
+  EXPECT_EQ(status.alarm, "");
+  EXPECT_EQ(status.files_waiting, 0u);
+  EXPECT_EQ(rig.remote.uploads_started, 0u);
+}
