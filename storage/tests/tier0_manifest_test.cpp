@@ -61,7 +61,8 @@ std::vector<fs::path> manifests_in(const fs::path& spool, const fs::path& scratc
       const std::string name = e.path().filename().string();
       if (name.ends_with(".daq.json")) out.push_back(e.path());
       if (name.ends_with(".run.json")) {
-        for (const auto& part : read_json(e.path())["parts"]) {
+        const auto run_manifest = read_json(e.path());  // kept alive for the loop over its parts
+        for (const auto& part : run_manifest["parts"]) {
           const fs::path copy = scratch / ("run-part-" + std::to_string(n++) + ".json");
           std::ofstream(copy) << part.dump();
           out.push_back(copy);
