@@ -148,6 +148,19 @@ TEST_F(SystemdUnits, DuSimulatorTemplateVerifiesAndIsHardened) {
   expect_verifies_and_scores(prepare("du-sim@.service", "du-sim@rig1.service", "drivers/du-sim"));
 }
 
+// The Tier-0 transfer agent: the spool's owner, its own config, started only once configured.
+TEST_F(SystemdUnits, TransferAgentUnitVerifiesAndIsHardened) {
+  const std::string text = read_text(units_dir / "shore-transfer.service");
+  EXPECT_NE(text.find("User=shoredaq"), std::string::npos);
+  EXPECT_NE(text.find("StateDirectory=shoredaq\n"), std::string::npos);
+  EXPECT_NE(text.find("/shore-transfer --config %E/shoredaq/shore-transfer.toml"), std::string::npos);
+  EXPECT_NE(text.find("ConditionPathExists=%E/shoredaq/shore-transfer.toml"), std::string::npos);
+  EXPECT_NE(text.find("Restart=on-failure"), std::string::npos);
+  EXPECT_EQ(text.find("@CMAKE"), std::string::npos) << "unsubstituted template variable";
+  EXPECT_EQ(text.find("@SHOREDAQ"), std::string::npos) << "unsubstituted template variable";
+  expect_verifies_and_scores(prepare("shore-transfer.service", "shore-transfer.service", "storage/shore-transfer"));
+}
+
 // The check above must be able to fail: a bare unit scores far above the limit, and a typo'd
 // key makes verify talk.
 TEST_F(SystemdUnits, ChecksCatchAnUnhardenedOrMistypedUnit) {

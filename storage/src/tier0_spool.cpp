@@ -41,11 +41,12 @@ const char* to_string(SpoolSliceStatus status) noexcept {
   return "unknown";
 }
 
-Tier0Spool::Tier0Spool(Tier0SpoolConfig config) : config_(std::move(config)), detector_id_(config_.detector_id) {
+Tier0Spool::Tier0Spool(Tier0SpoolConfig config)
+    : config_(std::move(config)), detector_id_(config_.detector_id), provenance_(spool_files::completed({})) {
   if (!config_.write) {
     config_.write = [](int fd, const void* data, std::size_t bytes) { return ::write(fd, data, bytes); };
   }
-  for (const auto& dir : {open_dir(), ready_dir(), done_dir(), damaged_dir()}) {
+  for (const auto& dir : {open_dir(), ready_dir(), done_dir(), damaged_dir(), runs_dir()}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) throw SpoolError("cannot create " + dir.string() + ": " + ec.message());
@@ -67,8 +68,14 @@ void Tier0Spool::count(Counter counter, std::uint64_t n) noexcept {
   run_counters_.*counter += n;
 }
 
-void Tier0Spool::begin_run(std::uint32_t run, std::int32_t detector_id) {
+void Tier0Spool::begin_run(std::uint32_t run, std::int32_t detector_id, RunProvenance provenance) {
   if (run_) end_run();
+  provenance = spool_files::completed(std::move(provenance));
+  // Recorded before the first byte of the run, so a crash at any point leaves it for recovery.
+  spool_files::write_file_atomically(runs_dir() / run_provenance_name(detector_id, run),
+                                     spool_files::provenance_to_json(provenance).dump(2) + "\n", config_.fsync);
+  if (config_.fsync) spool_files::fsync_dir(runs_dir());
+  provenance_ = std::move(provenance);
   run_ = run;
   detector_id_ = detector_id;
   next_part_ = next_part_number(detector_id, run);
@@ -90,22 +97,29 @@ SpoolSliceResult Tier0Spool::write_slice(std::span<const dataflow::Event> events
   // The slice's objects are encoded together so the slice enters the buffer whole or not at all.
   BufferedSlice slice;
   scratch_.clear();
-  auto note_frame = [&slice](std::uint32_t frame) {
+  auto note_header = [&slice](const dataflow::SliceHeader& header) {
+    const std::uint64_t start_ns = header.slice_start_ns();
+    const std::uint64_t end_ns = start_ns + dataflow::kSliceDurationNs;
     if (slice.events + slice.summaries == 0) {
-      slice.first_frame = slice.last_frame = frame;
+      slice.first_frame = slice.last_frame = header.frame_index;
+      slice.utc_start_ns = start_ns;
+      slice.utc_end_ns = end_ns;
     } else {
-      slice.first_frame = std::min(slice.first_frame, frame);
-      slice.last_frame = std::max(slice.last_frame, frame);
+      slice.first_frame = std::min(slice.first_frame, header.frame_index);
+      slice.last_frame = std::max(slice.last_frame, header.frame_index);
+      slice.utc_start_ns = std::min(slice.utc_start_ns, start_ns);
+      slice.utc_end_ns = std::max(slice.utc_end_ns, end_ns);
     }
   };
   if (summary != nullptr) {
     dataflow::encode_online_summary_slice(*summary, scratch_);
-    note_frame(summary->header.frame_index);
+    note_header(summary->header);
     ++slice.summaries;
   }
   for (const auto& event : events) {
     dataflow::encode_online_event(event, scratch_);
-    note_frame(event.header.frame_index);
+    note_header(event.header);
+    slice.events_per_trigger.add_event(event.trigger_mask);
     ++slice.events;
   }
   if (scratch_.empty()) return {};
@@ -149,6 +163,9 @@ void Tier0Spool::end_run() {
   if (!run_) return;
   if (fd_ >= 0) seal_part();
   write_run_manifest(detector_id_, *run_, false);
+  // The run manifest now carries every part: the provenance record has done its job.
+  std::error_code ignored;
+  fs::remove(runs_dir() / run_provenance_name(detector_id_, *run_), ignored);
   count(&Tier0SpoolCounters::runs_ended);
   run_.reset();
 }
@@ -193,6 +210,7 @@ bool Tier0Spool::open_part() {
   part_.run = *run_;
   part_.part = next_part_;
   part_.file = part_file_name(detector_id_, part_.run, part_.part);
+  part_.provenance = provenance_;
   const fs::path path = open_dir() / part_.file;
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd_ < 0) {
@@ -266,10 +284,15 @@ void Tier0Spool::commit_written_slices() {
     if (part_.events + part_.summary_slices == 0) {
       part_.first_frame = slice.first_frame;
       part_.last_frame = slice.last_frame;
+      part_.utc_start_ns = slice.utc_start_ns;
+      part_.utc_end_ns = slice.utc_end_ns;
     } else {
       part_.first_frame = std::min(part_.first_frame, slice.first_frame);
       part_.last_frame = std::max(part_.last_frame, slice.last_frame);
+      part_.utc_start_ns = std::min(part_.utc_start_ns, slice.utc_start_ns);
+      part_.utc_end_ns = std::max(part_.utc_end_ns, slice.utc_end_ns);
     }
+    part_.events_per_trigger += slice.events_per_trigger;
     part_.events += slice.events;
     part_.summary_slices += slice.summaries;
     part_.bytes += bytes.size();
@@ -329,6 +352,7 @@ void Tier0Spool::seal_part() {
   fd_ = -1;
   part_.adler32 = adler_.hex();
   part_.md5 = md5_.hex();
+  part_.guid = make_guid_v4();
   if (::rename(from.c_str(), to.c_str()) != 0) {
     count(&Tier0SpoolCounters::write_errors);
     throw SpoolError(errno_text("rename", from, errno));

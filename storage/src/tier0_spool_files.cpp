@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/version.hpp"
 
 namespace shoredaq::storage::spool_files {
 
@@ -55,32 +56,123 @@ void write_file_atomically(const fs::path& path, const std::string& text, bool s
     if (sync && ::fsync(fd) != 0) throw SpoolError(errno_text("fsync", tmp, errno));
   } catch (...) {
     ::close(fd);
+    ::unlink(tmp.c_str());  // a full disk must not leave half-written temporaries behind
     throw;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) throw SpoolError(errno_text("rename", tmp, errno));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    throw SpoolError(errno_text("rename", tmp, error));
+  }
 }
 
+namespace {
+
+json text_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+
+std::uint32_t read_u32_le(const std::uint8_t* p) noexcept {
+  return std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 24);
+}
+
+// Offsets in an online object: preamble, class version, then the 20-byte header.
+constexpr std::size_t kHeaderOffset = dataflow::kOnlinePreambleBytes + dataflow::kOnlineVersionBytes;
+constexpr std::size_t kFrameOffset = kHeaderOffset + 8;
+constexpr std::size_t kUtcOffset = kHeaderOffset + 12;
+constexpr std::size_t kTicksOffset = kHeaderOffset + 16;
+constexpr std::size_t kEventTriggerMaskOffset = kHeaderOffset + 20 + 8;  // after the trigger counter
+
+}  // namespace
+
 json part_to_json(const SpoolPartInfo& p) {
-  json j{{"file", p.file},
+  const bool has_slices = p.events + p.summary_slices > 0;
+  const RunProvenance& prov = p.provenance;
+  json j{{"manifest_version", kTier0ManifestVersion},
+         // What a catalogue registers (Rucio: scope, name, bytes, adler32, md5, guid).
+         {"scope", prov.scope},
+         {"name", p.file},
+         {"bytes", p.bytes},
+         {"adler32", p.adler32},
+         {"md5", p.md5},
+         {"guid", p.guid},
+         // The spool's own fields (file and size_bytes predate the catalogue's name and bytes).
+         {"file", p.file},
+         {"size_bytes", p.bytes},
          {"detector_id", p.detector_id},
          {"run", p.run},
          {"part", p.part},
-         {"size_bytes", p.bytes},
+         {"first_frame", has_slices ? json(p.first_frame) : json(nullptr)},
+         {"last_frame", has_slices ? json(p.last_frame) : json(nullptr)},
+         {"utc_start", has_slices ? json(format_utc_ns(p.utc_start_ns)) : json(nullptr)},
+         {"utc_end", has_slices ? json(format_utc_ns(p.utc_end_ns)) : json(nullptr)},
          {"events", p.events},
          {"summary_slices", p.summary_slices},
-         {"adler32", p.adler32},
-         {"md5", p.md5},
+         {"events_per_trigger",
+          {{"3d_shower", p.events_per_trigger.shower_3d},
+           {"mx_shower", p.events_per_trigger.mx_shower},
+           {"3d_muon", p.events_per_trigger.muon_3d},
+           {"nanobeacon", p.events_per_trigger.nanobeacon},
+           {"factory_limit", p.events_per_trigger.factory_limit}}},
+         // A part holds the triggered events with their slices' summaries.
+         {"data_type", to_string(Tier0DataType::Events)},
+         {"data_tier", prov.data_tier},
+         {"format", kTier0Format},
+         {"format_version", kTier0FormatVersion},
+         {"software_version", prov.software_version},
+         {"run_type", text_or_null(prov.run_type)},
+         {"run_setup_hash", text_or_null(prov.run_setup_hash)},
+         {"detector_file_hash", text_or_null(prov.detector_file_hash)},
          {"recovered", p.recovered}};
-  if (p.events + p.summary_slices > 0) {
-    j["first_frame"] = p.first_frame;
-    j["last_frame"] = p.last_frame;
-  } else {
-    j["first_frame"] = nullptr;
-    j["last_frame"] = nullptr;
-  }
   if (p.damaged_bytes != 0) j["damaged_bytes"] = p.damaged_bytes;
   return j;
+}
+
+json provenance_to_json(const RunProvenance& p) {
+  return json{{"scope", p.scope},
+              {"run_type", p.run_type},
+              {"software_version", p.software_version},
+              {"run_setup_hash", p.run_setup_hash},
+              {"detector_file_hash", p.detector_file_hash},
+              {"data_tier", p.data_tier}};
+}
+
+RunProvenance provenance_from_json(const json& j) {
+  RunProvenance p;
+  auto text = [&j](const char* key, std::string& out) {
+    if (j.contains(key) && j[key].is_string()) out = j[key].get<std::string>();
+  };
+  text("scope", p.scope);
+  text("run_type", p.run_type);
+  text("software_version", p.software_version);
+  text("run_setup_hash", p.run_setup_hash);
+  text("detector_file_hash", p.detector_file_hash);
+  text("data_tier", p.data_tier);
+  return p;
+}
+
+RunProvenance completed(RunProvenance p) {
+  if (p.software_version.empty()) p.software_version = std::string(shoredaq::version());
+  if (p.scope.empty()) p.scope = kDefaultRucioScope;
+  if (p.data_tier.empty()) p.data_tier = "raw";
+  return p;
+}
+
+bool move_part_to_done(const fs::path& spool_dir, const std::string& file_name, bool sync) {
+  const fs::path ready = spool_dir / "ready";
+  const fs::path done = spool_dir / "done";
+  const fs::path from = ready / file_name;
+  std::error_code ec;
+  if (!fs::exists(from, ec)) return false;
+  if (::rename(from.c_str(), (done / file_name).c_str()) != 0) throw SpoolError(errno_text("rename", from, errno));
+  const fs::path manifest = ready / (file_name + ".json");
+  if (fs::exists(manifest, ec) && ::rename(manifest.c_str(), (done / (file_name + ".json")).c_str()) != 0) {
+    throw SpoolError(errno_text("rename", manifest, errno));
+  }
+  if (sync) {
+    fsync_dir(done);
+    fsync_dir(ready);
+  }
+  return true;
 }
 
 std::optional<json> read_json(const fs::path& path) {
@@ -94,10 +186,22 @@ std::optional<json> read_json(const fs::path& path) {
 }
 
 std::optional<std::uint32_t> online_frame_of(std::span<const std::uint8_t> object) {
-  constexpr std::size_t kFrameOffset = dataflow::kOnlinePreambleBytes + dataflow::kOnlineVersionBytes + 8;
   if (object.size() < kFrameOffset + 4) return std::nullopt;
-  const std::uint8_t* p = object.data() + kFrameOffset;
-  return std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 24);
+  return read_u32_le(object.data() + kFrameOffset);
+}
+
+std::optional<std::uint64_t> online_slice_start_ns_of(std::span<const std::uint8_t> object) {
+  if (object.size() < kTicksOffset + 4) return std::nullopt;
+  dataflow::SliceHeader header;
+  header.utc_seconds = read_u32_le(object.data() + kUtcOffset);
+  header.ticks_16ns = read_u32_le(object.data() + kTicksOffset);
+  return header.slice_start_ns();
+}
+
+std::optional<std::uint64_t> online_event_trigger_mask_of(std::span<const std::uint8_t> object) {
+  if (object.size() < kEventTriggerMaskOffset + 8) return std::nullopt;
+  const std::uint8_t* p = object.data() + kEventTriggerMaskOffset;
+  return std::uint64_t{read_u32_le(p)} | (std::uint64_t{read_u32_le(p + 4)} << 32);
 }
 
 }  // namespace shoredaq::storage::spool_files

@@ -1,6 +1,7 @@
 #pragma once
 // File helpers of the Tier-0 spool (internal to storage/src): error texts, small files written
-// durably (manifests), manifest JSON, and the frame index of an online object.
+// durably (manifests), manifest JSON (storage/schema/tier0_manifest.schema.json), the run's
+// provenance record, and the header fields of an online object.
 
 #include <cstdint>
 #include <filesystem>
@@ -23,10 +24,25 @@ void fsync_dir(const std::filesystem::path& dir);
 // for readers). Throws SpoolError.
 void write_file_atomically(const std::filesystem::path& path, const std::string& text, bool sync);
 
+// The part's manifest (every field of the schema).
 nlohmann::json part_to_json(const SpoolPartInfo& part);
 std::optional<nlohmann::json> read_json(const std::filesystem::path& path);
 
-// Frame index of an online event or summary slice: preamble (8), version (2), detector, run, frame.
+// A run's provenance as kept in spool/runs/ while the run is open (recovery reads it back).
+nlohmann::json provenance_to_json(const RunProvenance& provenance);
+RunProvenance provenance_from_json(const nlohmann::json& j);
+// The provenance with its defaults filled in (software_version = this build's version).
+RunProvenance completed(RunProvenance provenance);
+
+// Moves a sealed part and its manifest from ready/ into done/ (data first: a manifest in done/
+// means the data got there) and syncs both directories. Throws SpoolError. False when the part
+// is not in ready/.
+bool move_part_to_done(const std::filesystem::path& spool_dir, const std::string& file_name, bool sync);
+
+// Header fields of an online event or summary slice: preamble (8), version (2), detector, run,
+// frame, UTC seconds, 16 ns ticks; an event's trigger mask follows the header and its counter.
 std::optional<std::uint32_t> online_frame_of(std::span<const std::uint8_t> object);
+std::optional<std::uint64_t> online_slice_start_ns_of(std::span<const std::uint8_t> object);
+std::optional<std::uint64_t> online_event_trigger_mask_of(std::span<const std::uint8_t> object);
 
 }  // namespace shoredaq::storage::spool_files

@@ -40,6 +40,18 @@ std::string Tier0Spool::run_manifest_name(std::int32_t detector_id, std::uint32_
   return name;
 }
 
+std::string Tier0Spool::run_provenance_name(std::int32_t detector_id, std::uint32_t run) {
+  char name[64];
+  std::snprintf(name, sizeof name, "KM3NeT_%08d_%08u.provenance.json", detector_id, run);
+  return name;
+}
+
+RunProvenance Tier0Spool::recorded_provenance(std::int32_t detector_id, std::uint32_t run) const {
+  const auto record = read_json(runs_dir() / run_provenance_name(detector_id, run));
+  // Without a record (a spool from before provenance existed) the parts get the defaults.
+  return spool_files::completed(record ? spool_files::provenance_from_json(*record) : RunProvenance{});
+}
+
 std::optional<Tier0Spool::ParsedName> Tier0Spool::parse_part_file_name(const std::string& name) {
   int det = 0;
   unsigned run = 0, part = 0;
@@ -112,19 +124,7 @@ void Tier0Spool::write_run_manifest(std::int32_t detector_id, std::uint32_t run,
 
 bool Tier0Spool::ack(const std::string& file_name) {
   if (!parse_part_file_name(file_name)) return false;
-  const fs::path from = ready_dir() / file_name;
-  if (!fs::exists(from)) return false;
-  if (::rename(from.c_str(), (done_dir() / file_name).c_str()) != 0) throw SpoolError(errno_text("rename", from, errno));
-  const fs::path manifest = ready_dir() / (file_name + ".json");
-  if (fs::exists(manifest)) {
-    if (::rename(manifest.c_str(), (done_dir() / (file_name + ".json")).c_str()) != 0) {
-      throw SpoolError(errno_text("rename", manifest, errno));
-    }
-  }
-  if (config_.fsync) {
-    fsync_dir(done_dir());
-    fsync_dir(ready_dir());
-  }
+  if (!spool_files::move_part_to_done(config_.directory, file_name, config_.fsync)) return false;
   ++counters_.acks;
   ++run_counters_.acks;
   return true;
@@ -149,7 +149,9 @@ bool Tier0Spool::transferred(std::uint32_t run) const {
     for (const auto& part : (*manifest)["parts"]) {
       if (!part.contains("file") || !part["file"].is_string()) return false;
       const std::string file = part["file"].get<std::string>();
-      if (!parse_part_file_name(file) || !fs::exists(done_dir() / file)) return false;
+      if (!parse_part_file_name(file)) return false;
+      // Data first, then manifest, reach done/; retention may prune the data later.
+      if (!fs::exists(done_dir() / file) && !fs::exists(done_dir() / (file + ".json"))) return false;
     }
   }
   return true;
@@ -165,6 +167,7 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
   info.run = parsed.run;
   info.part = parsed.part;
   info.recovered = true;
+  info.provenance = recorded_provenance(parsed.detector_id, parsed.run);
   Adler32 adler;
   Md5 md5;
   std::uint64_t good_bytes = 0;
@@ -175,13 +178,21 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
       const bool is_event = object.type == dataflow::online_type::kEvent;
       const bool is_summary = object.type == dataflow::online_type::kSummarySlice;
       const auto frame = spool_files::online_frame_of(object.bytes);
-      if ((!is_event && !is_summary) || !frame) break;
+      const auto start_ns = spool_files::online_slice_start_ns_of(object.bytes);
+      const auto mask = is_event ? spool_files::online_event_trigger_mask_of(object.bytes) : std::optional<std::uint64_t>(0);
+      if ((!is_event && !is_summary) || !frame || !start_ns || !mask) break;
+      const std::uint64_t end_ns = *start_ns + dataflow::kSliceDurationNs;
       if (info.events + info.summary_slices == 0) {
         info.first_frame = info.last_frame = *frame;
+        info.utc_start_ns = *start_ns;
+        info.utc_end_ns = end_ns;
       } else {
         info.first_frame = std::min(info.first_frame, *frame);
         info.last_frame = std::max(info.last_frame, *frame);
+        info.utc_start_ns = std::min(info.utc_start_ns, *start_ns);
+        info.utc_end_ns = std::max(info.utc_end_ns, end_ns);
       }
+      if (is_event) info.events_per_trigger.add_event(*mask);
       (is_event ? info.events : info.summary_slices) += 1;
       adler.update(object.bytes);
       md5.update(object.bytes);
@@ -209,6 +220,7 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
   info.bytes = good_bytes;
   info.adler32 = adler.hex();
   info.md5 = md5.hex();
+  info.guid = make_guid_v4();
   if (config_.fsync) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
@@ -283,6 +295,13 @@ void Tier0Spool::recover() {
     const std::string name = run_manifest_name(detector_id, run);
     const bool closed = fs::exists(ready_dir() / name) || fs::exists(done_dir() / name);
     if (!closed || reopened.contains({detector_id, run})) write_run_manifest(detector_id, run, true);
+  }
+  // No run is open at construction: every provenance record belongs to a run closed above (or
+  // one that never wrote a byte). A run resumed by begin_run() records its provenance again.
+  std::vector<fs::path> records;
+  for (const auto& entry : fs::directory_iterator(runs_dir(), ec)) records.push_back(entry.path());
+  for (const fs::path& record : records) {
+    if (record.extension() == ".json") fs::remove(record, ec);
   }
 }
 

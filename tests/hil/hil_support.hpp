@@ -40,7 +40,8 @@ namespace fs = std::filesystem;
 
 inline std::string program(const std::string& name) {
   static const std::pair<const char*, const char*> kWhere[] = {
-      {"shoredaq", "firmware"}, {"shorectl", "firmware"}, {"du-sim", "drivers"}, {"shore-events", "storage"}};
+      {"shoredaq", "firmware"}, {"shorectl", "firmware"}, {"du-sim", "drivers"}, {"shore-events", "storage"},
+      {"shore-transfer", "storage"}};
   for (const auto& [n, dir] : kWhere) {
     if (name == n) return std::string(SHOREDAQ_BINARY_DIR) + "/" + dir + "/" + name;
   }

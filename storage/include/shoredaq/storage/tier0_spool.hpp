@@ -4,10 +4,13 @@
 // summary slices, so the collaboration's readers work on them unchanged.
 //   spool/open/   the part being written
 //   spool/ready/  sealed parts (fsync, atomic rename, directory fsync) + `<file>.json` manifest
-//                 (size, counts, frame range, adler32, md5); `<run prefix>.run.json` lists every
+//                 (what a catalogue registers: tier0_manifest.hpp and the schema
+//                 storage/schema/tier0_manifest.schema.json); `<run prefix>.run.json` lists every
 //                 part once the run ended
 //   spool/done/   parts the transfer agent has confirmed at the computing centre (moved there by
 //                 the agent, or by ack()); only then may the store prune the run
+//   spool/runs/   `<run prefix>.provenance.json` while a run is open: what begin_run() was told,
+//                 so parts recovered after a crash carry it too
 // At construction, leftovers in open/ from a crash are sealed (their valid objects) and any torn
 // tail is kept as `<file>.partial` in spool/damaged/ — nothing is dropped silently. Recovery needs
 // no detector id (it reads it from the file names), so the spool can be built before a run is
@@ -39,6 +42,7 @@
 #include "shoredaq/dataflow/event.hpp"
 #include "shoredaq/dataflow/summary_slice.hpp"
 #include "shoredaq/storage/checksums.hpp"
+#include "shoredaq/storage/tier0_manifest.hpp"
 
 namespace shoredaq::storage {
 
@@ -73,7 +77,13 @@ struct SpoolPartInfo {
   std::uint64_t events = 0;
   std::uint64_t summary_slices = 0;
   std::uint32_t first_frame = 0, last_frame = 0;  // meaningful when events + summary_slices > 0
+  // UTC of the first slice's start and of the last slice's end (start + 100 ms), Unix ns;
+  // meaningful when events + summary_slices > 0.
+  std::uint64_t utc_start_ns = 0, utc_end_ns = 0;
+  TriggerEventCounts events_per_trigger;
   std::string adler32, md5;
+  std::string guid;            // random UUID (v4) given at seal time
+  RunProvenance provenance;    // of the run, software_version filled in
   bool recovered = false;           // sealed at start-up after a crash
   std::uint64_t damaged_bytes = 0;  // torn tail kept in damaged/ (recovery only)
 };
@@ -119,8 +129,12 @@ class Tier0Spool {
   Tier0Spool& operator=(const Tier0Spool&) = delete;
 
   // Starts a run of `detector_id`; a run already in progress is ended first. Parts continue after
-  // any already present for this detector and run (e.g. recovered ones).
-  void begin_run(std::uint32_t run, std::int32_t detector_id);
+  // any already present for this detector and run (e.g. recovered ones). `provenance` goes into
+  // every manifest of the run (an empty software_version becomes shoredaq::version()); it is
+  // kept in runs/ until end_run() so parts recovered after a crash carry it too. Throws
+  // SpoolError when that record cannot be written.
+  void begin_run(std::uint32_t run, std::int32_t detector_id, RunProvenance provenance);
+  void begin_run(std::uint32_t run, std::int32_t detector_id) { begin_run(run, detector_id, RunProvenance{}); }
   void begin_run(std::uint32_t run) { begin_run(run, config_.detector_id); }
 
   // One slice's output, in frame order, whole or not at all. A full disk gives Pending/Lost, not an
@@ -143,12 +157,14 @@ class Tier0Spool {
   // The transfer agent's confirmation: moves ready/<file> and its manifest into done/.
   // False if the file is not in ready/.
   bool ack(const std::string& file_name);
-  // True when run `run` has its end-of-run manifest and every listed part is in done/ (for every
-  // detector that has this run number in the spool; false if none has).
+  // True when run `run` has its end-of-run manifest and every listed part reached done/ (for every
+  // detector that has this run number in the spool; false if none has). A part whose data the
+  // transfer agent's retention pruned from done/ still counts: its manifest stays there.
   bool transferred(std::uint32_t run) const;
 
   std::optional<std::uint32_t> current_run() const noexcept { return run_; }
   std::int32_t current_detector_id() const noexcept { return detector_id_; }  // of the current/last run
+  const RunProvenance& current_provenance() const noexcept { return provenance_; }  // completed
   std::vector<SpoolPartInfo> sealed_parts() const noexcept { return sealed_; }  // this process's + recovered
   const Tier0SpoolCounters& counters() const noexcept { return counters_; }        // since construction
   const Tier0SpoolCounters& run_counters() const noexcept { return run_counters_; }  // since begin_run
@@ -161,9 +177,11 @@ class Tier0Spool {
   std::filesystem::path ready_dir() const { return config_.directory / "ready"; }
   std::filesystem::path done_dir() const { return config_.directory / "done"; }
   std::filesystem::path damaged_dir() const { return config_.directory / "damaged"; }
+  std::filesystem::path runs_dir() const { return config_.directory / "runs"; }
 
   static std::string part_file_name(std::int32_t detector_id, std::uint32_t run, std::uint32_t part);
   static std::string run_manifest_name(std::int32_t detector_id, std::uint32_t run);
+  static std::string run_provenance_name(std::int32_t detector_id, std::uint32_t run);
   // Parses a part (or run manifest) file name; nullopt if it is not one.
   struct ParsedName {
     std::int32_t detector_id;
@@ -177,7 +195,9 @@ class Tier0Spool {
   struct BufferedSlice {
     std::size_t begin = 0, end = 0;
     std::uint32_t first_frame = 0, last_frame = 0;
+    std::uint64_t utc_start_ns = 0, utc_end_ns = 0;
     std::uint32_t events = 0, summaries = 0;
+    TriggerEventCounts events_per_trigger;
   };
   using Counter = std::uint64_t Tier0SpoolCounters::*;
 
@@ -196,11 +216,13 @@ class Tier0Spool {
   SpoolPartInfo scan_crashed_part(const std::filesystem::path& path, const ParsedName& parsed);
   void write_run_manifest(std::int32_t detector_id, std::uint32_t run, bool recovered);
   std::uint32_t next_part_number(std::int32_t detector_id, std::uint32_t run) const;
+  RunProvenance recorded_provenance(std::int32_t detector_id, std::uint32_t run) const;
 
   Tier0SpoolConfig config_;
   Tier0SpoolCounters counters_, run_counters_;
   std::optional<std::uint32_t> run_;
   std::int32_t detector_id_ = 0;
+  RunProvenance provenance_;
   // The open part: part_ counts only the slices wholly in its file (what its manifest will say).
   int fd_ = -1;
   SpoolPartInfo part_;
