@@ -15,6 +15,7 @@
 #include <string>
 
 #include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/version.hpp"
 #include "shoredaq/firmware/security.hpp"
 
 using shoredaq::firmware::ControlCurveClient;
@@ -77,6 +78,7 @@ int keygen(std::string name, std::filesystem::path secret, std::filesystem::path
 
 int main(int argc, char** argv) {
   CLI::App app{"shorectl: run control of a shoredaq node"};
+  app.set_version_flag("--version", std::string(shoredaq::version()), "print the software version (git describe) and exit");
   std::string endpoint = "ipc:///run/shoredaq/control.sock";
   bool json = false;
   unsigned timeout_ms = 5000;

@@ -17,6 +17,7 @@
 #include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/node.hpp"
 #include "shoredaq/firmware/replay.hpp"
+#include "shoredaq/version.hpp"
 
 using namespace shoredaq::firmware;
 
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   std::string check_file;
   app.add_option("--config,-c", config_file, "configuration file (TOML); default: built-in defaults");
   app.add_option("--check-config", check_file, "validate this configuration file and exit");
+  app.set_version_flag("--version", std::string(shoredaq::version()), "print the software version (git describe) and exit");
 
   auto* replay = app.add_subcommand("replay", "run the node's builder + filters offline over a .dqd feed into a store");
   ReplayOptions ro;

@@ -187,7 +187,9 @@ void Node::Impl::on_start(std::uint32_t run) {
   record.detector_file = setup->detector_file;
 
   SinkResources resources{store.get(), spool.get(), &context, curve_server_hook(config.alerts.curve, "alerts"),
-                          setup->detector->id()};
+                          setup->detector->id(), {}};
+  resources.provenance.run_setup_hash = setup->run_setup_hash;
+  resources.provenance.detector_file_hash = setup->detector_hash;
   std::vector<WriterSink> sinks;
   try {
     sinks = make_run_sinks(config, resources);

@@ -14,7 +14,7 @@ std::vector<WriterSink> make_run_sinks(const NodeConfig& config, const SinkResou
   if (r.store != nullptr) sinks.push_back({std::make_unique<storage::EventStoreSink>(*r.store), true});
   // The run files can block on a failing disk: behind a queue of their own.
   if (r.spool != nullptr) {
-    sinks.push_back({std::make_unique<dataflow::QueuedSink>(std::make_unique<storage::Tier0SpoolSink>(*r.spool),
+    sinks.push_back({std::make_unique<dataflow::QueuedSink>(std::make_unique<storage::Tier0SpoolSink>(*r.spool, r.provenance),
                                                             config.spool.queue_slices,
                                                             std::chrono::milliseconds(config.control.stop_timeout_ms)),
                      false});

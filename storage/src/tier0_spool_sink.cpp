@@ -5,7 +5,7 @@
 namespace shoredaq::storage {
 
 void Tier0SpoolSink::begin_run(const dataflow::RunRecord& run) {
-  spool_.begin_run(run.run, run.detector_id);
+  spool_.begin_run(run.run, run.detector_id, provenance_);
   snapshot();
 }
 

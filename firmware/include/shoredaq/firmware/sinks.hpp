@@ -12,6 +12,7 @@
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/run_writer.hpp"
 #include "shoredaq/storage/event_store.hpp"
+#include "shoredaq/storage/tier0_manifest.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 
 namespace shoredaq::firmware {
@@ -23,6 +24,7 @@ struct SinkResources {
   zmq::context_t* context = nullptr;
   std::function<void(zmq::socket_t&)> configure_alerts_socket;  // CURVE, when configured
   std::int32_t detector_id = 0;
+  storage::RunProvenance provenance;  // for the run files' manifests
 };
 
 // The run's sinks, primary (the store) first. Throws when an output cannot be opened (e.g. the

@@ -8,13 +8,16 @@
 #include <mutex>
 
 #include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/storage/tier0_manifest.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 
 namespace shoredaq::storage {
 
 class Tier0SpoolSink final : public dataflow::Sink {
  public:
-  explicit Tier0SpoolSink(Tier0Spool& spool) : spool_(spool) {}
+  // `provenance`: what the run's manifests say about where the data come from (catalogue fields).
+  explicit Tier0SpoolSink(Tier0Spool& spool, RunProvenance provenance = {})
+      : spool_(spool), provenance_(std::move(provenance)) {}
 
   std::string_view name() const noexcept override { return "spool"; }
   void begin_run(const dataflow::RunRecord& run) override;
@@ -31,6 +34,7 @@ class Tier0SpoolSink final : public dataflow::Sink {
   void snapshot();  // copies the spool's counters for readers on other threads
 
   Tier0Spool& spool_;
+  RunProvenance provenance_;
   mutable std::mutex mutex_;
   Tier0SpoolCounters run_counters_;
   std::uint64_t slices_held_ = 0;  // accepted while writes failed, written later (or lost at seal)
