@@ -1,4 +1,4 @@
-#include "shoredaq/dataflow/chunked_file_reader.hpp"
+#include "shoredaq/formats/chunked_file_reader.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

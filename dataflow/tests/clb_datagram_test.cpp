@@ -1,6 +1,6 @@
 // CLB datagram parser/encoder: golden values from the public sample files (clb.dqd, IO_MONIT.dat)
 // and the error cases.
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Detector model: every sample .detx parses with the module and PMT counts the file declares, known
 // numbers hold, malformed files name the right line, and to_detx() round-trips.
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 
 #include <gtest/gtest.h>
 
@@ -72,7 +72,7 @@ sd::RunRecord make_run_record() {
   sd::RunRecord r;
   r.run = 1234;
   r.detector_id = 49;
-  r.state = sd::RunState::Stopped;
+  r.state = sd::RunOutcome::Stopped;
   r.start_unix_ns = 1'700'000'000'000'000'000ull;
   r.stop_unix_ns = 1'700'000'100'000'000'000ull;
   r.first_frame = 1;

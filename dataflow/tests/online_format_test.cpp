@@ -1,6 +1,6 @@
 // Online (collaboration) format: byte-exact decode -> encode of every object in the public samples,
 // the values the samples are documented to hold, and errors (not crashes) on damaged input.
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 // Record stream: message reader (errors for one message only), writer, .dqd file streaming.
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <iterator>
 #include <numeric>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 
 namespace sd = shoredaq::dataflow;
 namespace fs = std::filesystem;

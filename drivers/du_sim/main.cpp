@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "du_sim.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/feed_sink.hpp"
 #include "shoredaq/drivers/threaded_feed_sink.hpp"

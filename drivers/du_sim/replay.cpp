@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "du_sim.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace du_sim {
 

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace shoredaq::drivers {
 

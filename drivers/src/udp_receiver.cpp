@@ -14,7 +14,7 @@
 #include <sstream>
 #include <system_error>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace shoredaq::drivers {
 

@@ -9,7 +9,7 @@
 #include <system_error>
 #include <thread>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace shoredaq::drivers {
 

@@ -23,9 +23,9 @@
 #include <tuple>
 #include <vector>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace {
 

@@ -16,8 +16,8 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace {
 

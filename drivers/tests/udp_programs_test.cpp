@@ -11,7 +11,7 @@
 #include <zmq.hpp>
 
 #include "../../tests/hil/hil_support.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "udp_test_support.hpp"
 
 namespace {

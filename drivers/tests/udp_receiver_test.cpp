@@ -15,8 +15,8 @@
 #include <mutex>
 #include <system_error>
 
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/udp_sender.hpp"
 #include "udp_test_support.hpp"

@@ -10,7 +10,7 @@
 #include <atomic>
 #include <chrono>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "udp_test_support.hpp"
 
 namespace shoredaq::drivers {

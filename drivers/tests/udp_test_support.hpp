@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/dataflow/zmq_ingest.hpp"
 
 namespace udp_test {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/formats/event.hpp"
 #include "shoredaq/filters/match.hpp"
 
 namespace shoredaq::filters {

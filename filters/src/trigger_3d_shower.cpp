@@ -1,6 +1,6 @@
 #include "shoredaq/filters/trigger_3d_shower.hpp"
 
-#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/formats/event.hpp"
 
 namespace shoredaq::filters {
 

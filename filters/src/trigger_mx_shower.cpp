@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/formats/event.hpp"
 
 namespace shoredaq::filters {
 

@@ -8,8 +8,8 @@
 #include <tuple>
 #include <vector>
 
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 #include "shoredaq/filters/match.hpp"
 
 namespace shoredaq::filters::test_support {

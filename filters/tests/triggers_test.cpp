@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/formats/event.hpp"
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/trigger_3d_muon.hpp"
 #include "shoredaq/filters/trigger_3d_shower.hpp"

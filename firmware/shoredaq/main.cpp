@@ -11,7 +11,7 @@
 #include <fstream>
 #include <iostream>
 
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/logging.hpp"

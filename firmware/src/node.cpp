@@ -137,8 +137,8 @@ void Node::Impl::on_init() {
   // A run left Running by a crash is marked Aborted, so it never looks like it is still going.
   storage::ReadResult damaged;
   for (auto record : opened->reader().runs(&damaged)) {
-    if (record.state == dataflow::RunState::Running) {
-      record.state = dataflow::RunState::Aborted;
+    if (record.state == dataflow::RunOutcome::Running) {
+      record.state = dataflow::RunOutcome::Aborted;
       opened->put_run_record(record);
       spdlog::warn("run {} was not stopped (crash?): marked aborted", record.run);
     }
@@ -180,7 +180,7 @@ void Node::Impl::on_start(std::uint32_t run) {
   dataflow::RunRecord record;
   record.run = run;
   record.detector_id = setup->detector->id();
-  record.state = dataflow::RunState::Running;
+  record.state = dataflow::RunOutcome::Running;
   record.start_unix_ns = dataflow::unix_now_ns();
   record.run_setup = setup->run_setup_text;
   record.run_setup_hash = setup->run_setup_hash;
@@ -261,7 +261,7 @@ void Node::Impl::on_stop() {
   dataflow::CounterSet counters;
   ending->describe(counters);
   const auto w = ending->writer().counters();
-  record.state = report.drained ? dataflow::RunState::Stopped : dataflow::RunState::Aborted;
+  record.state = report.drained ? dataflow::RunOutcome::Stopped : dataflow::RunOutcome::Aborted;
   record.stop_unix_ns = dataflow::unix_now_ns();
   record.first_frame = w.first_frame;
   record.last_frame = w.last_frame;

@@ -11,9 +11,9 @@
 
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
-#include "shoredaq/dataflow/run_record.hpp"
+#include "shoredaq/formats/run_record.hpp"
 #include "shoredaq/firmware/http_server.hpp"
 #include "shoredaq/firmware/loss_monitor.hpp"
 #include "shoredaq/firmware/metrics.hpp"

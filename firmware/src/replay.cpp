@@ -8,8 +8,8 @@
 #include <zmq.hpp>
 
 #include "shoredaq/dataflow/offline_replay.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
-#include "shoredaq/dataflow/run_record.hpp"
+#include "shoredaq/formats/record_stream.hpp"
+#include "shoredaq/formats/run_record.hpp"
 #include "shoredaq/filters/trigger_parameters.hpp"
 #include "shoredaq/firmware/node_counters.hpp"
 #include "shoredaq/firmware/run_setup.hpp"
@@ -132,7 +132,7 @@ ReplaySummary run_replay(const ReplayOptions& options) {
   writer.describe(summary.counters);
 
   if (store) {
-    record.state = dataflow::RunState::Stopped;
+    record.state = dataflow::RunOutcome::Stopped;
     record.stop_unix_ns = dataflow::unix_now_ns();
     record.first_frame = summary.writer.first_frame;
     record.last_frame = summary.writer.last_frame;

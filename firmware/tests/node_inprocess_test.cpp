@@ -69,7 +69,7 @@ TEST(NodeInProcess, AWholeRunIsStoredCountedAndDrained) {
   EXPECT_EQ(events, c["events"].get<std::uint64_t>());
   const auto record = reader.run(11);
   ASSERT_TRUE(record.has_value());
-  EXPECT_EQ(record->state, dataflow::RunState::Stopped);
+  EXPECT_EQ(record->state, dataflow::RunOutcome::Stopped);
   EXPECT_EQ(record->counter("slices_written"), kSlices);
   EXPECT_EQ(record->counter("stop.drained"), 1u);
   EXPECT_EQ(record->counter("stop.spool_sealed"), 1u);

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/firmware/node_counters.hpp"
 #include "shoredaq/firmware/replay.hpp"
@@ -157,7 +157,7 @@ TEST(Replay, SimulatedFeedIntoAStore) {
   auto reader = storage::EventStoreReader::open(o.store);
   auto record = reader.run(77);
   ASSERT_TRUE(record.has_value());
-  EXPECT_EQ(record->state, dataflow::RunState::Stopped);
+  EXPECT_EQ(record->state, dataflow::RunOutcome::Stopped);
   EXPECT_EQ(record->counter("slices_written"), 6u);
   EXPECT_TRUE(reader.verify().ok());
   // A run already in the store is never overwritten.

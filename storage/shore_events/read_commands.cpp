@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "shoredaq/dataflow/fb_codec.hpp"
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
+#include "shoredaq/formats/online_format.hpp"
 
 namespace sd = shoredaq::dataflow;
 namespace st = shoredaq::storage;

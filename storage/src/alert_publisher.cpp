@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 
 namespace shoredaq::storage {
 

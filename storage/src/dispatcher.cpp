@@ -9,7 +9,7 @@
 #include <boost/asio.hpp>
 #include <spdlog/spdlog.h>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 
 namespace shoredaq::storage {
 

@@ -15,7 +15,7 @@
 #include <flatbuffers/flatbuffers.h>
 #include <spdlog/spdlog.h>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "store_env.hpp"
 
 namespace shoredaq::storage {
@@ -273,7 +273,7 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
         existing.emplace();
         existing->run = slice.run;
         existing->detector_id = config_.detector_id;
-        existing->state = dataflow::RunState::Running;
+        existing->state = dataflow::RunOutcome::Running;
         existing->start_unix_ns = now;
         existing->first_frame = slice.frame;
         existing->last_frame = slice.frame;

@@ -2,7 +2,7 @@
 
 #include <sys/statvfs.h>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "store_env.hpp"
 

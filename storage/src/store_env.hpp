@@ -18,7 +18,7 @@
 
 #include "record_codec.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
-#include "shoredaq/dataflow/run_record.hpp"
+#include "shoredaq/formats/run_record.hpp"
 #include "shoredaq/storage/event_store.hpp"
 
 namespace shoredaq::storage::detail {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "store_env.hpp"
 #include "store_files.hpp"

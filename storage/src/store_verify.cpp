@@ -5,7 +5,7 @@
 #include <map>
 #include <vector>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "store_env.hpp"
 

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/formats/event.hpp"
 
 namespace shoredaq::storage {
 

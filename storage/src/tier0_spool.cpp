@@ -13,7 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 #include "tier0_spool_files.hpp"
 
 namespace shoredaq::storage {

@@ -3,11 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/version.hpp"
 
 namespace shoredaq::storage::spool_files {
@@ -45,9 +46,17 @@ void fsync_dir(const fs::path& dir) {
 }
 
 void write_file_atomically(const fs::path& path, const std::string& text, bool sync) {
-  // Appended piecewise: g++ 12 -O3 gives a false -Wrestrict on "." + string + ".tmp".
+  // A temporary name of this write's own: two threads writing the same file (the transfer agent's
+  // status) must not truncate or rename each other's temporary. Appended piecewise: g++ 12 -O3
+  // gives a false -Wrestrict on "." + string + ".tmp".
+  static std::atomic<std::uint64_t> sequence{0};
   std::string tmp_name(1, '.');
-  tmp_name.append(path.filename().string()).append(".tmp");
+  tmp_name.append(path.filename().string())
+      .append(".")
+      .append(std::to_string(::getpid()))
+      .append(".")
+      .append(std::to_string(sequence.fetch_add(1)))
+      .append(".tmp");
   const fs::path tmp = path.parent_path() / tmp_name;
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) throw SpoolError(errno_text("create", tmp, errno));

@@ -14,7 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 #include "tier0_spool_files.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "storage_test_support.hpp"
 
 using namespace shoredaq;

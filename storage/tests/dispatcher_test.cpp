@@ -7,7 +7,7 @@
 #include <chrono>
 #include <thread>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 #include "storage_test_support.hpp"
 
 using namespace shoredaq;

@@ -12,7 +12,7 @@
 #include <set>
 #include <thread>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "storage_test_support.hpp"
 
 using namespace shoredaq;
@@ -300,13 +300,13 @@ TEST(EventStore, RunRecordKeepsStoreCounters) {
   EXPECT_EQ(store.reader().run(9)->counter(kCounterStoredEvents), 0u);
   ASSERT_TRUE(store.commit_slice(9, 4, make_slice_events(kDetector, 9, 4, 2)));
   dataflow::RunRecord stop = start;
-  stop.state = dataflow::RunState::Stopped;
+  stop.state = dataflow::RunOutcome::Stopped;
   stop.stop_unix_ns = 200;
   stop.counters = {{"slices", 1}, {"store.events", 5}};
   ASSERT_TRUE(store.put_run_record(stop));
   const auto record = store.reader().run(9);
   ASSERT_TRUE(record.has_value());
-  EXPECT_EQ(record->state, dataflow::RunState::Stopped);
+  EXPECT_EQ(record->state, dataflow::RunOutcome::Stopped);
   EXPECT_EQ(record->start_unix_ns, 100u);
   EXPECT_EQ(record->stop_unix_ns, 200u);
   EXPECT_EQ(record->counter("slices"), 1u);

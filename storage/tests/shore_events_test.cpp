@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "store_damage.hpp"
 #include "storage_test_support.hpp"
@@ -72,7 +72,7 @@ void fill_store(const std::filesystem::path& dir) {
   }
   ASSERT_TRUE(store.commit_slice(4, 0, make_slice_events(kDetector, 4, 0, 2)));
   dataflow::RunRecord stop = *store.reader().run(3);
-  stop.state = dataflow::RunState::Stopped;
+  stop.state = dataflow::RunOutcome::Stopped;
   stop.stop_unix_ns = stop.start_unix_ns + 1'000'000'000;
   ASSERT_TRUE(store.put_run_record(stop));
 }

@@ -10,8 +10,8 @@
 
 #include <unistd.h>
 
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
 
 namespace shoredaq::storage::testing {
 

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "shoredaq/storage/store_backup.hpp"
 #include "shoredaq/storage/store_upgrade.hpp"
@@ -335,7 +335,7 @@ TEST(StoreSchema, UpgradeRewritesEveryRecordWithItsChecksum) {
       });
     }
     EXPECT_EQ(same, 15u);
-    EXPECT_EQ(reader.run(3)->state, dataflow::RunState::Stopped);
+    EXPECT_EQ(reader.run(3)->state, dataflow::RunOutcome::Stopped);
   }
   // The daemon's writer takes the upgraded store and goes on.
   {

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <set>
 
-#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/formats/event.hpp"
 #include "shoredaq/version.hpp"
 #include "tier0_spool_test_support.hpp"
 #include "tier0_transfer_test_support.hpp"

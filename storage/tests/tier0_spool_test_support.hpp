@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/checksums.hpp"
 
 namespace shoredaq::storage::testing {

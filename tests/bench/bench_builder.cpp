@@ -25,7 +25,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/dataflow/timeslice_builder.hpp"
 #include "shoredaq/dataflow/zmq_ingest.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"

@@ -15,7 +15,7 @@
 #include <memory>
 #include <random>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 
 namespace {

@@ -21,10 +21,10 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/formats/detector.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/firmware/run_writer.hpp"

@@ -22,7 +22,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "shoredaq/storage/store_scrubber.hpp"
 

@@ -39,7 +39,7 @@
 #include <benchmark/benchmark.h>
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/dataflow/zmq_ingest.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/udp_receiver.hpp"

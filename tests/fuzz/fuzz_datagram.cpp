@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 
 namespace sd = shoredaq::dataflow;
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 
 namespace sd = shoredaq::dataflow;
 

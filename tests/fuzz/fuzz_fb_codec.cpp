@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 
 namespace sd = shoredaq::dataflow;
 

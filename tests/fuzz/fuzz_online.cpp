@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 
 namespace sd = shoredaq::dataflow;
 

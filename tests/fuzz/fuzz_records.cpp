@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <span>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace sd = shoredaq::dataflow;
 

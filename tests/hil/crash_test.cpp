@@ -61,11 +61,11 @@ TEST(HilCrash, Kill9MidRunThenRestart) {
   EXPECT_TRUE(report.ok()) << first_problem(report);
   auto crashed = reader.run(20);
   ASSERT_TRUE(crashed.has_value());
-  EXPECT_EQ(crashed->state, shoredaq::dataflow::RunState::Aborted);
+  EXPECT_EQ(crashed->state, shoredaq::dataflow::RunOutcome::Aborted);
   EXPECT_GE(count_summaries(reader, 20), written_before);
   auto next = reader.run(21);
   ASSERT_TRUE(next.has_value());
-  EXPECT_EQ(next->state, shoredaq::dataflow::RunState::Stopped);
+  EXPECT_EQ(next->state, shoredaq::dataflow::RunOutcome::Stopped);
   EXPECT_EQ(count_summaries(reader, 21), 8u);
 }
 

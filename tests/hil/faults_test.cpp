@@ -6,7 +6,7 @@
 #include <zmq.hpp>
 
 #include "hil_support.hpp"
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 
 using namespace hil;
 

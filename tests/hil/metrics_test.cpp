@@ -10,7 +10,7 @@
 
 #include "../../firmware/tests/metrics_text_parser.hpp"
 #include "hil_support.hpp"
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 
 using namespace hil;
 

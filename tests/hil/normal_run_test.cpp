@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "hil_support.hpp"
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 
 using namespace hil;
@@ -134,7 +134,7 @@ TEST(HilNormalRun, StopUnderFullLoadLosesNothingReceived) {
   auto reader = shoredaq::storage::EventStoreReader::open(rig.node().store());
   auto record = reader.run(kRun);
   ASSERT_TRUE(record.has_value());
-  EXPECT_EQ(record->state, shoredaq::dataflow::RunState::Stopped);
+  EXPECT_EQ(record->state, shoredaq::dataflow::RunOutcome::Stopped);
   EXPECT_EQ(record->counter("stop.drained"), 1u);
   EXPECT_EQ(record->counter("slices_written"), c["slices_written"].get<std::uint64_t>());
 }

@@ -244,10 +244,13 @@ TEST_F(HilTransfer, ServerDownAtStartFilesWaitAreCountedRaiseTheAlarmAndGoOnceIt
   ASSERT_EQ(files.size(), 3u);
   XrootdServer server(tmp / "xrootd", free_port());  // configured, not started
   Child agent = start_agent(spool, server, tmp.path(), {"--alarm-after-failures", "2"});
+  // Parallel transfers fail at their own pace: wait until every file has failed twice.
   ASSERT_TRUE(wait_until([&] {
     const auto s = status_of(spool);
-    return s.contains("alarm") && s["alarm"].is_string();
-  }, 30s)) << agent.err();
+    return s.contains("alarm") && s["alarm"].is_string() &&
+           s["alarm"].get<std::string>().find("3 file(s) not transferred") != std::string::npos &&
+           s["counters"]["failures"]["unreachable"].get<std::uint64_t>() >= 2u * files.size();
+  }, 30s)) << agent.err() << status_of(spool).dump();
   const auto down = status_of(spool);
   EXPECT_GE(down["counters"]["failures"]["unreachable"].get<std::uint64_t>(), 2u * files.size()) << down.dump();
   EXPECT_EQ(down["files_waiting"], files.size());

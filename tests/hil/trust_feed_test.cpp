@@ -9,8 +9,8 @@
 #include <zmq.hpp>
 
 #include "hil_support.hpp"
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 using namespace hil;
 

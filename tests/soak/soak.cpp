@@ -8,7 +8,7 @@
 #include <zmq.hpp>
 
 #include "hil_support.hpp"
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 #include "shoredaq/storage/checksums.hpp"
 
 using namespace hil;

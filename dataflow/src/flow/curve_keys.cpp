@@ -11,7 +11,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
-#include "shoredaq/dataflow/failure_text.hpp"
+#include "shoredaq/formats/failure_text.hpp"
 
 namespace shoredaq::dataflow {
 

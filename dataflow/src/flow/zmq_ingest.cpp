@@ -5,7 +5,7 @@
 
 #include <zmq_addon.hpp>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -1,6 +1,6 @@
 // CLB datagram parsing and encoding (DOMAIN.md section 2). Every read is bounds-checked against the
 // caller's span once, up front; the hit payload is returned as a view, never copied.
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 
 #include <bit>
 #include <cmath>

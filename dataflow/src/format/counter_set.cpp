@@ -1,4 +1,4 @@
-#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/formats/counter_set.hpp"
 
 namespace shoredaq::dataflow {
 

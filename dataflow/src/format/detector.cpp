@@ -1,5 +1,5 @@
 // .detx parsing and writing (DOMAIN.md section 4) and the detector look-ups.
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -1,4 +1,4 @@
-#include "shoredaq/dataflow/failure_text.hpp"
+#include "shoredaq/formats/failure_text.hpp"
 
 namespace shoredaq::dataflow {
 

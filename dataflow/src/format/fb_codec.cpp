@@ -1,4 +1,4 @@
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 
 #include <cstring>
 #include <memory>
@@ -13,11 +13,11 @@ namespace shoredaq::dataflow {
 static_assert(static_cast<int>(TimesliceKind::SN) == static_cast<int>(fb::TimesliceKind::SN) &&
               static_cast<int>(TimesliceKind::L1) == static_cast<int>(fb::TimesliceKind::L1));
 
-std::string_view to_string(RunState state) noexcept {
+std::string_view to_string(RunOutcome state) noexcept {
   switch (state) {
-    case RunState::Running: return "running";
-    case RunState::Stopped: return "stopped";
-    case RunState::Aborted: return "aborted";
+    case RunOutcome::Running: return "running";
+    case RunOutcome::Stopped: return "stopped";
+    case RunOutcome::Aborted: return "aborted";
   }
   return "unknown";
 }
@@ -403,10 +403,10 @@ FbDecoded<RunRecord> decode_run_record_fb(std::span<const std::uint8_t> bytes, c
   return decode_with<RunRecord>(FbKind::RunRecord, bytes, limits, [](const std::uint8_t* buf, RunRecord& out) {
     const fb::RunRecord* r = fb::GetRunRecord(buf);
     const auto state = static_cast<std::uint8_t>(r->state());
-    if (state > static_cast<std::uint8_t>(RunState::Aborted)) return FbError::BadEnum;
+    if (state > static_cast<std::uint8_t>(RunOutcome::Aborted)) return FbError::BadEnum;
     out.run = r->run();
     out.detector_id = r->detector_id();
-    out.state = static_cast<RunState>(state);
+    out.state = static_cast<RunOutcome>(state);
     out.start_unix_ns = r->start_unix_ns();
     out.stop_unix_ns = r->stop_unix_ns();
     out.first_frame = r->first_frame();

@@ -1,6 +1,6 @@
 // The collaboration's online objects (DOMAIN.md section 3), decoded with bounds checks everywhere
 // and encoded with one allocation per object.
-#include "shoredaq/dataflow/online_format.hpp"
+#include "shoredaq/formats/online_format.hpp"
 
 #include <cerrno>
 #include <cstring>

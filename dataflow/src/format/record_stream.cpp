@@ -1,5 +1,5 @@
 // Length-prefixed record framing for ZeroMQ messages and .dqd files (DESIGN.md section 3).
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 
 #include <algorithm>
 #include <cerrno>

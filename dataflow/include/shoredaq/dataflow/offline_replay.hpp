@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "shoredaq/dataflow/pipeline.hpp"
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/dataflow/timeslice_builder.hpp"
 #include "shoredaq/dataflow/zmq_ingest.hpp"
 

@@ -40,7 +40,7 @@
 #include "shoredaq/dataflow/queue.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
 #include "shoredaq/dataflow/reorder_buffer.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 #include "shoredaq/dataflow/timeslice_builder.hpp"
 #include "shoredaq/dataflow/zmq_ingest.hpp"
 

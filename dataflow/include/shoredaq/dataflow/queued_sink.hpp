@@ -13,7 +13,7 @@
 #include <mutex>
 #include <thread>
 
-#include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/formats/sink.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -68,9 +68,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -20,9 +20,9 @@
 
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/fb_codec.hpp"
+#include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::dataflow {
 

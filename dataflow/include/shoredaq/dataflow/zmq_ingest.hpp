@@ -37,7 +37,7 @@
 
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
 
 namespace shoredaq::dataflow {

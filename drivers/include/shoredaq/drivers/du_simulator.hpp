@@ -29,9 +29,9 @@
 #include <string_view>
 #include <vector>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::drivers {
 

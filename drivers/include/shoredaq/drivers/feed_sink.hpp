@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "shoredaq/dataflow/record_stream.hpp"
+#include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/drivers/du_simulator.hpp"
 
 namespace zmq {

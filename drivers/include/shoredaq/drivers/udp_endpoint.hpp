@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 
 namespace shoredaq::drivers {
 

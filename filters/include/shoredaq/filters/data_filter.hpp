@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 #include "shoredaq/filters/event_builder.hpp"
 #include "shoredaq/filters/l0.hpp"
 #include "shoredaq/filters/trigger_3d_muon.hpp"

@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "shoredaq/dataflow/event.hpp"
+#include "shoredaq/formats/event.hpp"
 #include "shoredaq/filters/l0.hpp"
 #include "shoredaq/filters/trigger_candidate.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::filters {
 

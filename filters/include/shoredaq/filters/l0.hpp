@@ -6,8 +6,8 @@
 #include <span>
 #include <vector>
 
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::filters {
 

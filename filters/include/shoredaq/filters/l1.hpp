@@ -5,7 +5,7 @@
 #include <span>
 #include <vector>
 
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 #include "shoredaq/filters/l0.hpp"
 
 namespace shoredaq::filters {

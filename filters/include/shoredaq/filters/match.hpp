@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 
 namespace shoredaq::filters {
 

@@ -5,8 +5,8 @@
 #include <array>
 #include <cstdint>
 
-#include "shoredaq/dataflow/summary_slice.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::filters {
 

@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 #include "shoredaq/filters/l0.hpp"
 #include "shoredaq/filters/l1.hpp"
 #include "shoredaq/filters/trigger_candidate.hpp"

@@ -17,8 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "shoredaq/dataflow/detector.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
 #include "shoredaq/dataflow/timeslice_builder.hpp"
 
 namespace shoredaq::firmware {

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "shoredaq/dataflow/failure_text.hpp"
+#include "shoredaq/formats/failure_text.hpp"
 
 namespace shoredaq::firmware {
 
@@ -82,7 +82,7 @@ std::optional<LoggedError> last_logged_error();
 // Rate-limited logging per cause: use shoredaq::dataflow::RateLimitedLog
 // (shoredaq/dataflow/rate_limited_log.hpp), shared by the data path and the daemon.
 
-// "cannot <action>[ <object>]: <cause>" (shoredaq/dataflow/failure_text.hpp; shared with the
+// "cannot <action>[ <object>]: <cause>" (shoredaq/formats/failure_text.hpp; shared with the
 // data path).
 using dataflow::describe_errno;
 using dataflow::describe_failure;

@@ -4,7 +4,7 @@
 // is how health (LossMonitor) tells lost datagrams from lost slices from a sink refusing data, and
 // what /status, /metrics and the run record show.
 
-#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
 #include "shoredaq/firmware/loss_monitor.hpp"
 

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/run_writer.hpp"

@@ -13,7 +13,7 @@
 
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
 #include "shoredaq/firmware/config.hpp"

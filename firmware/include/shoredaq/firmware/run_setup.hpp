@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "shoredaq/dataflow/detector.hpp"
+#include "shoredaq/formats/detector.hpp"
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/trigger_parameters.hpp"
 

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
-#include "shoredaq/dataflow/run_record.hpp"
-#include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/formats/run_record.hpp"
+#include "shoredaq/formats/sink.hpp"
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/firmware/metrics.hpp"
 

@@ -8,7 +8,7 @@
 
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/counter_set.hpp"
+#include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/run_writer.hpp"
 #include "shoredaq/storage/event_store.hpp"

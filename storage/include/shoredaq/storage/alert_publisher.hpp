@@ -13,8 +13,8 @@
 #include <flatbuffers/flatbuffers.h>
 #include <zmq.hpp>
 
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
 
 namespace shoredaq::storage {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <mutex>
 
-#include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/formats/sink.hpp"
 #include "shoredaq/storage/alert_publisher.hpp"
 
 namespace shoredaq::storage {

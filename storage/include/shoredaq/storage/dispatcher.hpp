@@ -15,9 +15,9 @@
 #include <string>
 #include <string_view>
 
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::storage {
 

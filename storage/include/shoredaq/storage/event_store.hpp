@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/run_record.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/run_record.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
 #include "shoredaq/storage/store_integrity.hpp"
 
 namespace shoredaq::storage {

@@ -7,7 +7,7 @@
 #include <array>
 #include <mutex>
 
-#include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/formats/sink.hpp"
 #include "shoredaq/storage/event_store.hpp"
 
 namespace shoredaq::storage {

@@ -39,8 +39,8 @@
 #include <string>
 #include <vector>
 
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
 #include "shoredaq/storage/checksums.hpp"
 #include "shoredaq/storage/tier0_manifest.hpp"
 

@@ -7,7 +7,7 @@
 
 #include <mutex>
 
-#include "shoredaq/dataflow/sink.hpp"
+#include "shoredaq/formats/sink.hpp"
 #include "shoredaq/storage/tier0_manifest.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoredaq/dataflow/chunked_file_reader.hpp"
+#include "shoredaq/formats/chunked_file_reader.hpp"
 
 namespace shoredaq::dataflow {
 

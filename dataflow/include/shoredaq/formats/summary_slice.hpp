@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <string_view>
 
-#include "shoredaq/dataflow/counter_set.hpp"
-#include "shoredaq/dataflow/run_record.hpp"
-#include "shoredaq/dataflow/slice_products.hpp"
+#include "shoredaq/formats/counter_set.hpp"
+#include "shoredaq/formats/run_record.hpp"
+#include "shoredaq/formats/slice_products.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/online_format.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/online_format.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
-#include "shoredaq/dataflow/chunked_file_reader.hpp"
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/chunked_file_reader.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "shoredaq/dataflow/clb_datagram.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 
 namespace shoredaq::dataflow {
 

@@ -13,11 +13,11 @@
 
 #include <flatbuffers/flatbuffers.h>
 
-#include "shoredaq/dataflow/event.hpp"
-#include "shoredaq/dataflow/online_format.hpp"
-#include "shoredaq/dataflow/run_record.hpp"
-#include "shoredaq/dataflow/summary_slice.hpp"
-#include "shoredaq/dataflow/timeslice.hpp"
+#include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/online_format.hpp"
+#include "shoredaq/formats/run_record.hpp"
+#include "shoredaq/formats/summary_slice.hpp"
+#include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::dataflow {
 

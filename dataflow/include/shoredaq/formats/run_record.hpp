@@ -9,13 +9,14 @@
 
 namespace shoredaq::dataflow {
 
-enum class RunState : std::uint8_t { Running = 0, Stopped = 1, Aborted = 2 };
-std::string_view to_string(RunState state) noexcept;
+// How a run ended, as its record says (not the node's run-control state: firmware/run_control.hpp).
+enum class RunOutcome : std::uint8_t { Running = 0, Stopped = 1, Aborted = 2 };
+std::string_view to_string(RunOutcome state) noexcept;
 
 struct RunRecord {
   std::uint32_t run = 0;
   std::int32_t detector_id = 0;
-  RunState state = RunState::Running;
+  RunOutcome state = RunOutcome::Running;
   std::uint64_t start_unix_ns = 0;
   std::uint64_t stop_unix_ns = 0;  // 0 while running
   std::uint32_t first_frame = 0;
