@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "node_support.hpp"
+#include "../../storage/tests/store_damage.hpp"
 #include "shoredaq/storage/event_store.hpp"
 
 using namespace shoredaq;
@@ -98,4 +99,39 @@ TEST(NodeInProcess, AFailingSinkIsCountedAndNamedWhileTheStoreKeepsEverything) {
   EXPECT_EQ(node.quit(), 0);
   auto reader = storage::EventStoreReader::open(node.store());
   EXPECT_EQ(reader.run(12)->counter("refusing.ended"), 1u);
+}
+
+// The background scrub finds a record damaged behind LMDB's back and the node raises its alarm.
+TEST(NodeInProcess, TheScrubFindsDamageAndTheNodeAlarms) {
+  std::string damaged_key;
+  InProcessNode node("node-scrub", 1, {}, "", "scrub_bytes_per_s = 100000000", [&](const std::filesystem::path& state) {
+    {
+      storage::EventStoreConfig sc;
+      sc.directory = state / "store";
+      sc.sync = storage::SyncMode::NoSync;
+      sc.disk_reserve_bytes = 0;
+      storage::EventStore store(sc);
+      storage::testing::write_short_run(store, 133, 7);
+    }
+    const auto records = storage::testing::list_records(state / "store");
+    for (const auto& r : records) {
+      if (r.database == storage::StoreDatabase::Events) {
+        storage::testing::flip_byte(state / "store", r.value_offset + r.value_size / 2, 0x40);
+        break;
+      }
+    }
+  });
+  InProcessNode::must(node.ask({{"cmd", "init"}}));
+  nlohmann::json status;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    status = node.ask({{"cmd", "status"}});
+    if (status.contains("alarm")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(status.contains("alarm")) << status.dump(1);
+  EXPECT_NE(status["alarm"].get<std::string>().find("store damaged: 1 damaged records found by the scrub"), std::string::npos)
+      << status["alarm"];
+  EXPECT_GE(status["store"]["scrub"]["damaged_found"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(node.quit(), 0);
 }

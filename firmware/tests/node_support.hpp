@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -19,7 +20,8 @@ namespace shoredaq::test {
 class InProcessNode {
  public:
   explicit InProcessNode(const std::string& tag, unsigned dus = 1, firmware::NodeOptions options = {},
-                         const std::string& extra_toml = "") {
+                         const std::string& extra_toml = "", const std::string& store_toml = "",
+                         const std::function<void(const std::filesystem::path& state_dir)>& before_start = {}) {
     namespace fs = std::filesystem;
     dir_ = fs::temp_directory_path() / ("shoredaq-" + tag + "-" + std::to_string(::getpid()) + "-" +
                                         std::to_string(std::random_device{}()));
@@ -37,9 +39,10 @@ class InProcessNode {
     const std::string toml = "[node]\nstate_dir = \"" + (dir_ / "state").string() + "\"\nruntime_dir = \"" +
                              (dir_ / "run").string() + "\"\nworkers = 1\n[ingest]\nendpoints = [\"" + ingest_ +
                              "\"]\n[control]\nendpoint = \"" + control_ + "\"\nstop_timeout_ms = 20000\n" +
-                             "[store]\ndurability = \"nosync\"\ndisk_reserve_mb = 0\n" +
+                             "[store]\ndurability = \"nosync\"\ndisk_reserve_mb = 0\n" + store_toml + "\n" +
                              (extra_toml.find("[metrics]") == std::string::npos ? "[metrics]\nenabled = false\n" : "") +
                              extra_toml + "\n";
+    if (before_start) before_start(dir_ / "state");
     node_ = std::make_unique<firmware::Node>(firmware::parse_config(toml), std::move(options));
     server_ = std::thread([this] { exit_code_ = node_->serve(); });
     // serve() binds the control socket before it answers: wait for the first answer.
