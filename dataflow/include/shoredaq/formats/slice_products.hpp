@@ -1,7 +1,8 @@
 #pragma once
 // What the filters made of one timeslice, as the writer hands it to every sink (DESIGN.md section 1,
 // "the writer -> sinks"), in frame order: the run's events (trigger counters assigned), the summary
-// slice, and the timeslices kept (prescaled L0/L1/L2/SN slices, the error stream). Plain data.
+// slice, the timeslices kept (prescaled L0/L1/L2/SN slices, the error stream) and the DOMs'
+// monitoring packets of the slice. Plain data.
 
 #include <cstdint>
 #include <vector>
@@ -19,12 +20,20 @@ struct TaggedTimeslice {
   Timeslice slice;
 };
 
+// A CLB monitoring (TMCH) packet that belongs to the slice (same slice start), as received: the
+// whole datagram, header and payload, byte-identical (what IO_MONIT and the run files carry).
+struct MonitoringPacket {
+  std::uint32_t dom_id = 0;
+  std::vector<std::uint8_t> datagram;
+};
+
 struct SliceProducts {
   SliceHeader header;  // detector, run, frame index, UTC of the slice start
   SliceStamps stamps;  // node-local: received, completed
   std::vector<Event> events;
   SummarySlice summary;
   std::vector<TaggedTimeslice> timeslices;
+  std::vector<MonitoringPacket> monitoring;  // the TMCH packets of the slice, by DOM id
   std::uint64_t event_bytes_online = 0;  // online-format size of `events` (computed once, by the writer)
 };
 
