@@ -22,9 +22,9 @@ struct TaggedTimeslice {
 
 // A CLB monitoring (TMCH) packet that belongs to the slice (same slice start), as received: the
 // whole datagram, header and payload, byte-identical (what IO_MONIT and the run files carry).
-struct MonitoringPacket {
+struct RawMonitoring {
   std::uint32_t dom_id = 0;
-  std::vector<std::uint8_t> datagram;
+  std::vector<std::uint8_t> datagram;  // parse_monitoring_packet() reads it
 };
 
 struct SliceProducts {
@@ -33,7 +33,7 @@ struct SliceProducts {
   std::vector<Event> events;
   SummarySlice summary;
   std::vector<TaggedTimeslice> timeslices;
-  std::vector<MonitoringPacket> monitoring;  // the TMCH packets of the slice, by DOM id
+  std::vector<RawMonitoring> monitoring;  // the TMCH packets of the slice, by DOM id
   std::uint64_t event_bytes_online = 0;  // online-format size of `events` (computed once, by the writer)
 };
 
