@@ -103,7 +103,7 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
                               : UINT32_MAX;
   const PrescaledSlice::Kind kind_l0 = PrescaledSlice::Kind::L0;
   const bool keep_l0 = keep_prescaled(p.prescale_l0, slice.header.frame_index);
-  if (keep_l0) result.prescaled.push_back({kind_l0, {slice.header, {}, slice.stamps}});
+  if (keep_l0) result.prescaled.push_back({kind_l0, {slice.header, {}, slice.stamps, {}}});
   for (const auto& frame : slice.frames) {
     ++counters.frames;
     const std::size_t n = frame.hit_count();
@@ -173,7 +173,7 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
       {p.prescale_l1, PrescaledSlice::Kind::L1}, {p.prescale_l2, PrescaledSlice::Kind::L2}, {p.prescale_sn, PrescaledSlice::Kind::SN}};
   for (const auto& [prescale, kind] : hit_slices) {
     if (!keep_prescaled(prescale, slice.header.frame_index)) continue;
-    PrescaledSlice ps{kind, {slice.header, {}, slice.stamps}};
+    PrescaledSlice ps{kind, {slice.header, {}, slice.stamps, {}}};
     for (const L1Hit& h : ws.l1) {
       if (kind == PrescaledSlice::Kind::L2 && !h.l2) continue;
       if (kind == PrescaledSlice::Kind::SN && h.multiplicity < p.sn_min_multiplicity) continue;

@@ -27,6 +27,7 @@ std::shared_ptr<const dataflow::SliceProducts> products_of(dataflow::ProcessedSl
   for (auto& t : p.result.prescaled) out->timeslices.push_back({kind_of(t.kind), std::move(t.slice)});
   if (!p.result.error_frames.frames.empty())
     out->timeslices.push_back({dataflow::TimesliceKind::Error, std::move(p.result.error_frames)});
+  out->monitoring = std::move(p.monitoring);
   for (const auto& e : out->events) out->event_bytes_online += filters::online_event_bytes(e);
   return out;
 }

@@ -74,6 +74,7 @@ ReplayReport replay_dqd_file(const std::filesystem::path& path, TimesliceBuilder
         return;
       }
       p.processed_unix_ns = unix_now_ns();
+      p.monitoring = std::move(t.monitoring);
       writer(std::move(p));
       ++report.slices_written;
     });

@@ -90,6 +90,7 @@ struct ProcessedSlice {
   SliceInfo info;
   Result result{};
   std::uint64_t processed_unix_ns = 0;
+  std::vector<RawMonitoring> monitoring;  // the slice's TMCH packets, passed by (not to) the processor
 };
 
 enum class SliceDropCause : std::uint8_t {
@@ -438,6 +439,7 @@ class Pipeline {
         note_drop(out.info, SliceDropCause::ProcessorError);
         continue;
       }
+      out.monitoring = std::move(item.slice.monitoring);
       item.slice = Timeslice{};  // free the hits before waiting for the writer
       out.processed_unix_ns = unix_now_ns();
       const SliceInfo info = out.info;

@@ -123,7 +123,10 @@ struct TimesliceBuilderCounters {
   std::uint64_t datagrams_accepted = 0;
   std::uint64_t hits_accepted = 0;
   std::uint64_t payload_bytes_accepted = 0;
-  std::uint64_t monitoring_datagrams = 0;  // TMCH: not part of a slice, handed to the monitor sink
+  std::uint64_t monitoring_datagrams = 0;  // TMCH received (also handed to the monitoring sink)
+  std::uint64_t monitoring_attached = 0;   // ... kept with their slice (Timeslice::monitoring)
+  std::uint64_t monitoring_late = 0;       // ... whose slice was already emitted
+  std::uint64_t monitoring_unattached = 0; // ... of an unknown DOM, a bad slice time, or beyond the early bound
   std::uint64_t acoustic_datagrams = 0;    // TAES: not handled, dropped
   std::uint64_t slices_complete = 0;
   std::uint64_t slices_expired = 0;        // incl. evicted and flushed ones
@@ -212,6 +215,7 @@ class TimesliceBuilder {
     std::size_t complete_doms = 0;
     std::uint64_t first_receive_ns = 0;
     std::uint64_t completed_ns = 0;  // when the last DOM became complete
+    std::vector<RawMonitoring> monitoring;  // the slice's TMCH packets
   };
   // A datagram kept while the window is tentative (it may belong to the real window).
   struct HeldDatagram {
@@ -257,6 +261,10 @@ class TimesliceBuilder {
   SliceSink sink_;
   DropSink drop_sink_;
   MonitoringSink monitoring_sink_;
+  // TMCH packets of slices not opened yet (a DOM's monitoring may come before its hits), bounded.
+  std::map<std::uint64_t, std::vector<RawMonitoring>> early_monitoring_;
+  std::size_t early_monitoring_packets_ = 0;
+  void add_monitoring(const ClbDatagram& datagram);
   TimesliceBuilderCounters counters_;
 
   std::vector<std::uint32_t> doms_;  // sorted expected DOM ids

@@ -20,13 +20,6 @@ struct TaggedTimeslice {
   Timeslice slice;
 };
 
-// A CLB monitoring (TMCH) packet that belongs to the slice (same slice start), as received: the
-// whole datagram, header and payload, byte-identical (what IO_MONIT and the run files carry).
-struct RawMonitoring {
-  std::uint32_t dom_id = 0;
-  std::vector<std::uint8_t> datagram;  // parse_monitoring_packet() reads it
-};
-
 struct SliceProducts {
   SliceHeader header;  // detector, run, frame index, UTC of the slice start
   SliceStamps stamps;  // node-local: received, completed

@@ -60,10 +60,18 @@ struct SliceStamps {
   std::uint64_t completed_unix_ns = 0;  // complete or expired
 };
 
+// A CLB monitoring (TMCH) packet that belongs to a slice (same slice start), as received: the whole
+// datagram, header and payload, byte-identical (what IO_MONIT and the run files carry).
+struct RawMonitoring {
+  std::uint32_t dom_id = 0;
+  std::vector<std::uint8_t> datagram;  // parse_monitoring_packet() reads it
+};
+
 struct Timeslice {
   SliceHeader header;
   std::vector<DomFrame> frames;  // one per expected DOM, sorted by DOM id; missing DOMs have daq == 0
   SliceStamps stamps;
+  std::vector<RawMonitoring> monitoring;  // the DOMs' TMCH packets of this slice, by DOM id
 
   std::size_t hit_count() const noexcept {
     std::size_t n = 0;
