@@ -57,35 +57,38 @@ Owned monitoring(std::uint32_t dom, std::uint32_t slice, std::uint32_t pmt0_hits
 
 }  // namespace
 
-TEST(TimesliceBuilderMonitoring, PacketsTravelWithTheirSliceWhetherBeforeOrAfterTheHits) {
+TEST(TimesliceBuilderMonitoring, PacketsTravelWithTheNextEmittedSlice) {
   TimesliceBuilderConfig c;
   c.run_number = kRun;
   c.expected_doms = {1, 2};
   c.expiry_wall_ns = 0;
   std::vector<Timeslice> out;
   TimesliceBuilder b(c, [&](Timeslice&& t) { out.push_back(std::move(t)); });
-  b.add(monitoring(2, 0, 20).view(), 0);  // before any hit of slice 0: held, then attached
+  b.add(monitoring(2, 0, 20).view(), 0);  // before any hit
   b.add(optical(1, 0).view(), 0);
-  b.add(monitoring(1, 0, 10).view(), 0);  // slice 0 open: attached at once
-  b.add(optical(2, 0).view(), 0);         // slice 0 complete: emitted
-  b.add(monitoring(1, 0, 11).view(), 0);  // too late for slice 0
+  b.add(monitoring(1, 0, 10).view(), 0);
+  b.add(optical(2, 0).view(), 0);         // slice 0 complete: emitted with both packets
+  b.add(monitoring(1, 0, 11).view(), 0);  // slice 0's, after it was emitted: goes with slice 1
   b.add(monitoring(9, 1, 0).view(), 0);   // not an expected DOM
-  b.add(monitoring(1, 5, 0).view(), 0);   // held for slice 5, which never comes
   b.add(optical(1, 1).view(), 0);
   b.add(optical(2, 1).view(), 0);
+  b.add(monitoring(2, 5, 0).view(), 0);   // after the last slice
   b.flush(0);
   ASSERT_EQ(out.size(), 2u);
   ASSERT_EQ(out[0].monitoring.size(), 2u);
-  EXPECT_EQ(out[0].monitoring[0].dom_id, 1u);  // sorted by DOM
-  EXPECT_EQ(out[0].monitoring[1].dom_id, 2u);
-  const auto parsed = parse_monitoring_packet(out[0].monitoring[1].datagram);
+  EXPECT_EQ(out[0].monitoring[0].dom_id, 2u);  // arrival order
+  EXPECT_EQ(out[0].monitoring[1].dom_id, 1u);
+  const auto parsed = parse_monitoring_packet(out[0].monitoring[0].datagram);
   ASSERT_TRUE(parsed);
   EXPECT_EQ(parsed.packet.hit_counts[0], 20u);  // byte for byte the packet that came in
   EXPECT_NEAR(parsed.packet.temperature_c, 31.5, 0.01);
-  EXPECT_TRUE(out[1].monitoring.empty());
+  ASSERT_EQ(out[1].monitoring.size(), 1u);
+  const auto late = parse_monitoring_packet(out[1].monitoring[0].datagram);
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late.packet.header.ticks_16ns, 0u);  // it still says which slice it measured
+  EXPECT_EQ(late.packet.hit_counts[0], 11u);
   const auto& k = b.counters();
   EXPECT_EQ(k.monitoring_datagrams, 5u);
-  EXPECT_EQ(k.monitoring_attached, 2u);
-  EXPECT_EQ(k.monitoring_late, 1u);
-  EXPECT_EQ(k.monitoring_unattached, 2u);  // the unknown DOM, and slice 5's at flush
+  EXPECT_EQ(k.monitoring_attached, 3u);
+  EXPECT_EQ(k.monitoring_unattached, 2u);  // the unknown DOM, and the one after the last slice
 }

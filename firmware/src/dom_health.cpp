@@ -92,8 +92,17 @@ std::vector<DuRates> DomHealthMonitor::du_rates() const {
     r.pmts_hrv += d.latest_hrv_pmts;
     r.rate_hz += d.latest_rate_hz;
   }
+  for (const auto& d : doms_) {
+    if (d.monitoring_packets == 0) continue;
+    DuRates& r = out[d.du_index];
+    ++r.doms_monitoring;
+    r.temperature_c_mean += d.monitoring.temperature_c;
+    r.temperature_c_max = r.doms_monitoring == 1 ? d.monitoring.temperature_c : std::max(r.temperature_c_max, d.monitoring.temperature_c);
+    r.humidity_pct_max = r.doms_monitoring == 1 ? d.monitoring.humidity_pct : std::max(r.humidity_pct_max, d.monitoring.humidity_pct);
+  }
   for (auto& r : out) {
     if (r.doms_reporting > 0) r.mean_pmt_rate_hz = r.rate_hz / (r.doms_reporting * double{dataflow::kPmtsPerDom});
+    if (r.doms_monitoring > 0) r.temperature_c_mean /= r.doms_monitoring;
   }
   return out;
 }
@@ -157,6 +166,22 @@ std::vector<DomHealth> DomHealthMonitor::worst_doms(std::size_t max_count) const
   return out;
 }
 
+void DomHealthMonitor::observe_monitoring(const std::vector<dataflow::RawMonitoring>& packets) {
+  std::lock_guard lock(mutex_);
+  for (const auto& raw : packets) {
+    const auto it = index_.find(raw.dom_id);
+    if (it == index_.end()) continue;
+    const auto parsed = dataflow::parse_monitoring_packet(raw.datagram);
+    if (!parsed) {
+      ++bad_monitoring_;
+      continue;
+    }
+    DomState& d = doms_[it->second];
+    ++d.monitoring_packets;
+    d.monitoring = parsed.packet;
+  }
+}
+
 void DomHealthMonitor::note_implausible_times(const std::vector<dataflow::DomCount>& counts) {
   std::lock_guard lock(mutex_);
   for (const auto& c : counts) {
@@ -184,7 +209,11 @@ nlohmann::json DomHealthMonitor::to_json(std::size_t max_worst) const {
                    {"doms_incomplete", r.doms_incomplete},
                    {"pmts_hrv", r.pmts_hrv},
                    {"rate_khz", r.rate_hz / 1e3},
-                   {"mean_pmt_rate_khz", r.mean_pmt_rate_hz / 1e3}});
+                   {"mean_pmt_rate_khz", r.mean_pmt_rate_hz / 1e3},
+                   {"doms_monitoring", r.doms_monitoring},
+                   {"temperature_c_mean", r.temperature_c_mean},
+                   {"temperature_c_max", r.temperature_c_max},
+                   {"humidity_pct_max", r.humidity_pct_max}});
   }
   nlohmann::json worst = nlohmann::json::array();
   for (const auto& h : worst_doms(max_worst)) {
@@ -201,11 +230,24 @@ nlohmann::json DomHealthMonitor::to_json(std::size_t max_worst) const {
                      {"rate_khz", h.rate_hz / 1e3}});
   }
   std::lock_guard lock(mutex_);
+  // Per DOM, the latest TMCH packet's values (positioning needs the compass and tilt).
+  nlohmann::json monitoring = nlohmann::json::array();
+  for (const auto& d : doms_) {
+    if (d.monitoring_packets == 0) continue;
+    const auto& m = d.monitoring;
+    monitoring.push_back({{"dom_id", d.dom_id}, {"du", d.du}, {"floor", d.floor},
+                          {"temperature_c", m.temperature_c}, {"humidity_pct", m.humidity_pct},
+                          {"ahrs_valid", (m.flags & 1u) != 0}, {"yaw_deg", m.yaw}, {"pitch_deg", m.pitch},
+                          {"roll_deg", m.roll}, {"hrv_pmts", std::popcount(m.hrv_mask)},
+                          {"white_rabbit_ok", m.header.white_rabbit_ok()}, {"packets", d.monitoring_packets}});
+  }
   return {{"frame_index", latest_frame_index_},
           {"slices", slices_},
           {"unknown_dom_frames", unknown_frames_},
+          {"bad_monitoring_packets", bad_monitoring_},
           {"dus", std::move(dus)},
-          {"worst_doms", std::move(worst)}};
+          {"worst_doms", std::move(worst)},
+          {"doms_monitoring", std::move(monitoring)}};
 }
 
 }  // namespace shoredaq::firmware

@@ -25,8 +25,7 @@ void describe_pipeline(const dataflow::PipelineStats& s, dataflow::CounterSet& o
   out.total("builder", "hits", s.builder.hits_accepted);
   out.total("builder", "monitoring_datagrams", s.builder.monitoring_datagrams);
   out.total("builder", "monitoring_attached", s.builder.monitoring_attached);
-  // Monitoring that found no slice (late, of an unknown DOM, a bad time): counted, not physics data.
-  out.drop("builder", "monitoring_late", s.builder.monitoring_late, LossUnit::NotLoss);
+  // Monitoring no slice carried (an unknown DOM, after the last slice): counted, not physics data.
   out.drop("builder", "monitoring_unattached", s.builder.monitoring_unattached, LossUnit::NotLoss);
   out.total("builder", "slices_complete", s.builder.slices_complete);
   out.total("builder", "slices_expired", s.builder.slices_expired);

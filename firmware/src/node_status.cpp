@@ -255,6 +255,18 @@ void Node::Impl::register_du_metrics(const dataflow::Detector& detector) {
                             read(du, [](const DuRates& r) { return double(r.doms_reporting); }));
     registry.gauge_callback("shoredaq_du_doms_expected", "Optical modules of a DU in the detector model", labels,
                             read(du, [](const DuRates& r) { return double(r.doms_expected); }));
+    registry.gauge_callback("shoredaq_du_doms_monitoring", "DOMs of a DU that sent a TMCH monitoring packet", labels,
+                            read(du, [](const DuRates& r) { return double(r.doms_monitoring); }));
+    for (const auto& [stat, mean] : {std::pair<const char*, bool>{"mean", true}, {"max", false}}) {
+      MetricLabels with_stat = labels;
+      with_stat.emplace_back("stat", stat);
+      registry.gauge_callback("shoredaq_du_temperature_celsius", "Temperature inside the DU's DOMs (TMCH), mean or max",
+                              with_stat,
+                              mean ? read(du, [](const DuRates& r) { return r.temperature_c_mean; })
+                                   : read(du, [](const DuRates& r) { return r.temperature_c_max; }));
+    }
+    registry.gauge_callback("shoredaq_du_humidity_percent", "Largest relative humidity inside the DU's DOMs (TMCH)", labels,
+                            read(du, [](const DuRates& r) { return r.humidity_pct_max; }));
   }
 }
 

@@ -56,6 +56,7 @@ RunSession::RunSession(RunSessionInputs in)
                 [this](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                   wait_until_open();
                   dom_health_->observe(p.result.summary);  // also while paused: the sea does not pause
+                  dom_health_->observe_monitoring(p.monitoring);
                   writer_.write(std::move(p), paused_->load(std::memory_order_relaxed));
                 },
                 in.context, in.log) {

@@ -237,11 +237,6 @@ TimesliceBuilder::OpenSlice* TimesliceBuilder::open_slice(std::uint64_t slice_in
   s.ticks_16ns = header.ticks_16ns;
   s.slots.resize(doms_.size());
   s.first_receive_ns = now_ns;
-  if (auto early = early_monitoring_.find(slice_index); early != early_monitoring_.end()) {
-    early_monitoring_packets_ -= early->second.size();
-    s.monitoring = std::move(early->second);
-    early_monitoring_.erase(early);
-  }
   return &open_.emplace(slice_index, std::move(s)).first->second;
 }
 
@@ -320,10 +315,9 @@ void TimesliceBuilder::flush(std::uint64_t now_unix_ns) {
     auto it = open_.begin();
     emit(it, it->second.complete_doms != doms_.size(), now_unix_ns);
   }
-  // Monitoring of slices that never opened: no slice will take it now.
-  counters_.monitoring_unattached += early_monitoring_packets_;
-  early_monitoring_.clear();
-  early_monitoring_packets_ = 0;
+  // Monitoring that came after the last slice: no slice will carry it now.
+  counters_.monitoring_unattached += pending_monitoring_.size();
+  pending_monitoring_.clear();
 }
 
 void TimesliceBuilder::emit_ready(std::optional<std::uint64_t> expire_through, std::uint64_t now_ns) {
@@ -397,52 +391,34 @@ void TimesliceBuilder::emit(std::map<std::uint64_t, OpenSlice>::iterator it, boo
   } else {
     ++counters_.slices_complete;
   }
-  counters_.monitoring_attached += s.monitoring.size();
-  std::sort(s.monitoring.begin(), s.monitoring.end(),
-            [](const RawMonitoring& a, const RawMonitoring& b) { return a.dom_id < b.dom_id; });
-  out.monitoring = std::move(s.monitoring);
+  counters_.monitoring_attached += pending_monitoring_.size();
+  out.monitoring = std::move(pending_monitoring_);
+  pending_monitoring_.clear();
   last_emitted_slice_ = s.slice_index;
   open_.erase(it);
-  // Monitoring held for slices that can no longer open (at or before this one) came too late.
-  while (!early_monitoring_.empty() && early_monitoring_.begin()->first <= *last_emitted_slice_) {
-    counters_.monitoring_late += early_monitoring_.begin()->second.size();
-    early_monitoring_packets_ -= early_monitoring_.begin()->second.size();
-    early_monitoring_.erase(early_monitoring_.begin());
-  }
   if (sink_) sink_(std::move(out));
 }
 
-// A DOM's TMCH packet goes with the slice of its slice start: into the open slice, or held until
-// that slice opens (bounded: the oldest held slice's packets go first, counted).
+// The DOMs' TMCH packets travel in the slice stream: each goes with the next slice the builder
+// emits (it keeps its own slice time in its header). A packet usually arrives after its slice's hits,
+// often after the slice is complete, so tying it to its own slice would lose it or hold the slice.
 void TimesliceBuilder::add_monitoring(const ClbDatagram& datagram) {
   const ClbHeader& h = datagram.header;
-  if (h.run_number != config_.run_number || !dom_index_.contains(h.dom_id) || h.ticks_16ns % kTicksPerSlice != 0 ||
-      h.ticks_16ns >= kTicksPerSlice * kSlicesPerSecond) {
+  if (h.run_number != config_.run_number || !dom_index_.contains(h.dom_id)) {
     ++counters_.monitoring_unattached;
     return;
   }
-  const std::uint64_t slice = std::uint64_t{h.utc_seconds} * kSlicesPerSecond + h.ticks_16ns / kTicksPerSlice;
-  if (last_emitted_slice_ && slice <= *last_emitted_slice_) {
-    ++counters_.monitoring_late;
-    return;
+  // Bounded: a feed of monitoring without optical data (no slice to carry it) cannot grow memory.
+  const std::size_t bound = 4 * std::max<std::size_t>(config_.max_open_slices, 1) * std::max<std::size_t>(doms_.size(), 1);
+  if (pending_monitoring_.size() >= bound) {
+    pending_monitoring_.erase(pending_monitoring_.begin());
+    ++counters_.monitoring_unattached;
   }
   RawMonitoring raw;
   raw.dom_id = h.dom_id;
   encode_clb_header(h, datagram.layout, raw.datagram);
   raw.datagram.insert(raw.datagram.end(), datagram.payload.begin(), datagram.payload.end());
-  if (auto open = open_.find(slice); open != open_.end()) {
-    open->second.monitoring.push_back(std::move(raw));
-    return;
-  }
-  // Not open yet. A slice far from the window never opens: the bound keeps such packets from piling up.
-  const std::size_t bound = std::max<std::size_t>(config_.max_open_slices, 1) * std::max<std::size_t>(doms_.size(), 1);
-  while (early_monitoring_packets_ >= bound && !early_monitoring_.empty()) {
-    counters_.monitoring_unattached += early_monitoring_.begin()->second.size();
-    early_monitoring_packets_ -= early_monitoring_.begin()->second.size();
-    early_monitoring_.erase(early_monitoring_.begin());
-  }
-  early_monitoring_[slice].push_back(std::move(raw));
-  ++early_monitoring_packets_;
+  pending_monitoring_.push_back(std::move(raw));
 }
 
 }  // namespace shoredaq::dataflow

@@ -124,9 +124,8 @@ struct TimesliceBuilderCounters {
   std::uint64_t hits_accepted = 0;
   std::uint64_t payload_bytes_accepted = 0;
   std::uint64_t monitoring_datagrams = 0;  // TMCH received (also handed to the monitoring sink)
-  std::uint64_t monitoring_attached = 0;   // ... kept with their slice (Timeslice::monitoring)
-  std::uint64_t monitoring_late = 0;       // ... whose slice was already emitted
-  std::uint64_t monitoring_unattached = 0; // ... of an unknown DOM, a bad slice time, or beyond the early bound
+  std::uint64_t monitoring_attached = 0;   // ... passed on with the next emitted slice (Timeslice::monitoring)
+  std::uint64_t monitoring_unattached = 0; // ... of an unknown DOM or run, beyond the bound, or after the last slice
   std::uint64_t acoustic_datagrams = 0;    // TAES: not handled, dropped
   std::uint64_t slices_complete = 0;
   std::uint64_t slices_expired = 0;        // incl. evicted and flushed ones
@@ -215,7 +214,6 @@ class TimesliceBuilder {
     std::size_t complete_doms = 0;
     std::uint64_t first_receive_ns = 0;
     std::uint64_t completed_ns = 0;  // when the last DOM became complete
-    std::vector<RawMonitoring> monitoring;  // the slice's TMCH packets
   };
   // A datagram kept while the window is tentative (it may belong to the real window).
   struct HeldDatagram {
@@ -261,9 +259,8 @@ class TimesliceBuilder {
   SliceSink sink_;
   DropSink drop_sink_;
   MonitoringSink monitoring_sink_;
-  // TMCH packets of slices not opened yet (a DOM's monitoring may come before its hits), bounded.
-  std::map<std::uint64_t, std::vector<RawMonitoring>> early_monitoring_;
-  std::size_t early_monitoring_packets_ = 0;
+  // TMCH packets received since the last slice was emitted; they go with the next one.
+  std::vector<RawMonitoring> pending_monitoring_;
   void add_monitoring(const ClbDatagram& datagram);
   TimesliceBuilderCounters counters_;
 

@@ -26,7 +26,7 @@ struct SliceProducts {
   std::vector<Event> events;
   SummarySlice summary;
   std::vector<TaggedTimeslice> timeslices;
-  std::vector<RawMonitoring> monitoring;  // the TMCH packets of the slice, by DOM id
+  std::vector<RawMonitoring> monitoring;  // TMCH packets received since the previous slice (each keeps its time)
   std::uint64_t event_bytes_online = 0;  // online-format size of `events` (computed once, by the writer)
 };
 

@@ -60,8 +60,8 @@ struct SliceStamps {
   std::uint64_t completed_unix_ns = 0;  // complete or expired
 };
 
-// A CLB monitoring (TMCH) packet that belongs to a slice (same slice start), as received: the whole
-// datagram, header and payload, byte-identical (what IO_MONIT and the run files carry).
+// A CLB monitoring (TMCH) packet as received: the whole datagram, header and payload, byte-identical
+// (what IO_MONIT and the run files carry). Its own header says which slice it measured.
 struct RawMonitoring {
   std::uint32_t dom_id = 0;
   std::vector<std::uint8_t> datagram;  // parse_monitoring_packet() reads it
@@ -71,7 +71,7 @@ struct Timeslice {
   SliceHeader header;
   std::vector<DomFrame> frames;  // one per expected DOM, sorted by DOM id; missing DOMs have daq == 0
   SliceStamps stamps;
-  std::vector<RawMonitoring> monitoring;  // the DOMs' TMCH packets of this slice, by DOM id
+  std::vector<RawMonitoring> monitoring;  // TMCH packets received since the previous slice, in arrival order
 
   std::size_t hit_count() const noexcept {
     std::size_t n = 0;

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shoredaq/formats/detector.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/formats/summary_slice.hpp"
 #include "shoredaq/dataflow/timeslice_builder.hpp"
 
@@ -31,6 +32,10 @@ struct DuRates {
   unsigned pmts_hrv = 0;          // PMTs under high-rate veto in the latest slice
   double rate_hz = 0;             // sum of all PMT rates of the DU
   double mean_pmt_rate_hz = 0;    // over the PMTs of the reporting DOMs
+  // From the DOMs' TMCH monitoring packets (latest of each DOM):
+  unsigned doms_monitoring = 0;   // DOMs that sent one
+  double temperature_c_mean = 0, temperature_c_max = 0;
+  double humidity_pct_max = 0;
 };
 
 struct DomHealth {
@@ -59,6 +64,8 @@ class DomHealthMonitor {
   void observe(const dataflow::SummarySlice& summary);
   // The builder's per-DOM totals of datagrams dropped for an implausible slice time (the run's).
   void note_implausible_times(const std::vector<dataflow::DomCount>& counts);
+  // The slice's TMCH packets: temperature, humidity, compass/tilt (AHRS), the CLB's own veto bits.
+  void observe_monitoring(const std::vector<dataflow::RawMonitoring>& packets);
 
   std::vector<DuRates> du_rates() const;                   // latest slice, by DU
   std::vector<DomHealth> worst_doms(std::size_t max_count) const;  // only unhealthy DOMs, worst first
@@ -79,6 +86,8 @@ class DomHealthMonitor {
     unsigned latest_hrv_pmts = 0;
     unsigned latest_dead_pmts = 0;
     double latest_rate_hz = 0;
+    std::uint64_t monitoring_packets = 0;
+    dataflow::MonitoringPacket monitoring;  // the latest one (valid when monitoring_packets > 0)
   };
 
   mutable std::mutex mutex_;
@@ -87,6 +96,7 @@ class DomHealthMonitor {
   std::vector<int> du_ids_;                             // DUs with optical modules, sorted
   std::uint64_t slices_ = 0;
   std::uint64_t unknown_frames_ = 0;
+  std::uint64_t bad_monitoring_ = 0;  // TMCH packets that do not parse
   std::uint32_t latest_frame_index_ = 0;
 };
 
