@@ -40,6 +40,11 @@ void print_human(const nlohmann::json& reply, const std::string& cmd) {
   std::cout << "state:  " << state << "\n";
   if (reply.contains("run")) std::cout << "run:    " << reply["run"] << "\n";
   if (reply.contains("error")) std::cout << "error:  " << reply["error"].get<std::string>() << "\n";
+  if (reply.contains("run_schedule") && reply["run_schedule"].is_object()) {
+    const auto& rs = reply["run_schedule"];
+    std::cout << "schedule: " << rs.value("summary", std::string()) << "\n";
+  }
+  if (reply.contains("alarm")) std::cout << "alarm:  " << reply["alarm"].get<std::string>() << "\n";
   for (const char* section : {"counters", "drops", "store", "alarms"}) {
     if (!reply.contains(section) || !reply[section].is_object()) continue;
     std::cout << section << ":\n";
@@ -117,7 +122,12 @@ int main(int argc, char** argv) {
   auto* start = app.add_subcommand("start", "start a run");
   std::uint32_t run = 0;
   start->add_option("--run,-r", run, "run number")->required()->check(CLI::Range(1u, 4294967295u));
-  start->callback([&] { request = {{"cmd", "start"}, {"run", run}}; });
+  std::string run_type;
+  start->add_option("--type,-t", run_type, "run type recorded with the run (physics, test, calibration, ...); default: the node's [run] type");
+  start->callback([&] {
+    request = {{"cmd", "start"}, {"run", run}};
+    if (!run_type.empty()) request["type"] = run_type;
+  });
 
   try {
     app.parse(argc, argv);

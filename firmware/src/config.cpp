@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "shoredaq/firmware/input_file.hpp"
+#include "shoredaq/firmware/run_setup.hpp"
 
 namespace shoredaq::firmware {
 namespace {
@@ -266,12 +267,13 @@ std::optional<std::filesystem::path> first_directory_from_env(const char* name) 
 NodeConfig parse_config(std::string_view toml_text) {
   const toml::table root = parse_toml(toml_text);
   NodeConfig c;
+  c.source_hash = text_hash_hex(toml_text);
 
   static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts",
-                                               "control", "metrics", "health", "security", "trigger"};
+                                               "control", "metrics", "health", "run", "security", "trigger"};
   for (const auto& [k, v] : root) {
     if (!kSections.contains(std::string(k.str())))
-      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, health, security, trigger)");
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, health, run, security, trigger)");
   }
 
   {
@@ -387,6 +389,16 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.real("loss_alarm_fraction", c.health.loss_alarm_fraction, 0.0, 1.0);
     r.integer("loss_window_s", c.health.loss_window_s, 1, 3600);
     r.integer("bad_time_alarm_datagrams", c.health.bad_time_alarm_datagrams, 1, 1'000'000'000);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "run"), "run");
+    r.string("type", c.run.type, false);
+    if (c.run.type.size() > 64 || c.run.type.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != std::string::npos)
+      fail("run.type", "\"" + c.run.type + "\": at most 64 letters, digits, '_', '-', '.'");
+    r.integer("max_duration_s", c.run.max_duration_s, 0, 30 * 86'400);
+    r.integer("max_bytes", c.run.max_bytes, 0, kMaxI64);
+    r.boolean("resume_after_restart", c.run.resume_after_restart);
     r.reject_unknown();
   }
   {

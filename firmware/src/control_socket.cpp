@@ -133,7 +133,10 @@ nlohmann::json ControlDispatcher::handle(const nlohmann::json& request) const {
           it->get<std::int64_t>() > std::numeric_limits<std::uint32_t>::max()) {
         return refusal(run_control_.state(), "start needs \"run\": an integer in [1, 4294967295]");
       }
-      return reply(run_control_.start(static_cast<std::uint32_t>(it->get<std::int64_t>())));
+      std::string error;
+      const std::string run_type = optional_string(request, "type", error);
+      if (!error.empty()) return refusal(run_control_.state(), error);
+      return reply(run_control_.start(static_cast<std::uint32_t>(it->get<std::int64_t>()), run_type));
     }
     case RunCommand::Pause: return reply(run_control_.pause());
     case RunCommand::Continue: return reply(run_control_.resume());

@@ -7,6 +7,8 @@
 
 #include <thread>
 
+#include <unistd.h>
+
 #include "node_impl.hpp"
 #include "shoredaq/firmware/control_socket.hpp"
 #include "shoredaq/firmware/sinks.hpp"
@@ -31,11 +33,19 @@ std::string join(const std::vector<std::string>& items) {
 
 }  // namespace
 
+namespace {
+std::string host_name() {
+  char name[256] = {};
+  return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("unknown");
+}
+}  // namespace
+
 Node::Impl::Impl(NodeConfig c, NodeOptions o)
     : config(std::move(c)),
       options(std::move(o)),
       started_unix_ns(dataflow::unix_now_ns()),
       context(1),
+      host(host_name()),
       loss_monitor(config.health.loss_alarm_fraction, std::chrono::seconds(config.health.loss_window_s),
                    config.health.bad_time_alarm_datagrams),
       run_control(hooks()) {}
@@ -62,7 +72,7 @@ RunControlHooks Node::Impl::hooks() {
   RunControlHooks h;
   h.init = [this] { on_init(); };
   h.configure = [this](const ConfigureRequest& r) { on_configure(r); };
-  h.start = [this](std::uint32_t run) { on_start(run); };
+  h.start = [this](std::uint32_t run, const std::string& run_type) { on_start(run, run_type); };
   h.pause = [this] { paused.store(true); };
   h.resume = [this] { paused.store(false); };
   h.stop = [this] { on_stop(); };
@@ -139,6 +149,7 @@ void Node::Impl::on_init() {
   for (auto record : opened->reader().runs(&damaged)) {
     if (record.state == dataflow::RunOutcome::Running) {
       record.state = dataflow::RunOutcome::Aborted;
+      record.stop_reason = "crash (found at init)";
       opened->put_run_record(record);
       spdlog::warn("run {} was not stopped (crash?): marked aborted", record.run);
     }
@@ -166,7 +177,7 @@ void Node::Impl::on_configure(const ConfigureRequest& request) {
   setup = std::move(next);
 }
 
-void Node::Impl::on_start(std::uint32_t run) {
+void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   if (!setup) throw CommandRefused("not configured");
   try {
     if (store && store->reader().run(run))
@@ -177,19 +188,14 @@ void Node::Impl::on_start(std::uint32_t run) {
   }
   check_disk_space_for_a_run();
   paused.store(false);
-  dataflow::RunRecord record;
-  record.run = run;
-  record.detector_id = setup->detector->id();
-  record.state = dataflow::RunOutcome::Running;
-  record.start_unix_ns = dataflow::unix_now_ns();
-  record.run_setup = setup->run_setup_text;
-  record.run_setup_hash = setup->run_setup_hash;
-  record.detector_file = setup->detector_file;
+  const dataflow::RunRecord record =
+      new_run_record(run, run_type, start_reason_next.empty() ? std::string("operator") : start_reason_next);
 
   SinkResources resources{store.get(), spool.get(), &context, curve_server_hook(config.alerts.curve, "alerts"),
                           setup->detector->id(), {}};
   resources.provenance.run_setup_hash = setup->run_setup_hash;
   resources.provenance.detector_file_hash = setup->detector_hash;
+  resources.provenance.run_type = record.run_type;
   std::vector<WriterSink> sinks;
   try {
     sinks = make_run_sinks(config, resources);
@@ -199,8 +205,16 @@ void Node::Impl::on_start(std::uint32_t run) {
   if (options.extra_sinks) {
     for (auto& s : options.extra_sinks()) sinks.push_back(std::move(s));
   }
-  auto next = std::make_unique<RunSession>(RunSessionInputs{&config, setup, record, std::move(sinks), &context, &log,
-                                                            &paused, curve_server_hook(config.ingest.curve, "ingest")});
+  const std::uint32_t clb = clb_run_next != 0 ? clb_run_next : run;
+  auto next = std::make_unique<RunSession>(RunSessionInputs{&config, setup, record, clb, std::move(sinks), &context,
+                                                            &log, &paused, curve_server_hook(config.ingest.curve, "ingest")});
+  if (config.run.max_duration_s > 0 || config.run.max_bytes > 0) {
+    RunCycle cycle;
+    cycle.max_duration_ns = std::uint64_t{config.run.max_duration_s} * 1'000'000'000ull;
+    cycle.max_bytes = config.run.max_bytes;
+    cycle.next_run = [this, s = next.get()](dataflow::RunRecord& ended) { return cycle_run(*s, ended); };
+    next->writer().set_cycle(std::move(cycle));
+  }
   // Binding first: an endpoint that cannot be bound refuses the start (state stays Ready) before
   // anything is recorded, so the operator fixes it and starts the same run number.
   try {
@@ -214,8 +228,14 @@ void Node::Impl::on_start(std::uint32_t run) {
     if (!r) throw std::runtime_error("cannot write the run record: " + r.message);
   }
   next->open();
+  {
+    std::lock_guard lock(mutex);
+    clb_run = clb;
+  }
+  remember_order(true, run + 1);
   std::lock_guard lock(mutex);
   run_record = record;
+  run_base = {};
   session = std::move(next);
   last_run.reset();
   latest_dom_health = session->dom_health();
@@ -256,7 +276,15 @@ void Node::Impl::on_stop() {
   if (!ending) return;
   notifier.stopping("shoredaq: draining run " + std::to_string(run_record.run));
   notifier.extend_timeout(std::chrono::milliseconds(config.control.stop_timeout_ms) + std::chrono::seconds(5));
-  dataflow::RunRecord record = run_record;
+  const bool quitting = run_control.in_progress() == RunCommand::Quit;
+  dataflow::RunRecord record;
+  dataflow::CounterSet base;
+  {
+    std::lock_guard lock(mutex);
+    record = run_record;  // the current run (a cycled session moved on from the one it started)
+    base = run_base;
+  }
+  record.stop_reason = quitting ? "quit" : "operator";
   const auto report = ending->stop(std::chrono::milliseconds(config.control.stop_timeout_ms), record);
   dataflow::CounterSet counters;
   ending->describe(counters);
@@ -265,7 +293,7 @@ void Node::Impl::on_stop() {
   record.stop_unix_ns = dataflow::unix_now_ns();
   record.first_frame = w.first_frame;
   record.last_frame = w.last_frame;
-  for (const auto& [k, v] : counters.flat()) record.counters[k] = v;
+  for (const auto& [k, v] : counters.since(base).flat()) record.counters[k] = v;
   record.counters["stop.drained"] = report.drained ? 1 : 0;
   if (store) {
     auto r = store->put_run_record(record);
@@ -287,11 +315,14 @@ void Node::Impl::on_stop() {
     setup.reset();  // stop -> Standby: each run is configured afresh
   }
   ending.reset();
+  // A quit (SIGTERM from systemd too) keeps the last order: a restarted node resumes the runs.
+  if (!quitting) remember_order(false);
   notifier.status("shoredaq: Standby");
   if (!report.drained) throw std::runtime_error("drain did not finish within stop_timeout_ms; run marked aborted");
 }
 
 void Node::Impl::on_reset() {
+  remember_order(false);
   std::lock_guard lock(mutex);
   setup.reset();
   scrub.reset();
@@ -396,6 +427,9 @@ int Node::serve() {
   std::thread signals([this] { impl_->signal_loop(); });
   // READY=1 only now: the control socket is bound (clients may connect as soon as they see it).
   im.notifier.ready("shoredaq: Idle");
+
+  // Back to the operator's last order after a restart (e.g. Running: the next run starts).
+  if (im.config.run.resume_after_restart) im.resume_if_desired();
 
   // The systemd watchdog is fed only while the node is alive and its pipeline makes progress.
   std::unique_ptr<Watchdog> watchdog;

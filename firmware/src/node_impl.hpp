@@ -38,12 +38,20 @@ struct Node::Impl {
   void open_spool();
   void on_init();
   void on_configure(const ConfigureRequest& request);
-  void on_start(std::uint32_t run);
+  void on_start(std::uint32_t run, const std::string& run_type);
   void check_disk_space_for_a_run() const;
   void on_stop();
   void on_reset();
   void signal_loop();
   void shutdown();
+
+  // --- node_runs.cpp: runs that cycle themselves, provenance, the operator's last order
+  dataflow::RunRecord new_run_record(std::uint32_t run, const std::string& run_type, std::string start_reason) const;
+  dataflow::RunRecord cycle_run(const RunSession& session, dataflow::RunRecord& ended);
+  std::uint32_t next_free_run(std::uint32_t from) const;
+  void remember_order(bool running, std::uint32_t next_run = 0);
+  void resume_if_desired();
+  nlohmann::json run_schedule() const;
 
   // --- node_status.cpp: what the node says about itself
   nlohmann::json status();
@@ -95,6 +103,11 @@ struct Node::Impl {
   dataflow::CounterSet totals_cache;
   std::chrono::steady_clock::time_point totals_cached_at{};
   dataflow::RunRecord run_record;
+  dataflow::CounterSet run_base;  // the session's counters when the current run began (cycled runs)
+  std::string start_reason_next;  // set while the node resumes a run by itself
+  std::uint32_t clb_run_next = 0;  // ... and the run number its CLBs still send
+  std::uint32_t clb_run = 0;       // what the current run's CLBs send
+  const std::string host;
 
   // Is data being lost now? Sampled about once a second (serve()'s loop, and status/health readers).
   std::mutex loss_mutex;

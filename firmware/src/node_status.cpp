@@ -167,6 +167,7 @@ nlohmann::json Node::Impl::status() {
   }
   s["loss"] = {{"datagram_fraction", loss.datagram_loss_fraction}, {"slice_fraction", loss.slice_loss_fraction},
                {"window_s", config.health.loss_window_s}};
+  s["run_schedule"] = run_schedule();
   return s;
 }
 

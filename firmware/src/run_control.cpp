@@ -100,10 +100,10 @@ CommandResult RunControl::configure(const ConfigureRequest& request) {
   });
 }
 
-CommandResult RunControl::start(std::uint32_t run) {
+CommandResult RunControl::start(std::uint32_t run, const std::string& run_type) {
   // run_ is only updated under the lock inside execute's action, after the hook succeeded.
   return execute(RunCommand::Start, RunState::Running, [&] {
-    if (hooks_.start) hooks_.start(run);
+    if (hooks_.start) hooks_.start(run, run_type);
     std::lock_guard lock(state_mutex_);
     run_ = run;
   });
@@ -135,6 +135,11 @@ std::optional<std::uint32_t> RunControl::run() const {
 std::optional<RunCommand> RunControl::in_progress() const {
   std::lock_guard lock(state_mutex_);
   return in_progress_;
+}
+
+void RunControl::set_run(std::uint32_t run) {
+  std::lock_guard lock(state_mutex_);
+  run_ = run;
 }
 
 std::string RunControl::last_error() const {

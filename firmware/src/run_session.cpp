@@ -51,7 +51,8 @@ RunSession::RunSession(RunSessionInputs in)
       paused_(in.paused),
       writer_(in.record, std::move(in.sinks)),
       dom_health_(std::make_shared<DomHealthMonitor>(in.setup->detector)),
-      pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.record.run, std::move(in.configure_ingest_socket)),
+      pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.clb_run != 0 ? in.clb_run : in.record.run,
+                                     std::move(in.configure_ingest_socket)),
                 [filter = in.setup->filter](const dataflow::Timeslice& t) { return filter->process(t); },
                 [this](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                   wait_until_open();

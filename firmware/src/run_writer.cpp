@@ -41,7 +41,61 @@ void RunWriter::begin_run() {
   for (auto& s : sinks_) s.sink->begin_run(record_);
 }
 
+std::uint32_t RunWriter::run() const {
+  std::lock_guard lock(mutex_);
+  return record_.run;
+}
+
+void RunWriter::cycle_if_due(const dataflow::SliceHeader& header) {
+  const std::uint64_t start_ns = header.slice_start_ns();
+  if (!run_first_slice_ns_) run_first_slice_ns_ = start_ns;
+  const char* reason = nullptr;
+  if (cycle_.max_duration_ns != 0 && start_ns >= *run_first_slice_ns_ + cycle_.max_duration_ns) reason = "max_duration";
+  if (reason == nullptr && cycle_.max_bytes != 0 && run_stored_bytes_ >= cycle_.max_bytes) reason = "max_bytes";
+  if (reason == nullptr) return;
+  dataflow::RunRecord ended;
+  {
+    std::lock_guard lock(mutex_);
+    ended = record_;
+    ended.first_frame = counters_.first_frame;
+    ended.last_frame = counters_.last_frame;
+  }
+  ended.stop_reason = reason;
+  for (auto& s : sinks_) s.sink->end_run(ended);
+  dataflow::RunRecord next = cycle_.next_run(ended);
+  {
+    std::lock_guard lock(mutex_);
+    record_ = std::move(next);
+    counters_.trigger_counter = 0;
+    counters_.first_frame = counters_.last_frame = 0;
+    run_has_frames_ = false;
+    ++counters_.runs_cycled;
+  }
+  // This slice is the new run's frame 1.
+  frame_offset_ = header.frame_index - 1;
+  run_first_slice_ns_ = start_ns;
+  run_stored_bytes_ = 0;
+  for (auto& s : sinks_) s.sink->begin_run(record_);
+}
+
+void RunWriter::renumber(dataflow::ProcessedSlice<filters::FilterResult>& slice) const {
+  const std::uint32_t run = record_.run;  // writer thread: record_ changes only here
+  const auto apply = [&](dataflow::SliceHeader& h) {
+    h.run = run;
+    h.frame_index -= frame_offset_;
+  };
+  apply(slice.info.header);
+  for (auto& e : slice.result.events) apply(e.header);
+  apply(slice.result.summary.header);
+  for (auto& t : slice.result.prescaled) apply(t.slice.header);
+  apply(slice.result.error_frames.header);
+}
+
 void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused) {
+  if (cycle_.next_run) cycle_if_due(slice.info.header);
+  // The run's own numbers on every header: after a cycle, or when the CLBs carry another run number
+  // than the node's (a run the node resumed by itself after a restart).
+  renumber(slice);
   const std::uint32_t frame = slice.info.header.frame_index;
   if (paused) {
     std::lock_guard lock(mutex_);
@@ -90,11 +144,13 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
     ++counters_.slices_refused;
     return;
   }
-  if (counters_.slices_written == 0 || frame < counters_.first_frame) counters_.first_frame = frame;
+  if (!run_has_frames_ || frame < counters_.first_frame) counters_.first_frame = frame;
+  run_has_frames_ = true;
   if (frame > counters_.last_frame) counters_.last_frame = frame;
   ++counters_.slices_written;
   counters_.events += products->events.size();
   counters_.stored_bytes += primary_bytes;
+  run_stored_bytes_ += primary_bytes;
   counters_.event_bytes_online += products->event_bytes_online;
   for (const auto& e : products->events) {
     if (e.trigger_mask & dataflow::trigger_bit(dataflow::kTriggerBit3DShower)) ++counters_.events_3d_shower;

@@ -24,7 +24,7 @@ struct Recorder {
     RunControlHooks h;
     h.init = [this] { hit("init"); };
     h.configure = [this](const ConfigureRequest& r) { hit("configure:" + r.detector_file); };
-    h.start = [this](std::uint32_t run) { hit("start:" + std::to_string(run)); };
+    h.start = [this](std::uint32_t run, const std::string&) { hit("start:" + std::to_string(run)); };
     h.pause = [this] { hit("pause"); };
     h.resume = [this] { hit("continue"); };
     h.stop = [this] { hit("stop"); };

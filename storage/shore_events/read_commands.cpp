@@ -34,6 +34,13 @@ json run_to_json(const sd::RunRecord& r) {
               {"last_frame", r.last_frame},
               {"run_setup_hash", r.run_setup_hash},
               {"detector_file", r.detector_file},
+              {"detector_file_hash", r.detector_file_hash},
+              {"software_version", r.software_version},
+              {"config_hash", r.config_hash},
+              {"host", r.host},
+              {"run_type", r.run_type},
+              {"start_reason", r.start_reason},
+              {"stop_reason", r.stop_reason},
               {"counters", counters}};
 }
 
@@ -100,14 +107,17 @@ int cmd_runs(const st::EventStoreReader& reader, bool as_json) {
     std::cout << out.dump(2) << "\n";
     return status;
   }
-  std::printf("%10s %-8s %10s %10s %10s %10s %12s\n", "run", "state", "first", "last", "slices", "events",
-              "event_bytes");
+  std::printf("%10s %-8s %10s %10s %10s %10s %12s  %-11s %-20s %-12s %s\n", "run", "state", "first", "last", "slices",
+              "events", "event_bytes", "type", "version", "host", "start / stop reason");
+  const auto or_dash = [](const std::string& v) { return v.empty() ? std::string("-") : v; };
   for (const auto& r : runs) {
-    std::printf("%10u %-8s %10u %10u %10llu %10llu %12llu\n", r.run, std::string(sd::to_string(r.state)).c_str(),
-                r.first_frame, r.last_frame,
+    std::printf("%10u %-8s %10u %10u %10llu %10llu %12llu  %-11s %-20s %-12s %s / %s\n", r.run,
+                std::string(sd::to_string(r.state)).c_str(), r.first_frame, r.last_frame,
                 static_cast<unsigned long long>(r.counter(st::kCounterStoredSlices)),
                 static_cast<unsigned long long>(r.counter(st::kCounterStoredEvents)),
-                static_cast<unsigned long long>(r.counter(st::kCounterStoredEventBytes)));
+                static_cast<unsigned long long>(r.counter(st::kCounterStoredEventBytes)), or_dash(r.run_type).c_str(),
+                or_dash(r.software_version).c_str(), or_dash(r.host).c_str(), or_dash(r.start_reason).c_str(),
+                or_dash(r.stop_reason).c_str());
   }
   return status;
 }

@@ -4,7 +4,24 @@
 
 namespace shoredaq::storage {
 
+namespace {
+void add_run(Tier0SpoolCounters& sum, const Tier0SpoolCounters& run) {
+  sum.slices_written += run.slices_written;
+  sum.events_written += run.events_written;
+  sum.summaries_written += run.summaries_written;
+  sum.bytes_written += run.bytes_written;
+  sum.parts_sealed += run.parts_sealed;
+  sum.write_errors += run.write_errors;
+  sum.slices_lost += run.slices_lost;
+}
+}  // namespace
+
 void Tier0SpoolSink::begin_run(const dataflow::RunRecord& run) {
+  {
+    std::lock_guard lock(mutex_);
+    add_run(earlier_runs_, run_counters_);  // the previous run's (all zero before the first)
+    run_counters_ = {};
+  }
   spool_.begin_run(run.run, run.detector_id, provenance_);
   snapshot();
 }
@@ -69,7 +86,9 @@ void Tier0SpoolSink::snapshot() {
 
 void Tier0SpoolSink::counters(dataflow::CounterSet& out) const {
   std::lock_guard lock(mutex_);
-  describe(run_counters_, slices_held_, out);
+  Tier0SpoolCounters all = earlier_runs_;
+  add_run(all, run_counters_);
+  describe(all, slices_held_, out);
 }
 
 void Tier0SpoolSink::describe(const Tier0SpoolCounters& run, std::uint64_t slices_held, dataflow::CounterSet& out) {

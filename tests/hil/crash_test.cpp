@@ -26,7 +26,8 @@ std::string first_problem(const shoredaq::storage::VerifyReport& r) { return r.p
 }  // namespace
 
 TEST(HilCrash, Kill9MidRunThenRestart) {
-  Rig rig("kill9");
+  // The manual recovery path: the node does not resume by itself here (see run_cycle_test.cpp).
+  Rig rig("kill9", "first:2", "[run]\nresume_after_restart = false\n");
   rig.start_run(20);
   Child sim(rig.du_sim_args(20, 0, 21), rig.tmp() / "du-sim.out", rig.tmp() / "du-sim.err");
   ASSERT_TRUE(rig.wait_slices(12)) << rig.status().dump();

@@ -122,7 +122,7 @@ TEST(HilTrustSpool, AFullDiskNeverCorruptsASealedPartAndLossIsCountedExactly) {
 // the next `start`. Now the buffer reaches the disk within spool.flush_interval_ms even when no
 // further slice comes, and the restarted daemon seals the part before anyone runs a command.
 TEST(HilTrustSpool, KillNineLosesAtMostTheFlushIntervalAndRecoveryRunsAtDaemonStart) {
-  Rig rig("trust-kill");
+  Rig rig("trust-kill", "first:2", "[run]\nresume_after_restart = false\n");  // checked in Idle
   rig.start_run(95);
   constexpr unsigned kSlices = 25;
   rig.feed(rig.du_sim_args(95, kSlices, 96));

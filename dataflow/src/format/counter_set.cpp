@@ -37,4 +37,17 @@ void CounterSet::add(const CounterSet& other) {
   }
 }
 
+CounterSet CounterSet::since(const CounterSet& base) const {
+  CounterSet out = *this;
+  for (auto& e : out.entries_) {
+    for (const auto& b : base.entries_) {
+      if (b.drop == e.drop && b.stage == e.stage && b.name == e.name) {
+        e.value = e.value >= b.value ? e.value - b.value : 0;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace shoredaq::dataflow

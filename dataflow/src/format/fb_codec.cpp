@@ -386,15 +386,23 @@ void encode_run_record_fb(const RunRecord& record, flatbuffers::FlatBufferBuilde
   const auto setup = builder.CreateString(record.run_setup);
   const auto setup_hash = builder.CreateString(record.run_setup_hash);
   const auto detector_file = builder.CreateString(record.detector_file);
+  const auto software_version = builder.CreateString(record.software_version);
+  const auto config_hash = builder.CreateString(record.config_hash);
+  const auto detector_file_hash = builder.CreateString(record.detector_file_hash);
+  const auto host = builder.CreateString(record.host);
+  const auto run_type = builder.CreateString(record.run_type);
+  const auto start_reason = builder.CreateString(record.start_reason);
+  const auto stop_reason = builder.CreateString(record.stop_reason);
   const auto root = fb::CreateRunRecord(builder, record.run, record.detector_id,
                                         static_cast<fb::RunState>(record.state), record.start_unix_ns,
                                         record.stop_unix_ns, record.first_frame, record.last_frame, setup,
-                                        setup_hash, detector_file, counter_vector);
+                                        setup_hash, detector_file, counter_vector, software_version, config_hash,
+                                        detector_file_hash, host, run_type, start_reason, stop_reason);
   fb::FinishRunRecordBuffer(builder, root);
 }
 
 std::vector<std::uint8_t> encode_run_record_fb(const RunRecord& record) {
-  flatbuffers::FlatBufferBuilder builder(512 + record.run_setup.size() + record.detector_file.size());
+  flatbuffers::FlatBufferBuilder builder(1024 + record.run_setup.size() + record.detector_file.size());
   encode_run_record_fb(record, builder);
   return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
 }
@@ -414,6 +422,14 @@ FbDecoded<RunRecord> decode_run_record_fb(std::span<const std::uint8_t> bytes, c
     if (r->run_setup() != nullptr) out.run_setup = r->run_setup()->str();
     if (r->run_setup_hash() != nullptr) out.run_setup_hash = r->run_setup_hash()->str();
     if (r->detector_file() != nullptr) out.detector_file = r->detector_file()->str();
+    const auto text = [](const flatbuffers::String* s) { return s != nullptr ? s->str() : std::string(); };
+    out.software_version = text(r->software_version());
+    out.config_hash = text(r->config_hash());
+    out.detector_file_hash = text(r->detector_file_hash());
+    out.host = text(r->host());
+    out.run_type = text(r->run_type());
+    out.start_reason = text(r->start_reason());
+    out.stop_reason = text(r->stop_reason());
     if (const auto* counters = r->counters()) {
       for (const fb::Counter* c : *counters) {
         if (c->name() != nullptr) out.counters[c->name()->str()] = c->value();

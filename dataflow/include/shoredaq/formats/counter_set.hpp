@@ -45,6 +45,9 @@ class CounterSet {
   std::map<std::string, std::uint64_t, std::less<>> flat() const;
   // Element-wise sum with another set of the same shape (a finished run's totals + the next one).
   void add(const CounterSet& other);
+  // This set minus `base` (entries absent from `base` count from 0; never below 0): what happened
+  // since `base` was taken, e.g. one of several runs of one pipeline.
+  CounterSet since(const CounterSet& base) const;
 
  private:
   std::vector<CounterEntry> entries_;

@@ -24,6 +24,14 @@ struct RunRecord {
   std::string run_setup;       // trigger parameters text, as given at configure
   std::string run_setup_hash;  // hex digest of run_setup
   std::string detector_file;
+  // Provenance: where the run's data come from and why it began and ended.
+  std::string software_version;
+  std::string config_hash;
+  std::string detector_file_hash;
+  std::string host;
+  std::string run_type;
+  std::string start_reason;
+  std::string stop_reason;
   // Named counters: "slices", "events", "hits", per trigger, per loss cause... (sorted by name).
   std::map<std::string, std::uint64_t, std::less<>> counters;
 

@@ -131,6 +131,16 @@ struct HealthSection {
   unsigned bad_time_alarm_datagrams = 10;
 };
 
+// Runs that cycle themselves, their type, and unattended restarts.
+struct RunSection {
+  std::string type = "physics";     // recorded with every run unless `start` names another
+  unsigned max_duration_s = 0;      // a run this long (in data time) ends and the next begins; 0 = off
+  std::uint64_t max_bytes = 0;      // ... or once the store holds this much of it; 0 = off
+  // After a restart (crash, reboot, systemctl restart) the node returns to the state the operator
+  // last asked for: when that was Running, it configures and starts the next run by itself.
+  bool resume_after_restart = true;
+};
+
 // The node's own CURVE key pair, used by every CURVE server socket (control, ingest, alerts).
 struct SecuritySection {
   std::filesystem::path server_secret_key_file;  // empty = no CURVE anywhere
@@ -146,8 +156,10 @@ struct NodeConfig {
   ControlSection control;
   MetricsSection metrics;
   HealthSection health;
+  RunSection run;
   SecuritySection security;
   filters::TriggerParameters trigger;  // the default run setup ([trigger]; absent = filter defaults)
+  std::string source_hash;  // of the configuration text (recorded with every run)
 
   // Derived paths/endpoints with the defaults resolved against node.state_dir/runtime_dir.
   std::filesystem::path store_path() const;

@@ -50,7 +50,7 @@ struct ConfigureRequest {
 struct RunControlHooks {
   std::function<void()> init;
   std::function<void(const ConfigureRequest&)> configure;
-  std::function<void(std::uint32_t run)> start;
+  std::function<void(std::uint32_t run, const std::string& run_type)> start;  // run_type "" = the node's default
   std::function<void()> pause;
   std::function<void()> resume;  // "continue"
   std::function<void()> stop;    // must drain before returning
@@ -70,7 +70,7 @@ class RunControl {
 
   CommandResult init();
   CommandResult configure(const ConfigureRequest& request);
-  CommandResult start(std::uint32_t run);
+  CommandResult start(std::uint32_t run, const std::string& run_type = {});
   CommandResult pause();
   CommandResult resume();
   CommandResult stop();
@@ -82,6 +82,8 @@ class RunControl {
   std::string last_error() const;            // the message that put the machine into Error
   // The command whose hook is running now (e.g. Stop while the pipeline drains), if any.
   std::optional<RunCommand> in_progress() const;
+  // A run that ended and was followed by the next one without a command (run cycling).
+  void set_run(std::uint32_t run);
 
   // Whether `command` is accepted in `state` (the table above); used for refusals and tests.
   static bool allowed(RunState state, RunCommand command) noexcept;

@@ -28,6 +28,9 @@ struct RunSessionInputs {
   const NodeConfig* config = nullptr;
   std::shared_ptr<const RunSetup> setup;
   dataflow::RunRecord record;  // as it will be stored at open()
+  // The run number the CLBs put in their datagrams (the builder drops others): the operator's run
+  // number, also for the runs that follow it by themselves (cycled, resumed after a restart).
+  std::uint32_t clb_run = 0;
   std::vector<WriterSink> sinks;
   zmq::context_t* context = nullptr;
   dataflow::RateLimitedLog* log = nullptr;
@@ -53,6 +56,7 @@ class RunSession {
   void describe(dataflow::CounterSet& out) const;
   dataflow::PipelineStats stats() const { return pipeline_.stats(); }
   const RunWriter& writer() const noexcept { return writer_; }
+  RunWriter& writer() noexcept { return writer_; }
   std::shared_ptr<DomHealthMonitor> dom_health() const noexcept { return dom_health_; }
   const RunSetup& setup() const noexcept { return *setup_; }
   std::uint32_t run() const noexcept { return writer_.run(); }

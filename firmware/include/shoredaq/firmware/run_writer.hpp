@@ -11,7 +11,9 @@
 // not written.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -34,9 +36,21 @@ struct RunWriterCounters {
   std::uint64_t event_bytes_online = 0;  // online-format size of the written events
   std::uint64_t stored_bytes = 0;        // what the primary sink stored (its own encoding)
   std::uint64_t trigger_counter = 0;     // the next trigger counter of the run
-  std::uint32_t first_frame = 0, last_frame = 0;
+  std::uint32_t first_frame = 0, last_frame = 0;  // of the current run (frames of a cycled run count from 1)
+  std::uint64_t runs_cycled = 0;         // runs this writer ended by itself (RunCycle)
   filters::FilterCounters filter;        // summed over the written and paused slices
   std::string last_sink_error;           // the latest refusal, "" = none
+};
+
+// Runs that cycle themselves (DESIGN.md section 5): the writer ends the run at a slice boundary and
+// goes on with the next run on the very next slice, so no frame is lost between them; frames of the
+// new run count from 1 and its trigger counter from 0.
+struct RunCycle {
+  std::uint64_t max_duration_ns = 0;  // data time since the run's first slice; 0 = off
+  std::uint64_t max_bytes = 0;        // what the primary sink stored of the run; 0 = off
+  // Called on the writer thread when a run must end; `ended` carries the stop reason and frame
+  // range (its sinks have ended it). Returns the next run's record (number, start reason...).
+  std::function<dataflow::RunRecord(dataflow::RunRecord& ended)> next_run;
 };
 
 // One output of the writer; `primary` marks the source of truth (at most one).
@@ -51,6 +65,8 @@ class RunWriter {
 
   // Before the first slice: every sink's begin_run.
   void begin_run();
+  // Set before the first slice.
+  void set_cycle(RunCycle cycle) { cycle_ = std::move(cycle); }
   void write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused = false);
   // The writer thread had nothing to do for a tick.
   void idle();
@@ -64,15 +80,25 @@ class RunWriter {
   std::vector<std::string> problems() const;
   // slice complete (or expired) -> written by the synchronous sinks, seconds.
   const Histogram& commit_latency() const noexcept { return latency_; }
-  std::uint32_t run() const noexcept { return record_.run; }
+  std::uint32_t run() const;
 
  private:
+  // Ends the run before `header`'s slice when the cycle says so, and begins the next.
+  void cycle_if_due(const dataflow::SliceHeader& header);
+  // The current run's numbering on every header of the slice.
+  void renumber(dataflow::ProcessedSlice<filters::FilterResult>& slice) const;
+
   dataflow::RunRecord record_;
   std::vector<WriterSink> sinks_;
   mutable std::mutex mutex_;
   RunWriterCounters counters_;
   Histogram latency_;
   std::uint64_t last_error_log_ns_ = 0;
+  RunCycle cycle_;
+  std::optional<std::uint64_t> run_first_slice_ns_;  // writer thread only
+  std::uint32_t frame_offset_ = 0;                     // writer thread only
+  std::uint64_t run_stored_bytes_ = 0;                 // writer thread only
+  bool run_has_frames_ = false;                        // under mutex_
 };
 
 // The writer's own counters in the node's one idiom (pipeline stages describe theirs elsewhere).

@@ -37,6 +37,7 @@ class Tier0SpoolSink final : public dataflow::Sink {
   RunProvenance provenance_;
   mutable std::mutex mutex_;
   Tier0SpoolCounters run_counters_;
+  Tier0SpoolCounters earlier_runs_;  // summed over the runs this sink ended (a session's cycled runs)
   std::uint64_t slices_held_ = 0;  // accepted while writes failed, written later (or lost at seal)
   std::string problem_;
 };
