@@ -112,14 +112,20 @@ AcousticWriteStatus AcousticSpool::write(std::span<const std::uint8_t> datagram,
     count_lost(&record, &record + 1);
     return AcousticWriteStatus::Lost;
   }
+  const std::size_t bytes_before = batch_.bytes.size();
+  bool record_added = false;
   try {
-    if (batch_.records.empty()) batch_started_ = std::chrono::steady_clock::now();
-    dataflow::append_record(batch_.bytes, datagram);
     batch_.records.push_back(record);
+    record_added = true;
+    dataflow::append_record(batch_.bytes, datagram);
   } catch (const std::bad_alloc&) {
+    // Bytes and records stay in step: nothing of this datagram is left in the batch.
+    batch_.bytes.resize(bytes_before);
+    if (record_added) batch_.records.pop_back();
     count_lost(&record, &record + 1);
     return AcousticWriteStatus::Lost;
   }
+  if (batch_.records.size() == 1) batch_started_ = std::chrono::steady_clock::now();
   count(&AcousticSpoolCounters::datagrams_accepted);
   return AcousticWriteStatus::Accepted;
 }
@@ -318,6 +324,16 @@ void AcousticSpool::seal_part() noexcept {
     count(&AcousticSpoolCounters::write_errors);
     spdlog::error("acoustic spool: sealing {} failed: {} (recovered at the next start)", part_.file, e.what());
   }
+}
+
+void AcousticSpool::describe(const AcousticSpoolCounters& run, dataflow::CounterSet& out) {
+  out.total("acoustic", "datagrams_written", run.datagrams_written);
+  out.total("acoustic", "bytes_written", run.bytes_written);
+  out.total("acoustic", "parts_sealed", run.parts_sealed);
+  out.total("acoustic", "write_errors", run.write_errors);
+  out.drop("acoustic", "datagrams_lost", run.datagrams_lost, dataflow::LossUnit::Datagrams);
+  out.drop("acoustic", "datagrams_bad", run.datagrams_bad, dataflow::LossUnit::Datagrams);
+  out.drop("acoustic", "datagrams_outside_run", run.datagrams_outside_run, dataflow::LossUnit::NotLoss);
 }
 
 std::optional<std::uint32_t> AcousticSpool::current_run() const {

@@ -158,6 +158,24 @@ TEST(AcousticSpool, PartsRollAtTheSizeLimitAndKeepEveryRecordOnce) {
   EXPECT_EQ(run["datagrams_per_dom"]["900"], 30);
 }
 
+TEST(AcousticSpool, APartOpenLongerThanTheAgeLimitIsSealed) {
+  st::TempDir dir("acoustic-age");
+  auto config = config_for(dir.path());
+  config.max_file_age = std::chrono::seconds(60);
+  AcousticSpool spool(config);
+  spool.begin_run(12, kDetector);
+  spool.write(taes(901, 0), 901);
+  spool.flush_if_due(due());
+  EXPECT_EQ(spool.counters().parts_sealed, 0u);
+  spool.flush_if_due(std::chrono::steady_clock::now() + std::chrono::minutes(2));  // nothing new, but old
+  EXPECT_EQ(spool.counters().parts_sealed, 1u);
+  EXPECT_TRUE(fs::is_empty(spool.open_dir()));
+  spool.write(taes(901, 1), 901);
+  spool.end_run();
+  EXPECT_EQ(check_acoustic_parts(spool.ready_dir()).size(), 2u);
+  EXPECT_EQ(st::files_in(spool.ready_dir(), ".acoustic.dqd").size(), 2u);
+}
+
 // The builder thread calls write(): it must never wait on the disk.
 TEST(AcousticSpool, WriteNeverTouchesTheDiskOnlyADueFlushDoes) {
   st::TempDir dir("acoustic-nodisk");
@@ -218,6 +236,10 @@ TEST(AcousticSpool, TheBatchIsBoundedAndOverflowIsCountedPerDom) {
   const auto c = spool.run_counters();
   EXPECT_EQ(c.datagrams_written, 10u);
   EXPECT_EQ(c.datagrams_lost, 15u);
+  dataflow::CounterSet counters;
+  AcousticSpool::describe(c, counters);
+  EXPECT_EQ(counters.value("acoustic.datagrams_written"), 10u);
+  EXPECT_EQ(counters.value("acoustic.datagrams_lost", true), 15u);
   const auto doms = spool.dom_counts();
   EXPECT_EQ(doms.at(10).written + doms.at(11).written, 10u);
   EXPECT_EQ(doms.at(10).lost + doms.at(11).lost, 15u);

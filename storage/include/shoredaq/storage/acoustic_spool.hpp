@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/storage/checksums.hpp"
 #include "shoredaq/storage/tier0_manifest.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
@@ -111,6 +112,11 @@ class AcousticSpool {
   std::filesystem::path done_dir() const { return config_.directory / "done"; }
   std::filesystem::path damaged_dir() const { return config_.directory / "damaged"; }
   std::filesystem::path runs_dir() const { return config_.directory / "runs"; }
+
+  // The counters in the node's idiom (counter_set.hpp), from run_counters(): acoustic.* totals,
+  // drop.acoustic.datagrams_lost / datagrams_bad as datagrams lost (ingest.datagrams counts the
+  // acoustic ones too), drop.acoustic.datagrams_outside_run as no loss (no run to keep them for).
+  static void describe(const AcousticSpoolCounters& run, dataflow::CounterSet& out);
 
   static std::string part_file_name(std::int32_t detector_id, std::uint32_t run, std::uint32_t part);
   static std::string run_manifest_name(std::int32_t detector_id, std::uint32_t run);
