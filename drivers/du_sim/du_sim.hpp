@@ -46,6 +46,7 @@ struct Options {
   std::string server_key;    // the node's CURVE public key file
   std::string udp;             // HOST:PORT for TTDC datagrams ("" = no UDP)
   std::string udp_monitoring;  // HOST:PORT for TMCH datagrams
+  std::string udp_acoustic;    // HOST:PORT for TAES datagrams
   double udp_rate_limit = 0;   // datagrams/s; 0 = auto (see kAutoUdpRateLimit)
   double udp_byte_rate_limit = 0;  // bytes/s; 0 = none
   double udp_spread_ms = 90;   // real time: each slice's datagrams spread over this
@@ -58,7 +59,7 @@ inline constexpr double kAutoUdpRateLimit = 50'000;
 
 // The ZeroMQ sender of --endpoint (null without it).
 std::unique_ptr<shoredaq::drivers::ZmqFeedSender> make_zmq_sender(const Options& o);
-// The UDP sender of --udp / --udp-monitoring (null without them).
+// The UDP sender of --udp / --udp-monitoring / --udp-acoustic (null without them).
 std::unique_ptr<shoredaq::drivers::UdpFeedSender> make_udp_sender(const Options& o);
 nlohmann::json udp_json(const shoredaq::drivers::UdpSendCounters& c);
 

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
       "du-sim: simulated KM3NeT-style DU feed. For every 100 ms timeslice each DOM of the selected DUs sends\n"
       "its hits as CLB UDP datagrams (40-byte header, 6-byte hits, split at the MTU, sequence numbers, trailer\n"
       "bit), framed as records [u32 LE length][datagram] into a .dqd file and/or ZeroMQ messages, and/or as real\n"
-      "UDP datagrams (--udp).\n"
+      "UDP datagrams (--udp); optionally TMCH monitoring (--monitoring) and TAES acoustic (--acoustic) datagrams too.\n"
       "Background: singles, 40K coincidences, optional bioluminescence; physics: atmospheric muons and\n"
       "showers with a ground-truth JSON-lines file; faults for tests (loss, duplicates, reordering, silent/late DOM,\n"
       "corruption, bad slice times). Output is deterministic per --seed.\n"
@@ -96,8 +96,10 @@ int main(int argc, char** argv) {
                  "Send real UDP datagrams, one per CLB datagram, to this HOST:PORT (optical TTDC; a CLB's port "
                  "is 56015), as a CLB does; works with --replay too");
   app.add_option("--udp-monitoring", o.udp_monitoring,
-                 "UDP HOST:PORT for the TMCH monitoring packets (--monitoring; a CLB's port is 56017). du-sim "
-                 "makes no acoustic data, so there is no acoustic port");
+                 "UDP HOST:PORT for the TMCH monitoring packets (--monitoring; a CLB's port is 56017)");
+  app.add_option("--udp-acoustic", o.udp_acoustic,
+                 "UDP HOST:PORT for the TAES acoustic datagrams (--acoustic; the node's acoustic port, 56016 by "
+                 "default: unconfirmed for real CLBs)");
   app.add_option("--udp-rate-limit", o.udp_rate_limit,
                  "Most UDP datagrams per second (UDP has no back-pressure: a faster sender overruns a local receiver "
                  "and its kernel drops). 0: 50000/s (about 3 DU-equivalents) as fast as possible, none with "
@@ -139,6 +141,17 @@ int main(int argc, char** argv) {
   app.add_flag("--legacy-header", legacy, "Same as --header 28");
   app.add_flag("--monitoring", cfg.monitoring_packets,
                "Also send one TMCH monitoring packet (hits per PMT, HRV, temperature) per DOM and slice");
+  app.add_flag("--acoustic", cfg.acoustic.enabled,
+               "Also send TAES acoustic datagrams per DOM, after its optical and monitoring ones of the slice: the CLB "
+               "header (type TAES, sequence from 0 per slice) and signed 24-bit big-endian samples of a tone plus noise "
+               "(a stand-in: the payload format is not public)");
+  app.add_option("--acoustic-rate-hz", cfg.acoustic.datagrams_per_s, "With --acoustic: datagrams per DOM per second")
+      ->check(CLI::Range(0.0, 100'000.0));
+  app.add_option("--acoustic-samples", cfg.acoustic.samples_per_datagram,
+                 "With --acoustic: samples per datagram (3 bytes each; header + samples must fit in --mtu)")
+      ->check(CLI::Range(1u, 20'000u));
+  app.add_option("--acoustic-sample-rate-hz", cfg.acoustic.sample_rate_hz, "With --acoustic: sampling rate of the samples")
+      ->check(CLI::Range(1.0, 1e7));
   app.add_option("--hrv-threshold-hz", cfg.hrv_threshold_hz,
                  "High-rate veto: once a PMT passes this rate within a slice, its further hits are not sent and its HRV bit is set");
 
@@ -200,6 +213,8 @@ int main(int argc, char** argv) {
     if (auto zmq_sender = make_zmq_sender(o)) sinks.push_back(std::move(zmq_sender));
     if (cfg.monitoring_packets && !o.udp.empty() && o.udp_monitoring.empty())
       throw std::runtime_error("--monitoring with --udp: the TMCH packets need their own port (--udp-monitoring)");
+    if (cfg.acoustic.enabled && !o.udp.empty() && o.udp_acoustic.empty())
+      throw std::runtime_error("--acoustic with --udp: the TAES datagrams need their own port (--udp-acoustic)");
     const shoredaq::drivers::UdpFeedSender* udp_sender = nullptr;
     if (auto sender = make_udp_sender(o)) {
       // On a thread of its own: pacing a slice's datagrams overlaps with generating the next one.
@@ -245,6 +260,7 @@ int main(int argc, char** argv) {
       total.hits += c.hits;
       total.datagrams_generated += c.datagrams_generated;
       total.monitoring_packets += c.monitoring_packets;
+      total.acoustic_datagrams += c.acoustic_datagrams;
       for (int j = 0; j < 3; ++j) total.k40_coincidences[j] += c.k40_coincidences[j];
       total.hrv_vetoed_hits += c.hrv_vetoed_hits;
       total.bursts += c.bursts;
@@ -333,6 +349,7 @@ int main(int argc, char** argv) {
     j["datagrams_generated"] = total.datagrams_generated;
     j["datagrams_out"] = datagrams_out;
     j["monitoring_packets"] = total.monitoring_packets;
+    j["acoustic_datagrams"] = total.acoustic_datagrams;
     j["pmt_rate_hz"] = {{"mean", rate_mean}, {"min", rate_min}, {"max", rate_max}};
     j["k40_coincidences_per_dom_hz"] = {{"2fold", total.k40_coincidences[0] * per_dom},
                                         {"3fold", total.k40_coincidences[1] * per_dom},
@@ -366,6 +383,10 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(total.hits));
       std::printf("  rate per PMT: mean %.0f Hz (min %.0f, max %.0f), setting %.0f Hz\n", rate_mean, rate_min, rate_max,
                   bg.singles_rate_hz);
+      if (total.monitoring_packets || total.acoustic_datagrams)
+        std::printf("  monitoring packets %llu, acoustic datagrams %llu\n",
+                    static_cast<unsigned long long>(total.monitoring_packets),
+                    static_cast<unsigned long long>(total.acoustic_datagrams));
       std::printf("  40K coincidences per DOM (injected): 2-fold %.1f Hz, 3-fold %.1f Hz, 4-fold %.1f Hz\n",
                   total.k40_coincidences[0] * per_dom, total.k40_coincidences[1] * per_dom, total.k40_coincidences[2] * per_dom);
       std::printf("  muons %llu (%llu with hits, %llu with L1 on >= 4 DOMs), showers %llu, particle hits %llu\n",

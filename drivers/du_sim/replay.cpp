@@ -29,7 +29,7 @@ void store_be32(std::uint8_t* p, std::uint32_t v) {
 }  // namespace
 
 int run_replay(const Options& o, std::size_t header_bytes) {
-  if (o.endpoint.empty() && o.udp.empty() && o.udp_monitoring.empty())
+  if (o.endpoint.empty() && o.udp.empty() && o.udp_monitoring.empty() && o.udp_acoustic.empty())
     throw std::runtime_error("--replay needs --endpoint or --udp");
   const auto zmq_sender = make_zmq_sender(o);
   const auto udp_sender = make_udp_sender(o);

@@ -35,10 +35,11 @@ std::unique_ptr<shoredaq::drivers::ZmqFeedSender> make_zmq_sender(const Options&
 }
 
 std::unique_ptr<shoredaq::drivers::UdpFeedSender> make_udp_sender(const Options& o) {
-  if (o.udp.empty() && o.udp_monitoring.empty()) return nullptr;
+  if (o.udp.empty() && o.udp_monitoring.empty() && o.udp_acoustic.empty()) return nullptr;
   shoredaq::drivers::UdpSenderConfig u;
   if (!o.udp.empty()) u.optical = shoredaq::drivers::parse_udp_endpoint(o.udp);
   if (!o.udp_monitoring.empty()) u.monitoring = shoredaq::drivers::parse_udp_endpoint(o.udp_monitoring);
+  if (!o.udp_acoustic.empty()) u.acoustic = shoredaq::drivers::parse_udp_endpoint(o.udp_acoustic);
   u.rate_limit_datagrams_per_s = o.udp_rate_limit > 0 ? o.udp_rate_limit : (o.realtime ? 0.0 : kAutoUdpRateLimit);
   u.rate_limit_bytes_per_s = o.udp_byte_rate_limit;
   if (o.realtime) u.spread = std::chrono::nanoseconds(static_cast<std::int64_t>(o.udp_spread_ms * 1e6));

@@ -14,6 +14,7 @@
 #include <thread>
 #include <tuple>
 
+#include "acoustic_feed.hpp"
 #include "bad_time_fault.hpp"
 #include "sim_random.hpp"
 
@@ -76,6 +77,7 @@ struct DomOutput {
   std::uint64_t hrv_vetoed = 0;
   std::uint64_t bursts = 0;
   std::uint64_t monitoring = 0;
+  std::uint64_t acoustic = 0;
 };
 
 Vec3 normalized(Vec3 v) {
@@ -195,6 +197,13 @@ DuSimulator::Impl::Impl(DuSimConfig cfg) : config(std::move(cfg)) {
   if (config.readout_block_ns == 0) throw std::invalid_argument("du-sim: readout block must be > 0 ns");
   if (config.background.singles_rate_hz < 0 || config.hrv_threshold_hz <= 0)
     throw std::invalid_argument("du-sim: rates must be >= 0 and the HRV threshold > 0");
+  if (config.acoustic.enabled) {
+    const auto& a = config.acoustic;
+    if (!(a.datagrams_per_s >= 0) || !(a.sample_rate_hz > 0) || a.samples_per_datagram == 0)
+      throw std::invalid_argument("du-sim: acoustic rate must be >= 0, sample rate > 0 and samples per datagram > 0");
+    if (header_bytes + std::size_t{a.samples_per_datagram} * kAcousticSampleBytes > config.mtu_bytes)
+      throw std::invalid_argument("du-sim: an acoustic datagram (header + 3 bytes per sample) must fit in the MTU");
+  }
 
   // Uncorrelated singles: the configured total minus the hits of the coincidences, per PMT.
   const auto& bg = config.background;
@@ -585,6 +594,9 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
     out.datagrams.push_back(std::move(dg));
     out.monitoring = 1;
   }
+  if (config.acoustic.enabled) {
+    out.acoustic = append_acoustic_datagrams(config.acoustic, header, config.header_layout, config.seed, frame, out.datagrams);
+  }
   out.frame.status.daq = dataflow::FrameStatus::make_daq(static_cast<std::uint32_t>(n_datagrams),
                                                          static_cast<std::uint32_t>(n_datagrams - 1));
   out.frame.status.status = header.status1;
@@ -607,8 +619,9 @@ void DuSimulator::Impl::apply_faults(std::uint32_t frame, std::vector<SimDatagra
       ++counters.corrupted;
       const std::size_t n_hits = dg.bytes.size() > header_bytes ? (dg.bytes.size() - header_bytes) / dataflow::kHitBytes : 0;
       unsigned kind = rng.below(3);
-      const bool monitoring = dg.bytes.size() >= 4 && std::memcmp(dg.bytes.data(), "TMCH", 4) == 0;
-      if (kind == 1 && (n_hits == 0 || monitoring)) kind = 0;  // a TMCH packet has no hits to spoil
+      const bool no_hits = dg.bytes.size() >= 4 && (std::memcmp(dg.bytes.data(), "TMCH", 4) == 0 ||
+                                                     std::memcmp(dg.bytes.data(), "TAES", 4) == 0);
+      if (kind == 1 && (n_hits == 0 || no_hits)) kind = 0;  // TMCH and TAES carry no hits to spoil
       if (kind == 0) {  // truncated: cut inside the header or inside a hit, never on a hit boundary
         const std::size_t size = dg.bytes.size();
         std::size_t cut = 1 + rng.below(static_cast<std::uint32_t>(size - 1));
@@ -686,6 +699,7 @@ SimulatedSlice DuSimulator::Impl::generate(std::uint32_t frame, std::vector<SimD
     counters.hits += o.frame.hit_count();
     counters.datagrams_generated += o.datagrams.size();
     counters.monitoring_packets += o.monitoring;
+    counters.acoustic_datagrams += o.acoustic;
     for (auto& [k, hit] : o.particle_hits) slice.particles[k].hits.push_back(hit);
     const std::uint32_t dom_id = o.frame.dom_id;
     if (config.faults.silent_dom && *config.faults.silent_dom == dom_id) {

@@ -26,6 +26,11 @@ int cmd_summary(const shoredaq::storage::EventStoreReader& reader, std::uint32_t
 // Refuses a run holding a damaged record (nothing written) unless skip_damaged.
 int cmd_export(const shoredaq::storage::EventStoreReader& reader, std::uint32_t run, bool skip_damaged);
 
+// A spool file without a store (runfile_command.cpp): a run file (.daq: every online object
+// decoded, counted per type) or a record file (.dqd, e.g. an acoustic part: datagrams per type
+// and DOM); `export_what` non-empty writes the objects of that kind to `out_path` (stdout if empty).
+int cmd_runfile(const std::string& path, const std::string& export_what, const std::string& out_path, bool as_json);
+
 // The store as a whole (store_commands.cpp).
 int cmd_verify(const shoredaq::storage::EventStoreReader& reader, const std::string& store, bool deep, bool as_json);
 // What verify prints when it cannot report on records: the store cannot be opened, is damaged as

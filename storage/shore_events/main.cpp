@@ -6,6 +6,7 @@
 //   shore-events --store DIR export --run N --format online [--skip-damaged] > file
 //   shore-events --store DIR backup --to NEWDIR [--json]
 //   shore-events --store DIR upgrade --to NEWDIR      (a store of an older schema; daemon stopped)
+//   shore-events runfile FILE [--json] [--export KIND [--out FILE]]   (a spool file; no store)
 // Every record's checksum is checked when it is read: a damaged record is never printed or
 // exported, it is named on stderr (and the command exits 1).
 // Commands run in a child process: a crash of LMDB on its own damaged pages is reported as damage.
@@ -31,16 +32,20 @@ using namespace shore_events;
 int main(int argc, char** argv) {
   // stdout carries the data (JSON, online objects): the store's log lines go to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("shore-events"));
-  CLI::App app{"shore-events: read a shoredaq event store"};
+  CLI::App app{
+      "shore-events: read a shoredaq event store, or a spool file.\n"
+      "The store keeps the events and summary slices; the run files (spool, .daq) also keep the prescaled\n"
+      "L0/L1/L2 timeslices, the SN slices, the error stream and the TMCH monitoring packets, and the acoustic\n"
+      "parts (.acoustic.dqd) the TAES datagrams: read those with 'runfile'."};
   app.footer(
-      "Exit codes: 0 ok; 1 damage or a problem found (records or the store as a whole), a damaged record "
-      "refused, run not found; 2 cannot open the store (or make the backup/upgrade); 3 usage; 4 the store has "
-      "another schema version (run upgrade).");
-  std::string store, target;
+      "Exit codes: 0 ok; 1 damage or a problem found (records or the store as a whole, a torn or undecodable "
+      "object in a run file), a damaged record refused, run not found; 2 cannot open the store or file (or make "
+      "the backup/upgrade); 3 usage; 4 the store has another schema version (run upgrade).");
+  std::string store, target, runfile_path, export_what, out_path;
   bool as_json = false, deep = false, skip_damaged = false;
   std::uint32_t run = 0, from = 0, to = UINT32_MAX;
   std::string format = "online";
-  app.add_option("--store,-s", store, "store directory (the LMDB environment)")->required();
+  app.add_option("--store,-s", store, "store directory (the LMDB environment); every command but runfile needs it");
   app.require_subcommand(1);
   auto* runs = app.add_subcommand("runs", "list the runs");
   runs->add_flag("--json", as_json, "JSON output");
@@ -68,6 +73,18 @@ int main(int argc, char** argv) {
   backup->add_flag("--json", as_json, "JSON report");
   auto* upgrade = app.add_subcommand("upgrade", "rewrite a store of an older schema (no checksums) into a new directory");
   upgrade->add_option("--to", target, "new directory for the upgraded store (absent or empty)")->required();
+  auto* runfile = app.add_subcommand(
+      "runfile",
+      "what a spool file holds, every object decoded: a run file (.daq: summary slices, events, timeslices per "
+      "stream, TMCH packets, frame and UTC range) or a record file (.dqd, e.g. KM3NeT_..._0000.acoustic.dqd: "
+      "datagrams per type and DOM); no store needed");
+  runfile->add_option("file", runfile_path, "the run file or record file")->required();
+  runfile->add_flag("--json", as_json, "JSON output");
+  runfile->add_option("--export", export_what,
+                      "write the objects of one kind, unchanged: for a run file events, summaries, timeslices, error, "
+                      "l0, l1, l2, sn (online objects) or monitoring (the TMCH packets as .dqd records, so they "
+                      "replay); for a record file optical, acoustic or monitoring (.dqd records)");
+  runfile->add_option("--out", out_path, "file for --export (default: stdout, the summary then goes to stderr)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -75,6 +92,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   const std::string cmd = app.get_subcommands().front()->get_name();
+  if (cmd == "runfile") return cmd_runfile(runfile_path, export_what, out_path, as_json);
+  if (store.empty()) {
+    std::cerr << "--store is required (every command but runfile reads a store)\nRun with --help for more information.\n";
+    return kExitUsage;
+  }
   const auto command = [&]() -> int {
     if (cmd == "upgrade") return cmd_upgrade(store, target);  // opens the old store itself
     try {

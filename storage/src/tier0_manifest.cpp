@@ -1,5 +1,6 @@
 #include "shoredaq/storage/tier0_manifest.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <random>
@@ -39,6 +40,17 @@ TriggerEventCounts& TriggerEventCounts::operator+=(const TriggerEventCounts& o) 
   muon_3d += o.muon_3d;
   nanobeacon += o.nanobeacon;
   factory_limit += o.factory_limit;
+  return *this;
+}
+
+std::uint64_t TimesliceCounts::total() const noexcept {
+  std::uint64_t n = 0;
+  for (const std::uint64_t k : per_kind) n += k;
+  return n;
+}
+
+TimesliceCounts& TimesliceCounts::operator+=(const TimesliceCounts& o) noexcept {
+  for (std::size_t k = 0; k < kTimesliceKinds; ++k) per_kind[k] += o.per_kind[k];
   return *this;
 }
 
@@ -190,7 +202,8 @@ std::vector<std::string> validate_tier0_manifest(std::string_view json_text) {
       "manifest_version", "scope", "name", "file", "bytes", "size_bytes", "adler32", "md5", "guid", "detector_id",
       "run", "part", "first_frame", "last_frame", "utc_start", "utc_end", "events", "summary_slices",
       "events_per_trigger", "data_type", "data_tier", "format", "format_version", "software_version", "run_type",
-      "run_setup_hash", "detector_file_hash", "recovered", "damaged_bytes"};
+      "run_setup_hash", "detector_file_hash", "recovered", "damaged_bytes", "timeslices", "monitoring_packets",
+      "datagrams", "datagrams_per_dom"};
   for (const auto& [key, value] : m.items()) {
     if (!kKnown.contains(key)) problem(key, "unknown field");
   }
@@ -246,7 +259,37 @@ std::vector<std::string> validate_tier0_manifest(std::string_view json_text) {
     problem("data_type", "'" + *t + "' is none of events, summaries, timeslices, acoustic, dumps");
   }
   if (const auto t = string_field("data_tier", false); t && !is_tier_text(*t)) problem("data_tier", "not [a-z0-9_]{1,32}");
-  if (const auto f = string_field("format", false); f && *f != kTier0Format) problem("format", "must be " + std::string(kTier0Format));
+  if (const auto f = string_field("format", false); f && *f != kTier0Format && *f != kTier0RecordsFormat) {
+    problem("format", "must be " + std::string(kTier0Format) + " or " + kTier0RecordsFormat);
+  }
+  // Optional: the run files' other streams, the acoustic parts' datagrams.
+  if (m.contains("timeslices")) {
+    if (!m["timeslices"].is_object()) {
+      problem("timeslices", "not an object");
+    } else {
+      const json& per = m["timeslices"];
+      for (const char* kind : kTimesliceKindKeys) count_field(per, kind, std::string("timeslices.") + kind, false);
+      for (const auto& [key, value] : per.items()) {
+        if (std::find(kTimesliceKindKeys.begin(), kTimesliceKindKeys.end(), key) == kTimesliceKindKeys.end()) {
+          problem("timeslices." + key, "unknown timeslice stream");
+        }
+      }
+    }
+  }
+  if (m.contains("monitoring_packets")) count_field(m, "monitoring_packets", "monitoring_packets", false);
+  if (m.contains("datagrams")) count_field(m, "datagrams", "datagrams", false);
+  if (m.contains("datagrams_per_dom")) {
+    if (!m["datagrams_per_dom"].is_object()) {
+      problem("datagrams_per_dom", "not an object");
+    } else {
+      for (const auto& [key, value] : m["datagrams_per_dom"].items()) {
+        const bool numeric_key = !key.empty() && key.size() <= 10 &&
+                                 std::all_of(key.begin(), key.end(), [](char c) { return is_digit(c); });
+        if (!numeric_key) problem("datagrams_per_dom." + key, "not a DOM id");
+        if (!value.is_number_unsigned()) problem("datagrams_per_dom." + key, "not a non-negative integer");
+      }
+    }
+  }
   if (!m.contains("format_version") || !m["format_version"].is_number_unsigned() || m["format_version"] == 0) {
     problem("format_version", "not a positive integer");
   }

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "shoredaq/formats/online_format.hpp"
+#include "shoredaq/storage/monitoring_record.hpp"
 #include "tier0_spool_files.hpp"
 
 namespace shoredaq::storage {
@@ -90,40 +91,80 @@ SpoolSliceResult Tier0Spool::write_summary(const dataflow::SummarySlice& summary
   return write_slice({}, &summary);
 }
 
+std::uint64_t Tier0Spool::BufferedSlice::timeslice_total() const noexcept {
+  std::uint64_t n = 0;
+  for (const std::uint32_t k : timeslices) n += k;
+  return n;
+}
+
+std::uint64_t Tier0Spool::BufferedSlice::objects() const noexcept {
+  return std::uint64_t{events} + summaries + monitoring + timeslice_total();
+}
+
+void Tier0Spool::BufferedSlice::note_header(const dataflow::SliceHeader& header) noexcept {
+  const std::uint64_t start_ns = header.slice_start_ns();
+  const std::uint64_t end_ns = start_ns + dataflow::kSliceDurationNs;
+  if (objects() == 0) {  // called before the object is counted
+    first_frame = last_frame = header.frame_index;
+    utc_start_ns = start_ns;
+    utc_end_ns = end_ns;
+  } else {
+    first_frame = std::min(first_frame, header.frame_index);
+    last_frame = std::max(last_frame, header.frame_index);
+    utc_start_ns = std::min(utc_start_ns, start_ns);
+    utc_end_ns = std::max(utc_end_ns, end_ns);
+  }
+}
+
 SpoolSliceResult Tier0Spool::write_slice(std::span<const dataflow::Event> events,
                                          const dataflow::SummarySlice* summary) {
   if (!run_) throw SpoolError("tier-0 spool: data written outside a run");
-  const auto now = std::chrono::steady_clock::now();
   // The slice's objects are encoded together so the slice enters the buffer whole or not at all.
   BufferedSlice slice;
   scratch_.clear();
-  auto note_header = [&slice](const dataflow::SliceHeader& header) {
-    const std::uint64_t start_ns = header.slice_start_ns();
-    const std::uint64_t end_ns = start_ns + dataflow::kSliceDurationNs;
-    if (slice.events + slice.summaries == 0) {
-      slice.first_frame = slice.last_frame = header.frame_index;
-      slice.utc_start_ns = start_ns;
-      slice.utc_end_ns = end_ns;
-    } else {
-      slice.first_frame = std::min(slice.first_frame, header.frame_index);
-      slice.last_frame = std::max(slice.last_frame, header.frame_index);
-      slice.utc_start_ns = std::min(slice.utc_start_ns, start_ns);
-      slice.utc_end_ns = std::max(slice.utc_end_ns, end_ns);
-    }
-  };
   if (summary != nullptr) {
     dataflow::encode_online_summary_slice(*summary, scratch_);
-    note_header(summary->header);
+    slice.note_header(summary->header);
     ++slice.summaries;
   }
   for (const auto& event : events) {
     dataflow::encode_online_event(event, scratch_);
-    note_header(event.header);
+    slice.note_header(event.header);
     slice.events_per_trigger.add_event(event.trigger_mask);
     ++slice.events;
   }
-  if (scratch_.empty()) return {};
+  return append_slice(slice);
+}
 
+SpoolSliceResult Tier0Spool::write_slice(const dataflow::SliceProducts& products) {
+  if (!run_) throw SpoolError("tier-0 spool: data written outside a run");
+  BufferedSlice slice;
+  scratch_.clear();
+  dataflow::encode_online_summary_slice(products.summary, scratch_);
+  slice.note_header(products.summary.header);
+  ++slice.summaries;
+  for (const auto& event : products.events) {
+    dataflow::encode_online_event(event, scratch_);
+    slice.note_header(event.header);
+    slice.events_per_trigger.add_event(event.trigger_mask);
+    ++slice.events;
+  }
+  for (const auto& tagged : products.timeslices) {
+    dataflow::encode_online_timeslice(tagged.slice, tagged.kind, scratch_);
+    slice.note_header(tagged.slice.header);
+    ++slice.timeslices[static_cast<std::size_t>(tagged.kind)];
+  }
+  for (const auto& packet : products.monitoring) {
+    encode_online_monitoring(products.header, packet, scratch_);
+    slice.note_header(products.header);
+    ++slice.monitoring;
+  }
+  return append_slice(slice);
+}
+
+SpoolSliceResult Tier0Spool::append_slice(BufferedSlice& slice) {
+  if (scratch_.empty()) return {};
+  const auto now = std::chrono::steady_clock::now();
   if (writes_failing_ && fd_ >= 0) write_buffered();  // space may have come back
   roll_if_due(now);
   if (fd_ >= 0) {
@@ -170,11 +211,17 @@ void Tier0Spool::end_run() {
   run_.reset();
 }
 
-SpoolSliceResult Tier0Spool::lose(const BufferedSlice& slice, std::size_t bytes) {
+void Tier0Spool::count_lost(const BufferedSlice& slice, std::size_t bytes) noexcept {
   count(&Tier0SpoolCounters::slices_lost);
   count(&Tier0SpoolCounters::events_lost, slice.events);
   count(&Tier0SpoolCounters::summaries_lost, slice.summaries);
+  count(&Tier0SpoolCounters::timeslices_lost, slice.timeslice_total());
+  count(&Tier0SpoolCounters::monitoring_lost, slice.monitoring);
   count(&Tier0SpoolCounters::bytes_lost, bytes);
+}
+
+SpoolSliceResult Tier0Spool::lose(const BufferedSlice& slice, std::size_t bytes) {
+  count_lost(slice, bytes);
   // Once per failure episode: the episode's end logs how many were lost in all.
   if (lost_in_episode_++ == 0) {
     spdlog::error("tier-0 spool: refusing slices of run {} while writes fail ({} bytes pending): {}", part_.run,
@@ -281,7 +328,7 @@ void Tier0Spool::commit_written_slices() {
     const std::span<const std::uint8_t> bytes(buffer_.data() + slice.begin, slice.end - slice.begin);
     adler_.update(bytes);
     md5_.update(bytes);
-    if (part_.events + part_.summary_slices == 0) {
+    if (part_.objects() == 0) {
       part_.first_frame = slice.first_frame;
       part_.last_frame = slice.last_frame;
       part_.utc_start_ns = slice.utc_start_ns;
@@ -295,10 +342,14 @@ void Tier0Spool::commit_written_slices() {
     part_.events_per_trigger += slice.events_per_trigger;
     part_.events += slice.events;
     part_.summary_slices += slice.summaries;
+    for (std::size_t k = 0; k < kTimesliceKinds; ++k) part_.timeslices.per_kind[k] += slice.timeslices[k];
+    part_.monitoring_packets += slice.monitoring;
     part_.bytes += bytes.size();
     count(&Tier0SpoolCounters::slices_written);
     count(&Tier0SpoolCounters::events_written, slice.events);
     count(&Tier0SpoolCounters::summaries_written, slice.summaries);
+    count(&Tier0SpoolCounters::timeslices_written, slice.timeslice_total());
+    count(&Tier0SpoolCounters::monitoring_written, slice.monitoring);
     count(&Tier0SpoolCounters::bytes_written, bytes.size());
     buffered_slices_.pop_front();
   }
@@ -309,10 +360,7 @@ void Tier0Spool::commit_written_slices() {
 void Tier0Spool::drop_unwritten_slices() {
   std::uint64_t slices = 0;
   for (const BufferedSlice& slice : buffered_slices_) {
-    count(&Tier0SpoolCounters::slices_lost);
-    count(&Tier0SpoolCounters::events_lost, slice.events);
-    count(&Tier0SpoolCounters::summaries_lost, slice.summaries);
-    count(&Tier0SpoolCounters::bytes_lost, slice.end - slice.begin);
+    count_lost(slice, slice.end - slice.begin);
     ++slices;
   }
   lost_in_episode_ += slices;

@@ -94,7 +94,10 @@ constexpr std::size_t kEventTriggerMaskOffset = kHeaderOffset + 20 + 8;  // afte
 }  // namespace
 
 json part_to_json(const SpoolPartInfo& p) {
-  const bool has_slices = p.events + p.summary_slices > 0;
+  const bool acoustic = p.data_type == Tier0DataType::Acoustic;
+  const bool has_objects = p.objects() > 0;
+  // Acoustic datagrams carry a slice time but no frame index.
+  const bool has_slices = has_objects && !acoustic;
   const RunProvenance& prov = p.provenance;
   json j{{"manifest_version", kTier0ManifestVersion},
          // What a catalogue registers (Rucio: scope, name, bytes, adler32, md5, guid).
@@ -112,8 +115,8 @@ json part_to_json(const SpoolPartInfo& p) {
          {"part", p.part},
          {"first_frame", has_slices ? json(p.first_frame) : json(nullptr)},
          {"last_frame", has_slices ? json(p.last_frame) : json(nullptr)},
-         {"utc_start", has_slices ? json(format_utc_ns(p.utc_start_ns)) : json(nullptr)},
-         {"utc_end", has_slices ? json(format_utc_ns(p.utc_end_ns)) : json(nullptr)},
+         {"utc_start", has_objects ? json(format_utc_ns(p.utc_start_ns)) : json(nullptr)},
+         {"utc_end", has_objects ? json(format_utc_ns(p.utc_end_ns)) : json(nullptr)},
          {"events", p.events},
          {"summary_slices", p.summary_slices},
          {"events_per_trigger",
@@ -122,18 +125,44 @@ json part_to_json(const SpoolPartInfo& p) {
            {"3d_muon", p.events_per_trigger.muon_3d},
            {"nanobeacon", p.events_per_trigger.nanobeacon},
            {"factory_limit", p.events_per_trigger.factory_limit}}},
-         // A part holds the triggered events with their slices' summaries.
-         {"data_type", to_string(Tier0DataType::Events)},
+         // A run file holds the triggered events with their slices' summaries (and the kept
+         // timeslices and monitoring); an acoustic part the TAES datagrams.
+         {"data_type", to_string(p.data_type)},
          {"data_tier", prov.data_tier},
-         {"format", kTier0Format},
+         {"format", acoustic ? kTier0RecordsFormat : kTier0Format},
          {"format_version", kTier0FormatVersion},
          {"software_version", prov.software_version},
          {"run_type", text_or_null(prov.run_type)},
          {"run_setup_hash", text_or_null(prov.run_setup_hash)},
          {"detector_file_hash", text_or_null(prov.detector_file_hash)},
          {"recovered", p.recovered}};
+  if (acoustic) {
+    j["datagrams"] = p.datagrams;
+    json per_dom = json::object();
+    for (const auto& [dom_id, n] : p.datagrams_per_dom) per_dom[std::to_string(dom_id)] = n;
+    j["datagrams_per_dom"] = std::move(per_dom);
+  } else {
+    j["timeslices"] = timeslices_to_json(p.timeslices);
+    j["monitoring_packets"] = p.monitoring_packets;
+  }
   if (p.damaged_bytes != 0) j["damaged_bytes"] = p.damaged_bytes;
   return j;
+}
+
+json timeslices_to_json(const TimesliceCounts& counts) {
+  json j = json::object();
+  for (std::size_t k = 0; k < kTimesliceKinds; ++k) j[kTimesliceKindKeys[k]] = counts.per_kind[k];
+  return j;
+}
+
+TimesliceCounts timeslices_from_json(const json& j) {
+  TimesliceCounts counts;
+  if (!j.is_object()) return counts;
+  for (std::size_t k = 0; k < kTimesliceKinds; ++k) {
+    const auto it = j.find(kTimesliceKindKeys[k]);
+    if (it != j.end() && it->is_number_unsigned()) counts.per_kind[k] = it->get<std::uint64_t>();
+  }
+  return counts;
 }
 
 json provenance_to_json(const RunProvenance& p) {

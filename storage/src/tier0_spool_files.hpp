@@ -26,6 +26,9 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 
 // The part's manifest (every field of the schema).
 nlohmann::json part_to_json(const SpoolPartInfo& part);
+// {"error": n, "l0": n, "l1": n, "l2": n, "sn": n}; reading skips what is missing (older manifests).
+nlohmann::json timeslices_to_json(const TimesliceCounts& counts);
+TimesliceCounts timeslices_from_json(const nlohmann::json& j);
 std::optional<nlohmann::json> read_json(const std::filesystem::path& path);
 
 // A run's provenance as kept in spool/runs/ while the run is open (recovery reads it back).

@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "shoredaq/formats/online_format.hpp"
+#include "shoredaq/storage/acoustic_spool.hpp"
+#include "shoredaq/storage/monitoring_record.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 #include "tier0_spool_files.hpp"
 
@@ -64,6 +66,18 @@ std::optional<Tier0Spool::ParsedName> Tier0Spool::parse_part_file_name(const std
   return ParsedName{det, run, part};
 }
 
+std::optional<Tier0Spool::ParsedName> Tier0Spool::parse_run_provenance_name(const std::string& name) {
+  int det = 0;
+  unsigned run = 0;
+  int consumed = 0;
+  if (name.size() != 40 ||
+      std::sscanf(name.c_str(), "KM3NeT_%8d_%8u.provenance.json%n", &det, &run, &consumed) != 2 ||
+      consumed != static_cast<int>(name.size())) {
+    return std::nullopt;
+  }
+  return ParsedName{det, run, 0};
+}
+
 std::optional<Tier0Spool::ParsedName> Tier0Spool::parse_run_manifest_name(const std::string& name) {
   int det = 0;
   unsigned run = 0;
@@ -104,11 +118,14 @@ void Tier0Spool::write_run_manifest(std::int32_t detector_id, std::uint32_t run,
     }
   }
   json list = json::array();
-  std::uint64_t events = 0, slices = 0, bytes = 0;
+  std::uint64_t events = 0, slices = 0, bytes = 0, monitoring = 0;
+  TimesliceCounts timeslices;
   for (auto& [number, j] : parts) {
     events += j.value("events", std::uint64_t{0});
     slices += j.value("summary_slices", std::uint64_t{0});
     bytes += j.value("size_bytes", std::uint64_t{0});
+    monitoring += j.value("monitoring_packets", std::uint64_t{0});
+    if (j.contains("timeslices")) timeslices += spool_files::timeslices_from_json(j["timeslices"]);
     list.push_back(std::move(j));
   }
   const json manifest{{"detector_id", detector_id},
@@ -117,6 +134,8 @@ void Tier0Spool::write_run_manifest(std::int32_t detector_id, std::uint32_t run,
                       {"parts", std::move(list)},
                       {"events", events},
                       {"summary_slices", slices},
+                      {"timeslices", spool_files::timeslices_to_json(timeslices)},
+                      {"monitoring_packets", monitoring},
                       {"size_bytes", bytes}};
   write_file_atomically(ready_dir() / run_manifest_name(detector_id, run), manifest.dump(2) + "\n", config_.fsync);
   if (config_.fsync) fsync_dir(ready_dir());
@@ -175,14 +194,17 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
     dataflow::OnlineFileReader reader(path);
     dataflow::OnlineObject object;
     while (reader.next(object)) {
+      // Every object the writer puts in a part has the header at the same place.
       const bool is_event = object.type == dataflow::online_type::kEvent;
       const bool is_summary = object.type == dataflow::online_type::kSummarySlice;
+      const bool is_monitoring = object.type == kOnlineMonitoringType;
+      const auto kind = dataflow::timeslice_kind_of(object.type);
       const auto frame = spool_files::online_frame_of(object.bytes);
       const auto start_ns = spool_files::online_slice_start_ns_of(object.bytes);
       const auto mask = is_event ? spool_files::online_event_trigger_mask_of(object.bytes) : std::optional<std::uint64_t>(0);
-      if ((!is_event && !is_summary) || !frame || !start_ns || !mask) break;
+      if ((!is_event && !is_summary && !is_monitoring && !kind) || !frame || !start_ns || !mask) break;
       const std::uint64_t end_ns = *start_ns + dataflow::kSliceDurationNs;
-      if (info.events + info.summary_slices == 0) {
+      if (info.objects() == 0) {
         info.first_frame = info.last_frame = *frame;
         info.utc_start_ns = *start_ns;
         info.utc_end_ns = end_ns;
@@ -192,8 +214,16 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
         info.utc_start_ns = std::min(info.utc_start_ns, *start_ns);
         info.utc_end_ns = std::max(info.utc_end_ns, end_ns);
       }
-      if (is_event) info.events_per_trigger.add_event(*mask);
-      (is_event ? info.events : info.summary_slices) += 1;
+      if (is_event) {
+        info.events_per_trigger.add_event(*mask);
+        ++info.events;
+      } else if (is_summary) {
+        ++info.summary_slices;
+      } else if (is_monitoring) {
+        ++info.monitoring_packets;
+      } else {
+        ++info.timeslices.per_kind[static_cast<std::size_t>(*kind)];
+      }
       adler.update(object.bytes);
       md5.update(object.bytes);
       good_bytes += object.bytes.size();
@@ -248,6 +278,8 @@ void Tier0Spool::recover() {
   std::sort(leftovers.begin(), leftovers.end());
   for (const fs::path& path : leftovers) {
     const std::string name = path.filename().string();
+    // The acoustic spool shares the directories and recovers its own parts.
+    if (AcousticSpool::parse_part_file_name(name)) continue;
     const auto parsed = parse_part_file_name(name);
     if (!parsed) {
       // Not ours to seal: keep it, but out of the way and loudly.
@@ -259,8 +291,9 @@ void Tier0Spool::recover() {
     const SpoolPartInfo info = scan_crashed_part(path, *parsed);
     if (::rename(path.c_str(), (ready_dir() / name).c_str()) != 0) throw SpoolError(errno_text("rename", path, errno));
     write_file_atomically(ready_dir() / (name + ".json"), part_to_json(info).dump(2) + "\n", config_.fsync);
-    spdlog::warn("tier-0 spool: recovered {} ({} events, {} summary slices) after a crash", name, info.events,
-                 info.summary_slices);
+    spdlog::warn("tier-0 spool: recovered {} ({} events, {} summary slices, {} timeslices, {} monitoring packets) "
+                 "after a crash",
+                 name, info.events, info.summary_slices, info.timeslices.total(), info.monitoring_packets);
     ++counters_.parts_recovered;
     sealed_.push_back(info);
     reopened.insert({parsed->detector_id, parsed->run});
@@ -298,10 +331,11 @@ void Tier0Spool::recover() {
   }
   // No run is open at construction: every provenance record belongs to a run closed above (or
   // one that never wrote a byte). A run resumed by begin_run() records its provenance again.
+  // Only our own: the acoustic spool keeps its records there too.
   std::vector<fs::path> records;
   for (const auto& entry : fs::directory_iterator(runs_dir(), ec)) records.push_back(entry.path());
   for (const fs::path& record : records) {
-    if (record.extension() == ".json") fs::remove(record, ec);
+    if (parse_run_provenance_name(record.filename().string())) fs::remove(record, ec);
   }
 }
 

@@ -30,7 +30,7 @@ dataflow::SinkWrite Tier0SpoolSink::write(const dataflow::SliceProducts& slice) 
   dataflow::SinkWrite w;
   SpoolSliceResult r;
   try {
-    r = spool_.write_slice(slice.events, &slice.summary);
+    r = spool_.write_slice(slice);  // every object of the slice, whole or none
     spool_.flush_if_due();  // bounds what a crash can lose to ~flush_interval
   } catch (const SpoolError& e) {
     // Not a full disk (that is a Lost result): a broken spool. The slice is lost; say why.
@@ -76,6 +76,8 @@ void Tier0SpoolSink::end_run(dataflow::RunRecord& record) {
   record.counters["spool.slices_lost"] = run_counters_.slices_lost;
   record.counters["spool.events_lost"] = run_counters_.events_lost;
   record.counters["spool.summaries_lost"] = run_counters_.summaries_lost;
+  record.counters["spool.timeslices_lost"] = run_counters_.timeslices_lost;
+  record.counters["spool.monitoring_lost"] = run_counters_.monitoring_lost;
 }
 
 void Tier0SpoolSink::snapshot() {
@@ -95,6 +97,8 @@ void Tier0SpoolSink::describe(const Tier0SpoolCounters& run, std::uint64_t slice
   out.total("spool", "slices", run.slices_written);  // whole in the run file
   out.total("spool", "events_written", run.events_written);
   out.total("spool", "summaries_written", run.summaries_written);
+  out.total("spool", "timeslices_written", run.timeslices_written);  // prescaled L0/L1/L2, SN, errors
+  out.total("spool", "monitoring_written", run.monitoring_written);  // TMCH packets
   out.total("spool", "bytes_written", run.bytes_written);
   out.total("spool", "parts_sealed", run.parts_sealed);
   out.total("spool", "slices_held_while_failing", slices_held);

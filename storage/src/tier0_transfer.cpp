@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "shoredaq/storage/acoustic_spool.hpp"
 #include "shoredaq/storage/checksums.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 #include "tier0_spool_files.hpp"
@@ -103,7 +104,7 @@ std::size_t Tier0TransferAgent::scan() {
   for (const auto& entry : fs::directory_iterator(ready_dir(), ec)) {
     const std::string name = entry.path().filename().string();
     // A part without its manifest is still being sealed (or recovered by the node): not yet.
-    if (Tier0Spool::parse_part_file_name(name) && fs::exists(ready_dir() / (name + ".json"), ec)) present.insert(name);
+    if (is_spool_part_file_name(name) && fs::exists(ready_dir() / (name + ".json"), ec)) present.insert(name);
   }
   std::map<std::string, Entry> fresh;
   for (const std::string& name : present) {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shoredaq/storage/acoustic_spool.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 #include "shoredaq/storage/tier0_transfer.hpp"
 #include "tier0_spool_files.hpp"
@@ -106,7 +107,7 @@ void Tier0TransferAgent::finish_interrupted_commits() {
     const std::string name = path.filename().string();
     const bool is_record = name.ends_with(".transfer.json");
     const std::string part = name.substr(0, name.size() - (is_record ? 14 : 5));
-    if (!Tier0Spool::parse_part_file_name(part) || fs::exists(ready_dir() / part, ec)) continue;
+    if (!is_spool_part_file_name(part) || fs::exists(ready_dir() / part, ec)) continue;
     if (!fs::exists(done_dir() / part, ec)) continue;  // not ours to judge: left alone
     const fs::path target = done_dir() / name;
     if (!fs::exists(target, ec)) {
@@ -132,7 +133,7 @@ std::vector<std::string> Tier0TransferAgent::prune_done() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(done_dir(), ec)) {
     const std::string name = entry.path().filename().string();
-    if (!Tier0Spool::parse_part_file_name(name)) continue;
+    if (!is_spool_part_file_name(name)) continue;
     struct stat st {};
     if (::stat(entry.path().c_str(), &st) != 0) continue;
     DoneFile f{name, static_cast<std::uint64_t>(st.st_size), std::chrono::system_clock::from_time_t(st.st_mtime)};

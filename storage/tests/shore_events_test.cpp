@@ -18,6 +18,7 @@
 
 #include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/event_store.hpp"
+#include "shore_events_tool.hpp"
 #include "store_damage.hpp"
 #include "storage_test_support.hpp"
 
@@ -31,31 +32,8 @@ namespace {
 
 constexpr std::int32_t kDetector = 21;
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run run_tool(const std::string& args) {
-  static std::atomic<int> counter{0};
-  const std::string err_file = (std::filesystem::temp_directory_path() /
-                                ("shore-events-err-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
-                                   .string();
-  const std::string cmd = std::string(SHOREDAQ_BINARY_DIR) + "/storage/shore-events " + args + " 2>" + err_file;
-  Run r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  std::filesystem::remove(err_file);
-  return r;
-}
+using storage::testing::Run;
+using storage::testing::run_tool;
 
 // Run 3: frames 0..9, (frame % 4) events each (13 events), a summary for every frame. Run 4: 1 slice.
 void fill_store(const std::filesystem::path& dir) {

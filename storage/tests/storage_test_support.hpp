@@ -10,7 +10,9 @@
 
 #include <unistd.h>
 
+#include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/slice_products.hpp"
 #include "shoredaq/formats/summary_slice.hpp"
 
 namespace shoredaq::storage::testing {
@@ -84,6 +86,56 @@ inline dataflow::SummarySlice make_summary(std::int32_t detector, std::uint32_t 
     s.frames.push_back(f);
   }
   return s;
+}
+
+// A timeslice of `doms` DOMs with `hits_per_dom` hits each (channel-ordered times).
+inline dataflow::Timeslice make_timeslice(std::int32_t detector, std::uint32_t run, std::uint32_t frame,
+                                          std::size_t doms = 4, std::size_t hits_per_dom = 5) {
+  dataflow::Timeslice t;
+  t.header = slice_header(detector, run, frame);
+  for (std::uint32_t d = 0; d < doms; ++d) {
+    dataflow::DomFrame f;
+    f.dom_id = 10'000 + d;
+    f.status.daq = dataflow::FrameStatus::make_daq(1, 0);
+    f.status.fifo = dataflow::kStatus2Trailer;
+    f.hits.resize(hits_per_dom * dataflow::kHitBytes);
+    for (std::size_t h = 0; h < hits_per_dom; ++h) {
+      dataflow::encode_hit(dataflow::Hit{static_cast<std::uint8_t>(h % 31), static_cast<std::uint32_t>(1000 + 10 * h), 26},
+                           f.hits.data() + h * dataflow::kHitBytes);
+    }
+    t.frames.push_back(std::move(f));
+  }
+  return t;
+}
+
+// A TMCH packet of `dom_id` for the slice `header` starts, as a CLB would send it.
+inline dataflow::RawMonitoring make_monitoring(const dataflow::SliceHeader& header, std::uint32_t dom_id) {
+  dataflow::MonitoringPacket m;
+  m.header.data_type = dataflow::DataType::Monitoring;
+  m.header.run_number = header.run;
+  m.header.utc_seconds = header.utc_seconds;
+  m.header.ticks_16ns = header.ticks_16ns;
+  m.header.dom_id = dom_id;
+  m.header.status1 = dataflow::kStatus1WhiteRabbitOk;
+  for (unsigned c = 0; c < dataflow::kPmtsPerDom; ++c) m.hit_counts[c] = 700 + c;
+  m.temperature_c = 30.25;
+  m.humidity_pct = 17.5;
+  m.slice_duration = 100'000;
+  return dataflow::RawMonitoring{dom_id, dataflow::encode_monitoring_packet(m)};
+}
+
+// What the writer hands a sink for one slice: a summary, `events` events, the timeslices of
+// `kinds`, and a TMCH packet for each of `monitoring_doms` DOMs.
+inline dataflow::SliceProducts make_products(std::int32_t detector, std::uint32_t run, std::uint32_t frame,
+                                             std::size_t events, const std::vector<dataflow::TimesliceKind>& kinds,
+                                             std::size_t monitoring_doms) {
+  dataflow::SliceProducts p;
+  p.header = slice_header(detector, run, frame);
+  p.summary = make_summary(detector, run, frame);
+  p.events = make_slice_events(detector, run, frame, events);
+  for (const auto kind : kinds) p.timeslices.push_back({kind, make_timeslice(detector, run, frame)});
+  for (std::uint32_t d = 0; d < monitoring_doms; ++d) p.monitoring.push_back(make_monitoring(p.header, 10'000 + d));
+  return p;
 }
 
 }  // namespace shoredaq::storage::testing

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <set>
 
+#include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/formats/event.hpp"
+#include "shoredaq/storage/acoustic_spool.hpp"
 #include "shoredaq/version.hpp"
 #include "tier0_spool_test_support.hpp"
 #include "tier0_transfer_test_support.hpp"
@@ -59,7 +61,7 @@ std::vector<fs::path> manifests_in(const fs::path& spool, const fs::path& scratc
     if (!fs::exists(spool / dir)) continue;
     for (const auto& e : fs::directory_iterator(spool / dir)) {
       const std::string name = e.path().filename().string();
-      if (name.ends_with(".daq.json")) out.push_back(e.path());
+      if (name.ends_with(".daq.json") || name.ends_with(".acoustic.dqd.json")) out.push_back(e.path());
       if (name.ends_with(".run.json")) {
         const auto run_manifest = read_json(e.path());  // kept alive for the loop over its parts
         for (const auto& part : run_manifest["parts"]) {
@@ -292,4 +294,79 @@ TEST(Tier0Manifest, BrokenManifestsAreRefusedByBothValidators) {
   auto missing = good;
   missing.erase("guid");
   EXPECT_FALSE(validate_tier0_manifest(missing.dump()).empty());
+}
+
+// The run files' other streams: a part holding timeslices and TMCH packets has a manifest both
+// validators accept, with the counts per stream; broken counts are refused by both.
+TEST(Tier0Manifest, StreamCountsOfARunFileValidateAndBrokenOnesAreRefused) {
+  TempDir dir("manifest-streams");
+  {
+    Tier0SpoolConfig config;
+    config.directory = dir.path();
+    config.fsync = false;
+    Tier0Spool spool(config);
+    spool.begin_run(7, 133);
+    for (std::uint32_t f = 0; f < 5; ++f) {
+      spool.write_slice(make_products(133, 7, f, 1, {dataflow::TimesliceKind::L1, dataflow::TimesliceKind::SN}, 2));
+    }
+    spool.end_run();
+  }
+  expect_valid_everywhere(manifests_in(dir.path(), dir.path()));
+  const auto good = read_json(dir.path() / "ready" / "KM3NeT_00000133_00000007_0000.daq.json");
+  EXPECT_EQ(good["timeslices"]["l1"], 5);
+  EXPECT_EQ(good["monitoring_packets"], 10);
+  const std::vector<std::pair<std::string, nlohmann::json>> breakages{
+      {"timeslices", nlohmann::json{{"l1", 1}}},
+      {"timeslices", nlohmann::json{{"error", 0}, {"l0", 0}, {"l1", 0}, {"l2", 0}, {"sn", 0}, {"l7", 1}}},
+      {"monitoring_packets", -1},
+      {"format", "json"},
+      {"datagrams_per_dom", nlohmann::json{{"dom", 1}}},
+      {"datagrams", "many"}};
+  for (std::size_t i = 0; i < breakages.size(); ++i) {
+    auto bad = good;
+    bad[breakages[i].first] = breakages[i].second;
+    const fs::path path = dir.path() / ("bad-stream" + std::to_string(i) + ".json");
+    std::ofstream(path) << bad.dump();
+    EXPECT_FALSE(validate_tier0_manifest(bad.dump()).empty()) << i;
+    const auto v = validate_with_jsonschema({path});
+    if (v.exit_code == 3) GTEST_SKIP() << "python3-jsonschema is not installed";
+    EXPECT_EQ(v.exit_code, 1) << i << ": " << v.output;
+  }
+}
+
+// The acoustic parts' manifests (data type acoustic, format clb-records, datagrams per DOM) and
+// their run manifest's parts satisfy the same schema.
+TEST(Tier0Manifest, AcousticPartsHaveManifestsBothValidatorsAccept) {
+  TempDir dir("manifest-acoustic");
+  AcousticSpoolConfig config;
+  config.directory = dir.path();
+  config.fsync = false;
+  config.max_file_bytes = 2000;  // several parts
+  AcousticSpool spool(config);
+  RunProvenance provenance;
+  provenance.run_type = "physics";
+  spool.begin_run(31, 133, provenance);
+  for (std::uint32_t i = 0; i < 30; ++i) {
+    dataflow::ClbHeader h;
+    h.data_type = dataflow::DataType::Acoustic;
+    h.run_number = 31;
+    h.utc_seconds = 1'700'000'000u + i / 10;
+    h.ticks_16ns = (i % 10) * 625'000u;
+    h.dom_id = 800 + i % 3;
+    std::vector<std::uint8_t> datagram;
+    dataflow::encode_clb_header(h, dataflow::HeaderLayout::Standard40, datagram);
+    datagram.resize(datagram.size() + 200, 0x5a);
+    ASSERT_EQ(spool.write(datagram, h.dom_id), AcousticWriteStatus::Accepted);
+    spool.flush_if_due(std::chrono::steady_clock::now() + std::chrono::hours(1));
+  }
+  spool.end_run();
+  const auto manifests = manifests_in(dir.path(), dir.path());
+  ASSERT_GT(manifests.size(), 2u);
+  expect_valid_everywhere(manifests);
+  const auto m = read_json(dir.path() / "ready" / "KM3NeT_00000133_00000031_0000.acoustic.dqd.json");
+  EXPECT_EQ(m["data_type"], "acoustic");
+  EXPECT_EQ(m["format"], "clb-records");
+  EXPECT_EQ(m["run_type"], "physics");
+  EXPECT_TRUE(m["first_frame"].is_null());
+  EXPECT_EQ(m["utc_start"], "2023-11-14T22:13:20.000000000Z");
 }

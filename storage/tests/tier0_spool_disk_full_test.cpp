@@ -356,3 +356,44 @@ TEST(Tier0SpoolDiskFull, KernelFileSizeLimitNeverCorruptsASealedPart) {
   EXPECT_LE(run41.bytes, 40'000u);
   EXPECT_TRUE(fs::is_empty(dir.path() / "open"));
 }
+
+// Every stream of a slice (summary, events, timeslices, TMCH packets) is one unit on a full disk:
+// past the pending bound whole slices are refused with all their objects, the run ends while the
+// disk is still full, and what is in the sealed parts is whole slices, counted per kind.
+TEST(Tier0SpoolDiskFull, EveryStreamOfASliceIsWrittenOrLostTogether) {
+  TempDir dir("spool-streams-full");
+  FakeDisk disk;
+  disk.space_left = 30'000;
+  auto config = config_on(dir.path(), disk);
+  config.max_pending_bytes = 40'000;
+  Tier0Spool spool(config);
+  spool.begin_run(6, kDetector);
+  constexpr std::size_t kDoms = 2;
+  const std::vector<dataflow::TimesliceKind> kinds{dataflow::TimesliceKind::L1, dataflow::TimesliceKind::SN};
+  std::map<std::uint32_t, SpoolSliceStatus> results;
+  for (std::uint32_t f = 0; f < 30; ++f) {
+    results[f] = spool.write_slice(st::make_products(kDetector, 6, f, kEventsPerSlice, kinds, kDoms)).status;
+  }
+  ASSERT_TRUE(spool.writes_failing());
+  spool.end_run();
+
+  const auto contents = check_sealed_parts(spool.ready_dir());
+  expect_whole_slices(contents);
+  ASSERT_FALSE(contents.summary_frames.empty());
+  // A frame in the file has all its objects; one not in the file has none of them.
+  for (const auto& frames : {contents.timeslice_frames[static_cast<std::size_t>(dataflow::TimesliceKind::L1)],
+                             contents.timeslice_frames[static_cast<std::size_t>(dataflow::TimesliceKind::SN)]}) {
+    EXPECT_EQ(frames, contents.summary_frames);
+  }
+  std::vector<std::uint32_t> expected_monitoring;
+  for (const std::uint32_t f : contents.summary_frames) expected_monitoring.insert(expected_monitoring.end(), kDoms, f);
+  EXPECT_EQ(contents.monitoring_frames, expected_monitoring);
+  const auto& c = spool.run_counters();
+  EXPECT_GT(c.slices_lost, 0u);
+  EXPECT_GT(frames_with(results, true).size(), 0u);  // some refused whole while the disk was full
+  EXPECT_EQ(c.slices_written + c.slices_lost, 30u);
+  EXPECT_EQ(c.timeslices_written, 2 * c.slices_written);
+  EXPECT_EQ(c.timeslices_lost, 2 * c.slices_lost);
+  EXPECT_EQ(c.monitoring_written, kDoms * c.slices_written);
+  EXPECT_EQ(c.monitoring_lost, kDoms * c.slices_lost);
+}

@@ -6,6 +6,8 @@
 
 #include <fstream>
 
+#include "shoredaq/formats/clb_datagram.hpp"
+#include "shoredaq/storage/acoustic_spool.hpp"
 #include "tier0_spool_test_support.hpp"
 #include "tier0_transfer_test_support.hpp"
 
@@ -372,4 +374,41 @@ TEST(Tier0Transfer, AFileGoneFromReadyAfterTheScanIsNoFailure) {
   EXPECT_EQ(status.alarm, "");
   EXPECT_EQ(status.files_waiting, 0u);
   EXPECT_EQ(rig.remote.uploads_started, 0u);
+}
+
+// The acoustic parts share the spool: the agent moves them like the run files, verified, and the
+// path template may sort them by data type.
+TEST(Tier0Transfer, AcousticPartsAreTransferredLikeRunFiles) {
+  Rig rig(1);
+  {
+    AcousticSpoolConfig ac;
+    ac.directory = rig.dir.path();
+    ac.fsync = false;
+    AcousticSpool acoustic(ac);
+    acoustic.begin_run(kRun, 133);
+    for (std::uint32_t i = 0; i < 20; ++i) {
+      shoredaq::dataflow::ClbHeader h;
+      h.data_type = shoredaq::dataflow::DataType::Acoustic;
+      h.utc_seconds = 1'700'000'000u;
+      h.dom_id = 808;
+      std::vector<std::uint8_t> d;
+      shoredaq::dataflow::encode_clb_header(h, shoredaq::dataflow::HeaderLayout::Standard40, d);
+      d.resize(d.size() + 500, static_cast<std::uint8_t>(i));
+      acoustic.write(d, h.dom_id);
+    }
+    acoustic.end_run();
+  }
+  auto config = config_for(rig.dir.path());
+  config.path_template = "/km3net/raw/sea/KM3NeT_{detector}/{data_type}/{file}";
+  Tier0TransferAgent agent(config, rig.clock);
+  EXPECT_EQ(agent.scan(), 2u);  // the run file and the acoustic part
+  const auto outcomes = attempt_all_due(agent, rig.remote, rig.unlimited);
+  EXPECT_EQ(outcomes, std::vector<TransferOutcome>(2, TransferOutcome::Transferred));
+  const std::string acoustic_file = AcousticSpool::part_file_name(133, kRun, 0);
+  ASSERT_TRUE(fs::exists(rig.done() / acoustic_file));
+  EXPECT_TRUE(fs::exists(rig.done() / (acoustic_file + ".json")));
+  const std::string remote = "/km3net/raw/sea/KM3NeT_00000133/acoustic/" + acoustic_file;
+  ASSERT_TRUE(rig.remote.files.contains(remote));
+  EXPECT_EQ(rig.remote.files[remote], read_bytes(rig.done() / acoustic_file));
+  EXPECT_TRUE(rig.remote.files.contains("/km3net/raw/sea/KM3NeT_00000133/events/" + rig.parts[0]));
 }

@@ -112,6 +112,24 @@ struct FaultConfig {
   double bad_time_step_s = 0.0;
 };
 
+// Acoustic (TAES) datagrams, a stand-in for the DOM's piezo sensor: the collaboration's public
+// readers (km3pipe, KM3io.jl) know the CLB header and the TAES type tag but no payload layout, so
+// the payload is kept simple and documented here: `samples_per_datagram` samples of 3 bytes each,
+// signed 24-bit big-endian, sampled at `sample_rate_hz` (a tone of `tone_hz` plus Gaussian noise;
+// within a slice, datagram k continues the samples where k-1 stopped). The header is the optical one with
+// type TAES: run, a sequence number from 0 in each slice, the slice start, the DOM id, status 1
+// with the White Rabbit bit. `datagrams_per_s` per DOM are spread evenly over the slices (the
+// count per slice alternates so the long-run rate is exact).
+struct AcousticConfig {
+  bool enabled = false;
+  double datagrams_per_s = 10.0;        // per DOM
+  unsigned samples_per_datagram = 128;  // 3 bytes each: 384 bytes of payload by default
+  double sample_rate_hz = 195'312.5;
+  double tone_hz = 20'000.0;
+  double tone_amplitude = 100'000.0;    // in ADC counts (24-bit: up to 8 388 607)
+  double noise_sigma = 5'000.0;
+};
+
 struct DuSimConfig {
   std::shared_ptr<const dataflow::Detector> detector;
   std::vector<int> dus;          // DU numbers to simulate; empty = all DUs of the detector
@@ -139,6 +157,9 @@ struct DuSimConfig {
   // the slice, HRV mask, slice duration 100 000 us, temperature/humidity), after the DOM's TTDC
   // datagrams. Not part of the truth timeslice's datagram count.
   bool monitoring_packets = false;
+  // Also send TAES acoustic datagrams per DOM (AcousticConfig), after the DOM's TTDC and TMCH
+  // datagrams of the slice. Not part of the truth timeslice.
+  AcousticConfig acoustic;
 };
 
 // One hit of a ground-truth particle, as sent (raw time, like the datagram).
@@ -185,8 +206,9 @@ struct SimDatagram {
 
 struct SliceCounters {
   std::uint64_t hits = 0;                  // in the truth timeslice
-  std::uint64_t datagrams_generated = 0;   // before faults (TTDC, plus TMCH when enabled)
+  std::uint64_t datagrams_generated = 0;   // before faults (TTDC, plus TMCH and TAES when enabled)
   std::uint64_t monitoring_packets = 0;    // TMCH packets among them
+  std::uint64_t acoustic_datagrams = 0;    // TAES datagrams among them
   std::uint64_t k40_coincidences[3] = {0, 0, 0};  // injected 2-, 3-, 4-fold
   std::uint64_t hrv_vetoed_hits = 0;
   std::uint64_t bursts = 0;

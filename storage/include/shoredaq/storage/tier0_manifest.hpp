@@ -18,6 +18,8 @@ namespace shoredaq::storage {
 inline constexpr int kTier0ManifestVersion = 1;
 inline constexpr int kTier0FormatVersion = 1;  // layout of a .daq part: preamble-framed online objects
 inline constexpr const char* kTier0Format = "km3net-online";
+// The acoustic parts (acoustic_spool.hpp): records [uint32 LE length][CLB datagram], as a .dqd file.
+inline constexpr const char* kTier0RecordsFormat = "clb-records";
 inline constexpr const char* kDefaultRucioScope = "km3net";
 
 // What the spool cannot know about a run: told by run control with Tier0Spool::begin_run().
@@ -42,6 +44,17 @@ struct TriggerEventCounts {
   void add_event(std::uint64_t trigger_mask) noexcept;
   TriggerEventCounts& operator+=(const TriggerEventCounts& other) noexcept;
   friend bool operator==(const TriggerEventCounts&, const TriggerEventCounts&) = default;
+};
+
+// Timeslices of a part per stream, indexed by dataflow::TimesliceKind (error, L0, L1, L2, SN:
+// online types 1001..1005). In the manifest: "timeslices": {"error": n, "l0": n, ...}.
+inline constexpr std::size_t kTimesliceKinds = 5;
+inline constexpr std::array<const char*, kTimesliceKinds> kTimesliceKindKeys{"error", "l0", "l1", "l2", "sn"};
+struct TimesliceCounts {
+  std::array<std::uint64_t, kTimesliceKinds> per_kind{};
+  std::uint64_t total() const noexcept;
+  TimesliceCounts& operator+=(const TimesliceCounts& other) noexcept;
+  friend bool operator==(const TimesliceCounts&, const TimesliceCounts&) = default;
 };
 
 // Rucio's rules: a scope is 1..25 of [A-Za-z0-9_.-]; a name is [A-Za-z0-9][A-Za-z0-9.\-_]{1,250}.

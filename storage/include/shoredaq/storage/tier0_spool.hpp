@@ -1,7 +1,10 @@
 #pragma once
 // The Tier-0 spool (DESIGN.md section 4): per run, rolling files
-// `KM3NeT_<det 8 digits>_<run 8 digits>_<part 4 digits>.daq` of preamble-framed online events and
-// summary slices, so the collaboration's readers work on them unchanged.
+// `KM3NeT_<det 8 digits>_<run 8 digits>_<part 4 digits>.daq` of preamble-framed online objects, so
+// the collaboration's readers work on them unchanged. Per slice, in frame order: its summary slice
+// (2001), its events (10001), the timeslices the filters kept (prescaled L0/L1/L2, SN, the error
+// stream: 1001..1005) and the DOMs' TMCH monitoring packets as received (3001, shoredaq's wrapper:
+// monitoring_record.hpp). Manifests count each kind.
 //   spool/open/   the part being written
 //   spool/ready/  sealed parts (fsync, atomic rename, directory fsync) + `<file>.json` manifest
 //                 (what a catalogue registers: tier0_manifest.hpp and the schema
@@ -16,7 +19,7 @@
 // no detector id (it reads it from the file names), so the spool can be built before a run is
 // configured; a run's detector comes with begin_run().
 //
-// Writing: a slice (its summary and events) goes into a memory buffer whole, and reaches the file
+// Writing: a slice (all its objects) goes into a memory buffer whole, and reaches the file
 // with write(2) when the buffer holds write_buffer_bytes, or when flush_if_due() finds its oldest
 // byte older than flush_interval (so a kill -9 loses about flush_interval of data; fsync is done
 // at seal). A failed write (disk full) keeps the unwritten bytes and resumes at the byte where it
@@ -33,6 +36,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -40,6 +44,7 @@
 #include <vector>
 
 #include "shoredaq/formats/event.hpp"
+#include "shoredaq/formats/slice_products.hpp"
 #include "shoredaq/formats/summary_slice.hpp"
 #include "shoredaq/storage/checksums.hpp"
 #include "shoredaq/storage/tier0_manifest.hpp"
@@ -70,15 +75,21 @@ struct Tier0SpoolConfig {
 
 struct SpoolPartInfo {
   std::string file;  // file name (no directory)
+  // Events for a run file (.daq, online objects), Acoustic for an acoustic part (.acoustic.dqd).
+  Tier0DataType data_type = Tier0DataType::Events;
   std::int32_t detector_id = 0;
   std::uint32_t run = 0;
   std::uint32_t part = 0;
   std::uint64_t bytes = 0;
   std::uint64_t events = 0;
   std::uint64_t summary_slices = 0;
-  std::uint32_t first_frame = 0, last_frame = 0;  // meaningful when events + summary_slices > 0
+  TimesliceCounts timeslices;           // kept timeslices per stream
+  std::uint64_t monitoring_packets = 0;  // TMCH packets (monitoring_record.hpp)
+  std::uint64_t datagrams = 0;           // acoustic parts: TAES records
+  std::map<std::uint32_t, std::uint64_t> datagrams_per_dom;  // acoustic parts: records by DOM id
+  std::uint32_t first_frame = 0, last_frame = 0;  // meaningful when a run file holds objects()
   // UTC of the first slice's start and of the last slice's end (start + 100 ms), Unix ns;
-  // meaningful when events + summary_slices > 0.
+  // meaningful when objects() > 0.
   std::uint64_t utc_start_ns = 0, utc_end_ns = 0;
   TriggerEventCounts events_per_trigger;
   std::string adler32, md5;
@@ -86,14 +97,20 @@ struct SpoolPartInfo {
   RunProvenance provenance;    // of the run, software_version filled in
   bool recovered = false;           // sealed at start-up after a crash
   std::uint64_t damaged_bytes = 0;  // torn tail kept in damaged/ (recovery only)
+
+  std::uint64_t objects() const noexcept {
+    return events + summary_slices + timeslices.total() + monitoring_packets + datagrams;
+  }
 };
 
 struct Tier0SpoolCounters {
   // Slices whose every byte was written (write(2)) to a part file; fsync'ed when the part is sealed.
   std::uint64_t slices_written = 0, events_written = 0, summaries_written = 0, bytes_written = 0;
+  std::uint64_t timeslices_written = 0, monitoring_written = 0;  // all kinds of timeslices; TMCH packets
   // Lost for good: refused whole (pending bytes at max_pending_bytes, part not creatable), or still
   // unwritten when their part had to be sealed.
   std::uint64_t slices_lost = 0, events_lost = 0, summaries_lost = 0, bytes_lost = 0;
+  std::uint64_t timeslices_lost = 0, monitoring_lost = 0;
   std::uint64_t write_errors = 0;    // failed write(2)/create calls; their data is retried or counted lost
   std::uint64_t partial_writes = 0;  // short writes, resumed at the byte where they stopped
   std::uint64_t parts_sealed = 0, parts_recovered = 0, damaged_bytes = 0;
@@ -142,6 +159,8 @@ class Tier0Spool {
   // or when a roll cannot seal the full part (fsync, rename or manifest failed: the part is
   // recovered at the next start).
   SpoolSliceResult write_slice(std::span<const dataflow::Event> events, const dataflow::SummarySlice* summary);
+  // The same with every object of the slice: summary, events, kept timeslices, monitoring packets.
+  SpoolSliceResult write_slice(const dataflow::SliceProducts& slice);
   SpoolSliceResult write_event(const dataflow::Event& event);  // a slice of one event
   SpoolSliceResult write_summary(const dataflow::SummarySlice& summary);
   // write(2)s the buffer when its oldest byte is flush_interval old, and retries failed writes.
@@ -189,6 +208,7 @@ class Tier0Spool {
   };
   static std::optional<ParsedName> parse_part_file_name(const std::string& name);
   static std::optional<ParsedName> parse_run_manifest_name(const std::string& name);  // part = 0
+  static std::optional<ParsedName> parse_run_provenance_name(const std::string& name);  // part = 0
 
  private:
   // A slice in buffer_ not yet wholly in the file: [begin, end) offsets into buffer_.
@@ -196,12 +216,19 @@ class Tier0Spool {
     std::size_t begin = 0, end = 0;
     std::uint32_t first_frame = 0, last_frame = 0;
     std::uint64_t utc_start_ns = 0, utc_end_ns = 0;
-    std::uint32_t events = 0, summaries = 0;
+    std::uint32_t events = 0, summaries = 0, monitoring = 0;
+    std::array<std::uint32_t, kTimesliceKinds> timeslices{};
     TriggerEventCounts events_per_trigger;
+
+    std::uint64_t objects() const noexcept;
+    std::uint64_t timeslice_total() const noexcept;
+    void note_header(const dataflow::SliceHeader& header) noexcept;  // frame and UTC range
   };
   using Counter = std::uint64_t Tier0SpoolCounters::*;
 
   void count(Counter counter, std::uint64_t n = 1) noexcept;
+  SpoolSliceResult append_slice(BufferedSlice& slice);  // scratch_ holds the slice's bytes
+  void count_lost(const BufferedSlice& slice, std::size_t bytes) noexcept;
   SpoolSliceResult lose(const BufferedSlice& slice, std::size_t bytes);
   void note_write_failure(std::string text);
   void note_writes_work();

@@ -1,5 +1,6 @@
 #pragma once
-// The Tier-0 run files as a sink (dataflow/sink.hpp). The spool itself outlives runs (it is opened
+// The Tier-0 run files as a sink (dataflow/sink.hpp): every object of a slice (summary, events,
+// kept timeslices, TMCH packets) goes into the run file, whole or not at all. The spool itself outlives runs (it is opened
 // when the daemon starts, to seal what a crash left in open/, and answers `transferred(run)` for the
 // store's retention), so the sink only borrows it. Per slice: accepted, held while the disk refuses
 // writes, or lost whole (counted as drop.spool.slices_write_error); idle: the buffer is flushed
