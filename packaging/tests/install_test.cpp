@@ -102,7 +102,9 @@ TEST_F(ScratchRootInstall, InstallCreatesUserFoldersConfigurationAndEnablesTheSe
 
   const Result version = run(quote(in_root("/usr/bin/shoredaq")) + " --version");
   ASSERT_EQ(version.exit_code, 0) << version.output;
-  EXPECT_FALSE(version.output.empty());
+  std::string describe = version.output;
+  while (!describe.empty() && describe.back() == '\n') describe.pop_back();
+  EXPECT_EQ(status(), "install ok installed " + debian_version_of(describe)) << "shoredaq --version: " << describe;
   EXPECT_EQ(run(quote(in_root("/usr/bin/shorectl")) + " --version").output, version.output);
   for (const char* program : {"du-sim", "shore-events", "shore-transfer", "clb-bridge"})
     EXPECT_EQ(run(quote(in_root(std::string("/usr/bin/") + program)) + " --help").exit_code, 0) << program;

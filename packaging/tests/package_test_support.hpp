@@ -132,4 +132,21 @@ inline std::string control_field(const fs::path& deb, const std::string& field) 
   return value;
 }
 
+// The Debian version build-deb derives from a `git describe` string, with this build tree's project
+// version (top CMakeLists.txt, as packaging/CMakeLists.txt wrote it for build-deb).
+inline std::string debian_version_of(const std::string& describe) {
+  const std::string env = read_text(fs::path(SHOREDAQ_BINARY_DIR) / "packaging/build-deb.env");
+  const std::string key = "SHOREDAQ_PROJECT_VERSION='";
+  const auto at = env.find(key);
+  EXPECT_NE(at, std::string::npos) << env;
+  if (at == std::string::npos) return "";
+  const std::string project_version = env.substr(at + key.size(), env.find('\'', at + key.size()) - at - key.size());
+  const Result r = run(quote(build_deb_script) + " --debian-version-of " + quote(describe) + " " +
+                       quote(project_version) + " " + quote(source_dir));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::string version = r.output;
+  while (!version.empty() && version.back() == '\n') version.pop_back();
+  return version;
+}
+
 }  // namespace shoredaq::packaging_test
