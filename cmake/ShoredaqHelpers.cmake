@@ -37,9 +37,10 @@ endfunction()
 
 # Every tests/*_test.cpp of a folder becomes its own GoogleTest executable, so one broken
 # test file does not hide the others. Tests find the reference data and the built programs
-# through compile definitions.
+# through compile definitions. PROPERTIES: more ctest properties for every test of the area (e.g.
+# FIXTURES_REQUIRED, for tests that share an expensive set-up step).
 function(shoredaq_tests area)
-  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "DEPS;PROPERTIES" ${ARGN})
   file(GLOB test_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/*_test.cpp)
   foreach(src IN LISTS test_sources)
     get_filename_component(stem ${src} NAME_WE)
@@ -52,11 +53,13 @@ function(shoredaq_tests area)
       SHOREDAQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
     shoredaq_warnings(${exe})
     gtest_discover_tests(${exe} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
-      PROPERTIES LABELS ${area} TIMEOUT 300)
+      PROPERTIES LABELS ${area} TIMEOUT 300 ${ARG_PROPERTIES})
   endforeach()
 endfunction()
 
-# A program of a folder: every .cpp in DIR, linked against DEPS; installed to bin/.
+# A program of a folder: every .cpp in DIR, linked against DEPS; installed to bin/. Its name is
+# recorded in the global property SHOREDAQ_PROGRAMS (the Debian package builds and documents
+# every program: packaging/CMakeLists.txt).
 function(shoredaq_program name dir)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS ${dir}/*.cpp)
@@ -67,4 +70,5 @@ function(shoredaq_program name dir)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
   shoredaq_warnings(${name})
   install(TARGETS ${name} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  set_property(GLOBAL APPEND PROPERTY SHOREDAQ_PROGRAMS ${name})
 endfunction()
