@@ -377,9 +377,12 @@ TEST(TimesliceBuilder, MonitoringAndAcousticAreCountedSeparately) {
   m.header.data_type = DataType::Monitoring;
   auto a = make(1, 0, 0, true);
   a.header.data_type = DataType::Acoustic;
+  int acoustic = 0;
+  f.builder.set_acoustic_sink([&](const ClbDatagram& d) { acoustic += d.header.dom_id == 1 && d.header.data_type == DataType::Acoustic; });
   f.add(m);
   f.add(a);
   EXPECT_EQ(monitored, 1);
+  EXPECT_EQ(acoustic, 1);  // the TAES datagram went to its own stream, not into a slice
   EXPECT_EQ(f.builder.counters().monitoring_datagrams, 1u);
   EXPECT_EQ(f.builder.counters().acoustic_datagrams, 1u);
   EXPECT_EQ(f.builder.open_slices(), 0u);

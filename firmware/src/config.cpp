@@ -15,6 +15,7 @@
 
 #include "shoredaq/firmware/input_file.hpp"
 #include "shoredaq/firmware/run_setup.hpp"
+#include "shoredaq/storage/dispatcher.hpp"
 
 namespace shoredaq::firmware {
 namespace {
@@ -269,11 +270,11 @@ NodeConfig parse_config(std::string_view toml_text) {
   NodeConfig c;
   c.source_hash = text_hash_hex(toml_text);
 
-  static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts",
+  static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts", "dispatcher", "acoustic",
                                                "control", "metrics", "health", "run", "security", "trigger"};
   for (const auto& [k, v] : root) {
     if (!kSections.contains(std::string(k.str())))
-      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, control, metrics, health, run, security, trigger)");
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, dispatcher, acoustic, control, metrics, health, run, security, trigger)");
   }
 
   {
@@ -361,6 +362,37 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.boolean("publish_summaries", c.alerts.publish_summaries);
     r.boolean("curve", c.alerts.curve);
     r.file_path("curve_allowed_keys", c.alerts.curve_allowed_keys);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "dispatcher"), "dispatcher");
+    r.boolean("enabled", c.dispatcher.enabled);
+    r.string("address", c.dispatcher.address, false);
+    if (!is_ip_literal(c.dispatcher.address))
+      fail("dispatcher.address", "\"" + c.dispatcher.address + "\" is not an IPv4 or IPv6 address");
+    r.integer("port", c.dispatcher.port, 0, 65535);
+    r.string_list("allowed_networks", c.dispatcher.allowed_networks);
+    for (const auto& n : c.dispatcher.allowed_networks) {
+      if (!storage::ClientNetwork::parse(n))
+        fail("dispatcher.allowed_networks", "\"" + n + "\" is not a network (10.1.0.0/16, 2001:db8::/32 or an address)");
+    }
+    r.integer("client_queue_mb_any", c.dispatcher.client_queue_mb_any, 1, 65'536);
+    r.integer("client_queue_mb_all", c.dispatcher.client_queue_mb_all, 1, 65'536);
+    r.boolean("disconnect_slow_all_clients", c.dispatcher.disconnect_slow_all_clients);
+    r.integer("max_clients", c.dispatcher.max_clients, 1, 10'000);
+    r.boolean("publish_log", c.dispatcher.publish_log);
+    r.reject_unknown();
+    const bool loopback = c.dispatcher.address.rfind("127.", 0) == 0 || c.dispatcher.address == "::1";
+    if (c.dispatcher.enabled && !loopback && c.dispatcher.allowed_networks.empty())
+      fail("dispatcher.allowed_networks", "the dispatcher listens on " + c.dispatcher.address +
+                                              ", beyond loopback: list the client networks allowed to connect (CIDR)");
+  }
+  {
+    SectionReader r(section(root, "acoustic"), "acoustic");
+    r.boolean("spool", c.acoustic.spool);
+    r.string("publish_endpoint", c.acoustic.publish_endpoint);
+    if (!c.acoustic.publish_endpoint.empty()) check_endpoint("acoustic.publish_endpoint", c.acoustic.publish_endpoint);
+    r.integer("sndhwm", c.acoustic.sndhwm, 1, 10'000'000);
     r.reject_unknown();
   }
   {

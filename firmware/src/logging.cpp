@@ -122,7 +122,45 @@ std::shared_ptr<LastErrorSink>& last_error_sink() {
   return sink;
 }
 
+// Hands warning-and-worse lines to whoever asked (forward_log_lines); the target is swapped under
+// the sink's own mutex, so a line is never sent to a target being torn down.
+class ForwardSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  void set_target(std::function<void(std::string_view)> target, spdlog::level::level_enum min_level) {
+    std::lock_guard lock(base_sink<std::mutex>::mutex_);
+    target_ = std::move(target);
+    min_level_ = min_level;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (!target_ || msg.level < min_level_) return;
+    const auto level = spdlog::level::to_string_view(msg.level);
+    line_.assign(msg.logger_name.data(), msg.logger_name.size());
+    line_ += ' ';
+    line_.append(level.data(), level.size());
+    line_ += ": ";
+    line_.append(msg.payload.data(), msg.payload.size());
+    target_(line_);
+  }
+  void flush_() override {}
+
+ private:
+  std::function<void(std::string_view)> target_;
+  spdlog::level::level_enum min_level_ = spdlog::level::warn;
+  std::string line_;
+};
+
+std::shared_ptr<ForwardSink>& forward_sink() {
+  static auto sink = std::make_shared<ForwardSink>();
+  return sink;
+}
+
 }  // namespace
+
+void forward_log_lines(std::function<void(std::string_view line)> target, spdlog::level::level_enum min_level) {
+  forward_sink()->set_target(std::move(target), min_level);
+}
 
 std::optional<LoggedError> last_logged_error() { return last_error_sink()->last(); }
 
@@ -140,7 +178,7 @@ std::shared_ptr<spdlog::logger> setup_logging(const LoggingOptions& options) {
     sink = console;
   }
   auto logger = std::make_shared<spdlog::logger>(
-      options.identifier, spdlog::sinks_init_list{std::move(sink), last_error_sink()});
+      options.identifier, spdlog::sinks_init_list{std::move(sink), last_error_sink(), forward_sink()});
   logger->set_level(options.level);
   // Errors must reach the journal/console before a crash or kill; info can be buffered.
   logger->flush_on(spdlog::level::warn);

@@ -11,6 +11,7 @@
 
 #include "node_impl.hpp"
 #include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/sinks.hpp"
 
 namespace shoredaq::firmware {
@@ -61,8 +62,11 @@ void Node::Impl::shutdown() {
     ending = std::move(session);
   }
   ending.reset();
+  forward_log_lines({});  // before the dispatcher goes: no log line may reach it afterwards
   std::lock_guard lock(mutex);
+  dispatcher.reset();
   scrub.reset();
+  acoustic_spool.reset();
   spool.reset();
   store.reset();
   zap.reset();
@@ -124,9 +128,43 @@ void Node::Impl::open_spool() {
   if (c.parts_recovered > 0)
     spdlog::warn("Tier-0 spool {}: sealed {} part(s) left open by a crash ({} damaged bytes kept in damaged/)",
                  tc.directory.string(), c.parts_recovered, c.damaged_bytes);
+  std::unique_ptr<storage::AcousticSpool> acoustic;
+  if (config.acoustic.spool) {
+    storage::AcousticSpoolConfig ac;
+    ac.directory = tc.directory;
+    ac.max_file_bytes = tc.max_file_bytes;
+    ac.max_file_age = tc.max_file_age;
+    ac.flush_interval = tc.flush_interval;
+    ac.fsync = tc.fsync;
+    acoustic = std::make_unique<storage::AcousticSpool>(ac);
+    const auto a = acoustic->counters();
+    if (a.parts_recovered > 0)
+      spdlog::warn("acoustic spool {}: sealed {} part(s) left open by a crash ({} damaged bytes kept in damaged/)",
+                   tc.directory.string(), a.parts_recovered, a.damaged_bytes);
+  }
   std::lock_guard lock(mutex);
   spool_at_open = c;
   spool = std::move(opened);
+  acoustic_spool = std::move(acoustic);
+}
+
+// The ControlHost dispatcher listens from start-up to quit, runs or no runs: km3mon connects once.
+void Node::Impl::start_dispatcher() {
+  if (dispatcher || !config.dispatcher.enabled) return;
+  storage::DispatcherConfig dc;
+  dc.address = config.dispatcher.address;
+  dc.port = static_cast<std::uint16_t>(config.dispatcher.port);
+  dc.allowed_networks = config.dispatcher.allowed_networks;
+  dc.max_queue_bytes_any = static_cast<std::size_t>(config.dispatcher.client_queue_mb_any) << 20;
+  dc.max_queue_bytes_all = static_cast<std::size_t>(config.dispatcher.client_queue_mb_all) << 20;
+  dc.disconnect_slow_all_clients = config.dispatcher.disconnect_slow_all_clients;
+  dc.max_clients = config.dispatcher.max_clients;
+  auto started = std::make_unique<storage::Dispatcher>(dc);
+  spdlog::info("ControlHost dispatcher on {}:{}", dc.address, started->port());
+  std::lock_guard lock(mutex);
+  dispatcher = std::move(started);
+  if (config.dispatcher.publish_log)
+    forward_log_lines([d = dispatcher.get()](std::string_view line) { d->publish_log(line); });
 }
 
 void Node::Impl::on_init() {
@@ -191,23 +229,25 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   const dataflow::RunRecord record =
       new_run_record(run, run_type, start_reason_next.empty() ? std::string("operator") : start_reason_next);
 
-  SinkResources resources{store.get(), spool.get(), &context, curve_server_hook(config.alerts.curve, "alerts"),
-                          setup->detector->id(), {}};
+  SinkResources resources{store.get(), spool.get(), acoustic_spool.get(), dispatcher.get(), &context,
+                          curve_server_hook(config.alerts.curve, "alerts"), setup->detector->id(), {}};
   resources.provenance.run_setup_hash = setup->run_setup_hash;
   resources.provenance.detector_file_hash = setup->detector_hash;
   resources.provenance.run_type = record.run_type;
-  std::vector<WriterSink> sinks;
+  RunSinks outputs;
   try {
-    sinks = make_run_sinks(config, resources);
+    outputs = make_run_sinks(config, resources);
   } catch (const zmq::error_t& e) {
-    throw CommandRefused("cannot open the alert stream (" + config.alerts.endpoint + "): " + e.what());
+    throw CommandRefused("cannot open the alert or acoustic stream (" + config.alerts.endpoint + " " +
+                         config.acoustic.publish_endpoint + "): " + e.what());
   }
   if (options.extra_sinks) {
-    for (auto& s : options.extra_sinks()) sinks.push_back(std::move(s));
+    for (auto& s : options.extra_sinks()) outputs.sinks.push_back(std::move(s));
   }
   const std::uint32_t clb = clb_run_next != 0 ? clb_run_next : run;
-  auto next = std::make_unique<RunSession>(RunSessionInputs{&config, setup, record, clb, std::move(sinks), &context,
-                                                            &log, &paused, curve_server_hook(config.ingest.curve, "ingest")});
+  auto next = std::make_unique<RunSession>(RunSessionInputs{&config, setup, record, clb, std::move(outputs.sinks),
+                                                            std::move(outputs.acoustic), &context, &log, &paused,
+                                                            curve_server_hook(config.ingest.curve, "ingest")});
   if (config.run.max_duration_s > 0 || config.run.max_bytes > 0) {
     RunCycle cycle;
     cycle.max_duration_ns = std::uint64_t{config.run.max_duration_s} * 1'000'000'000ull;
@@ -380,6 +420,13 @@ int Node::serve() {
     im.open_spool();
   } catch (const std::exception& e) {
     spdlog::error("Tier-0 spool {} not opened at start-up (retried at init): {}", im.config.spool_dir().string(), e.what());
+  }
+  try {
+    im.start_dispatcher();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start the ControlHost dispatcher on {}:{}: {}", im.config.dispatcher.address,
+                     im.config.dispatcher.port, e.what());
+    return 1;
   }
   std::unique_ptr<ControlServer> server;
   try {

@@ -34,8 +34,8 @@ void describe_pipeline(const dataflow::PipelineStats& s, dataflow::CounterSet& o
   out.total("builder", "frames_missing", s.builder.frames_missing);
   out.total("builder", "frames_completeness_inferred", s.builder.frames_completeness_inferred);
   out.total("builder", "implausible_time_datagrams", s.builder.implausible_time_datagrams);
-  // Acoustic datagrams have no consumer in the node yet: counted, and not held against its health.
-  out.drop("builder", "acoustic_datagrams", s.builder.acoustic_datagrams, LossUnit::NotLoss);
+  // Handed to the acoustic stream (acoustic.*: written, lost, published), not to a slice.
+  out.total("builder", "acoustic_datagrams", s.builder.acoustic_datagrams);
   for (std::size_t i = 0; i < dataflow::kBuilderDropReasonCount; ++i) {
     const auto reason = static_cast<dataflow::BuilderDropReason>(i);
     // A duplicate's first copy was kept: nothing is lost.

@@ -22,6 +22,8 @@
 #include "shoredaq/firmware/run_session.hpp"
 #include "shoredaq/firmware/security.hpp"
 #include "shoredaq/firmware/store_scrub.hpp"
+#include "shoredaq/storage/acoustic_spool.hpp"
+#include "shoredaq/storage/dispatcher.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 
@@ -36,6 +38,7 @@ struct Node::Impl {
   void start_security();
   std::function<void(zmq::socket_t&)> curve_server_hook(bool enabled, const char* zap_domain);
   void open_spool();
+  void start_dispatcher();
   void on_init();
   void on_configure(const ConfigureRequest& request);
   void on_start(std::uint32_t run, const std::string& run_type);
@@ -93,6 +96,9 @@ struct Node::Impl {
   std::shared_ptr<const RunSetup> setup;
   std::unique_ptr<storage::EventStore> store;
   std::unique_ptr<storage::Tier0Spool> spool;
+  std::unique_ptr<storage::AcousticSpool> acoustic_spool;  // beside the run files ([acoustic] spool)
+  // The ControlHost dispatcher outlives runs: consumers stay connected from one run to the next.
+  std::unique_ptr<storage::Dispatcher> dispatcher;
   storage::Tier0SpoolCounters spool_at_open;  // what opening the spool found (recovered parts)
   std::unique_ptr<StoreScrubThread> scrub;
   std::unique_ptr<RunSession> session;

@@ -145,6 +145,20 @@ nlohmann::json Node::Impl::status() {
                              {"last_pass_damaged", sst.last_pass_damaged_count}, {"position", sst.position}};
     }
   }
+  if (dispatcher) {
+    // Since start-up; per run they are in the counters (dispatcher.*).
+    const auto d = dispatcher->snapshot();
+    nlohmann::json tags = nlohmann::json::object();
+    for (std::size_t i = 0; i + 1 < storage::kDispatchTags; ++i)
+      tags[std::string(storage::controlhost_tag(static_cast<storage::DispatchTag>(i)))] = d.published_per_tag[i];
+    s["dispatcher"] = {{"address", config.dispatcher.address}, {"port", dispatcher->port()},
+                       {"clients_connected", d.clients_connected}, {"clients_accepted", d.clients_accepted},
+                       {"subscriptions", d.subscriptions},
+                       {"clients_refused", d.clients_refused + d.clients_refused_network},
+                       {"clients_disconnected_slow", d.clients_disconnected_slow},
+                       {"messages_dropped_slow_client", d.messages_dropped + d.messages_dropped_backlog},
+                       {"bytes_sent", d.bytes_sent}, {"published", tags}};
+  }
   if (spool) {
     // Since the daemon started: every run's spool counters (the spool itself belongs to the
     // writer's thread while a run goes on).

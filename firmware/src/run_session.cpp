@@ -63,6 +63,7 @@ RunSession::RunSession(RunSessionInputs in)
                 in.context, in.log) {
   // No slice arrives while the feed is quiet, yet what a sink buffered must still reach its disk.
   pipeline_.set_writer_idle([this] { writer_.idle(); });
+  if (in.acoustic) pipeline_.set_acoustic_sink(std::move(in.acoustic));
 }
 
 RunSession::~RunSession() { pipeline_.stop(std::chrono::seconds(5)); }

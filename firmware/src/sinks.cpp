@@ -1,14 +1,17 @@
 #include "shoredaq/firmware/sinks.hpp"
 
 #include "shoredaq/dataflow/queued_sink.hpp"
+#include "shoredaq/storage/acoustic_sink.hpp"
 #include "shoredaq/storage/alert_sink.hpp"
+#include "shoredaq/storage/dispatcher_sink.hpp"
 #include "shoredaq/storage/event_store_sink.hpp"
 #include "shoredaq/storage/tier0_spool_sink.hpp"
 
 namespace shoredaq::firmware {
 
-std::vector<WriterSink> make_run_sinks(const NodeConfig& config, const SinkResources& r) {
-  std::vector<WriterSink> sinks;
+RunSinks make_run_sinks(const NodeConfig& config, const SinkResources& r) {
+  RunSinks out;
+  auto& sinks = out.sinks;
   // The store is the source of truth: written on the writer's thread, so `slices_written` and the
   // commit latency are its, and a store that falls behind backs up into the pipeline's counted drops.
   if (r.store != nullptr) sinks.push_back({std::make_unique<storage::EventStoreSink>(*r.store), true});
@@ -32,7 +35,24 @@ std::vector<WriterSink> make_run_sinks(const NodeConfig& config, const SinkResou
     ac.configure_socket = r.configure_alerts_socket;
     sinks.push_back({std::make_unique<storage::AlertSink>(std::make_unique<storage::AlertPublisher>(*r.context, ac)), false});
   }
-  return sinks;
+  // The ControlHost dispatcher never blocks either: a slow client misses messages, counted.
+  if (r.dispatcher != nullptr) sinks.push_back({std::make_unique<storage::DispatcherSink>(*r.dispatcher), false});
+  // Acoustic data: fed by the builder, not by the slices; the writer's calls give it its runs and
+  // write its batch when due (a full disk fails at once and is counted, it does not block).
+  std::unique_ptr<storage::AcousticPublisher> acoustic_publisher;
+  if (!config.acoustic.publish_endpoint.empty()) {
+    storage::AcousticPublisherConfig pc;
+    pc.endpoints = {config.acoustic.publish_endpoint};
+    pc.detector_id = r.detector_id;
+    pc.send_hwm = config.acoustic.sndhwm;
+    acoustic_publisher = std::make_unique<storage::AcousticPublisher>(*r.context, pc);
+  }
+  if (r.acoustic_spool != nullptr || acoustic_publisher) {
+    auto acoustic = std::make_unique<storage::AcousticSink>(r.acoustic_spool, std::move(acoustic_publisher), r.provenance);
+    out.acoustic = [sink = acoustic.get()](const dataflow::ClbDatagram& d) { sink->on_datagram(d); };
+    sinks.push_back({std::move(acoustic), false});
+  }
+  return out;
 }
 
 void describe_configured_sinks(const NodeConfig& config, dataflow::CounterSet& out) {
@@ -43,6 +63,9 @@ void describe_configured_sinks(const NodeConfig& config, dataflow::CounterSet& o
   }
   // Always described (zero without an alert endpoint), so the series of /metrics do not depend on it.
   storage::AlertSink::describe({}, out);
+  if (config.dispatcher.enabled) storage::DispatcherSink::describe({}, out);
+  if ((config.acoustic.spool && config.spool.enabled) || !config.acoustic.publish_endpoint.empty())
+    storage::AcousticSink::describe_empty(out);
 }
 
 }  // namespace shoredaq::firmware

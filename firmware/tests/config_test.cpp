@@ -55,6 +55,51 @@ TEST(Config, ExampleFileParsesAndMatchesDefaults) {
   EXPECT_EQ(c.control.curve_allowed_keys, d.control.curve_allowed_keys);
   EXPECT_EQ(c.security.server_secret_key_file, d.security.server_secret_key_file);
   EXPECT_FALSE(c.uses_curve());
+  // The one deliberate difference: the installed file opens the ControlHost port on loopback.
+  EXPECT_FALSE(d.dispatcher.enabled);
+  EXPECT_TRUE(c.dispatcher.enabled);
+  EXPECT_EQ(c.dispatcher.port, 5553u);
+  EXPECT_EQ(c.dispatcher.address, d.dispatcher.address);
+  EXPECT_EQ(c.acoustic.spool, d.acoustic.spool);
+  EXPECT_EQ(c.acoustic.publish_endpoint, d.acoustic.publish_endpoint);
+}
+
+TEST(Config, DispatcherAndAcousticSectionsAreReadAndChecked) {
+  const NodeConfig c = parse_config(R"(
+[dispatcher]
+enabled = true
+address = "0.0.0.0"
+port = 0
+allowed_networks = ["10.1.0.0/16", "::1"]
+disconnect_slow_all_clients = true
+publish_log = false
+[acoustic]
+spool = false
+publish_endpoint = "tcp://127.0.0.1:9571"
+sndhwm = 50
+)");
+  EXPECT_TRUE(c.dispatcher.enabled);
+  EXPECT_EQ(c.dispatcher.port, 0u);
+  EXPECT_EQ(c.dispatcher.allowed_networks.size(), 2u);
+  EXPECT_TRUE(c.dispatcher.disconnect_slow_all_clients);
+  EXPECT_FALSE(c.dispatcher.publish_log);
+  EXPECT_FALSE(c.acoustic.spool);
+  EXPECT_EQ(c.acoustic.publish_endpoint, "tcp://127.0.0.1:9571");
+  EXPECT_EQ(c.acoustic.sndhwm, 50);
+  const auto refused = [](const char* text, const char* key) {
+    try {
+      parse_config(text);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  };
+  refused("[dispatcher]\nenabled = true\naddress = \"0.0.0.0\"\n", "dispatcher.allowed_networks");
+  refused("[dispatcher]\nallowed_networks = [\"10.1.0.0/99\"]\n", "dispatcher.allowed_networks");
+  refused("[dispatcher]\naddress = \"localhost\"\n", "dispatcher.address");
+  refused("[dispatcher]\nport = 70000\n", "dispatcher.port");
+  refused("[acoustic]\npublish_endpoint = \"udp://x\"\n", "acoustic.publish_endpoint");
+  refused("[acoustic]\nspoool = true\n", "acoustic.spoool");
 }
 
 TEST(Config, ValuesAreRead) {

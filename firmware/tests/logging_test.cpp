@@ -136,7 +136,7 @@ TEST(Logging, SetupPicksConsoleOrJournalAndNeverThrows) {
   EXPECT_EQ(spdlog::default_logger().get(), console.get());
   EXPECT_EQ(console->level(), spdlog::level::debug);
   EXPECT_EQ(console->name(), "shoredaq-test");
-  ASSERT_EQ(console->sinks().size(), 2u);  // the output and the last-error memory
+  ASSERT_EQ(console->sinks().size(), 3u);  // the output, the last-error memory, the MSG forwarder
   EXPECT_EQ(dynamic_cast<shoredaq::firmware::JournalSink*>(console->sinks()[0].get()), nullptr);
 
   options.target = LogTarget::journal;
@@ -170,5 +170,24 @@ TEST(Logging, RemembersTheLatestErrorForStatus) {
   EXPECT_EQ(last->message, "worse");
   EXPECT_EQ(last->level, "critical");
   EXPECT_EQ(last->errors_total, errors_before + 2);
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("restored"));
+}
+
+// The node's warning-and-worse lines reach the ControlHost dispatcher's MSG stream.
+TEST(Logging, WarningsAndWorseAreForwardedUntilTheForwarderIsCleared) {
+  shoredaq::firmware::LoggingOptions options;
+  options.identifier = "shoredaq-test";
+  options.target = shoredaq::firmware::LogTarget::console;
+  auto logger = shoredaq::firmware::setup_logging(options);
+  std::vector<std::string> lines;
+  shoredaq::firmware::forward_log_lines([&lines](std::string_view line) { lines.emplace_back(line); });
+  logger->info("not forwarded");
+  logger->warn("DOM {} silent", 808447066);
+  logger->error("cannot write");
+  shoredaq::firmware::forward_log_lines({});
+  logger->error("after clearing");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "shoredaq-test warning: DOM 808447066 silent");
+  EXPECT_EQ(lines[1], "shoredaq-test error: cannot write");
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("restored"));
 }

@@ -105,6 +105,7 @@ void TimesliceBuilder::add(const ClbDatagram& datagram, std::uint64_t receive_un
       break;
     case DataType::Acoustic:
       ++counters_.acoustic_datagrams;
+      if (acoustic_sink_) acoustic_sink_(datagram);
       break;
     case DataType::Optical:
       add_optical(datagram, receive_unix_ns);

@@ -166,6 +166,8 @@ class Pipeline {
   void set_drop_observer(DropObserver observer) { drop_observer_ = std::move(observer); }
   // Called on the builder thread for every TMCH datagram; must not block.
   void set_monitoring_sink(TimesliceBuilder::MonitoringSink sink) { monitoring_sink_ = std::move(sink); }
+  // Called on the builder thread for every TAES datagram; must not block. Set before start().
+  void set_acoustic_sink(TimesliceBuilder::AcousticSink sink) { acoustic_sink_ = std::move(sink); }
   // Called on the writer thread whenever it waited a tick without a slice (e.g. to flush what the
   // writer buffered); set before start().
   void set_writer_idle(std::function<void()> idle) { writer_idle_ = std::move(idle); }
@@ -388,6 +390,7 @@ class Pipeline {
   void run_builder() {
     TimesliceBuilder builder(config_.builder, [this](Timeslice&& t) { emit_slice(std::move(t)); });
     if (monitoring_sink_) builder.set_monitoring_sink(monitoring_sink_);
+    if (acoustic_sink_) builder.set_acoustic_sink(acoustic_sink_);
     if (log_ != nullptr) {
       builder.set_drop_sink([this](BuilderDropReason r, const ClbHeader& h) {
         log_->log(spdlog::level::warn, to_string(r), "builder: dropped datagram of DOM {} (run {}, seq {}): {}",
@@ -486,6 +489,7 @@ class Pipeline {
   Writer writer_;
   DropObserver drop_observer_;
   TimesliceBuilder::MonitoringSink monitoring_sink_;
+  TimesliceBuilder::AcousticSink acoustic_sink_;
   std::function<void()> writer_idle_;
   RateLimitedLog* log_;
   std::unique_ptr<ZmqIngest> ingest_;

@@ -126,7 +126,7 @@ struct TimesliceBuilderCounters {
   std::uint64_t monitoring_datagrams = 0;  // TMCH received (also handed to the monitoring sink)
   std::uint64_t monitoring_attached = 0;   // ... passed on with the next emitted slice (Timeslice::monitoring)
   std::uint64_t monitoring_unattached = 0; // ... of an unknown DOM or run, beyond the bound, or after the last slice
-  std::uint64_t acoustic_datagrams = 0;    // TAES: not handled, dropped
+  std::uint64_t acoustic_datagrams = 0;    // TAES: handed to the acoustic sink (dropped when none is set)
   std::uint64_t slices_complete = 0;
   std::uint64_t slices_expired = 0;        // incl. evicted and flushed ones
   std::uint64_t slices_evicted = 0;        // force-emitted because of max_open_slices
@@ -157,11 +157,14 @@ class TimesliceBuilder {
   // Called for every datagram the builder drops (e.g. for rate-limited logging).
   using DropSink = std::function<void(BuilderDropReason, const ClbHeader&)>;
   using MonitoringSink = std::function<void(const ClbDatagram&)>;
+  // TAES datagrams are not part of a timeslice: they go as received to their own stream.
+  using AcousticSink = std::function<void(const ClbDatagram&)>;
 
   TimesliceBuilder(TimesliceBuilderConfig config, SliceSink sink);
 
   void set_drop_sink(DropSink sink) { drop_sink_ = std::move(sink); }
   void set_monitoring_sink(MonitoringSink sink) { monitoring_sink_ = std::move(sink); }
+  void set_acoustic_sink(AcousticSink sink) { acoustic_sink_ = std::move(sink); }
 
   // One parsed datagram; its payload is copied. Emits any slice that became ready.
   void add(const ClbDatagram& datagram, std::uint64_t receive_unix_ns);
@@ -259,6 +262,7 @@ class TimesliceBuilder {
   SliceSink sink_;
   DropSink drop_sink_;
   MonitoringSink monitoring_sink_;
+  AcousticSink acoustic_sink_;
   // TMCH packets received since the last slice was emitted; they go with the next one.
   std::vector<RawMonitoring> pending_monitoring_;
   void add_monitoring(const ClbDatagram& datagram);

@@ -119,6 +119,32 @@ struct MetricsSection {
   unsigned request_timeout_ms = 5000;  // a connection must deliver a whole request within this
 };
 
+// The ControlHost dispatcher (the collaboration's "Ligier" protocol): km3mon subscribes to
+// IO_EVT IO_SUM IO_TSSN MSG IO_MONIT, the online reconstruction to IO_EVT; storage/dispatcher.hpp.
+struct DispatcherSection {
+  bool enabled = false;               // the shipped /etc/shoredaq/shoredaq.toml turns it on
+  std::string address = "127.0.0.1"; // listening address; a non-loopback one needs allowed_networks
+  unsigned port = 5553;               // the Ligier's port; 0 = any free port (/status says which)
+  std::vector<std::string> allowed_networks;  // client networks (CIDR) allowed to connect
+  std::uint64_t client_queue_mb_any = 16;   // per client, " w TAG" subscriptions: beyond it dropped, counted
+  std::uint64_t client_queue_mb_all = 128;  // per client, " a TAG" subscriptions
+  // A client subscribed " a" whose queue is full is disconnected (so it knows it missed data)
+  // instead of having messages dropped; either way counted, and the run goes on.
+  bool disconnect_slow_all_clients = false;
+  unsigned max_clients = 64;
+  bool publish_log = true;            // MSG: the node's warning-and-worse log lines
+};
+
+// Acoustic data (TAES): not part of a timeslice, kept as a stream of their own.
+struct AcousticSection {
+  // Per run, the datagrams as received into acoustic parts beside the run files (sealed,
+  // checksummed, transferred like them; rolled with spool.roll_size_mb / roll_seconds). Needs
+  // spool.enabled; with the spool off there is nowhere to keep them.
+  bool spool = true;
+  std::string publish_endpoint;  // ZeroMQ PUB (topic acoustic.<detector>) for the positioning system; empty = none
+  int sndhwm = 10000;            // datagrams queued per subscriber; beyond, dropped for it and counted
+};
+
 // When the node calls itself unhealthy (/healthz 503, `alarm` in /status) because data is lost.
 struct HealthSection {
   // Over the last loss_window_s: the share of datagrams (ingest, builder, pipeline) or of slices
@@ -153,6 +179,8 @@ struct NodeConfig {
   StoreSection store;
   SpoolSection spool;
   AlertsSection alerts;
+  DispatcherSection dispatcher;
+  AcousticSection acoustic;
   ControlSection control;
   MetricsSection metrics;
   HealthSection health;

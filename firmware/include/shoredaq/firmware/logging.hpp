@@ -79,6 +79,13 @@ struct LoggedError {
 };
 std::optional<LoggedError> last_logged_error();
 
+// Log lines at `min_level` or worse also go to `target` (the ControlHost dispatcher's MSG stream),
+// formatted "<logger> <level>: <message>", after the rate limiter and the level filter, from the
+// thread that logged. An empty function stops it. `target` must not block and must not log itself.
+// Only for the logger of setup_logging.
+void forward_log_lines(std::function<void(std::string_view line)> target,
+                       spdlog::level::level_enum min_level = spdlog::level::warn);
+
 // Rate-limited logging per cause: use shoredaq::dataflow::RateLimitedLog
 // (shoredaq/dataflow/rate_limited_log.hpp), shared by the data path and the daemon.
 

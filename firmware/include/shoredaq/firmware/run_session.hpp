@@ -32,6 +32,8 @@ struct RunSessionInputs {
   // number, also for the runs that follow it by themselves (cycled, resumed after a restart).
   std::uint32_t clb_run = 0;
   std::vector<WriterSink> sinks;
+  // The builder's TAES datagrams go here (sinks.hpp, RunSinks::acoustic); empty: not kept.
+  std::function<void(const dataflow::ClbDatagram&)> acoustic;
   zmq::context_t* context = nullptr;
   dataflow::RateLimitedLog* log = nullptr;
   const std::atomic<bool>* paused = nullptr;  // the node's pause flag, read per slice

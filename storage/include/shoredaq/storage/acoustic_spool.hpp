@@ -113,7 +113,7 @@ class AcousticSpool {
   std::filesystem::path damaged_dir() const { return config_.directory / "damaged"; }
   std::filesystem::path runs_dir() const { return config_.directory / "runs"; }
 
-  // The counters in the node's idiom (counter_set.hpp), from run_counters(): acoustic.* totals,
+  // The counters in the node's idiom (counter_set.hpp), e.g. from run_counters(): acoustic.* totals,
   // drop.acoustic.datagrams_lost / datagrams_bad as datagrams lost (ingest.datagrams counts the
   // acoustic ones too), drop.acoustic.datagrams_outside_run as no loss (no run to keep them for).
   static void describe(const AcousticSpoolCounters& run, dataflow::CounterSet& out);
