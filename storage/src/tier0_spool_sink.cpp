@@ -10,6 +10,8 @@ void add_run(Tier0SpoolCounters& sum, const Tier0SpoolCounters& run) {
   sum.events_written += run.events_written;
   sum.summaries_written += run.summaries_written;
   sum.bytes_written += run.bytes_written;
+  sum.timeslices_written += run.timeslices_written;
+  sum.monitoring_written += run.monitoring_written;
   sum.parts_sealed += run.parts_sealed;
   sum.write_errors += run.write_errors;
   sum.slices_lost += run.slices_lost;
