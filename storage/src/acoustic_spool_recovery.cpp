@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 #include <utility>
@@ -26,6 +25,8 @@ using nlohmann::json;
 using spool_files::errno_text;
 using spool_files::read_json;
 using spool_files::write_file_atomically;
+using spool_files::keep_torn_tail;
+using spool_files::fsync_file;
 using ParsedName = Tier0Spool::ParsedName;
 
 namespace {
@@ -185,33 +186,13 @@ SpoolPartInfo AcousticSpool::scan_crashed_part(const fs::path& path, const Parse
   } catch (const std::exception& e) {
     spdlog::error("acoustic spool: cannot read leftover {}: {}", path.string(), e.what());
   }
-  std::error_code ec;
-  const std::uint64_t size = fs::file_size(path, ec);
-  if (!ec && size > good_bytes) {
-    info.damaged_bytes = size - good_bytes;
-    const fs::path partial = damaged_dir() / (name + ".partial");
-    std::ifstream in(path, std::ios::binary);
-    in.seekg(static_cast<std::streamoff>(good_bytes));
-    std::string tail(static_cast<std::size_t>(info.damaged_bytes), '\0');
-    in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
-    write_file_atomically(partial, tail, config_.fsync);
-    fs::resize_file(path, good_bytes, ec);
-    if (ec) throw SpoolError("cannot truncate " + path.string() + ": " + ec.message());
-    spdlog::warn("acoustic spool: {} had a torn tail of {} bytes, kept as {}", name, info.damaged_bytes,
-                 partial.string());
-    counters_.damaged_bytes += info.damaged_bytes;
-  }
+  info.damaged_bytes = keep_torn_tail(path, good_bytes, damaged_dir(), config_.fsync, "acoustic spool");
+  counters_.damaged_bytes += info.damaged_bytes;
   info.bytes = good_bytes;
   info.adler32 = adler.hex();
   info.md5 = md5.hex();
   info.guid = make_guid_v4();
-  if (config_.fsync) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-  }
+  if (config_.fsync) fsync_file(path);
   return info;
 }
 

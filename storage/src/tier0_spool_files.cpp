@@ -11,6 +11,8 @@
 #include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/version.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace shoredaq::storage::spool_files {
 
 namespace fs = std::filesystem;
@@ -43,6 +45,33 @@ void fsync_dir(const fs::path& dir) {
   const int error = errno;
   ::close(fd);
   if (rc != 0) throw SpoolError(errno_text("fsync directory", dir, error));
+}
+
+std::uint64_t keep_torn_tail(const fs::path& path, std::uint64_t good_bytes, const fs::path& damaged_dir, bool sync,
+                             std::string_view spool_name) {
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(path, ec);
+  if (ec || size <= good_bytes) return 0;
+  const std::uint64_t torn = size - good_bytes;
+  const std::string name = path.filename().string();
+  const fs::path partial = damaged_dir / (name + ".partial");
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(good_bytes));
+  std::string tail(static_cast<std::size_t>(torn), '\0');
+  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  write_file_atomically(partial, tail, sync);
+  fs::resize_file(path, good_bytes, ec);
+  if (ec) throw SpoolError("cannot truncate " + path.string() + ": " + ec.message());
+  spdlog::warn("{}: {} had a torn tail of {} bytes, kept as {}", spool_name, name, torn, partial.string());
+  return torn;
+}
+
+void fsync_file(const fs::path& path) noexcept {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
 }
 
 void write_file_atomically(const fs::path& path, const std::string& text, bool sync) {

@@ -24,6 +24,15 @@ void fsync_dir(const std::filesystem::path& dir);
 // for readers). Throws SpoolError.
 void write_file_atomically(const std::filesystem::path& path, const std::string& text, bool sync);
 
+// A part a crash left in open/: cuts `path` back to its first `good_bytes` (its whole objects or
+// records) and keeps the torn tail as <damaged_dir>/<name>.partial, so nothing read from the disk
+// is thrown away. Returns the bytes moved (0: the file was whole). Throws SpoolError when the file
+// cannot be cut. `spool_name` words the log line ("tier-0 spool", "acoustic spool").
+std::uint64_t keep_torn_tail(const std::filesystem::path& path, std::uint64_t good_bytes,
+                             const std::filesystem::path& damaged_dir, bool sync, std::string_view spool_name);
+// fsync(2) of a file by its path, best effort (a recovered part before it is listed as sealed).
+void fsync_file(const std::filesystem::path& path) noexcept;
+
 // The part's manifest (every field of the schema).
 nlohmann::json part_to_json(const SpoolPartInfo& part);
 // {"error": n, "l0": n, "l1": n, "l2": n, "sn": n}; reading skips what is missing (older manifests).
