@@ -3,6 +3,8 @@
 // false-alarm-rate estimate).
 #include "shoredaq/filters/supernova.hpp"
 #include "shoredaq/filters/supernova_monitor.hpp"
+#include "shoredaq/filters/data_filter.hpp"
+#include "shoredaq/filters/trigger_parameters.hpp"
 
 #include <cmath>
 #include <random>
@@ -392,4 +394,59 @@ TEST(SupernovaMonitor, GapsCountAsSlicesWithoutDomsAndOldSlicesAreIgnored) {
   EXPECT_EQ(monitor.counters().slices_out_of_order, 1u);
   // The window holds 10, the two gap slices and 13: only two slices of DOMs.
   EXPECT_EQ(monitor.observe(bg.next(14)).window_dom_slices, 3u * 200u);
+}
+
+// --- In DataFilter and the run setup --------------------------------------------------------------
+
+TEST(SupernovaCoincidences, DataFilterGivesTheStandaloneFigureWithItsEventsAsVeto) {
+  const auto det = make_toy_detector();
+  const dataflow::Vec3 point{20, 20, 80}, direction{0.6, 0.0, -0.8};
+  auto hits = muon_hits(det, point, direction, 5000.0, 22.0);
+  ASSERT_FALSE(hits.empty());
+  // Six more PMTs around the first muon DOM's L1: an 8-fold coincidence holding triggered hits.
+  const CalHit first = hits[0];
+  for (std::uint8_t ch : {0, 1, 2, 4, 5, 6}) hits.push_back({first.dom_id, ch, first.time_ns + 0.4 * ch});
+  // A background 8-fold far from the muon in time on another DOM.
+  append(hits, coincidence(toy_dom_id(4, 18), 60'000'000.0, 8));
+  auto slice = make_slice(det, hits, 40);
+  slice.frames[3].status.fifo = 0;  // one incomplete DOM
+  const DataFilter filter(det, TriggerParameters{});
+  const auto r = filter.process(slice);
+  ASSERT_FALSE(r.events.empty());
+  ASSERT_TRUE(r.supernova);
+  const SupernovaCoincidences sn(det, SupernovaSettings{});
+  EXPECT_EQ(*r.supernova, sn.process(slice, r.events));
+  EXPECT_EQ(dom_figure(*r.supernova, first.dom_id).vetoed, 1u);
+  EXPECT_EQ(dom_figure(*r.supernova, toy_dom_id(4, 18)).coincidences, 1u);
+  EXPECT_EQ(r.supernova->coincidences(), 1u);
+  EXPECT_EQ(r.supernova->doms_in_state(SupernovaDomState::Incomplete), 1u);
+  EXPECT_EQ(r.supernova->doms.size(), det.modules().size());
+
+  TriggerParameters off;
+  off.supernova.enabled = false;
+  EXPECT_FALSE(DataFilter(det, off).process(slice).supernova);
+}
+
+TEST(SupernovaSettings, ParsedFromTriggerSupernovaAndRoundTripped) {
+  auto r = parse_trigger_parameters(
+      "[trigger.supernova]\nmin_multiplicity = 6\nmax_multiplicity = 10\nwindow_ms = 1000\n"
+      "alert_threshold_sigma = 6\nhold_off_s = 120\nenabled = false\n");
+  ASSERT_TRUE(r.ok()) << r.error;
+  const SupernovaSettings& s = r.parameters->supernova;
+  EXPECT_EQ(s.min_multiplicity, 6);
+  EXPECT_EQ(s.max_multiplicity, 10);
+  EXPECT_EQ(s.window_ms, 1000.0);
+  EXPECT_EQ(s.alert_threshold_sigma, 6.0);
+  EXPECT_EQ(s.hold_off_s, 120.0);
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.baseline_s, 600.0);  // untouched keys keep their defaults
+  const auto back = parse_trigger_parameters(to_toml(*r.parameters));
+  ASSERT_TRUE(back.ok()) << back.error;
+  EXPECT_EQ(*back.parameters, *r.parameters);
+
+  r = parse_trigger_parameters("[trigger.supernova]\nmin_multiplicity = 9\nmax_multiplicity = 8\nwindow_ms = 5\nthreshold = 3\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("trigger.supernova.min_multiplicity = 9"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("trigger.supernova.window_ms = 5: out of range"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("trigger.supernova.threshold: unknown key"), std::string::npos) << r.error;
 }

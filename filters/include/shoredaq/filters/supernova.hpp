@@ -14,28 +14,9 @@
 #include "shoredaq/formats/event.hpp"
 #include "shoredaq/formats/timeslice.hpp"
 #include "shoredaq/filters/l0.hpp"
+#include "shoredaq/filters/supernova_settings.hpp"
 
 namespace shoredaq::filters {
-
-// Parameters of the SN search (TOML [trigger.supernova]). DOMAIN.md marks them unconfirmed, so all
-// are configurable. Multiplicity band source: DOMAIN.md section 5 quotes 6-10 for ORCA-like and
-// 7-11 for ARCA-like detectors; the default is the ARCA-like band (the demo detector is ARCA).
-struct SupernovaSettings {
-  bool enabled = true;                // compute the per-slice SN figure in DataFilter
-  double coincidence_window_ns = 10.0;  // hits within this of a coincidence's first hit join it
-  int min_multiplicity = 7;           // distinct PMTs, inclusive (ORCA-like: 6)
-  int max_multiplicity = 11;          // distinct PMTs, inclusive (ORCA-like: 10); higher is muon-like
-  double window_ms = 500.0;           // detector-level sliding window, stepped every 100 ms slice
-  double baseline_s = 600.0;          // running background, the slices just before the window
-  double min_baseline_s = 30.0;       // no significance (and no alert) before this much baseline
-  double alert_threshold_sigma = 5.5; // Gaussian-equivalent significance of the Poisson p-value
-  double hold_off_s = 60.0;           // at most one alert per hold-off (a burst lasts ~10 s)
-  // Bioluminescence: a DOM whose summed hit rate in the slice exceeds burst_rate_factor x its
-  // running median (over burst_median_s) is left out of that slice's count; 0 = no burst check.
-  double burst_rate_factor = 3.0;
-  double burst_median_s = 30.0;
-  friend bool operator==(const SupernovaSettings&, const SupernovaSettings&) = default;
-};
 
 // Why a DOM takes part in a slice's SN count or not (every cause reported, never silently dropped).
 enum class SupernovaDomState : std::uint8_t {
@@ -65,6 +46,7 @@ struct SupernovaSliceFigure {
   std::uint64_t coincidences() const noexcept;  // kept, over included DOMs
   std::uint32_t included_doms() const noexcept;
   std::uint32_t doms_in_state(SupernovaDomState state) const noexcept;
+  friend bool operator==(const SupernovaSliceFigure&, const SupernovaSliceFigure&) = default;
 };
 
 // The triggered hits of a slice's events, for the muon veto; built once per slice.
