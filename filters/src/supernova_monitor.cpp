@@ -183,14 +183,15 @@ SupernovaStep SupernovaMonitor::observe(const SupernovaSliceFigure& figure) {
   step.window_dom_slices = window_doms_;
   step.baseline_dom_slices = baseline_doms_;
   const std::size_t baseline_filled = ring_size_ > window_slices_ ? ring_size_ - window_slices_ : 0;
-  // An empty baseline (no coincidence in minutes) cannot scale: wait rather than alert on any count.
-  step.ready = baseline_filled >= min_baseline_slices_ && baseline_doms_ > 0 && window_doms_ > 0 && baseline_count_ > 0;
+  step.ready = baseline_filled >= min_baseline_slices_ && baseline_doms_ > 0 && window_doms_ > 0;
   if (!step.ready) return step;
   ++counters_.steps_ready;
 
   const double window_doms = static_cast<double>(window_doms_);
   const double baseline_doms = static_cast<double>(baseline_doms_);
-  step.baseline_rate_per_dom_slice = static_cast<double>(baseline_count_) / baseline_doms;
+  // An empty baseline (a narrow band on a quiet or small detector) counts as one coincidence: the
+  // background is then overestimated, never zero, so a single coincidence cannot alert.
+  step.baseline_rate_per_dom_slice = static_cast<double>(std::max<std::uint64_t>(baseline_count_, 1)) / baseline_doms;
   step.baseline_count = step.baseline_rate_per_dom_slice * window_doms;
   const double excess = static_cast<double>(window_count_) - step.baseline_count;
   step.excess_sigma = excess / std::sqrt(step.baseline_count * (1.0 + window_doms / baseline_doms));

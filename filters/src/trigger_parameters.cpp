@@ -62,7 +62,7 @@ std::vector<Field> fields_of(TriggerParameters& p) {
   f.push_back({"supernova", "alert_threshold_sigma", Field::Kind::Double, 0, 37, &sn.alert_threshold_sigma});
   f.push_back({"supernova", "hold_off_s", Field::Kind::Double, 0, 86'400, &sn.hold_off_s});
   f.push_back({"supernova", "burst_rate_factor", Field::Kind::Double, 0, 1000, &sn.burst_rate_factor});
-  f.push_back({"supernova", "burst_median_s", Field::Kind::Double, 1, 3600, &sn.burst_median_s});
+  f.push_back({"supernova", "burst_median_s", Field::Kind::Double, 1, 300, &sn.burst_median_s});
   return f;
 }
 

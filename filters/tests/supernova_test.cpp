@@ -450,3 +450,25 @@ TEST(SupernovaSettings, ParsedFromTriggerSupernovaAndRoundTripped) {
   EXPECT_NE(r.error.find("trigger.supernova.window_ms = 5: out of range"), std::string::npos) << r.error;
   EXPECT_NE(r.error.find("trigger.supernova.threshold: unknown key"), std::string::npos) << r.error;
 }
+
+TEST(SupernovaMonitor, EmptyBaselineNeedsSeveralCoincidencesToAlert) {
+  // A band without background (a small or quiet detector): one or two coincidences in a window
+  // are no alert, a handful in 500 ms is.
+  SupernovaMonitor monitor(SupernovaSettings{});
+  Background bg;
+  bg.mean_per_dom = 0.0;
+  std::uint32_t frame = 0;
+  for (; frame < 400; ++frame) EXPECT_FALSE(monitor.observe(bg.next(frame)).alert);
+  auto fig = bg.next(frame++);
+  fig.doms[0].coincidences = 1;
+  fig.doms[1].coincidences = 1;
+  auto step = monitor.observe(fig);
+  ASSERT_TRUE(step.ready);
+  EXPECT_GT(step.baseline_count, 0.0);
+  EXPECT_FALSE(step.alert);
+  fig = bg.next(frame++);
+  for (int d = 0; d < 4; ++d) fig.doms[static_cast<std::size_t>(d)].coincidences = 1;
+  step = monitor.observe(fig);
+  EXPECT_TRUE(step.alert);
+  EXPECT_EQ(step.window_count, 6u);
+}

@@ -47,7 +47,7 @@ struct SupernovaStep {
   std::uint32_t frame_index = 0;
   std::uint64_t slice_start_ns = 0;
   bool out_of_order = false;  // not after the previous slice: ignored, nothing below is set
-  bool ready = false;         // baseline long enough and non-empty: the statistic below is valid
+  bool ready = false;         // baseline at least min_baseline_s long: the statistic below is valid
   // This slice's DOMs: included (the effective number of DOMs) and excluded by cause.
   std::uint32_t effective_doms = 0;
   std::uint32_t doms_missing = 0, doms_incomplete = 0, doms_high_rate = 0, doms_burst = 0;
@@ -56,7 +56,8 @@ struct SupernovaStep {
   // The window: N = window_count over window_dom_slices (sum of included DOMs over its slices).
   std::uint64_t window_count = 0;
   std::uint64_t window_dom_slices = 0;
-  // Background: rate per included DOM and slice over the baseline, scaled to the window's DOMs.
+  // Background: rate per included DOM and slice over the baseline (an empty baseline counts as one
+  // coincidence), scaled to the window's DOMs.
   double baseline_rate_per_dom_slice = 0;
   std::uint64_t baseline_dom_slices = 0;
   double baseline_count = 0;  // B

@@ -18,7 +18,8 @@ struct SupernovaSettings {
   double alert_threshold_sigma = 5.5; // Gaussian-equivalent significance of the Poisson p-value
   double hold_off_s = 60.0;           // at most one alert per hold-off (a burst lasts ~10 s)
   // Bioluminescence: a DOM whose summed hit rate in the slice exceeds burst_rate_factor x its
-  // running median (over burst_median_s) is left out of that slice's count; 0 = no burst check.
+  // running median (over burst_median_s, at most 300 s: 4 bytes per DOM and slice) is left out of
+  // that slice's count; 0 = no burst check.
   double burst_rate_factor = 3.0;
   double burst_median_s = 30.0;
   friend bool operator==(const SupernovaSettings&, const SupernovaSettings&) = default;
