@@ -324,6 +324,12 @@ TEST(SupernovaMonitor, BackgroundOnlyNoAlertAndPoissonDistribution) {
   EXPECT_NEAR(static_cast<double>(above_10), expected_10, tolerance(expected_10));
   EXPECT_NEAR(static_cast<double>(above_1), expected_1, tolerance(expected_1));
   EXPECT_GT(expected_1, 20.0);
+  // The figures, for the record (--gtest_output=xml).
+  RecordProperty("ready_steps", std::to_string(ready));
+  RecordProperty("mean_baseline", std::to_string(mean_b));
+  RecordProperty("variance_over_mean", std::to_string(sum_sq / static_cast<double>(ready) / mean_b));
+  RecordProperty("p_le_0_1_observed_expected", std::to_string(above_10) + "/" + std::to_string(expected_10));
+  RecordProperty("p_le_0_01_observed_expected", std::to_string(above_1) + "/" + std::to_string(expected_1));
 }
 
 TEST(SupernovaMonitor, FalseAlarmRateEstimateIsThePoissonTailPerStepTimesStepsPerDay) {
@@ -358,6 +364,8 @@ TEST(SupernovaMonitor, FalseAlarmRateEstimateIsThePoissonTailPerStepTimesStepsPe
   const double alerts = static_cast<double>(counting.counters().alerts);
   EXPECT_GT(expected_alerts, 50.0);
   EXPECT_NEAR(alerts, expected_alerts, 4.0 * std::sqrt(3.0 * expected_alerts));
+  RecordProperty("far_per_day_at_5_5_sigma", std::to_string(step.false_alarm_rate_per_day));
+  RecordProperty("alerts_at_2_sigma_observed_expected", std::to_string(alerts) + "/" + std::to_string(expected_alerts));
 }
 
 TEST(SupernovaMonitor, PoissonAndGaussianTails) {
