@@ -24,7 +24,7 @@ enum class SupernovaDomState : std::uint8_t {
   Missing,     // frame never arrived
   Incomplete,  // datagrams or trailer missing, or another frame defect
   HighRate,    // a PMT in the CLB's high-rate veto or above the filter's high-rate threshold
-  Burst,       // set by SupernovaMonitor: summed rate far above the DOM's running median
+  Burst,       // summed rate far above the DOM's running median: SupernovaMonitor decides it (burst_dom_ids)
 };
 
 struct SupernovaDomFigure {
