@@ -67,6 +67,7 @@ struct Workspace {
   std::vector<std::int32_t> slot_of_module;
   std::vector<TriggerCandidate> candidates;
   TriggerScratch trigger_scratch;
+  std::vector<std::int32_t> sn_slot_of_dom;  // per SupernovaSliceFigure::doms entry: L0 slot, -1 if excluded
 };
 
 void append_hits(dataflow::DomFrame& frame, const L0Hit* begin, const L0Hit* end) {
@@ -104,6 +105,18 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
   const PrescaledSlice::Kind kind_l0 = PrescaledSlice::Kind::L0;
   const bool keep_l0 = keep_prescaled(p.prescale_l0, slice.header.frame_index);
   if (keep_l0) result.prescaled.push_back({kind_l0, {slice.header, {}, slice.stamps, {}}});
+  SupernovaSliceFigure* sn = nullptr;
+  if (p.supernova.enabled) {
+    sn = &result.supernova.emplace();
+    sn->header = slice.header;
+    sn->doms.reserve(slice.frames.size());
+    ws.sn_slot_of_dom.clear();
+  }
+  auto sn_dom = [&](const dataflow::DomFrame& frame, SupernovaDomState state, std::int32_t slot) {
+    if (!sn) return;
+    sn->doms.push_back({frame.dom_id, state, static_cast<std::uint32_t>(frame.hit_count()), 0, 0});
+    ws.sn_slot_of_dom.push_back(slot);
+  };
   for (const auto& frame : slice.frames) {
     ++counters.frames;
     const std::size_t n = frame.hit_count();
@@ -112,6 +125,10 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
     result.summary.frames.push_back(summarise_frame(frame, channel_counts));
     if (frame_missing(frame)) {
       ++counters.frames_missing;
+      if (sn) {
+        const auto index = detector_.index_of(frame.dom_id);
+        if (index && !detector_.modules()[*index].is_base()) sn_dom(frame, SupernovaDomState::Missing, -1);
+      }
       continue;
     }
     const auto module_index = detector_.index_of(frame.dom_id);
@@ -131,6 +148,7 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
       counters.hits_defective += n;
       result.error_frames.frames.push_back(frame);
       result.error_defects.push_back(defects);
+      sn_dom(frame, SupernovaDomState::Incomplete, -1);
       continue;
     }
     ++counters.frames_good;
@@ -144,6 +162,8 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
     const std::size_t kept = build_l0_dom(frame, info.calibration, excluded, ws.l0.hits, ws.l0_scratch);
     dom.end = dom.begin + static_cast<std::uint32_t>(kept);
     counters.hits_vetoed += n - kept;
+    const SupernovaDomState sn_state = supernova_frame_state(frame, 0, channel_counts, p.high_rate_veto_hz);
+    sn_dom(frame, sn_state, sn_state == SupernovaDomState::Included ? static_cast<std::int32_t>(ws.l0.doms.size()) : -1);
     ws.slot_of_module[*module_index] = static_cast<std::int32_t>(ws.l0.doms.size());
     ws.l0.doms.push_back(dom);
     if (keep_l0) result.prescaled.back().slice.frames.push_back(frame);
@@ -210,6 +230,17 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
     counters.event_bytes += online_event_bytes(e);
   }
   counters.events = result.events.size();
+
+  // Supernova coincidences of the included DOMs, vetoed by this slice's triggered hits.
+  if (sn) {
+    const SupernovaVeto veto(result.events);
+    for (std::size_t k = 0; k < sn->doms.size(); ++k) {
+      const std::int32_t slot = ws.sn_slot_of_dom[k];
+      if (slot < 0) continue;
+      count_supernova_coincidences(ws.l0.hits_of(ws.l0.doms[static_cast<std::size_t>(slot)]), p.supernova, veto,
+                                   sn->doms[k], sn->multiplicity_counts);
+    }
+  }
   return result;
 }
 

@@ -51,6 +51,18 @@ std::vector<Field> fields_of(TriggerParameters& p) {
   f.push_back({"prescale", "l2", Field::Kind::Int, 0, 1e9, &p.prescale_l2});
   f.push_back({"prescale", "sn", Field::Kind::Int, 0, 1e9, &p.prescale_sn});
   f.push_back({"prescale", "sn_min_multiplicity", Field::Kind::Int, 2, 31, &p.sn_min_multiplicity});
+  SupernovaSettings& sn = p.supernova;
+  f.push_back({"supernova", "enabled", Field::Kind::Bool, 0, 0, &sn.enabled});
+  f.push_back({"supernova", "coincidence_window_ns", Field::Kind::Double, 0.1, 1000, &sn.coincidence_window_ns});
+  f.push_back({"supernova", "min_multiplicity", Field::Kind::Int, 2, 31, &sn.min_multiplicity});
+  f.push_back({"supernova", "max_multiplicity", Field::Kind::Int, 2, 31, &sn.max_multiplicity});
+  f.push_back({"supernova", "window_ms", Field::Kind::Double, 100, 60'000, &sn.window_ms});
+  f.push_back({"supernova", "baseline_s", Field::Kind::Double, 1, 86'400, &sn.baseline_s});
+  f.push_back({"supernova", "min_baseline_s", Field::Kind::Double, 0.1, 86'400, &sn.min_baseline_s});
+  f.push_back({"supernova", "alert_threshold_sigma", Field::Kind::Double, 0, 37, &sn.alert_threshold_sigma});
+  f.push_back({"supernova", "hold_off_s", Field::Kind::Double, 0, 86'400, &sn.hold_off_s});
+  f.push_back({"supernova", "burst_rate_factor", Field::Kind::Double, 0, 1000, &sn.burst_rate_factor});
+  f.push_back({"supernova", "burst_median_s", Field::Kind::Double, 1, 300, &sn.burst_median_s});
   return f;
 }
 
@@ -181,6 +193,9 @@ TriggerParametersResult parse_trigger_parameters(std::string_view toml_text) {
                        ": out of range [1, number_of_hits = " + std::to_string(t->number_of_hits) + "]");
     }
   }
+  if (p.supernova.min_multiplicity > p.supernova.max_multiplicity)
+    errors.push_back("trigger.supernova.min_multiplicity = " + std::to_string(p.supernova.min_multiplicity) +
+                     ": out of range [2, max_multiplicity = " + std::to_string(p.supernova.max_multiplicity) + "]");
   if (!errors.empty()) {
     for (const auto& e : errors) result.error += (result.error.empty() ? "" : "; ") + e;
     return result;

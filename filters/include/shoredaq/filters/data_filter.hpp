@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "shoredaq/formats/detector.hpp"
@@ -14,6 +15,7 @@
 #include "shoredaq/formats/timeslice.hpp"
 #include "shoredaq/filters/event_builder.hpp"
 #include "shoredaq/filters/l0.hpp"
+#include "shoredaq/filters/supernova.hpp"
 #include "shoredaq/filters/trigger_3d_muon.hpp"
 #include "shoredaq/filters/trigger_mx_shower.hpp"
 #include "shoredaq/filters/trigger_parameters.hpp"
@@ -54,6 +56,10 @@ struct FilterResult {
   std::vector<std::uint32_t> error_defects;  // defect bits (frame_check.hpp) per error frame
   std::vector<PrescaledSlice> prescaled;
   FilterCounters counters;
+  // The slice's supernova figure (supernova.hpp), when parameters.supernova.enabled: the same as
+  // SupernovaCoincidences::process(slice, events) gives, from this slice's L0 hits and events.
+  // SupernovaMonitor::observe() takes it, in frame order.
+  std::optional<SupernovaSliceFigure> supernova;
 };
 
 class DataFilter {

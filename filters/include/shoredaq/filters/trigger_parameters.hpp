@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "shoredaq/filters/supernova_settings.hpp"
+
 namespace shoredaq::filters {
 
 // What to do with hits of PMTs the CLB flagged with its high-rate veto (status 1 bits 0-30):
@@ -62,6 +64,9 @@ struct TriggerParameters {
   int prescale_l2 = 0;
   int prescale_sn = 0;
   int sn_min_multiplicity = 4;  // L1 multiplicity of the hits kept in SN timeslices
+
+  // Supernova search ([trigger.supernova]): DataFilter's per-slice figure and SupernovaMonitor.
+  SupernovaSettings supernova;
 
   friend bool operator==(const TriggerParameters&, const TriggerParameters&) = default;
 };
