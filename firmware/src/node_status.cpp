@@ -344,10 +344,9 @@ void Node::Impl::register_udp_metrics() {
                               labels, read(i, [](const drivers::UdpSocketCounters& c) { return c.kernel_drops(); }));
     registry.gauge_callback("shoredaq_udp_receive_buffer_granted_bytes", "Receive buffer the kernel granted a CLB UDP socket",
                             labels, [granted = sockets[i].receive_buffer_granted] { return double(granted); });
+    auto queue_bytes = read(i, [](const drivers::UdpSocketCounters& c) { return c.kernel_queue_bytes; });
     registry.gauge_callback("shoredaq_udp_kernel_queue_bytes", "Bytes waiting in a CLB UDP socket's kernel buffer (last read)",
-                            labels, [read_queue = read(i, [](const drivers::UdpSocketCounters& c) { return c.kernel_queue_bytes; })] {
-                              return double(read_queue());
-                            });
+                            labels, [queue_bytes] { return double(queue_bytes()); });
   }
 }
 

@@ -81,9 +81,8 @@ RunSession::RunSession(RunSessionInputs in)
   if (!in.config->ingest.udp.empty()) {
     // Lossy mode: feed never waits (a full queue drops its oldest message, counted), so the
     // receiver thread keeps draining the kernel buffer.
-    udp_ = std::make_unique<drivers::UdpReceiver>(
-        live_udp_config(*in.config), [this](dataflow::ParsedMessage&& m) { pipeline_.feed(std::move(m), std::chrono::milliseconds(0)); },
-        in.log);
+    const auto feed = [this](dataflow::ParsedMessage&& m) { pipeline_.feed(std::move(m), std::chrono::milliseconds(0)); };
+    udp_ = std::make_unique<drivers::UdpReceiver>(live_udp_config(*in.config), feed, in.log);
   }
 }
 
