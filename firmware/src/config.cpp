@@ -305,8 +305,29 @@ NodeConfig parse_config(std::string_view toml_text) {
   {
     SectionReader r(section(root, "ingest"), "ingest");
     r.string_list("endpoints", c.ingest.endpoints);
-    if (c.ingest.endpoints.empty()) fail("ingest.endpoints", "at least one endpoint is required");
     for (const auto& e : c.ingest.endpoints) check_endpoint("ingest.endpoints", e);
+    {
+      // The node's own CLB UDP ports: typed once here, so start() only binds.
+      std::vector<std::string> udp;
+      r.string_list("udp", udp);
+      for (std::size_t i = 0; i < udp.size(); ++i) {
+        const std::string key = "ingest.udp[" + std::to_string(i) + "]";
+        try {
+          c.ingest.udp.push_back(parse_udp_port_setting(udp[i]));
+        } catch (const ConfigError& e) {
+          fail(key, e.what());
+        }
+        const auto& added = c.ingest.udp.back();
+        for (std::size_t j = 0; j + 1 < c.ingest.udp.size(); ++j) {
+          const auto& other = c.ingest.udp[j];
+          if (added.port != 0 && other.port == added.port && other.address == added.address)
+            fail(key, "\"" + udp[i] + "\": the same address and port as ingest.udp[" + std::to_string(j) + "]");
+        }
+      }
+    }
+    r.integer("udp_receive_buffer_mb", c.ingest.udp_receive_buffer_mb, 1, 1024);
+    if (c.ingest.endpoints.empty() && c.ingest.udp.empty())
+      fail("ingest.endpoints", "at least one endpoint (or an ingest.udp port) is required");
     r.choice("socket", c.ingest.socket, {{"pull", IngestSocket::Pull}, {"sub", IngestSocket::Sub}});
     r.boolean("bind", c.ingest.bind);
     r.choice("header_layout", c.ingest.header_layout,
@@ -445,6 +466,8 @@ NodeConfig parse_config(std::string_view toml_text) {
                                  "\") needs CURVE: set control.curve_allowed_keys and security.server_secret_key_file");
   if (c.control_curve()) check_curve(c, "control", {c.control_endpoint()}, c.control.curve_allowed_keys);
   if (c.ingest.curve) check_curve(c, "ingest", c.ingest.endpoints, c.ingest.curve_allowed_keys);
+  if (c.ingest.curve && c.ingest.endpoints.empty())
+    fail("ingest.curve", "true, but ingest.endpoints is empty (CURVE protects ZeroMQ endpoints, not the UDP ports)");
   if (!c.ingest.curve && !c.ingest.curve_allowed_keys.empty())
     fail("ingest.curve_allowed_keys", "set, but ingest.curve = false: set ingest.curve = true or remove the allow-list");
   if (c.alerts.curve) {

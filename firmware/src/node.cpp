@@ -262,6 +262,8 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   } catch (const zmq::error_t& e) {
     throw CommandRefused("cannot open the ingest endpoints (" + join(config.ingest.endpoints) + "): " + e.what() +
                          "; fix [ingest] endpoints and start again");
+  } catch (const UdpOpenError& e) {
+    throw CommandRefused(std::string("cannot open the UDP ports: ") + e.what() + "; fix [ingest] udp and start again");
   }
   if (store) {
     auto r = store->put_run_record(record);
@@ -280,6 +282,7 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   last_run.reset();
   latest_dom_health = session->dom_health();
   register_du_metrics(*setup->detector);
+  register_udp_metrics();
   spdlog::info("run {} started ({} workers)", run, config.worker_count());
   notifier.status("shoredaq: Running run " + std::to_string(run));
 }
@@ -351,7 +354,11 @@ void Node::Impl::on_stop() {
     draining = nullptr;
     totals_cached_at = {};
     last_run = LastRun{counters, stats, report.drained, latency.quantile(0.5), latency.quantile(0.99),
-                       latency.snapshot().max, ending->dom_health()->to_json(), w.last_sink_error};
+                       latency.snapshot().max, ending->dom_health()->to_json(), w.last_sink_error, {}, {}};
+    if (const auto* udp = ending->udp()) {
+      last_run->udp_sockets = udp->sockets();
+      for (std::size_t i = 0; i < last_run->udp_sockets.size(); ++i) last_run->udp_counters.push_back(udp->counters(i));
+    }
     setup.reset();  // stop -> Standby: each run is configured afresh
   }
   ending.reset();

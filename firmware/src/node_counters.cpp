@@ -50,11 +50,31 @@ void describe_pipeline(const dataflow::PipelineStats& s, dataflow::CounterSet& o
   out.total("", "slices", s.builder.slices_complete + s.builder.slices_expired);
 }
 
+void describe_udp(const drivers::UdpSocketCounters& c, dataflow::CounterSet& out) {
+  using dataflow::LossUnit;
+  out.total("udp", "datagrams", c.datagrams);
+  out.total("udp", "bytes", c.bytes);
+  out.total("udp", "messages", c.messages);
+  out.total("udp", "other_data_type", c.other_data_type);  // accepted unless the port is strict
+  out.total("udp", "receive_errors", c.receive_errors);
+  // Lost before the node saw them: the only UDP drop not already inside udp.datagrams.
+  out.drop("udp", "kernel_drops", c.kernel_drops(), LossUnit::Datagrams);
+  out.drop("udp", "truncated_datagrams", c.truncated_datagrams, LossUnit::Datagrams);
+  out.drop("udp", "other_data_type_dropped", c.other_data_type_dropped, LossUnit::Datagrams);
+  for (std::size_t i = 0; i < dataflow::kIngestRejectCauseCount; ++i) {
+    const auto cause = static_cast<dataflow::IngestRejectCause>(i);
+    if (cause == dataflow::IngestRejectCause::PeerDisconnected) continue;  // a ZeroMQ event; UDP has no peers
+    const std::string name(dataflow::to_string(cause));
+    out.drop("udp", name + ".records", c.ingest.rejected_records[i], LossUnit::Datagrams);
+    out.drop("udp", name + ".bytes", c.ingest.rejected_bytes[i], LossUnit::NotLoss);  // the same loss, in bytes
+  }
+}
+
 LossTotals loss_totals(const dataflow::CounterSet& totals, const std::vector<dataflow::DomCount>& implausible_time_doms) {
   LossTotals t;
   for (const auto& e : totals.entries()) {
     if (!e.drop) {
-      if (e.key() == "ingest.datagrams") t.datagrams_offered += e.value;
+      if (e.key() == "ingest.datagrams" || e.key() == "udp.datagrams") t.datagrams_offered += e.value;
       if (e.key() == "slices") t.slices_built += e.value;
       continue;
     }
@@ -63,6 +83,7 @@ LossTotals loss_totals(const dataflow::CounterSet& totals, const std::vector<dat
       case dataflow::LossUnit::Datagrams:
         t.datagrams_lost[e.key()] += e.value;
         if (e.stage == "ingest") t.datagrams_offered += e.value;  // rejected before they were counted as datagrams
+        if (e.key() == "udp.kernel_drops") t.datagrams_offered += e.value;  // the other UDP drops are in udp.datagrams
         break;
       case dataflow::LossUnit::Slices: t.slices_lost[e.key()] += e.value; break;
       case dataflow::LossUnit::SinkSlices: t.sink_refusals[e.key()] += e.value; break;

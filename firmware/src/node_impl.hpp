@@ -66,6 +66,10 @@ struct Node::Impl {
   bool watchdog_healthy();
   void register_metrics();
   void register_du_metrics(const dataflow::Detector& detector);
+  void register_udp_metrics();  // the caller holds `mutex`
+  nlohmann::json udp_status() const;  // /status ingest.udp; the caller holds `mutex`
+  // One UDP socket's counters of the current run, else of the last one (the caller holds `mutex`).
+  drivers::UdpSocketCounters udp_socket_counters(std::size_t socket) const;
   std::string store_alarm();
 
   // What a finished run leaves for /status until the next one starts.
@@ -76,6 +80,9 @@ struct Node::Impl {
     double p50 = 0, p99 = 0, max = 0;
     nlohmann::json dom_health;  // the run's last per-DU rates and worst DOMs
     std::string last_sink_error;
+    // The run's UDP sockets (`[ingest] udp`) and their final counters, per socket.
+    std::vector<drivers::UdpSocketInfo> udp_sockets;
+    std::vector<drivers::UdpSocketCounters> udp_counters;
   };
 
   NodeConfig config;

@@ -117,6 +117,7 @@ nlohmann::json Node::Impl::status() {
     s["detector_health"] = last_run->dom_health;
     if (!last_run->last_sink_error.empty()) s["last_sink_error"] = last_run->last_sink_error;
   }
+  if (!config.ingest.udp.empty()) s["ingest"]["udp"] = udp_status();
   s["paused"] = paused.load();
   s["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
   s["started_unix_ns"] = started_unix_ns;
@@ -198,6 +199,11 @@ HealthReport Node::Impl::liveness() {
                                       {"writer", st.writer_stage}}) {
       if (stage.last_wakeup_unix_ns != 0 && now > stage.last_wakeup_unix_ns + 5'000'000'000ull)
         return {false, std::string(name) + " thread has not run for more than 5 s"};
+    }
+    // The UDP receiver polls every 100 ms whether or not the CLBs send: silence means it is stuck.
+    if (const auto* udp = session->udp(); udp != nullptr && udp->running()) {
+      const std::uint64_t polled = udp->last_poll_unix_ns();
+      if (polled != 0 && now > polled + 5'000'000'000ull) return {false, "udp receiver thread has not run for more than 5 s"};
     }
   }
   return {};
@@ -285,6 +291,79 @@ void Node::Impl::register_du_metrics(const dataflow::Detector& detector) {
   }
 }
 
+drivers::UdpSocketCounters Node::Impl::udp_socket_counters(std::size_t socket) const {
+  if (const RunSession* current = session ? session.get() : draining; current != nullptr && current->udp() != nullptr)
+    return current->udp()->counters(socket);
+  if (last_run && socket < last_run->udp_counters.size()) return last_run->udp_counters[socket];
+  return {};
+}
+
+// Per socket, in the order of `[ingest] udp`: what was bound, the receive buffer the kernel
+// granted, and what arrived and was lost there (current run, else the last one).
+nlohmann::json Node::Impl::udp_status() const {
+  std::vector<drivers::UdpSocketInfo> sockets;
+  if (const RunSession* current = session ? session.get() : draining; current != nullptr && current->udp() != nullptr) {
+    sockets = current->udp()->sockets();
+  } else if (last_run) {
+    sockets = last_run->udp_sockets;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (std::size_t i = 0; i < config.ingest.udp.size(); ++i) {
+    const auto& configured = config.ingest.udp[i];
+    nlohmann::json j = {{"type", std::string(drivers::data_type_name(configured.data_type))},
+                        {"configured", to_string(configured)}};
+    if (i < sockets.size()) {
+      const auto& info = sockets[i];
+      const auto c = udp_socket_counters(i);
+      j["address"] = info.bound.host;
+      j["port"] = info.bound.port;
+      j["receive_buffer_requested_bytes"] = info.receive_buffer_requested;
+      j["receive_buffer_granted_bytes"] = info.receive_buffer_granted;
+      j["receive_buffer_forced"] = info.receive_buffer_forced;
+      j["datagrams"] = c.datagrams;
+      j["bytes"] = c.bytes;
+      j["kernel_drops"] = c.kernel_drops();
+      j["truncated_datagrams"] = c.truncated_datagrams;
+      j["other_data_type"] = c.other_data_type;
+      std::uint64_t rejected = 0;
+      for (const auto n : c.ingest.rejected_records) rejected += n;
+      j["rejected_datagrams"] = rejected;
+      j["kernel_queue_bytes"] = c.kernel_queue_bytes;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// Per UDP socket, labelled with the port actually bound and the data type; registered when a run
+// starts (port 0 binds a new port each run). The caller holds `mutex`, as for register_du_metrics.
+void Node::Impl::register_udp_metrics() {
+  std::vector<drivers::UdpSocketInfo> sockets;
+  if (session && session->udp()) sockets = session->udp()->sockets();
+  const auto read = [this](std::size_t i, std::uint64_t (*value)(const drivers::UdpSocketCounters&)) {
+    return [this, i, value] {
+      std::lock_guard lock(mutex);
+      return value(udp_socket_counters(i));
+    };
+  };
+  for (std::size_t i = 0; i < sockets.size(); ++i) {
+    const MetricLabels labels{{"port", std::to_string(sockets[i].bound.port)},
+                              {"type", std::string(drivers::data_type_name(sockets[i].data_type))}};
+    registry.counter_callback("shoredaq_udp_datagrams_total", "Datagrams received on a CLB UDP socket (current or last run)",
+                              labels, read(i, [](const drivers::UdpSocketCounters& c) { return c.datagrams; }));
+    registry.counter_callback("shoredaq_udp_bytes_total", "Payload bytes received on a CLB UDP socket (current or last run)",
+                              labels, read(i, [](const drivers::UdpSocketCounters& c) { return c.bytes; }));
+    registry.counter_callback("shoredaq_udp_kernel_drops_total",
+                              "Datagrams the kernel dropped on a CLB UDP socket, receive buffer full (current or last run)",
+                              labels, read(i, [](const drivers::UdpSocketCounters& c) { return c.kernel_drops(); }));
+    registry.gauge_callback("shoredaq_udp_receive_buffer_granted_bytes", "Receive buffer the kernel granted a CLB UDP socket",
+                            labels, [granted = sockets[i].receive_buffer_granted] { return double(granted); });
+    auto queue_bytes = read(i, [](const drivers::UdpSocketCounters& c) { return c.kernel_queue_bytes; });
+    registry.gauge_callback("shoredaq_udp_kernel_queue_bytes", "Bytes waiting in a CLB UDP socket's kernel buffer (last read)",
+                            labels, [queue_bytes] { return double(queue_bytes()); });
+  }
+}
+
 void Node::Impl::register_metrics() {
   // Every series the node will ever have, registered before the first scrape: the counters of the
   // pipeline, the writer and every configured sink, all zero until a run moves them.
@@ -292,8 +371,11 @@ void Node::Impl::register_metrics() {
   describe_pipeline({}, shape);
   describe_writer({}, shape);
   describe_configured_sinks(config, shape);
+  if (!config.ingest.udp.empty()) describe_udp({}, shape);
   for (const auto& e : shape.entries()) {
     auto read = [this, key = e.key(), drop = e.drop] { return totals().value(key, drop); };
+    // The UDP datagrams and bytes are series per socket (register_udp_metrics), not one sum.
+    if (!e.drop && e.stage == "udp" && (e.name == "datagrams" || e.name == "bytes")) continue;
     if (e.drop) {
       registry.counter_callback("shoredaq_dropped_total", "Data dropped, by stage and cause (records, bytes, slices, events)",
                                 {{"stage", e.stage}, {"cause", e.name}}, read);

@@ -39,11 +39,26 @@ dataflow::PipelineConfig live_pipeline_config(const NodeConfig& config, const da
   }
   ingest.receive_hwm = config.ingest.rcvhwm;
   ingest.configure_socket = std::move(configure_ingest_socket);
-  p.ingest = ingest;
+  // UDP only: no ZeroMQ sockets at all (the receiver feeds the pipeline).
+  if (!ingest.endpoints.empty()) p.ingest = ingest;
   p.workers = config.worker_count();
   p.slice_queue_capacity = config.builder.queue_slices;
   p.reorder_window_slices = std::max<std::size_t>(config.builder.queue_slices, 2 * p.workers);
   return p;
+}
+
+drivers::UdpReceiverConfig live_udp_config(const NodeConfig& config) {
+  drivers::UdpReceiverConfig u;
+  for (const auto& port : config.ingest.udp) {
+    drivers::UdpPortConfig p;
+    p.data_type = port.data_type;
+    p.bind = drivers::UdpEndpoint{port.address, port.port};
+    p.header_layout = layout_mode(config.ingest.header_layout);
+    p.receive_buffer_bytes = static_cast<int>(config.ingest.udp_receive_buffer_mb << 20);
+    u.ports.push_back(p);
+  }
+  u.endpoint_index_base = config.ingest.endpoints.size();
+  return u;
 }
 
 RunSession::RunSession(RunSessionInputs in)
@@ -64,11 +79,36 @@ RunSession::RunSession(RunSessionInputs in)
   // No slice arrives while the feed is quiet, yet what a sink buffered must still reach its disk.
   pipeline_.set_writer_idle([this] { writer_.idle(); });
   if (in.acoustic) pipeline_.set_acoustic_sink(std::move(in.acoustic));
+  if (!in.config->ingest.udp.empty()) {
+    // Lossy mode: feed never waits (a full queue drops its oldest message, counted), so the
+    // receiver thread keeps draining the kernel buffer.
+    const auto feed = [this](dataflow::ParsedMessage&& m) { pipeline_.feed(std::move(m), std::chrono::milliseconds(0)); };
+    udp_ = std::make_unique<drivers::UdpReceiver>(live_udp_config(*in.config), feed, in.log);
+  }
 }
 
-RunSession::~RunSession() { pipeline_.stop(std::chrono::seconds(5)); }
+RunSession::~RunSession() {
+  if (udp_) udp_->stop();  // nothing may feed a pipeline that is being torn down
+  pipeline_.stop(std::chrono::seconds(5));
+}
 
-void RunSession::start() { pipeline_.start(); }
+void RunSession::start() {
+  if (udp_) {
+    try {
+      udp_->open();  // bound before anything runs: a bad port refuses the start
+    } catch (const std::exception& e) {
+      udp_->stop();
+      throw UdpOpenError(e.what());
+    }
+  }
+  try {
+    pipeline_.start();
+  } catch (...) {
+    if (udp_) udp_->stop();
+    throw;
+  }
+  if (udp_) udp_->start();
+}
 
 void RunSession::open() {
   writer_.begin_run();
@@ -85,6 +125,8 @@ void RunSession::wait_until_open() {
 }
 
 dataflow::StopReport RunSession::stop(std::chrono::milliseconds deadline, dataflow::RunRecord& record) {
+  // The receiver first: what it handed over is drained, what arrives later stays in the kernel.
+  if (udp_) udp_->stop();
   const auto report = pipeline_.stop(deadline);
   writer_.end_run(record);
   return report;
@@ -92,6 +134,7 @@ dataflow::StopReport RunSession::stop(std::chrono::milliseconds deadline, datafl
 
 void RunSession::describe(dataflow::CounterSet& out) const {
   describe_pipeline(pipeline_.stats(), out);
+  if (udp_) describe_udp(udp_->counters(), out);
   writer_.describe(out);
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "shoredaq/filters/trigger_parameters.hpp"
+#include "shoredaq/formats/clb_datagram.hpp"
 
 namespace shoredaq::firmware {
 
@@ -35,7 +36,21 @@ struct NodeSection {
 enum class IngestSocket : std::uint8_t { Pull, Sub };
 enum class HeaderLayoutSetting : std::uint8_t { Auto, Standard40, Legacy28 };
 
+// One CLB UDP port the node reads itself (`[ingest] udp`, "optical@127.0.0.1:56015").
+struct UdpPortSetting {
+  dataflow::DataType data_type = dataflow::DataType::Optical;  // what the CLBs send to this port
+  std::string address;     // IPv4/IPv6 literal to bind ("0.0.0.0", "::", "127.0.0.1")
+  std::uint16_t port = 0;  // 0 = an ephemeral port (tests; /status shows the bound one)
+  friend bool operator==(const UdpPortSetting&, const UdpPortSetting&) = default;
+};
+
+// "TYPE@ADDRESS:PORT" (TYPE optical, monitoring or acoustic; an IPv6 address in brackets);
+// throws ConfigError with the reason (without the key path, which the caller adds).
+UdpPortSetting parse_udp_port_setting(std::string_view text);
+std::string to_string(const UdpPortSetting& setting);  // the inverse
+
 struct IngestSection {
+  // ZeroMQ endpoints (DUs, clb-bridge); may be empty when `udp` is set (then no ZeroMQ ingest).
   std::vector<std::string> endpoints{"tcp://127.0.0.1:5556"};
   IngestSocket socket = IngestSocket::Pull;
   bool bind = true;  // the node binds, DUs/bridges connect
@@ -43,6 +58,12 @@ struct IngestSection {
   int rcvhwm = 10000;  // ZeroMQ messages
   bool curve = false;  // CURVE server: only DUs/bridges with an allow-listed key are admitted
   std::filesystem::path curve_allowed_keys;  // file or directory of *.pub (read_allowed_keys)
+  // CLB UDP ports the node binds and reads itself, one socket each (default: none). The header
+  // layout is `header_layout` above; at least one of `endpoints` and `udp` must be set.
+  std::vector<UdpPortSetting> udp;
+  // SO_RCVBUF asked for each UDP socket, MiB: a burst waits here while the node is busy (the
+  // kernel caps it at net.core.rmem_max unless the node has CAP_NET_ADMIN).
+  unsigned udp_receive_buffer_mb = 32;
 };
 
 struct BuilderSection {

@@ -3,19 +3,22 @@
 // workers -> reorder -> RunWriter -> sinks, plus the DomHealthMonitor that follows the summary
 // slices. Made at `start`, stopped (drained) at `stop`. It binds its ingest endpoints in start()
 // but writes nothing until open(): the node records the run only once the endpoints are bound, so a
-// bad endpoint never uses up a run number.
+// bad endpoint never uses up a run number. The ZeroMQ endpoints feed the pipeline's own ingest; the
+// CLB UDP ports (`[ingest] udp`) feed it through a drivers::UdpReceiver that never blocks.
 
 #include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 
 #include <zmq.hpp>
 
 #include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/drivers/udp_receiver.hpp"
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/dom_health.hpp"
 #include "shoredaq/firmware/node_counters.hpp"
@@ -40,6 +43,12 @@ struct RunSessionInputs {
   std::function<void(zmq::socket_t&)> configure_ingest_socket;  // CURVE, when configured
 };
 
+// A configured UDP port cannot be bound (in use, an address the host does not have).
+class UdpOpenError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class RunSession {
  public:
   explicit RunSession(RunSessionInputs inputs);
@@ -47,7 +56,8 @@ class RunSession {
   RunSession(const RunSession&) = delete;
   RunSession& operator=(const RunSession&) = delete;
 
-  // Binds the ingest endpoints and starts the threads; throws zmq::error_t on a bad endpoint.
+  // Binds the UDP ports and the ingest endpoints, then starts the threads; throws UdpOpenError on
+  // a UDP port that cannot be bound, zmq::error_t on a bad endpoint (nothing left running).
   void start();
   // The run is recorded: the sinks begin their run and slices are written from now on.
   void open();
@@ -57,6 +67,8 @@ class RunSession {
   // The pipeline's, the writer's and every sink's counters (thread-safe).
   void describe(dataflow::CounterSet& out) const;
   dataflow::PipelineStats stats() const { return pipeline_.stats(); }
+  // The CLB UDP receiver; null when `[ingest] udp` is empty.
+  const drivers::UdpReceiver* udp() const noexcept { return udp_.get(); }
   const RunWriter& writer() const noexcept { return writer_; }
   RunWriter& writer() noexcept { return writer_; }
   std::shared_ptr<DomHealthMonitor> dom_health() const noexcept { return dom_health_; }
@@ -74,11 +86,15 @@ class RunSession {
   RunWriter writer_;
   std::shared_ptr<DomHealthMonitor> dom_health_;  // shared: /status shows the last run's after stop
   dataflow::Pipeline<filters::FilterResult> pipeline_;
+  std::unique_ptr<drivers::UdpReceiver> udp_;  // feeds pipeline_; stopped before it drains
 };
 
 // The pipeline of a live run (the builder, queues and workers as configured).
 dataflow::PipelineConfig live_pipeline_config(const NodeConfig& config, const dataflow::Detector& detector,
                                               std::uint32_t run,
                                               std::function<void(zmq::socket_t&)> configure_ingest_socket);
+// The UDP receiver of a live run (`[ingest] udp`); its messages are numbered after the ZeroMQ
+// endpoints' (ParsedMessage::endpoint).
+drivers::UdpReceiverConfig live_udp_config(const NodeConfig& config);
 
 }  // namespace shoredaq::firmware
