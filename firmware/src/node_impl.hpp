@@ -83,6 +83,7 @@ struct Node::Impl {
     // The run's UDP sockets (`[ingest] udp`) and their final counters, per socket.
     std::vector<drivers::UdpSocketInfo> udp_sockets;
     std::vector<drivers::UdpSocketCounters> udp_counters;
+    nlohmann::json supernova;  // the run's last SN step and its alerts
   };
 
   NodeConfig config;

@@ -103,6 +103,7 @@ nlohmann::json Node::Impl::status() {
     s["counters"]["commit_latency_ms.max"] = lat.snapshot().max * 1e3;
     session->dom_health()->note_implausible_times(st.implausible_time_doms);
     s["detector_health"] = session->dom_health()->to_json();
+    s["supernova"] = session->supernova()->to_json();
     if (const auto e = session->writer().counters().last_sink_error; !e.empty()) s["last_sink_error"] = e;
     if (const auto p = session->writer().problems(); !p.empty()) s["sink_problems"] = p;
   } else if (last_run) {
@@ -115,6 +116,7 @@ nlohmann::json Node::Impl::status() {
     s["counters"]["commit_latency_ms.max"] = last_run->max * 1e3;
     s["drained"] = last_run->drained;
     s["detector_health"] = last_run->dom_health;
+    s["supernova"] = last_run->supernova;
     if (!last_run->last_sink_error.empty()) s["last_sink_error"] = last_run->last_sink_error;
   }
   if (!config.ingest.udp.empty()) s["ingest"]["udp"] = udp_status();

@@ -66,6 +66,7 @@ RunSession::RunSession(RunSessionInputs in)
       paused_(in.paused),
       writer_(in.record, std::move(in.sinks)),
       dom_health_(std::make_shared<DomHealthMonitor>(in.setup->detector)),
+      supernova_(std::make_shared<SupernovaWatch>(in.setup->parameters.supernova)),
       pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.clb_run != 0 ? in.clb_run : in.record.run,
                                      std::move(in.configure_ingest_socket)),
                 [filter = in.setup->filter](const dataflow::Timeslice& t) { return filter->process(t); },
@@ -73,6 +74,7 @@ RunSession::RunSession(RunSessionInputs in)
                   wait_until_open();
                   dom_health_->observe(p.result.summary);  // also while paused: the sea does not pause
                   dom_health_->observe_monitoring(p.monitoring);
+                  supernova_->observe(p.result);
                   writer_.write(std::move(p), paused_->load(std::memory_order_relaxed));
                 },
                 in.context, in.log) {
@@ -134,6 +136,7 @@ dataflow::StopReport RunSession::stop(std::chrono::milliseconds deadline, datafl
 
 void RunSession::describe(dataflow::CounterSet& out) const {
   describe_pipeline(pipeline_.stats(), out);
+  supernova_->describe(out);
   if (udp_) describe_udp(udp_->counters(), out);
   writer_.describe(out);
 }

@@ -92,8 +92,13 @@ int main(int argc, char** argv) {
     rig.start_run(run);
     // This run's faults.
     std::vector<std::string> a = rig.du_sim_args(run, cycle_seconds * 10 - 20, seed * 1000 + run);
+    // A late DOM (sometimes beyond the builder's expiry: its datagrams are dropped late) and a DOM
+    // whose clock creeps away (+55 s per copy, twelve copies from slice 50: dropped, never moving
+    // the window).
     a.insert(a.end(), {"--realtime", "--loss-pct", "0.5", "--dup-pct", "0.5", "--corrupt-pct", "0.2", "--late-dom",
-                       std::to_string(doms[rng() % doms.size()]), "--late-slices", "3"});
+                       std::to_string(doms[rng() % doms.size()]), "--late-slices", std::to_string(3 + rng() % 20),
+                       "--bad-time-dom", std::to_string(doms[rng() % doms.size()]), "--bad-time-offset-s", "55",
+                       "--bad-time-step-s", "55", "--bad-time-count", "12", "--bad-time-at-slice", "50"});
     auto feed = std::async(std::launch::async, [&] { return rig.feed(a, std::chrono::seconds(cycle_seconds + 60)); });
     send_garbage(rig.node().ingest, rng, 20);
     const auto sim = feed.get();

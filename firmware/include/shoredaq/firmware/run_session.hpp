@@ -24,6 +24,7 @@
 #include "shoredaq/firmware/node_counters.hpp"
 #include "shoredaq/firmware/run_setup.hpp"
 #include "shoredaq/firmware/run_writer.hpp"
+#include "shoredaq/firmware/supernova_watch.hpp"
 
 namespace shoredaq::firmware {
 
@@ -72,6 +73,7 @@ class RunSession {
   const RunWriter& writer() const noexcept { return writer_; }
   RunWriter& writer() noexcept { return writer_; }
   std::shared_ptr<DomHealthMonitor> dom_health() const noexcept { return dom_health_; }
+  std::shared_ptr<const SupernovaWatch> supernova() const noexcept { return supernova_; }
   const RunSetup& setup() const noexcept { return *setup_; }
   std::uint32_t run() const noexcept { return writer_.run(); }
 
@@ -85,6 +87,7 @@ class RunSession {
   bool opened_ = false;
   RunWriter writer_;
   std::shared_ptr<DomHealthMonitor> dom_health_;  // shared: /status shows the last run's after stop
+  std::shared_ptr<SupernovaWatch> supernova_;     // the same
   dataflow::Pipeline<filters::FilterResult> pipeline_;
   std::unique_ptr<drivers::UdpReceiver> udp_;  // feeds pipeline_; stopped before it drains
 };

@@ -1,0 +1,84 @@
+#include "shoredaq/firmware/supernova_watch.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace shoredaq::firmware {
+namespace {
+
+nlohmann::json alert_json(const filters::SupernovaAlert& a) {
+  return {{"run", a.run},
+          {"frame_index", a.frame_index},
+          {"step_time_ns", a.step_time_ns},
+          {"neutrino_time_ns", a.neutrino_time_ns},
+          {"window_count", a.window_count},
+          {"baseline_count", a.baseline_count},
+          {"p_value", a.p_value},
+          {"significance_sigma", a.significance_sigma},
+          {"false_alarm_rate_per_day", a.false_alarm_rate_per_day},
+          {"effective_doms", a.effective_doms}};
+}
+
+}  // namespace
+
+void SupernovaWatch::observe(const filters::FilterResult& result) {
+  if (!result.supernova) return;  // the run setup turned the search off
+  std::lock_guard lock(mutex_);
+  filters::SupernovaStep step = monitor_.observe(*result.supernova);
+  if (step.out_of_order) return;
+  if (step.ready) max_significance_sigma_ = std::max(max_significance_sigma_, step.significance_sigma);
+  if (step.alert) {
+    const auto& a = *step.alert;
+    spdlog::warn("supernova candidate in run {} at frame {}: {} coincidences in the window against {:.2f} expected "
+                 "(p = {:.3g}, {:.1f} sigma, {} DOMs, false-alarm rate {:.3g} per day)",
+                 a.run, a.frame_index, a.window_count, a.baseline_count, a.p_value, a.significance_sigma,
+                 a.effective_doms, a.false_alarm_rate_per_day);
+    alerts_.push_back(a);
+    if (alerts_.size() > kAlertsKept) alerts_.pop_front();
+  }
+  last_ = std::move(step);
+}
+
+nlohmann::json SupernovaWatch::to_json() const {
+  std::lock_guard lock(mutex_);
+  const auto& s = monitor_.settings();
+  nlohmann::json j = {{"settings",
+                       {{"min_multiplicity", s.min_multiplicity},
+                        {"max_multiplicity", s.max_multiplicity},
+                        {"window_ms", s.window_ms},
+                        {"baseline_s", s.baseline_s},
+                        {"alert_threshold_sigma", s.alert_threshold_sigma}}},
+                      {"max_significance_sigma", max_significance_sigma_},
+                      {"step", nullptr}};
+  if (last_) {
+    const auto& t = *last_;
+    j["step"] = {{"frame_index", t.frame_index},
+                 {"ready", t.ready},
+                 {"effective_doms", t.effective_doms},
+                 {"doms_excluded",
+                  {{"missing", t.doms_missing}, {"incomplete", t.doms_incomplete}, {"high_rate", t.doms_high_rate},
+                   {"burst", t.doms_burst}}},
+                 {"window_count", t.window_count},
+                 {"baseline_count", t.baseline_count},
+                 {"p_value", t.p_value},
+                 {"significance_sigma", t.significance_sigma},
+                 {"false_alarm_rate_per_day", t.false_alarm_rate_per_day}};
+  }
+  j["alerts"] = nlohmann::json::array();
+  for (const auto& a : alerts_) j["alerts"].push_back(alert_json(a));
+  return j;
+}
+
+void SupernovaWatch::describe(dataflow::CounterSet& out) const {
+  std::lock_guard lock(mutex_);
+  const auto& c = monitor_.counters();
+  out.total("supernova", "slices", c.slices);
+  out.total("supernova", "steps_ready", c.steps_ready);
+  out.total("supernova", "alerts", c.alerts);
+  out.total("supernova", "alerts_suppressed", c.alerts_suppressed);
+  out.total("supernova", "dom_slices_burst", c.dom_slices_burst);
+  out.total("supernova", "slices_missing", c.slices_missing);
+  // Not data loss: a slice the monitor had already passed is left out of the SN statistic only.
+  out.drop("supernova", "slices_out_of_order", c.slices_out_of_order, dataflow::LossUnit::NotLoss);
+}
+
+}  // namespace shoredaq::firmware
