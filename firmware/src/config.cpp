@@ -70,25 +70,9 @@ NodeConfig parse_config(std::string_view toml_text) {
     SectionReader r(section(root, "ingest"), "ingest");
     r.string_list("endpoints", c.ingest.endpoints);
     for (const auto& e : c.ingest.endpoints) check_endpoint("ingest.endpoints", e);
-    {
-      // The node's own CLB UDP ports: typed once here, so start() only binds.
-      std::vector<std::string> udp;
-      r.string_list("udp", udp);
-      for (std::size_t i = 0; i < udp.size(); ++i) {
-        const std::string key = "ingest.udp[" + std::to_string(i) + "]";
-        try {
-          c.ingest.udp.push_back(parse_udp_port_setting(udp[i]));
-        } catch (const ConfigError& e) {
-          fail(key, e.what());
-        }
-        const auto& added = c.ingest.udp.back();
-        for (std::size_t j = 0; j + 1 < c.ingest.udp.size(); ++j) {
-          const auto& other = c.ingest.udp[j];
-          if (added.port != 0 && other.port == added.port && other.address == added.address)
-            fail(key, "\"" + udp[i] + "\": the same address and port as ingest.udp[" + std::to_string(j) + "]");
-        }
-      }
-    }
+    std::vector<std::string> udp;  // the node's own CLB UDP ports: typed once here, so start() only binds
+    r.string_list("udp", udp);
+    c.ingest.udp = parse_udp_port_settings(udp, "ingest.udp");
     r.integer("udp_receive_buffer_mb", c.ingest.udp_receive_buffer_mb, 1, 1024);
     if (c.ingest.endpoints.empty() && c.ingest.udp.empty())
       fail("ingest.endpoints", "at least one endpoint (or an ingest.udp port) is required");

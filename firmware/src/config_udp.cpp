@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 
 #include <string>
+#include <vector>
 
 #include "shoredaq/firmware/config.hpp"
 
@@ -54,6 +55,24 @@ UdpPortSetting parse_udp_port_setting(std::string_view text) {
   }
   s.address = host;
   return s;
+}
+
+std::vector<UdpPortSetting> parse_udp_port_settings(const std::vector<std::string>& entries, const std::string& key) {
+  std::vector<UdpPortSetting> out;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const std::string entry_key = key + "[" + std::to_string(i) + "]";
+    try {
+      out.push_back(parse_udp_port_setting(entries[i]));
+    } catch (const ConfigError& e) {
+      throw ConfigError(entry_key + ": " + e.what());
+    }
+    // Two sockets cannot bind one address and port (port 0: the kernel picks a new one each).
+    for (std::size_t j = 0; j + 1 < out.size(); ++j) {
+      if (out[i].port != 0 && out[j].port == out[i].port && out[j].address == out[i].address)
+        throw ConfigError(entry_key + ": \"" + entries[i] + "\": the same address and port as " + key + "[" + std::to_string(j) + "]");
+    }
+  }
+  return out;
 }
 
 std::string to_string(const UdpPortSetting& setting) {

@@ -48,6 +48,9 @@ struct UdpPortSetting {
 // throws ConfigError with the reason (without the key path, which the caller adds).
 UdpPortSetting parse_udp_port_setting(std::string_view text);
 std::string to_string(const UdpPortSetting& setting);  // the inverse
+// A whole list; a bad entry or a repeated address:port (other than port 0) throws ConfigError
+// naming "key[i]".
+std::vector<UdpPortSetting> parse_udp_port_settings(const std::vector<std::string>& entries, const std::string& key);
 
 struct IngestSection {
   // ZeroMQ endpoints (DUs, clb-bridge); may be empty when `udp` is set (then no ZeroMQ ingest).
