@@ -18,8 +18,37 @@ QueuedSink::~QueuedSink() {
   worker_.join();
 }
 
+void QueuedSink::InnerGate::enter() {
+  std::unique_lock lock(mutex_);
+  free_.wait(lock, [this] { return !busy_; });
+  busy_ = true;
+}
+
+bool QueuedSink::InnerGate::try_enter() {
+  std::lock_guard lock(mutex_);
+  if (busy_) return false;
+  busy_ = true;
+  return true;
+}
+
+bool QueuedSink::InnerGate::enter_until(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  if (!free_.wait_until(lock, deadline, [this] { return !busy_; })) return false;
+  busy_ = true;
+  return true;
+}
+
+void QueuedSink::InnerGate::leave() {
+  {
+    std::lock_guard lock(mutex_);
+    busy_ = false;
+  }
+  free_.notify_all();
+}
+
 void QueuedSink::begin_run(const RunRecord& run) {
-  std::lock_guard inner(inner_mutex_);
+  inner_gate_.enter();
+  InnerLease lease{&inner_gate_};
   inner_->begin_run(run);
 }
 
@@ -46,9 +75,9 @@ void QueuedSink::run() {
     // Nothing for a while: the inner sink may flush what it buffered (e.g. the spool's interval).
     if (!wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_ || !queue_.empty(); })) {
       lock.unlock();
-      {
-        std::unique_lock inner(inner_mutex_, std::try_to_lock);
-        if (inner.owns_lock()) inner_->idle();
+      if (inner_gate_.try_enter()) {
+        InnerLease lease{&inner_gate_};
+        inner_->idle();
       }
       lock.lock();
       continue;
@@ -59,7 +88,8 @@ void QueuedSink::run() {
     busy_ = true;
     lock.unlock();
     {
-      std::lock_guard inner(inner_mutex_);
+      inner_gate_.enter();
+      InnerLease lease{&inner_gate_};
       inner_->write(*slice);  // a refusal is counted by the inner sink itself
     }
     slice.reset();
@@ -81,12 +111,12 @@ void QueuedSink::end_run(RunRecord& record) {
       queue_.clear();
     }
   }
-  std::unique_lock inner(inner_mutex_, std::defer_lock);
-  if (!inner.try_lock_until(deadline + std::chrono::seconds(1))) {
+  if (!inner_gate_.enter_until(deadline + std::chrono::seconds(1))) {
     spdlog::error("sink {}: still inside a write at the end of run {}: its run is not ended", inner_->name(), record.run);
     record.counters["stop." + std::string(inner_->name()) + "_not_ended"] = 1;
     return;
   }
+  InnerLease lease{&inner_gate_};
   inner_->end_run(record);
 }
 

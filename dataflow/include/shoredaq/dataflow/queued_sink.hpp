@@ -47,7 +47,29 @@ class QueuedSink final : public Sink {
   bool busy_ = false;  // the worker is inside the inner sink's write
   bool stopping_ = false;
   std::uint64_t dropped_queue_full_ = 0, not_drained_ = 0;
-  std::timed_mutex inner_mutex_;  // the inner sink is used by one thread at a time
+  // The inner sink is used by one thread at a time. A flag under a mutex rather than a
+  // std::timed_mutex: end_run waits for it with a deadline, and ThreadSanitizer does not see a
+  // timed_mutex's timed lock (pthread_mutex_clocklock), so it reported every later unlock.
+  class InnerGate {
+   public:
+    void enter();
+    bool try_enter();
+    bool enter_until(std::chrono::steady_clock::time_point deadline);
+    void leave();
+
+   private:
+    std::mutex mutex_;
+    std::condition_variable free_;
+    bool busy_ = false;
+  };
+  // Leaves the gate when it goes out of scope (if it entered).
+  struct InnerLease {
+    InnerGate* gate = nullptr;
+    ~InnerLease() {
+      if (gate != nullptr) gate->leave();
+    }
+  };
+  InnerGate inner_gate_;
   std::thread worker_;
 };
 
