@@ -66,7 +66,8 @@ RunSession::RunSession(RunSessionInputs in)
       paused_(in.paused),
       writer_(in.record, std::move(in.sinks)),
       dom_health_(std::make_shared<DomHealthMonitor>(in.setup->detector)),
-      supernova_(std::make_shared<SupernovaWatch>(in.setup->parameters.supernova)),
+      supernova_(std::make_shared<SupernovaWatch>(in.setup->parameters.supernova, in.setup->detector->id(),
+                                                  in.record.run_type != "physics")),
       pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.clb_run != 0 ? in.clb_run : in.record.run,
                                      std::move(in.configure_ingest_socket)),
                 [filter = in.setup->filter](const dataflow::Timeslice& t) { return filter->process(t); },
@@ -74,8 +75,9 @@ RunSession::RunSession(RunSessionInputs in)
                   wait_until_open();
                   dom_health_->observe(p.result.summary);  // also while paused: the sea does not pause
                   dom_health_->observe_monitoring(p.monitoring);
-                  supernova_->observe(p.result);
-                  writer_.write(std::move(p), paused_->load(std::memory_order_relaxed));
+                  std::vector<std::string> alerts;
+                  if (auto alert = supernova_->observe(p.result)) alerts.push_back(std::move(*alert));
+                  writer_.write(std::move(p), paused_->load(std::memory_order_relaxed), std::move(alerts));
                 },
                 in.context, in.log) {
   // No slice arrives while the feed is quiet, yet what a sink buffered must still reach its disk.

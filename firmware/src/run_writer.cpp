@@ -18,7 +18,8 @@ dataflow::TimesliceKind kind_of(filters::PrescaledSlice::Kind k) {
 }
 
 // The filters' result as the plain data every sink sees (moved, not copied).
-std::shared_ptr<const dataflow::SliceProducts> products_of(dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+std::shared_ptr<const dataflow::SliceProducts> products_of(dataflow::ProcessedSlice<filters::FilterResult>&& p,
+                                                           std::vector<std::string> supernova_alerts) {
   auto out = std::make_shared<dataflow::SliceProducts>();
   out->header = p.info.header;
   out->stamps = p.info.stamps;
@@ -28,6 +29,7 @@ std::shared_ptr<const dataflow::SliceProducts> products_of(dataflow::ProcessedSl
   if (!p.result.error_frames.frames.empty())
     out->timeslices.push_back({dataflow::TimesliceKind::Error, std::move(p.result.error_frames)});
   out->monitoring = std::move(p.monitoring);
+  out->supernova_alerts = std::move(supernova_alerts);
   for (const auto& e : out->events) out->event_bytes_online += filters::online_event_bytes(e);
   return out;
 }
@@ -91,7 +93,8 @@ void RunWriter::renumber(dataflow::ProcessedSlice<filters::FilterResult>& slice)
   apply(slice.result.error_frames.header);
 }
 
-void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused) {
+void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused,
+                      std::vector<std::string> supernova_alerts) {
   if (cycle_.next_run) cycle_if_due(slice.info.header);
   // The run's own numbers on every header: after a cycle, or when the CLBs carry another run number
   // than the node's (a run the node resumed by itself after a restart).
@@ -112,7 +115,7 @@ void RunWriter::write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, b
     next_counter = counters_.trigger_counter;
   }
   filters::assign_trigger_counters(slice.result.events, next_counter);
-  const auto products = products_of(std::move(slice));
+  const auto products = products_of(std::move(slice), std::move(supernova_alerts));
 
   bool primary_accepted = true;
   bool has_primary = false;

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ctime>
+
+#include "shoredaq/dataflow/zmq_ingest.hpp"  // unix_now_ns
+
 namespace shoredaq::firmware {
 namespace {
 
@@ -20,11 +24,34 @@ nlohmann::json alert_json(const filters::SupernovaAlert& a) {
 
 }  // namespace
 
-void SupernovaWatch::observe(const filters::FilterResult& result) {
-  if (!result.supernova) return;  // the run setup turned the search off
+std::string iso_utc_ns(std::uint64_t unix_ns) {
+  const auto seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000ull);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%09llu", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
+                utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<unsigned long long>(unix_ns % 1'000'000'000ull));
+  return text;
+}
+
+std::string snews_alert_message(const filters::SupernovaAlert& a, std::int32_t detector_id, bool is_test,
+                                std::uint64_t machine_time_unix_ns) {
+  nlohmann::json m = {{"detector_name", "KM3NeT"},
+                      {"machine_time", iso_utc_ns(machine_time_unix_ns)},
+                      {"neutrino_time", iso_utc_ns(a.neutrino_time_ns)},
+                      {"p_val", a.p_value},
+                      {"is_test", is_test},
+                      {"meta", alert_json(a)}};
+  m["meta"]["detector_id"] = detector_id;
+  return m.dump();
+}
+
+std::optional<std::string> SupernovaWatch::observe(const filters::FilterResult& result) {
+  if (!result.supernova) return std::nullopt;  // the run setup turned the search off
   std::lock_guard lock(mutex_);
   filters::SupernovaStep step = monitor_.observe(*result.supernova);
-  if (step.out_of_order) return;
+  if (step.out_of_order) return std::nullopt;
+  std::optional<std::string> message;
   if (step.ready) max_significance_sigma_ = std::max(max_significance_sigma_, step.significance_sigma);
   if (step.alert) {
     const auto& a = *step.alert;
@@ -34,8 +61,10 @@ void SupernovaWatch::observe(const filters::FilterResult& result) {
                  a.effective_doms, a.false_alarm_rate_per_day);
     alerts_.push_back(a);
     if (alerts_.size() > kAlertsKept) alerts_.pop_front();
+    message = snews_alert_message(a, detector_id_, is_test_, dataflow::unix_now_ns());
   }
   last_ = std::move(step);
+  return message;
 }
 
 nlohmann::json SupernovaWatch::to_json() const {

@@ -21,7 +21,8 @@ AlertPublisher::AlertPublisher(zmq::context_t& context, AlertPublisherConfig con
     : config_(std::move(config)),
       socket_(context, zmq::socket_type::pub),
       event_topic_("event." + std::to_string(config_.detector_id)),
-      summary_topic_("summary." + std::to_string(config_.detector_id)) {
+      summary_topic_("summary." + std::to_string(config_.detector_id)),
+      supernova_topic_("sn." + std::to_string(config_.detector_id)) {
   socket_.set(zmq::sockopt::linger, config_.linger_ms);
   socket_.set(zmq::sockopt::sndhwm, config_.send_hwm);
   if (config_.count_drops_exactly) socket_.set(zmq::sockopt::xpub_nodrop, 1);
@@ -77,6 +78,13 @@ bool AlertPublisher::publish_summary(const dataflow::SummarySlice& summary) {
   const auto r = send(summary_topic_, {builder_.GetBufferPointer(), builder_.GetSize()});
   if (r == SendResult::Sent) ++counters_.summaries_sent;
   if (r == SendResult::Dropped) ++counters_.summaries_dropped;
+  return r == SendResult::Sent;
+}
+
+bool AlertPublisher::publish_supernova(std::string_view message) {
+  const auto r = send(supernova_topic_, {reinterpret_cast<const std::uint8_t*>(message.data()), message.size()});
+  if (r == SendResult::Sent) ++counters_.supernova_alerts_sent;
+  if (r == SendResult::Dropped) ++counters_.supernova_alerts_dropped;
   return r == SendResult::Sent;
 }
 

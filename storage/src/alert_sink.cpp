@@ -5,6 +5,7 @@ namespace shoredaq::storage {
 dataflow::SinkWrite AlertSink::write(const dataflow::SliceProducts& slice) {
   for (const auto& e : slice.events) publisher_->publish_event(e);
   publisher_->publish_summary(slice.summary);
+  for (const auto& a : slice.supernova_alerts) publisher_->publish_supernova(a);
   std::lock_guard lock(mutex_);
   counters_ = publisher_->counters();
   return {};
@@ -19,9 +20,11 @@ void AlertSink::describe(const AlertPublisherCounters& c, dataflow::CounterSet& 
   out.total("alerts", "events_sent", c.events_sent);
   out.total("alerts", "events_not_selected", c.events_not_selected);
   out.total("alerts", "summaries_sent", c.summaries_sent);
+  out.total("alerts", "supernova_alerts_sent", c.supernova_alerts_sent);
   // A subscriber too slow for the PUB high-water mark misses messages; the store has them all.
   out.drop("alerts", "events_hwm", c.events_dropped, dataflow::LossUnit::NotLoss);
   out.drop("alerts", "summaries_hwm", c.summaries_dropped, dataflow::LossUnit::NotLoss);
+  out.drop("alerts", "supernova_alerts_hwm", c.supernova_alerts_dropped, dataflow::LossUnit::NotLoss);
   out.drop("alerts", "send_errors", c.send_errors, dataflow::LossUnit::NotLoss);
 }
 

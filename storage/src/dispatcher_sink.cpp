@@ -19,6 +19,10 @@ dataflow::SinkWrite DispatcherSink::write(const dataflow::SliceProducts& slice) 
     const auto tag = dispatch_tag_of(tagged.kind);
     if (tag && dispatcher_.has_subscribers(*tag)) dispatcher_.publish_timeslice(tagged.slice, tagged.kind);
   }
+  // A supernova alert (SNEWS-format JSON) under a tag of its own.
+  for (const auto& alert : slice.supernova_alerts) {
+    dispatcher_.publish(kSupernovaAlertTag, {reinterpret_cast<const std::uint8_t*>(alert.data()), alert.size()});
+  }
   if (dispatcher_.has_subscribers(DispatchTag::Monitoring)) {
     for (const auto& packet : slice.monitoring) dispatcher_.publish_monitoring(packet.datagram);
   }

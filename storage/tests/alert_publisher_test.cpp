@@ -1,4 +1,5 @@
 #include "shoredaq/storage/alert_publisher.hpp"
+#include "shoredaq/storage/alert_sink.hpp"
 
 #include <gtest/gtest.h>
 
@@ -108,6 +109,37 @@ TEST(AlertPublisher, SubscriberReceivesSelectedEventsAndSummaries) {
   EXPECT_EQ(pub.counters().events_sent, sent_before + 1);
   EXPECT_EQ(pub.counters().events_not_selected, 1u);
   EXPECT_EQ(pub.counters().summaries_sent, 1u);
+}
+
+// A supernova alert rides the slice to the alert sink: topic sn.<det>, the SNEWS-format text as is.
+TEST(AlertPublisher, SupernovaAlertsGoOutUnderTheirOwnTopic) {
+  zmq::context_t ctx;
+  AlertPublisherConfig config;
+  config.endpoints = {"inproc://alerts-sn"};
+  config.detector_id = kDetector;
+  config.publish_summaries = false;
+  AlertSink sink(std::make_unique<AlertPublisher>(ctx, config));
+  auto sn = make_sub(ctx, "inproc://alerts-sn", "sn.");
+  dataflow::SliceProducts slice;
+  slice.summary = make_summary(kDetector, 1, 1);
+  const std::string message = R"({"detector_name":"KM3NeT","p_val":1e-9})";
+  slice.supernova_alerts.push_back(message);
+  // Until the subscription has reached the PUB socket the alert may go nowhere: resend, each time
+  // waiting up to the socket's receive timeout, within a deadline.
+  std::string topic;
+  std::vector<std::uint8_t> payload;
+  bool got = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!got && std::chrono::steady_clock::now() < deadline) {
+    sink.write(slice);
+    got = receive(sn, topic, payload);
+  }
+  ASSERT_TRUE(got);
+  EXPECT_EQ(topic, "sn.77");
+  EXPECT_EQ(std::string(payload.begin(), payload.end()), message);
+  dataflow::CounterSet counters;
+  sink.counters(counters);
+  EXPECT_GE(counters.value("alerts.supernova_alerts_sent"), 1u);
 }
 
 TEST(AlertPublisher, TopicFilterOnTheSubscriber) {

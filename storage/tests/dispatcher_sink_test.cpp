@@ -306,3 +306,22 @@ TEST(Dispatcher, TheBacklogIsBoundedAndItsDropsCounted) {
   DispatcherSink::describe(dispatcher.snapshot(), counters);
   EXPECT_EQ(counters.value("dispatcher.messages_backlog_full", true), 10u);
 }
+
+// A supernova alert raised at a slice goes out as IO_SN, the SNEWS-format text as is.
+TEST(DispatcherSink, SupernovaAlertsGoOutAsIoSn) {
+  Dispatcher dispatcher(loopback_config());
+  st::ControlHostClient client(dispatcher.port());
+  client.subscribe(" a IO_SN a MSG");
+  ASSERT_TRUE(wait_for([&] { return dispatcher.has_subscribers(DispatchTag::Log); }));
+  DispatcherSink sink(dispatcher);
+  auto slice = products(22, 1);
+  const std::string message = R"({"detector_name":"KM3NeT","neutrino_time":"2026-11-29T19:00:00.000000000"})";
+  slice.supernova_alerts.push_back(message);
+  sink.write(slice);
+  sink.write(products(22, 2));  // no alert: nothing under IO_SN
+  dispatcher.publish_log("end");
+  auto by_tag = read_until_log_line(client);
+  ASSERT_EQ(by_tag["IO_SN"].size(), 1u);
+  EXPECT_EQ(std::string(by_tag["IO_SN"][0].payload.begin(), by_tag["IO_SN"][0].payload.end()), message);
+  EXPECT_EQ(by_tag.size(), 2u);  // IO_SN and the MSG end marker only
+}

@@ -5,6 +5,7 @@
 // monitoring packets of the slice. Plain data.
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "shoredaq/formats/event.hpp"
@@ -27,6 +28,9 @@ struct SliceProducts {
   SummarySlice summary;
   std::vector<TaggedTimeslice> timeslices;
   std::vector<RawMonitoring> monitoring;  // TMCH packets received since the previous slice (each keeps its time)
+  // SNEWS 2.0-style JSON of each supernova alert the node raised at this slice (usually none):
+  // the alert stream publishes it as topic sn.<det>, the ControlHost dispatcher as IO_SN.
+  std::vector<std::string> supernova_alerts;
   std::uint64_t event_bytes_online = 0;  // online-format size of `events` (computed once, by the writer)
 };
 

@@ -67,7 +67,10 @@ class RunWriter {
   void begin_run();
   // Set before the first slice.
   void set_cycle(RunCycle cycle) { cycle_ = std::move(cycle); }
-  void write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused = false);
+  // `supernova_alerts`: the SNEWS-format alerts raised at this slice (supernova_watch.hpp), handed
+  // to every sink with the slice's products.
+  void write(dataflow::ProcessedSlice<filters::FilterResult>&& slice, bool paused = false,
+             std::vector<std::string> supernova_alerts = {});
   // The writer thread had nothing to do for a tick.
   void idle();
   // After the last slice: every sink's end_run; the sinks add their figures to `record`.

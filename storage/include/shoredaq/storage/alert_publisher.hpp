@@ -8,6 +8,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <flatbuffers/flatbuffers.h>
@@ -49,6 +50,7 @@ struct AlertPublisherCounters {
   std::uint64_t events_dropped = 0;  // at the high-water mark
   std::uint64_t summaries_sent = 0;
   std::uint64_t summaries_dropped = 0;
+  std::uint64_t supernova_alerts_sent = 0, supernova_alerts_dropped = 0;
   std::uint64_t send_errors = 0;  // other ZeroMQ errors
 };
 
@@ -61,9 +63,12 @@ class AlertPublisher {
   // Same with an already encoded Event buffer (as the store made it).
   bool publish_event_buffer(const dataflow::Event& event, std::span<const std::uint8_t> buffer);
   bool publish_summary(const dataflow::SummarySlice& summary);
+  // A supernova alert (the SNEWS-format JSON text), topic sn.<det>; never pre-selected.
+  bool publish_supernova(std::string_view message);
 
   const std::string& event_topic() const noexcept { return event_topic_; }
   const std::string& summary_topic() const noexcept { return summary_topic_; }
+  const std::string& supernova_topic() const noexcept { return supernova_topic_; }
   const AlertPublisherCounters& counters() const noexcept { return counters_; }
   // The endpoints as bound (a tcp port 0 / wildcard resolved).
   std::vector<std::string> bound_endpoints() const { return bound_; }
@@ -74,7 +79,7 @@ class AlertPublisher {
 
   AlertPublisherConfig config_;
   zmq::socket_t socket_;
-  std::string event_topic_, summary_topic_;
+  std::string event_topic_, summary_topic_, supernova_topic_;
   std::vector<std::string> bound_;
   flatbuffers::FlatBufferBuilder builder_;
   AlertPublisherCounters counters_;

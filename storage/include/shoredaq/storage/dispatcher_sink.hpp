@@ -15,6 +15,10 @@
 
 namespace shoredaq::storage {
 
+// The ControlHost tag of the node's supernova alerts (a SNEWS 2.0-style JSON text per alert); not a
+// tag of the collaboration's reference files.
+inline constexpr std::string_view kSupernovaAlertTag = "IO_SN";
+
 class DispatcherSink final : public dataflow::Sink {
  public:
   explicit DispatcherSink(Dispatcher& dispatcher) : dispatcher_(dispatcher), baseline_(dispatcher.snapshot()) {}
