@@ -18,10 +18,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/frame_check.hpp"
 #include "shoredaq/filters/l0.hpp"
+#include "reference_feed.hpp"
 
 using namespace shoredaq;
 using namespace shoredaq::filters;
@@ -29,9 +29,6 @@ using namespace shoredaq::filters;
 namespace {
 
 constexpr double kHitsPerDuEquivalent = 3.9e6;  // hits/s of one DU-equivalent (DESIGN.md section 7)
-// Muons crossing the simulator's can, per DU: ~3e-4 muons per m^2 per s at ARCA depth (3.5 km
-// w.e.) over a ~1 km^2 building block is ~300 Hz, i.e. ~3 Hz per DU.
-constexpr double kMuonRateHzPerDu = 3.0;
 
 struct Workload {
   std::shared_ptr<const dataflow::Detector> detector;
@@ -40,30 +37,16 @@ struct Workload {
   std::size_t hits = 0;
 };
 
-std::string detx(const char* name) { return std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/" + name; }
-
 // 1 and 10 DUs from the ARCA-21 file (detector 133), 115 DUs from the building-block file.
 Workload& workload(int dus) {
   static std::map<int, Workload> cache;
   auto it = cache.find(dus);
   if (it != cache.end()) return it->second;
   Workload w;
-  w.detector = std::make_shared<const dataflow::Detector>(dataflow::Detector::load(
-      dus <= 21 ? detx("KM3NeT_00000133_20221025.detx") : detx("KM3NeT_-00000001_20171212.detx")));
-  drivers::DuSimConfig c;
-  c.detector = w.detector;
-  const auto all = w.detector->du_ids();
-  c.dus.assign(all.begin(), all.begin() + std::min<std::size_t>(all.size(), static_cast<std::size_t>(dus)));
-  c.start_unix_ns = 1'700'000'000'000'000'000ull;
-  c.seed = 2024;
-  c.muon.rate_hz = kMuonRateHzPerDu * dus;
-  c.threads = 2;
-  drivers::DuSimulator sim(c);
-  const int slices = dus == 1 ? 20 : dus <= 10 ? 4 : 2;
-  for (int k = 0; k < slices; ++k) {
-    w.slices.push_back(sim.next_slice().truth);
-    w.hits += w.slices.back().hit_count();
-  }
+  auto feed = bench::make_reference_feed(dus);
+  w.detector = std::move(feed.detector);
+  w.slices = std::move(feed.slices);
+  for (const auto& slice : w.slices) w.hits += slice.hit_count();
   w.filter = std::make_unique<DataFilter>(*w.detector, TriggerParameters{});
   return cache.emplace(dus, std::move(w)).first->second;
 }
@@ -158,7 +141,7 @@ double hits_per_second(Workload& w, Fn&& fn, double seconds = 1.5) {
 }
 
 void print_figures() {
-  std::printf("\n== filters: reference workload, one core (muons %.0f Hz per DU crossing the can) ==\n", kMuonRateHzPerDu);
+  std::printf("\n== filters: reference workload, one core (muons %.0f Hz per DU crossing the can) ==\n", bench::kMuonRateHzPerDu);
   std::printf("%5s %10s %12s %9s %12s %9s %9s %9s %11s %10s\n", "DUs", "hits/slice", "filter h/s", "DU-eq",
               "baseline h/s", "ratio", "L0 share", "events/s", "ev bytes/s", "reduction");
   for (int dus : {1, 10, 115}) {

@@ -16,19 +16,18 @@
 
 #include <benchmark/benchmark.h>
 
-#include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/frame_check.hpp"
 #include "shoredaq/filters/l1.hpp"
 #include "shoredaq/filters/supernova.hpp"
 #include "shoredaq/filters/supernova_monitor.hpp"
+#include "reference_feed.hpp"
 
 using namespace shoredaq;
 using namespace shoredaq::filters;
 
 namespace {
 
-constexpr double kMuonRateHzPerDu = 3.0;  // as bench_filters: ~300 Hz per building block
 
 struct Workload {
   std::shared_ptr<const dataflow::Detector> detector;
@@ -38,31 +37,19 @@ struct Workload {
   std::vector<SupernovaSliceFigure> figures;
 };
 
-std::string detx(const char* name) { return std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/" + name; }
-
 Workload& workload(int dus) {
   static std::map<int, Workload> cache;
   auto it = cache.find(dus);
   if (it != cache.end()) return it->second;
   Workload w;
-  w.detector = std::make_shared<const dataflow::Detector>(dataflow::Detector::load(
-      dus <= 21 ? detx("KM3NeT_00000133_20221025.detx") : detx("KM3NeT_-00000001_20171212.detx")));
-  drivers::DuSimConfig c;
-  c.detector = w.detector;
-  const auto all = w.detector->du_ids();
-  c.dus.assign(all.begin(), all.begin() + std::min<std::size_t>(all.size(), static_cast<std::size_t>(dus)));
-  c.start_unix_ns = 1'700'000'000'000'000'000ull;
-  c.seed = 2024;
-  c.muon.rate_hz = kMuonRateHzPerDu * dus;
-  c.threads = 2;
-  drivers::DuSimulator sim(c);
-  const int slices = dus == 1 ? 20 : dus <= 10 ? 4 : 2;
+  auto feed = bench::make_reference_feed(dus);
+  w.detector = std::move(feed.detector);
   const DataFilter filter(*w.detector, TriggerParameters{});
   std::vector<DomCalibration> calibrations;
   for (const auto& m : w.detector->modules()) calibrations.push_back(DomCalibration::of(m));
   L0Scratch scratch;
-  for (int k = 0; k < slices; ++k) {
-    w.slices.push_back(sim.next_slice().truth);
+  for (auto& slice : feed.slices) {
+    w.slices.push_back(std::move(slice));
     const auto& s = w.slices.back();
     auto r = filter.process(s);
     w.events.push_back(std::move(r.events));
