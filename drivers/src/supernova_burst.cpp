@@ -72,15 +72,8 @@ double SupernovaBurstModel::burst_time_s(std::uint64_t slice_start_unix_ns, doub
   return (static_cast<double>(offset_ns) + ns_in_slice) * 1e-9;
 }
 
-double SupernovaBurstModel::rate_hz(double tau_s) const noexcept { return enabled_ ? rate_per_profile_ * profile(tau_s) : 0.0; }
-
 double SupernovaBurstModel::expected_per_dom(double from_s, double to_s) const noexcept {
   return enabled_ ? rate_per_profile_ * profile_integral(from_s, to_s) : 0.0;
-}
-
-double SupernovaBurstModel::multiplicity_probability(unsigned m) const noexcept {
-  if (!enabled_ || m < 2 || m > kSupernovaMaxMultiplicity) return 0.0;
-  return multiplicity_cdf_[m] - multiplicity_cdf_[m - 1];
 }
 
 void SupernovaBurstModel::draw(SimRng& rng, std::uint64_t slice_start_unix_ns, double lo_ns, double hi_ns,

@@ -30,15 +30,10 @@ class SupernovaBurstModel {
   SupernovaBurstModel(const SupernovaBurstConfig& config, std::uint64_t run_start_unix_ns);
 
   bool enabled() const noexcept { return enabled_; }
-  std::uint64_t start_unix_ns() const noexcept { return start_unix_ns_; }
   // Whether the 100 ms slice starting at `slice_start_unix_ns` overlaps the burst.
   bool overlaps(std::uint64_t slice_start_unix_ns) const noexcept;
-  // Coincidences per DOM per second at `tau_s` seconds after the burst start (0 outside it).
-  double rate_hz(double tau_s) const noexcept;
   // Mean coincidences per DOM in [from_s, to_s) (seconds after the burst start).
   double expected_per_dom(double from_s, double to_s) const noexcept;
-  // P(multiplicity m): 0 outside 2..kSupernovaMaxMultiplicity.
-  double multiplicity_probability(unsigned m) const noexcept;
   // Seconds after the burst start of a time `ns_in_slice` into the slice starting at `slice_start_unix_ns`.
   double burst_time_s(std::uint64_t slice_start_unix_ns, double ns_in_slice) const noexcept;
 
