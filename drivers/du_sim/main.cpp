@@ -113,7 +113,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 100.0));
   app.add_option("--batch-bytes", o.batch_bytes, "Largest ZeroMQ message: records are batched up to this size (always flushed per slice)");
   app.add_flag("--realtime", o.realtime, "Pace output: one slice per 100 ms of wall clock (default: as fast as possible)");
-  app.add_option("--truth", o.truth, "Write the injected particles (muons, showers) and their hits as JSON lines to this file");
+  app.add_option("--truth", o.truth,
+                 "Write the injected particles (muons, showers) and their hits as JSON lines to this file; with "
+                 "--sn-burst-at also the burst (a first line of type sn_burst) and its coincidences per slice (sn_slice)");
+  double sn_burst_at_s = -1;
+  auto& sn = cfg.supernova;
+  app.add_option("--sn-burst-at", sn_burst_at_s,
+                 "Supernova-like burst: its start in seconds after the first slice (data time); every DOM gets extra "
+                 "coincidences on 2-12 distinct PMTs within a few ns, rising in ~50 ms, decaying over the burst; -1: none")
+      ->check(CLI::Range(-1.0, 1e9));
+  app.add_option("--sn-burst-seconds", sn.duration_s, "With --sn-burst-at: burst length, seconds (exponential-like decay over it)")
+      ->check(CLI::Range(0.001, 1e6));
+  app.add_option("--sn-burst-scale", sn.scale,
+                 "With --sn-burst-at: scale of the extra rate; 1: a peak of 50 coincidences/s per DOM, ~7/s per DOM in "
+                 "the 7-11-fold band")
+      ->check(CLI::Range(0.0, 1e6));
 
   auto& bg = cfg.background;
   app.add_option("--singles-hz", bg.singles_rate_hz, "Total hit rate per PMT in Hz, including the 40K coincidence hits");
@@ -203,6 +217,7 @@ int main(int argc, char** argv) {
     if (silent_dom) cfg.faults.silent_dom = silent_dom;
     if (late_dom) cfg.faults.late_dom = late_dom;
     if (bad_time_dom) cfg.faults.bad_time_dom = bad_time_dom;
+    if (sn_burst_at_s >= 0) cfg.supernova.at_s = sn_burst_at_s;
     std::uint32_t total_slices = o.slices;
     if (o.seconds > 0) total_slices = static_cast<std::uint32_t>(o.seconds * 10.0 + 0.5);
 
@@ -226,6 +241,8 @@ int main(int argc, char** argv) {
       truth.open(o.truth, std::ios::trunc);
       if (!truth) throw std::runtime_error("cannot create " + o.truth);
     }
+    const auto sn_burst = sim.supernova_burst();
+    if (truth && sn_burst) truth << shoredaq::drivers::truth_json_line(*sn_burst) << '\n';
     const bool show_progress = o.progress || isatty(STDERR_FILENO);
 
     // Totals.
@@ -272,6 +289,8 @@ int main(int argc, char** argv) {
       total.delayed += c.delayed;
       total.silenced += c.silenced;
       total.bad_time += c.bad_time;
+      total.supernova_coincidences += c.supernova_coincidences;
+      if (truth && slice.supernova) truth << shoredaq::drivers::truth_json_line(*slice.supernova) << '\n';
       for (std::size_t i = 0; i < slice.truth.frames.size(); ++i) {
         const auto& fr = slice.truth.frames[i];
         const std::uint8_t* p = fr.hits.data();
@@ -359,6 +378,9 @@ int main(int argc, char** argv) {
     j["muons"] = {{"injected", total.muons}, {"with_hits", muons_with_hits}, {"l1_on_4_doms", muons_l1_4doms}};
     j["showers"] = total.showers;
     j["particle_hits"] = particle_hits;
+    if (sn_burst)
+      j["sn_burst"] = {{"start_unix_ns", sn_burst->start_unix_ns}, {"duration_s", sn_burst->duration_s},
+                       {"scale", sn_burst->scale}, {"coincidences", total.supernova_coincidences}};
     j["faults"] = {{"lost", total.lost},           {"duplicated", total.duplicated}, {"corrupted", total.corrupted},
                    {"delayed", total.delayed},     {"silenced", total.silenced},
                    {"bad_time", total.bad_time},   {"bad_length_records", sink_total.bad_length_records}};
@@ -393,6 +415,10 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(total.muons), static_cast<unsigned long long>(muons_with_hits),
                   static_cast<unsigned long long>(muons_l1_4doms), static_cast<unsigned long long>(total.showers),
                   static_cast<unsigned long long>(particle_hits));
+      if (sn_burst)
+        std::printf("  supernova burst at %.3f s for %.3f s (scale %g): %llu coincidences injected\n",
+                    sn_burst->start_unix_ns * 1e-9, sn_burst->duration_s, sn_burst->scale,
+                    static_cast<unsigned long long>(total.supernova_coincidences));
       if (total.bursts || total.hrv_vetoed_hits)
         std::printf("  bioluminescence bursts %llu, HRV-vetoed hits %llu\n", static_cast<unsigned long long>(total.bursts),
                     static_cast<unsigned long long>(total.hrv_vetoed_hits));

@@ -17,6 +17,7 @@
 #include "acoustic_feed.hpp"
 #include "bad_time_fault.hpp"
 #include "sim_random.hpp"
+#include "supernova_burst.hpp"
 
 namespace shoredaq::drivers {
 
@@ -78,6 +79,7 @@ struct DomOutput {
   std::uint64_t bursts = 0;
   std::uint64_t monitoring = 0;
   std::uint64_t acoustic = 0;
+  std::array<std::uint64_t, kSupernovaMaxMultiplicity + 1> supernova{};  // injected, by multiplicity
 };
 
 Vec3 normalized(Vec3 v) {
@@ -158,6 +160,7 @@ struct DuSimulator::Impl {
   std::size_t hits_per_datagram = 0;
   std::size_t header_bytes = 0;
   std::deque<std::pair<std::uint32_t, SimDatagram>> late_queue;  // (release frame, datagram)
+  detail::SupernovaBurstModel supernova{SupernovaBurstConfig{}, 0};  // set once start_ns is known
 
   explicit Impl(DuSimConfig cfg);
   void build_tot_table();
@@ -166,6 +169,8 @@ struct DuSimulator::Impl {
   std::vector<Particle> make_particles(std::uint32_t frame) const;
   void add_particle_light(const DomModel& dom, std::size_t k, const Particle& p, std::uint32_t frame,
                           std::array<std::vector<SimHit>, dataflow::kPmtsPerDom>& extra) const;
+  void add_supernova_coincidences(const DomModel& dom, std::uint32_t frame, DomOutput& out,
+                                  std::array<std::vector<SimHit>, dataflow::kPmtsPerDom>& extra) const;
   DomOutput generate_dom(std::size_t index, std::uint32_t frame, const std::vector<Particle>& particles) const;
   SimulatedSlice generate(std::uint32_t frame, std::vector<SimDatagram>* late_out) const;
   void apply_faults(std::uint32_t frame, std::vector<SimDatagram>& list, SliceCounters& counters) const;
@@ -270,6 +275,7 @@ DuSimulator::Impl::Impl(DuSimConfig cfg) : config(std::move(cfg)) {
                                                                    std::chrono::system_clock::now().time_since_epoch())
                                                                    .count());
   start_ns = start / slice_ns * slice_ns;
+  supernova = detail::SupernovaBurstModel(config.supernova, start_ns);
 }
 
 void DuSimulator::Impl::build_tot_table() {
@@ -420,6 +426,33 @@ void DuSimulator::Impl::add_particle_light(const DomModel& dom, std::size_t k, c
   }
 }
 
+void DuSimulator::Impl::add_supernova_coincidences(const DomModel& dom, std::uint32_t frame, DomOutput& out,
+                                                   std::array<std::vector<SimHit>, dataflow::kPmtsPerDom>& extra) const {
+  const std::uint64_t slice_start = start_ns + std::uint64_t{frame} * dataflow::kSliceDurationNs;
+  if (!supernova.overlaps(slice_start) || dom.n_pmts < 2) return;
+  // Like 40K: raw = true - (t0 - mean t0), so the photons coincide in calibrated time. The times
+  // are kept where every photon's raw time stays inside the slice (the burst's whole multiplicity
+  // is sent); the margin is the t0 spread plus the jitter cut.
+  double offset_min = 0, offset_max = 0;
+  for (unsigned c = 0; c < dom.n_pmts; ++c) {
+    offset_min = std::min(offset_min, dom.t0_ns[c] - dom.t0_mean_ns);
+    offset_max = std::max(offset_max, dom.t0_ns[c] - dom.t0_mean_ns);
+  }
+  const double margin_ns = 3.0 * config.supernova.jitter_ns + 1.0;
+  SimRng rng(config.seed, Stream::Supernova, {frame, dom.module->id});
+  std::vector<detail::SupernovaCoincidence> coincidences;
+  supernova.draw(rng, slice_start, offset_max + margin_ns, kSliceNs + offset_min - margin_ns, dom.n_pmts,
+                 dom.neighbour_cdf, coincidences);
+  for (const auto& co : coincidences) {
+    ++out.supernova[co.multiplicity];
+    for (unsigned j = 0; j < co.multiplicity; ++j) {
+      const unsigned c = co.channels[j];
+      const double raw = std::round(co.time_ns + co.jitter_ns[j] - (dom.t0_ns[c] - dom.t0_mean_ns));
+      extra[c].push_back(SimHit{static_cast<std::uint32_t>(raw), tot_one_pe(rng), kSourceCorrelated, 1});
+    }
+  }
+}
+
 DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame,
                                           const std::vector<Particle>& particles) const {
   const DomModel& dom = doms[index];
@@ -486,6 +519,7 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
     }
   }
 
+  add_supernova_coincidences(dom, frame, out, extra);
   for (std::size_t k = 0; k < particles.size(); ++k) add_particle_light(dom, k, particles[k], frame, extra);
 
   // Singles per channel as a Poisson process in time (already ordered), merged on the fly with
@@ -690,6 +724,19 @@ SimulatedSlice DuSimulator::Impl::generate(std::uint32_t frame, std::vector<SimD
   }
 
   SliceCounters& counters = slice.counters;
+  if (supernova.overlaps(slice_start)) {
+    SupernovaSliceTruth& sn = slice.supernova.emplace();
+    sn.frame_index = frame;
+    sn.slice_start_unix_ns = slice_start;
+    sn.expected_per_dom = supernova.expected_per_dom(supernova.burst_time_s(slice_start, 0.0),
+                                                     supernova.burst_time_s(slice_start, kSliceNs));
+    for (const DomOutput& o : outputs)
+      for (unsigned m = 2; m <= kSupernovaMaxMultiplicity; ++m) {
+        sn.by_multiplicity[m] += o.supernova[m];
+        sn.coincidences += o.supernova[m];
+      }
+    counters.supernova_coincidences = sn.coincidences;
+  }
   slice.truth.frames.reserve(outputs.size());
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     DomOutput& o = outputs[i];
@@ -787,5 +834,9 @@ std::uint64_t DuSimulator::slice_start_unix_ns(std::uint32_t frame_index) const 
   return impl_->start_ns + std::uint64_t{frame_index} * dataflow::kSliceDurationNs;
 }
 double DuSimulator::uncorrelated_rate_hz() const noexcept { return impl_->uncorrelated_rate_hz; }
+std::optional<SupernovaBurstTruth> DuSimulator::supernova_burst() const {
+  if (!impl_->supernova.enabled()) return std::nullopt;
+  return impl_->supernova.truth(static_cast<std::uint32_t>(impl_->doms.size()));
+}
 
 }  // namespace shoredaq::drivers

@@ -21,7 +21,7 @@ inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
 }
 
 // Stream purposes, part of the key.
-enum class Stream : std::uint64_t { Background = 1, K40, Burst, Particles, ParticleLight, Faults, Monitoring, Acoustic };
+enum class Stream : std::uint64_t { Background = 1, K40, Burst, Particles, ParticleLight, Faults, Monitoring, Acoustic, Supernova };
 
 class SimRng {
  public:

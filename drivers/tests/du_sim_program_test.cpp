@@ -176,11 +176,44 @@ TEST(DuSimProgram, BadSliceTimesAreInjectedAndCounted) {
   EXPECT_EQ(off_times, (std::vector<std::uint64_t>{55'100'000'000ull, 110'200'000'000ull, 165'300'000'000ull}));
 }
 
+TEST(DuSimProgram, SupernovaBurstIsInTheTruthFile) {
+  // A 0.35 s burst from 0.25 s: slices 2..5 overlap it. The truth file starts with the burst and
+  // has one sn_slice line per overlapping slice; the summary counts the same coincidences.
+  TempDir tmp;
+  const auto summary = tmp.path / "s.json", truth = tmp.path / "truth.jsonl";
+  const std::string cmd = kDuSim + " --detx " + kDetx + " --dus 9 --slices 8 --seed 5 --start-utc 1700000000" +
+                          " --muon-rate-hz 0 --sn-burst-at 0.25 --sn-burst-seconds 0.35 --sn-burst-scale 2 --truth " +
+                          truth.string() + " --json > " + summary.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(truth);
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[0]["type"], "sn_burst");
+  EXPECT_EQ(lines[0]["start_unix_ns"].get<std::uint64_t>(), 1'700'000'000'250'000'000ull);
+  EXPECT_DOUBLE_EQ(lines[0]["duration_s"].get<double>(), 0.35);
+  EXPECT_DOUBLE_EQ(lines[0]["scale"].get<double>(), 2.0);
+  std::uint64_t coincidences = 0;
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["type"], "sn_slice");
+    EXPECT_EQ(lines[i]["frame_index"].get<std::uint32_t>(), i + 1);
+    EXPECT_EQ(lines[i]["slice_start_unix_ns"].get<std::uint64_t>(), 1'700'000'000'000'000'000ull + (i + 1) * 100'000'000ull);
+    coincidences += lines[i]["coincidences"].get<std::uint64_t>();
+  }
+  EXPECT_GT(coincidences, 0u);
+  const auto j = read_json(summary);
+  EXPECT_EQ(j["sn_burst"]["coincidences"].get<std::uint64_t>(), coincidences);
+  EXPECT_EQ(j["sn_burst"]["start_unix_ns"].get<std::uint64_t>(), 1'700'000'000'250'000'000ull);
+}
+
 TEST(DuSimProgram, BadOptionsFailWithAMessage) {
   EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --dus 6 --slices 1 2> /dev/null").c_str()), 0);  // no DU 6
   EXPECT_NE(std::system((kDuSim + " --slices 1 2> /dev/null").c_str()), 0);  // no --detx
   EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --seconds 1 --slices 2 > /dev/null 2>&1").c_str()), 0);
   EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --loss-pct 150 > /dev/null 2>&1").c_str()), 0);
+  EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --sn-burst-at 1 --sn-burst-seconds 0 > /dev/null 2>&1").c_str()), 0);
+  EXPECT_NE(std::system((kDuSim + " --detx " + kDetx + " --sn-burst-at 1 --sn-burst-scale -1 > /dev/null 2>&1").c_str()), 0);
   EXPECT_EQ(std::system((kDuSim + " --help > /dev/null").c_str()), 0);
 }
 

@@ -21,6 +21,7 @@
 // <= 47) on 7.7 DOMs; 54 % with L1 on >= 1 DOM, 33 % on >= 4 DOMs. Raise `muon.light_yield_pe_m`
 // (du-sim --muon-yield) for brighter muons; TruthParticle::l1_doms tells which ones are bright.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -130,6 +131,35 @@ struct AcousticConfig {
   double noise_sigma = 5'000.0;
 };
 
+// A supernova-like burst (issue 12): during [at_s, at_s + duration_s) after the first slice's start
+// (data time), every simulated DOM gets extra coincidences of hits on distinct PMTs within a few ns,
+// on top of its singles and 40K coincidences: ~10 MeV neutrino interactions near a DOM, a few photons
+// each. Off unless `at_s` is set.
+// Time profile, per DOM: rate(tau) = scale * peak_rate_hz_per_dom * g(tau) / max(g), tau = time since
+// the burst start, g(tau) = (1 - exp(-tau / tau_rise)) * exp(-tau / tau_decay), tau_rise = rise_ms / 3
+// (95 % of the rise within rise_ms: a fast rise in ~50 ms, like the accretion phase's onset) and
+// tau_decay = duration_s / 3 (an exponential-like cooling; ~5 % of the peak at the end, then cut).
+// Multiplicity (distinct PMTs): P(m) ~ multiplicity_ratio^(m - 2) for m = 2..kSupernovaMaxMultiplicity,
+// a falling spectrum (few photons per interaction). With the default ratio 0.7: 30.6 % 2-fold,
+// 21.4 % 3-fold, 15.0 % 4-fold, ...; 14.3 % in the ARCA-like SN band 7-11.
+// The PMTs of a coincidence: a first one uniformly, the others like 40K (BackgroundConfig's
+// neighbour preference). The photons share one true time with a Gaussian jitter (cut at +-3 sigma),
+// and, like 40K, raw = true - (t0 - mean t0 of the DOM): they coincide in *calibrated* time, so the
+// SN filter's 10 ns window sees them as one coincidence.
+// Default peak rate: chosen for a clear test signal, not from a supernova flux: at scale 1 the
+// burst's peak adds ~7 coincidences/s per DOM in the 7-11 band, i.e. ~64 per 500 ms over one DU
+// (18 DOMs), where the simulated background has next to none (40K goes up to 4-fold).
+inline constexpr unsigned kSupernovaMaxMultiplicity = 12;
+struct SupernovaBurstConfig {
+  std::optional<double> at_s;            // burst start, seconds after the run's first slice; unset = no burst
+  double duration_s = 10.0;              // burst length; the rate is zero after it
+  double scale = 1.0;                    // multiplies peak_rate_hz_per_dom (0: a burst with nothing in it)
+  double peak_rate_hz_per_dom = 50.0;    // coincidences (all multiplicities) per DOM per second at the peak
+  double rise_ms = 50.0;                 // the rate reaches ~95 % of its rise within this
+  double multiplicity_ratio = 0.7;       // P(m + 1) / P(m), m = 2..kSupernovaMaxMultiplicity
+  double jitter_ns = 1.0;                // Gaussian sigma of each photon's time around the coincidence time
+};
+
 struct DuSimConfig {
   std::shared_ptr<const dataflow::Detector> detector;
   std::vector<int> dus;          // DU numbers to simulate; empty = all DUs of the detector
@@ -160,6 +190,7 @@ struct DuSimConfig {
   // Also send TAES acoustic datagrams per DOM (AcousticConfig), after the DOM's TTDC and TMCH
   // datagrams of the slice. Not part of the truth timeslice.
   AcousticConfig acoustic;
+  SupernovaBurstConfig supernova;
 };
 
 // One hit of a ground-truth particle, as sent (raw time, like the datagram).
@@ -192,6 +223,28 @@ struct TruthParticle {
 // One JSON object (no newline) for the ground-truth file.
 std::string truth_json_line(const TruthParticle& particle);
 
+// The burst as a whole, for the ground-truth file (one line before the slices).
+struct SupernovaBurstTruth {
+  std::uint64_t start_unix_ns = 0;   // burst start (data time, UTC ns)
+  double duration_s = 0;
+  double scale = 0;
+  double peak_rate_hz_per_dom = 0;   // after the scale
+  double rise_ms = 0;
+  double multiplicity_ratio = 0;
+  std::uint32_t doms = 0;            // DOMs that get the burst (all simulated ones)
+};
+// The burst's share of one slice (every slice that overlaps the burst, even with nothing injected).
+struct SupernovaSliceTruth {
+  std::uint32_t frame_index = 0;
+  std::uint64_t slice_start_unix_ns = 0;
+  double expected_per_dom = 0;       // the profile's mean coincidences per DOM in this slice
+  std::uint64_t coincidences = 0;    // injected, summed over the DOMs
+  // Injected coincidences by multiplicity (index = distinct PMTs, 2..kSupernovaMaxMultiplicity).
+  std::array<std::uint64_t, kSupernovaMaxMultiplicity + 1> by_multiplicity{};
+};
+std::string truth_json_line(const SupernovaBurstTruth& burst);
+std::string truth_json_line(const SupernovaSliceTruth& slice);
+
 enum class DatagramFault : std::uint8_t { None, Truncated, BadChannel, BadLengthRecord, Duplicate, Late, BadTime };
 std::string_view to_string(DatagramFault f) noexcept;
 
@@ -215,6 +268,7 @@ struct SliceCounters {
   std::uint64_t muons = 0, showers = 0;
   std::uint64_t lost = 0, duplicated = 0, corrupted = 0, delayed = 0, silenced = 0;
   std::uint64_t bad_time = 0;              // extra datagrams with a wrong slice time (FaultConfig)
+  std::uint64_t supernova_coincidences = 0;  // injected by the burst (SupernovaBurstConfig)
 };
 
 struct SimulatedSlice {
@@ -224,6 +278,7 @@ struct SimulatedSlice {
   std::vector<SimDatagram> datagrams;      // after fault injection, in sending order
   std::vector<TruthParticle> particles;
   SliceCounters counters;
+  std::optional<SupernovaSliceTruth> supernova;  // set when the slice overlaps the burst
 };
 
 class DuSimulator {
@@ -247,6 +302,8 @@ class DuSimulator {
   std::uint64_t slice_start_unix_ns(std::uint32_t frame_index) const noexcept;
   // Per-PMT rate of uncorrelated singles after subtracting the coincidence hits.
   double uncorrelated_rate_hz() const noexcept;
+  // The configured burst (SupernovaBurstConfig), unset without one.
+  std::optional<SupernovaBurstTruth> supernova_burst() const;
 
  private:
   struct Impl;
