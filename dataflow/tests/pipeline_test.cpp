@@ -359,6 +359,57 @@ TEST(Pipeline, LiveIngestOverInprocToWriter) {
   EXPECT_EQ(st.ingest_stage.in, 20u);
 }
 
+// Back-pressure: with every queue tiny and the writer held, a live feed far larger than the queues
+// loses nothing; the ingest stops reading and the sender waits. Then stop drains it all.
+TEST(Pipeline, LosslessLiveIngestMakesTheSenderWaitInsteadOfDropping) {
+  zmq::context_t ctx;
+  const std::vector<std::uint32_t> doms = {7, 8};
+  auto c = config(doms, 1);
+  c.lossless = true;
+  c.message_queue_capacity = 2;
+  c.slice_queue_capacity = 1;
+  c.reorder_window_slices = 1;
+  ZmqIngestConfig ic;
+  IngestEndpoint ep;
+  ep.address = "inproc://pipeline-backpressure";
+  ic.endpoints.push_back(ep);
+  ic.receive_hwm = 2;
+  c.ingest = ic;
+  Gate gate;
+  Written w;
+  Pipeline<std::size_t> p(
+      c, [](const Timeslice& t) { return t.hit_count(); },
+      [&](ProcessedSlice<std::size_t>&& s) {
+        gate.pass();
+        w.add(s);
+      },
+      &ctx);
+  p.start();
+  zmq::socket_t push(ctx, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 100);
+  push.set(zmq::sockopt::sndhwm, 2);
+  push.set(zmq::sockopt::sndtimeo, 50);
+  push.connect("inproc://pipeline-backpressure");
+  ASSERT_TRUE(push.send(zmq::buffer(slice_message(0, doms)), zmq::send_flags::none));
+  ASSERT_TRUE(gate.wait_entered());
+  // The writer is held: the queues fill, the ingest stops reading and the sender must wait.
+  std::uint32_t sent = 1;
+  bool refused = false;
+  for (; sent < 200 && !refused; ++sent) {
+    if (!push.send(zmq::buffer(slice_message(sent, doms)), zmq::send_flags::none)) refused = true;
+  }
+  EXPECT_TRUE(refused) << "the sender never had to wait: nothing pushed back";
+  const std::uint32_t accepted = refused ? sent - 1 : sent;
+  gate.release();
+  ASSERT_TRUE(w.wait_count(accepted - 1));  // the newest may still be open
+  EXPECT_TRUE(p.stop(10s).drained);
+  ASSERT_EQ(w.frames.size(), accepted);
+  for (std::uint32_t i = 0; i < accepted; ++i) EXPECT_EQ(w.frames[i], i + 1);
+  const PipelineStats st = p.stats();
+  EXPECT_EQ(st.messages_dropped, 0u);
+  EXPECT_EQ(st.slices_dropped_queue_full, 0u);
+}
+
 TEST(Pipeline, BadIngestEndpointThrowsAtStartAndStopsCleanly) {
   zmq::context_t ctx;
   auto c = config({1}, 1);

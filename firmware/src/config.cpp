@@ -93,6 +93,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("queue_slices", c.builder.queue_slices, 1, 4096);
     r.integer("time_quorum_doms", c.builder.time_quorum_doms, 1, 100'000);
     r.integer("max_wall_clock_offset_s", c.builder.max_wall_clock_offset_s, 0, 10 * 365 * 86'400);
+    r.boolean("backpressure", c.builder.backpressure);
     r.reject_unknown();
   }
   {
@@ -224,7 +225,10 @@ NodeConfig parse_config(std::string_view toml_text) {
   }
   if (!c.alerts.curve && !c.alerts.curve_allowed_keys.empty())
     fail("alerts.curve_allowed_keys", "set, but alerts.curve = false: set alerts.curve = true or remove the allow-list");
-  // The default run setup, typed now: a value `configure` would refuse is refused here.
+  if (c.builder.backpressure && !c.ingest.udp.empty())
+    fail("builder.backpressure", "true, but ingest.udp is set: UDP senders cannot wait (their datagrams would be lost "
+                                 "uncounted in the kernel); use back-pressure with ZeroMQ ingest only");
+    // The default run setup, typed now: a value `configure` would refuse is refused here.
   if (section(root, "trigger") != nullptr) {
     auto parsed = filters::parse_trigger_parameters(toml_text);
     if (!parsed.ok()) throw ConfigError(parsed.error);

@@ -41,6 +41,7 @@ dataflow::PipelineConfig live_pipeline_config(const NodeConfig& config, const da
   ingest.configure_socket = std::move(configure_ingest_socket);
   // UDP only: no ZeroMQ sockets at all (the receiver feeds the pipeline).
   if (!ingest.endpoints.empty()) p.ingest = ingest;
+  p.lossless = config.builder.backpressure;
   p.workers = config.worker_count();
   p.slice_queue_capacity = config.builder.queue_slices;
   p.reorder_window_slices = std::max<std::size_t>(config.builder.queue_slices, 2 * p.workers);

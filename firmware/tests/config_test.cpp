@@ -100,6 +100,8 @@ sndhwm = 50
   refused("[dispatcher]\nport = 70000\n", "dispatcher.port");
   refused("[acoustic]\npublish_endpoint = \"udp://x\"\n", "acoustic.publish_endpoint");
   refused("[acoustic]\nspoool = true\n", "acoustic.spoool");
+  refused("[builder]\nbackpressure = true\n[ingest]\nendpoints = []\nudp = [\"optical@127.0.0.1:0\"]\n", "builder.backpressure");
+  EXPECT_TRUE(parse_config("[builder]\nbackpressure = true\n").builder.backpressure);
 }
 
 TEST(Config, ValuesAreRead) {

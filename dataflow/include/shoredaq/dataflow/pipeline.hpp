@@ -108,7 +108,9 @@ struct PipelineConfig {
   std::size_t slice_queue_capacity = 8;       // builder -> workers, whole slices
   std::size_t reorder_window_slices = 16;     // results waiting for the writer
   std::chrono::milliseconds tick{10};         // the longest any stage waits before re-checking
-  bool lossless = false;                      // block instead of dropping (offline replay)
+  // Block instead of dropping (offline replay; a live node with back-pressure: the ingest thread
+  // waits for room, ZeroMQ PUSH senders wait on it).
+  bool lossless = false;
 };
 
 struct PipelineStats {
@@ -304,8 +306,23 @@ class Pipeline {
   };
 
   // Ingest thread (or feed): never blocks; the oldest whole message goes when the queue is full.
+  // Lossless (back-pressure): waits for room instead, so the ingest sockets stop being read and
+  // ZeroMQ PUSH senders wait; once stop() begins it no longer waits, so stop never hangs on it.
   void accept_message(ParsedMessage&& m) {
     ingest_stage_.add_in();
+    if (config_.lossless) {
+      while (!abort_.load(std::memory_order_relaxed) && !draining_.load(std::memory_order_relaxed)) {
+        const QueueStatus s = messages_.push(m, config_.tick);
+        if (s == QueueStatus::Ok) {
+          ingest_stage_.add_out(1, unix_now_ns());
+          return;
+        }
+        if (s == QueueStatus::Closed) {
+          messages_after_stop_.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+      }
+    }
     auto r = messages_.push_drop_oldest(std::move(m));
     if (r.status == QueueStatus::Closed) {
       messages_after_stop_.fetch_add(1, std::memory_order_relaxed);  // arrived after stop(): not ours

@@ -80,6 +80,11 @@ struct BuilderSection {
   // A datagram whose slice starts further than this from the node's clock is dropped (counted per
   // DOM); 0 = off. Only for live detectors: a rig replaying recorded data must leave it off.
   unsigned max_wall_clock_offset_s = 0;
+  // Back-pressure instead of drops: when the builder or the filters fall behind, the node stops
+  // reading its ZeroMQ ingest sockets, so PUSH senders (bridges, du-sim, a replaying rig) wait
+  // instead of data being dropped. Only for senders that can wait: a CLB's UDP cannot, so it is
+  // refused with [ingest] udp. Off: a full queue drops its oldest whole message or slice, counted.
+  bool backpressure = false;
 };
 
 enum class Durability : std::uint8_t { Full, NoMetaSync, NoSync };
