@@ -4,7 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,7 +93,8 @@ HookCommandResult run_hook_command(const std::vector<std::string>& argv, const s
 
   // Wait for the exit on a pidfd (the child is not reaped yet, so its pid cannot be reused).
   bool exited = false;
-  const int pidfd = ::pidfd_open(pid, 0);
+  // The raw system call: Debian 12's <sys/pidfd.h> declares pidfd_open without C linkage.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd >= 0) {
     pollfd p{pidfd, POLLIN, 0};
     while (true) {
