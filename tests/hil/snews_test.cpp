@@ -129,7 +129,8 @@ TEST(HilSnews, HeartbeatsTheAlertAndOffReachTheHookTheStreamTheStoreAndTheRunFil
     if (e.path().extension() != ".daq") continue;
     const auto r = run({program("shore-events"), "runfile", e.path().string(), "--json"}, rig.tmp().path());
     ASSERT_EQ(r.code, 0) << r.err;
-    for (const auto& a : nlohmann::json::parse(r.out)["supernova_alerts"]) {
+    const auto listed = nlohmann::json::parse(r.out);
+    for (const auto& a : listed["supernova_alerts"]) {
       EXPECT_EQ(a, alerts[0]);
       ++in_run_files;
     }
