@@ -139,3 +139,30 @@ TEST(SupernovaAlertSpool, TheRunFileKeepsTheAlertWithItsSliceAndRunfileListsIt) 
   const auto text = st::run_tool("runfile " + part.string());
   EXPECT_NE(text.out.find("supernova alerts   1"), std::string::npos) << text.out;
 }
+
+TEST(SupernovaAlertSpool, RecoveryOfACrashedPartKeepsAndCountsTheAlert) {
+  st::TempDir dir("sn-spool-recover");
+  const fs::path open = dir.path() / "open";
+  fs::create_directories(open);
+  std::vector<std::uint8_t> bytes;
+  for (std::uint32_t f = 0; f < 4; ++f) {
+    const auto p = st::make_products(kDetector, 24, f, 1, {}, 0);
+    dataflow::encode_online_summary_slice(p.summary, bytes);
+    if (f == 2) encode_online_supernova_alert(p.header, alert_json(2), bytes);
+    for (const auto& e : p.events) dataflow::encode_online_event(e, bytes);
+  }
+  const std::string name = Tier0Spool::part_file_name(kDetector, 24, 0);
+  std::ofstream(open / name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                      static_cast<std::streamsize>(bytes.size()));
+  Tier0SpoolConfig config;
+  config.directory = dir.path();
+  config.fsync = false;
+  Tier0Spool spool(config);
+  EXPECT_EQ(spool.counters().parts_recovered, 1u);
+  EXPECT_EQ(spool.counters().damaged_bytes, 0u) << "the alert object is not a torn tail";
+  const auto manifest = st::read_json(spool.ready_dir() / (name + ".json"));
+  EXPECT_EQ(manifest["size_bytes"], bytes.size());
+  EXPECT_EQ(manifest["supernova_alerts"], 1);
+  EXPECT_EQ(manifest["events"], 4);
+  EXPECT_TRUE(validate_tier0_manifest(manifest.dump()).empty());
+}
