@@ -35,10 +35,10 @@ NodeConfig parse_config(std::string_view toml_text) {
   c.source_hash = text_hash_hex(toml_text);
 
   static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts", "dispatcher", "acoustic",
-                                               "control", "metrics", "health", "run", "security", "trigger"};
+                                               "control", "metrics", "health", "run", "security", "snews", "trigger"};
   for (const auto& [k, v] : root) {
     if (!kSections.contains(std::string(k.str())))
-      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, dispatcher, acoustic, control, metrics, health, run, security, trigger)");
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, dispatcher, acoustic, control, metrics, health, run, security, snews, trigger)");
   }
 
   {
@@ -206,6 +206,25 @@ NodeConfig parse_config(std::string_view toml_text) {
   {
     SectionReader r(section(root, "security"), "security");
     r.file_path("server_secret_key_file", c.security.server_secret_key_file);
+    r.reject_unknown();
+  }
+  {
+    SectionReader r(section(root, "snews"), "snews");
+    r.real("heartbeat_period_s", c.snews.heartbeat_period_s, 0.0, 86'400.0);
+    if (c.snews.heartbeat_period_s > 0 && c.snews.heartbeat_period_s < 0.1)
+      fail("snews.heartbeat_period_s", "below one slice (0.1 s); 0 turns heartbeats off");
+    r.string_list("hook_command", c.snews.hook_command);
+    if (!c.snews.hook_command.empty() && !c.snews.hook_command.front().starts_with("/"))
+      fail("snews.hook_command", "the program must be an absolute path (no shell, no PATH search)");
+    r.string("hook_endpoint", c.snews.hook_endpoint);
+    if (!c.snews.hook_endpoint.empty()) check_endpoint("snews.hook_endpoint", c.snews.hook_endpoint);
+    if (!c.snews.hook_command.empty() && !c.snews.hook_endpoint.empty())
+      fail("snews.hook_endpoint", "set together with snews.hook_command: choose one hook");
+    r.integer("hook_timeout_ms", c.snews.hook_timeout_ms, 10, 600'000);
+    r.integer("hook_queue_messages", c.snews.hook_queue_messages, 1, 100'000);
+    r.integer("hook_sndhwm", c.snews.hook_sndhwm, 1, 1'000'000);
+    r.integer("hook_linger_ms", c.snews.hook_linger_ms, 0, 60'000);
+    r.boolean("hook_test_messages", c.snews.hook_test_messages);
     r.reject_unknown();
   }
   // Cross-section rules, once every section is read. The control socket drives the whole node:

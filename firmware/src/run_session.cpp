@@ -68,7 +68,8 @@ RunSession::RunSession(RunSessionInputs in)
       writer_(in.record, std::move(in.sinks)),
       dom_health_(std::make_shared<DomHealthMonitor>(in.setup->detector)),
       supernova_(std::make_shared<SupernovaWatch>(in.setup->parameters.supernova, in.setup->detector->id(),
-                                                  in.record.run_type != "physics")),
+                                                  in.record.run_type != "physics",
+                                                  in.config->snews.heartbeat_period_s)),
       pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.clb_run != 0 ? in.clb_run : in.record.run,
                                      std::move(in.configure_ingest_socket)),
                 [filter = in.setup->filter](const dataflow::Timeslice& t) { return filter->process(t); },
@@ -76,9 +77,16 @@ RunSession::RunSession(RunSessionInputs in)
                   wait_until_open();
                   dom_health_->observe(p.result.summary);  // also while paused: the sea does not pause
                   dom_health_->observe_monitoring(p.monitoring);
+                  const bool paused = paused_->load(std::memory_order_relaxed);
                   std::vector<std::string> alerts;
-                  if (auto alert = supernova_->observe(p.result)) alerts.push_back(std::move(*alert));
-                  writer_.write(std::move(p), paused_->load(std::memory_order_relaxed), std::move(alerts));
+                  if (auto alert = supernova_->observe(p.result)) {
+                    // A paused slice is not written: its alert still goes to the outputs that publish.
+                    if (paused) writer_.snews({dataflow::SnewsMessage::Kind::Alert, std::move(*alert)});
+                    else alerts.push_back(std::move(*alert));
+                  }
+                  if (auto beat = supernova_->heartbeat(writer_.run()))
+                    writer_.snews({dataflow::SnewsMessage::Kind::Heartbeat, std::move(*beat)});
+                  writer_.write(std::move(p), paused, std::move(alerts));
                 },
                 in.context, in.log) {
   // No slice arrives while the feed is quiet, yet what a sink buffered must still reach its disk.
@@ -133,6 +141,9 @@ dataflow::StopReport RunSession::stop(std::chrono::milliseconds deadline, datafl
   // The receiver first: what it handed over is drained, what arrives later stays in the kernel.
   if (udp_) udp_->stop();
   const auto report = pipeline_.stop(deadline);
+  // The writer thread is gone: the final "OFF" heartbeat goes out before the sinks end the run.
+  if (auto off = supernova_->final_heartbeat(writer_.run()))
+    writer_.snews({dataflow::SnewsMessage::Kind::Heartbeat, std::move(*off)});
   writer_.end_run(record);
   return report;
 }

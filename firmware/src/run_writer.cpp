@@ -169,6 +169,10 @@ void RunWriter::idle() {
   for (auto& s : sinks_) s.sink->idle();
 }
 
+void RunWriter::snews(const dataflow::SnewsMessage& message) {
+  for (auto& s : sinks_) s.sink->snews(message);
+}
+
 void RunWriter::end_run(dataflow::RunRecord& record) {
   for (auto& s : sinks_) s.sink->end_run(record);
 }

@@ -1,6 +1,7 @@
 #include "shoredaq/firmware/sinks.hpp"
 
 #include "shoredaq/dataflow/queued_sink.hpp"
+#include "shoredaq/firmware/snews_hook.hpp"
 #include "shoredaq/storage/acoustic_sink.hpp"
 #include "shoredaq/storage/alert_sink.hpp"
 #include "shoredaq/storage/dispatcher_sink.hpp"
@@ -37,6 +38,20 @@ RunSinks make_run_sinks(const NodeConfig& config, const SinkResources& r) {
   }
   // The ControlHost dispatcher never blocks either: a slow client misses messages, counted.
   if (r.dispatcher != nullptr) sinks.push_back({std::make_unique<storage::DispatcherSink>(*r.dispatcher), false});
+  // The SNEWS hook never blocks: a command runs on its own thread behind a bounded queue.
+  if (!config.snews.hook_command.empty() || !config.snews.hook_endpoint.empty()) {
+    SnewsHookConfig hc;
+    hc.command = config.snews.hook_command;
+    hc.endpoint = config.snews.hook_endpoint;
+    hc.timeout = std::chrono::milliseconds(config.snews.hook_timeout_ms);
+    hc.queue_messages = config.snews.hook_queue_messages;
+    hc.send_hwm = config.snews.hook_sndhwm;
+    hc.linger_ms = static_cast<int>(config.snews.hook_linger_ms);
+    hc.test_messages = config.snews.hook_test_messages;
+    sinks.push_back({std::make_unique<SnewsHookSink>(std::make_unique<SnewsHook>(r.context, hc),
+                                                     hc.timeout + std::chrono::seconds(1)),
+                     false});
+  }
   // Acoustic data: fed by the builder, not by the slices; the writer's calls give it its runs and
   // write its batch when due (a full disk fails at once and is counted, it does not block).
   std::unique_ptr<storage::AcousticPublisher> acoustic_publisher;
@@ -64,6 +79,7 @@ void describe_configured_sinks(const NodeConfig& config, dataflow::CounterSet& o
   // Always described (zero without an alert endpoint), so the series of /metrics do not depend on it.
   storage::AlertSink::describe({}, out);
   if (config.dispatcher.enabled) storage::DispatcherSink::describe({}, out);
+  if (!config.snews.hook_command.empty() || !config.snews.hook_endpoint.empty()) SnewsHookSink::describe({}, out);
   if ((config.acoustic.spool && config.spool.enabled) || !config.acoustic.publish_endpoint.empty())
     storage::AcousticSink::describe_empty(out);
 }

@@ -46,6 +46,58 @@ std::string snews_alert_message(const filters::SupernovaAlert& a, std::int32_t d
   return m.dump();
 }
 
+std::string snews_heartbeat_message(bool on, bool is_test, std::uint64_t machine_time_unix_ns, nlohmann::json meta) {
+  const nlohmann::json m = {{"detector_name", "KM3NeT"},
+                            {"machine_time", iso_utc_ns(machine_time_unix_ns)},
+                            {"detector_status", on ? "ON" : "OFF"},
+                            {"is_test", is_test},
+                            {"meta", std::move(meta)}};
+  return m.dump();
+}
+
+std::string SupernovaWatch::heartbeat_message(bool on, std::uint32_t run) const {
+  nlohmann::json meta = {{"run", run},
+                         {"detector_id", detector_id_},
+                         {"sequence", heartbeats_on_ + heartbeats_off_},
+                         {"alerts", monitor_.counters().alerts},
+                         {"frame_index", nullptr},
+                         {"detector_time", nullptr},
+                         {"effective_doms", nullptr},
+                         {"significance_sigma", nullptr},
+                         {"false_alarm_rate_per_day", nullptr}};
+  if (last_) {
+    meta["frame_index"] = last_->frame_index;
+    meta["detector_time"] = iso_utc_ns(last_->slice_start_ns);
+    meta["effective_doms"] = last_->effective_doms;
+    // Only a step with a full baseline has a significance.
+    if (last_->ready) {
+      meta["significance_sigma"] = last_->significance_sigma;
+      meta["false_alarm_rate_per_day"] = last_->false_alarm_rate_per_day;
+    }
+  }
+  return snews_heartbeat_message(on, is_test_, dataflow::unix_now_ns(), std::move(meta));
+}
+
+std::optional<std::string> SupernovaWatch::heartbeat(std::uint32_t run) {
+  std::lock_guard lock(mutex_);
+  if (heartbeat_period_ns_ == 0 || !last_) return std::nullopt;
+  const std::uint64_t now_ns = last_->slice_start_ns;
+  if (next_heartbeat_ns_ && now_ns < *next_heartbeat_ns_) return std::nullopt;
+  next_heartbeat_ns_ = now_ns + heartbeat_period_ns_;
+  last_heartbeat_detector_ns_ = now_ns;
+  std::string message = heartbeat_message(true, run);
+  ++heartbeats_on_;
+  return message;
+}
+
+std::optional<std::string> SupernovaWatch::final_heartbeat(std::uint32_t run) {
+  std::lock_guard lock(mutex_);
+  if (heartbeats_on_ == 0 || heartbeats_off_ != 0) return std::nullopt;
+  std::string message = heartbeat_message(false, run);
+  ++heartbeats_off_;
+  return message;
+}
+
 std::optional<std::string> SupernovaWatch::observe(const filters::FilterResult& result) {
   if (!result.supernova) return std::nullopt;  // the run setup turned the search off
   std::lock_guard lock(mutex_);
@@ -92,6 +144,11 @@ nlohmann::json SupernovaWatch::to_json() const {
                  {"significance_sigma", t.significance_sigma},
                  {"false_alarm_rate_per_day", t.false_alarm_rate_per_day}};
   }
+  j["heartbeats"] = {{"period_s", static_cast<double>(heartbeat_period_ns_) * 1e-9},
+                     {"on_sent", heartbeats_on_},
+                     {"off_sent", heartbeats_off_},
+                     {"last_detector_time", heartbeats_on_ == 0 ? nlohmann::json(nullptr)
+                                                                : nlohmann::json(iso_utc_ns(last_heartbeat_detector_ns_))}};
   j["alerts"] = nlohmann::json::array();
   for (const auto& a : alerts_) j["alerts"].push_back(alert_json(a));
   return j;
@@ -106,6 +163,8 @@ void SupernovaWatch::describe(dataflow::CounterSet& out) const {
   out.total("supernova", "alerts_suppressed", c.alerts_suppressed);
   out.total("supernova", "dom_slices_burst", c.dom_slices_burst);
   out.total("supernova", "slices_missing", c.slices_missing);
+  // SNEWS heartbeats made ("ON" per period, "OFF" at stop); what each output did with them is its own count.
+  out.total("supernova", "heartbeats", heartbeats_on_ + heartbeats_off_);
   // Not data loss: a slice the monitor had already passed is left out of the SN statistic only.
   out.drop("supernova", "slices_out_of_order", c.slices_out_of_order, dataflow::LossUnit::NotLoss);
 }

@@ -23,6 +23,8 @@ int cmd_runs(const shoredaq::storage::EventStoreReader& reader, bool as_json);
 int cmd_events(const shoredaq::storage::EventStoreReader& reader, std::uint32_t run, std::uint32_t from,
                std::uint32_t to, bool as_json);
 int cmd_summary(const shoredaq::storage::EventStoreReader& reader, std::uint32_t run, bool as_json);
+// The supernova alerts kept in a run's record (alerts_command.cpp).
+int cmd_alerts(const shoredaq::storage::EventStoreReader& reader, std::uint32_t run, bool as_json);
 // Refuses a run holding a damaged record (nothing written) unless skip_damaged.
 int cmd_export(const shoredaq::storage::EventStoreReader& reader, std::uint32_t run, bool skip_damaged);
 

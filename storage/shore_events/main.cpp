@@ -2,6 +2,7 @@
 //   shore-events --store DIR runs [--json]
 //   shore-events --store DIR events --run N [--from F --to F] [--json]
 //   shore-events --store DIR summary --run N [--json]
+//   shore-events --store DIR alerts --run N [--json]
 //   shore-events --store DIR verify [--deep] [--json]
 //   shore-events --store DIR export --run N --format online [--skip-damaged] > file
 //   shore-events --store DIR backup --to NEWDIR [--json]
@@ -57,6 +58,9 @@ int main(int argc, char** argv) {
   auto* summary = app.add_subcommand("summary", "summary of one run");
   summary->add_option("--run", run, "run number")->required();
   summary->add_flag("--json", as_json, "JSON output");
+  auto* alerts = app.add_subcommand("alerts", "the supernova alerts of a run (SNEWS-format messages), oldest first");
+  alerts->add_option("--run", run, "run number")->required();
+  alerts->add_flag("--json", as_json, "a JSON array of the messages");
   auto* verify = app.add_subcommand("verify", "check every record's checksum, keys, buffers and counts; exit 1 on a problem");
   verify->add_flag("--deep", deep,
                    "also cross-check: event numbers per slice, frame ranges and slice counts of the run records, "
@@ -104,6 +108,7 @@ int main(int argc, char** argv) {
       if (cmd == "runs") return cmd_runs(reader, as_json);
       if (cmd == "events") return cmd_events(reader, run, from, to, as_json);
       if (cmd == "summary") return cmd_summary(reader, run, as_json);
+      if (cmd == "alerts") return cmd_alerts(reader, run, as_json);
       if (cmd == "verify") return cmd_verify(reader, store, deep, as_json);
       if (cmd == "export") return cmd_export(reader, run, skip_damaged);
       if (cmd == "backup") return cmd_backup(reader, target, as_json);

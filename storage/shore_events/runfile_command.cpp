@@ -19,6 +19,7 @@
 #include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/storage/monitoring_record.hpp"
+#include "shoredaq/storage/supernova_alert_record.hpp"
 #include "shoredaq/storage/tier0_manifest.hpp"
 
 namespace sd = shoredaq::dataflow;
@@ -100,6 +101,7 @@ int online_file(const std::string& path, const std::string& export_what, const s
   std::uint64_t events = 0, summaries = 0, monitoring = 0, unknown = 0, objects = 0, exported_objects = 0;
   st::TimesliceCounts timeslices;
   std::set<std::uint32_t> monitoring_doms;
+  json supernova_alerts = json::array();  // the SNEWS-format messages, in file order
   Range range;
   std::string problem;
   sd::OnlineObject object;
@@ -147,6 +149,17 @@ int online_file(const std::string& path, const std::string& export_what, const s
           ++exported_objects;
         }
       }
+    } else if (object.type == st::kOnlineSupernovaAlertType) {
+      const auto a = st::decode_online_supernova_alert(object.bytes);
+      auto message = a ? json::parse(a.value.message, nullptr, false) : json();
+      if (!a) {
+        fail("supernova alert object", sd::to_string(a.error));
+      } else if (!message.is_object()) {
+        fail("supernova alert", "not a JSON message");
+      } else {
+        range.note(a.value.header);
+        supernova_alerts.push_back(std::move(message));
+      }
     } else {
       ++unknown;  // walked over by its preamble, like the collaboration's readers do
     }
@@ -178,6 +191,7 @@ int online_file(const std::string& path, const std::string& export_what, const s
            {"timeslices", json::object()},
            {"monitoring_packets", monitoring},
            {"monitoring_doms", monitoring_doms.size()},
+           {"supernova_alerts", supernova_alerts},
            {"unknown_objects", unknown},
            {"problem", problem.empty() ? json(nullptr) : json(problem)}};
     for (std::size_t k = 0; k < st::kTimesliceKinds; ++k) j["timeslices"][st::kTimesliceKindKeys[k]] = timeslices.per_kind[k];
@@ -200,6 +214,10 @@ int online_file(const std::string& path, const std::string& export_what, const s
     }
     std::printf("  monitoring (TMCH)  %llu packets of %zu DOMs\n", static_cast<unsigned long long>(monitoring),
                 monitoring_doms.size());
+    std::printf("  supernova alerts   %zu\n", supernova_alerts.size());
+    for (const auto& a : supernova_alerts) {
+      std::printf("    neutrino_time %s  p_val %.3g\n", a.value("neutrino_time", std::string("?")).c_str(), a.value("p_val", 1.0));
+    }
     if (unknown != 0) std::printf("  other objects      %llu\n", static_cast<unsigned long long>(unknown));
     if (out) std::printf("  exported           %llu\n", static_cast<unsigned long long>(exported_objects));
     if (!problem.empty()) std::printf("  PROBLEM: %s\n", problem.c_str());

@@ -22,7 +22,8 @@ AlertPublisher::AlertPublisher(zmq::context_t& context, AlertPublisherConfig con
       socket_(context, zmq::socket_type::pub),
       event_topic_("event." + std::to_string(config_.detector_id)),
       summary_topic_("summary." + std::to_string(config_.detector_id)),
-      supernova_topic_("sn." + std::to_string(config_.detector_id)) {
+      supernova_topic_("sn." + std::to_string(config_.detector_id)),
+      heartbeat_topic_("sn_heartbeat." + std::to_string(config_.detector_id)) {
   socket_.set(zmq::sockopt::linger, config_.linger_ms);
   socket_.set(zmq::sockopt::sndhwm, config_.send_hwm);
   if (config_.count_drops_exactly) socket_.set(zmq::sockopt::xpub_nodrop, 1);
@@ -85,6 +86,17 @@ bool AlertPublisher::publish_supernova(std::string_view message) {
   const auto r = send(supernova_topic_, {reinterpret_cast<const std::uint8_t*>(message.data()), message.size()});
   if (r == SendResult::Sent) ++counters_.supernova_alerts_sent;
   if (r == SendResult::Dropped) ++counters_.supernova_alerts_dropped;
+  return r == SendResult::Sent;
+}
+
+}  // namespace shoredaq::storage
+
+namespace shoredaq::storage {
+
+bool AlertPublisher::publish_heartbeat(std::string_view message) {
+  const auto r = send(heartbeat_topic_, {reinterpret_cast<const std::uint8_t*>(message.data()), message.size()});
+  if (r == SendResult::Sent) ++counters_.snews_heartbeats_sent;
+  if (r == SendResult::Dropped) ++counters_.snews_heartbeats_dropped;
   return r == SendResult::Sent;
 }
 

@@ -11,6 +11,13 @@ dataflow::SinkWrite AlertSink::write(const dataflow::SliceProducts& slice) {
   return {};
 }
 
+void AlertSink::snews(const dataflow::SnewsMessage& message) {
+  if (message.kind == dataflow::SnewsMessage::Kind::Heartbeat) publisher_->publish_heartbeat(message.json);
+  else publisher_->publish_supernova(message.json);
+  std::lock_guard lock(mutex_);
+  counters_ = publisher_->counters();
+}
+
 void AlertSink::counters(dataflow::CounterSet& out) const {
   std::lock_guard lock(mutex_);
   describe(counters_, out);
@@ -21,10 +28,12 @@ void AlertSink::describe(const AlertPublisherCounters& c, dataflow::CounterSet& 
   out.total("alerts", "events_not_selected", c.events_not_selected);
   out.total("alerts", "summaries_sent", c.summaries_sent);
   out.total("alerts", "supernova_alerts_sent", c.supernova_alerts_sent);
+  out.total("alerts", "snews_heartbeats_sent", c.snews_heartbeats_sent);
   // A subscriber too slow for the PUB high-water mark misses messages; the store has them all.
   out.drop("alerts", "events_hwm", c.events_dropped, dataflow::LossUnit::NotLoss);
   out.drop("alerts", "summaries_hwm", c.summaries_dropped, dataflow::LossUnit::NotLoss);
   out.drop("alerts", "supernova_alerts_hwm", c.supernova_alerts_dropped, dataflow::LossUnit::NotLoss);
+  out.drop("alerts", "snews_heartbeats_hwm", c.snews_heartbeats_dropped, dataflow::LossUnit::NotLoss);
   out.drop("alerts", "send_errors", c.send_errors, dataflow::LossUnit::NotLoss);
 }
 

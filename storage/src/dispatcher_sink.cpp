@@ -29,6 +29,11 @@ dataflow::SinkWrite DispatcherSink::write(const dataflow::SliceProducts& slice) 
   return {};
 }
 
+void DispatcherSink::snews(const dataflow::SnewsMessage& message) {
+  if (message.kind != dataflow::SnewsMessage::Kind::Alert) return;
+  dispatcher_.publish(kSupernovaAlertTag, {reinterpret_cast<const std::uint8_t*>(message.json.data()), message.json.size()});
+}
+
 void DispatcherSink::counters(dataflow::CounterSet& out) const {
   const DispatcherSnapshot now = dispatcher_.snapshot();
   std::lock_guard lock(mutex_);

@@ -291,6 +291,11 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
     record.counters[kCounterStoredEvents] += slice.events.size();
     record.counters[kCounterStoredEventBytes] += slice_bytes;
     if (summary_size != 0) record.counters[kCounterStoredSummaries] += 1;
+    if (!slice.supernova_alerts.empty()) {
+      record.supernova_alerts.insert(record.supernova_alerts.end(), slice.supernova_alerts.begin(),
+                                     slice.supernova_alerts.end());
+      record.counters[kCounterStoredSupernovaAlerts] += slice.supernova_alerts.size();
+    }
   }
   flatbuffers::FlatBufferBuilder& builder = scratch_->run_record_builder;
   for (const auto& [run, record] : touched) {
@@ -308,8 +313,9 @@ int EventStore::write_batch(std::span<const SliceRecord> slices, const Encoded& 
 }
 
 CommitResult EventStore::commit_slice(std::uint32_t run, std::uint32_t frame, std::span<const dataflow::Event> events,
-                                      const dataflow::SummarySlice* summary) {
-  const SliceRecord record{run, frame, events, summary};
+                                      const dataflow::SummarySlice* summary,
+                                      std::span<const std::string> supernova_alerts) {
+  const SliceRecord record{run, frame, events, summary, supernova_alerts};
   return commit_slices(std::span<const SliceRecord>(&record, 1));
 }
 
@@ -420,7 +426,9 @@ CommitResult EventStore::put_run_record(const RunRecord& record) {
         merged.first_frame = existing->first_frame;
         merged.last_frame = existing->last_frame;
       }
+      merged.supernova_alerts = std::move(existing->supernova_alerts);  // the store's, with their slices
     } else {
+      merged.supernova_alerts.clear();
       for (auto it = merged.counters.begin(); it != merged.counters.end();) {
         it = it->first.starts_with("store.") ? merged.counters.erase(it) : std::next(it);
       }

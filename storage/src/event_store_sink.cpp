@@ -8,7 +8,8 @@ constexpr const char* kRefusalCause[kCommitStatusValues] = {"", "slices_cap_reac
 }  // namespace
 
 dataflow::SinkWrite EventStoreSink::write(const dataflow::SliceProducts& slice) {
-  const CommitResult r = store_.commit_slice(run_, slice.header.frame_index, slice.events, &slice.summary);
+  const CommitResult r =
+      store_.commit_slice(run_, slice.header.frame_index, slice.events, &slice.summary, slice.supernova_alerts);
   dataflow::SinkWrite w;
   w.bytes = r.bytes;
   if (r) return w;

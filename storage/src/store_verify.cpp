@@ -5,6 +5,8 @@
 #include <map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "store_env.hpp"
@@ -239,6 +241,13 @@ class Verifier {
     check_count(&RunSeen::events, kCounterStoredEvents, "events");
     check_count(&RunSeen::summaries, kCounterStoredSummaries, "summaries");
     check_count(&RunSeen::event_bytes, kCounterStoredEventBytes, "event bytes");
+    for (const auto& [run, record] : records_) {
+      if (record.counter(kCounterStoredSupernovaAlerts) != record.supernova_alerts.size()) {
+        problem("run " + std::to_string(run) + ": " + std::to_string(record.supernova_alerts.size()) +
+                " supernova alerts kept, run record counts " +
+                std::to_string(record.counter(kCounterStoredSupernovaAlerts)));
+      }
+    }
     if (!options_.deep) return;
     for (const auto& [run, record] : records_) {
       const auto it = runs_seen_.find(run);
@@ -262,6 +271,11 @@ class Verifier {
       if (seen.event_frames > slices) {
         problem(where + "events in " + std::to_string(seen.event_frames) + " frames, " + std::to_string(slices) +
                 " slices counted");
+      }
+      for (std::size_t i = 0; i < record.supernova_alerts.size(); ++i) {
+        const auto alert = nlohmann::json::parse(record.supernova_alerts[i], nullptr, false);
+        if (!alert.is_object() || !alert.contains("neutrino_time"))
+          problem(where + "supernova alert " + std::to_string(i) + " is not a SNEWS-format JSON message");
       }
       // The detector the data must come from: the store's, else the run record's (0 = not known).
       const std::int32_t expected = store_detector_.value_or(0) != 0 ? *store_detector_ : record.detector_id;

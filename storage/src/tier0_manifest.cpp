@@ -202,7 +202,7 @@ std::vector<std::string> validate_tier0_manifest(std::string_view json_text) {
       "manifest_version", "scope", "name", "file", "bytes", "size_bytes", "adler32", "md5", "guid", "detector_id",
       "run", "part", "first_frame", "last_frame", "utc_start", "utc_end", "events", "summary_slices",
       "events_per_trigger", "data_type", "data_tier", "format", "format_version", "software_version", "run_type",
-      "run_setup_hash", "detector_file_hash", "recovered", "damaged_bytes", "timeslices", "monitoring_packets",
+      "run_setup_hash", "detector_file_hash", "recovered", "damaged_bytes", "timeslices", "monitoring_packets", "supernova_alerts",
       "datagrams", "datagrams_per_dom"};
   for (const auto& [key, value] : m.items()) {
     if (!kKnown.contains(key)) problem(key, "unknown field");
@@ -277,6 +277,7 @@ std::vector<std::string> validate_tier0_manifest(std::string_view json_text) {
     }
   }
   if (m.contains("monitoring_packets")) count_field(m, "monitoring_packets", "monitoring_packets", false);
+  if (m.contains("supernova_alerts")) count_field(m, "supernova_alerts", "supernova_alerts", false);
   if (m.contains("datagrams")) count_field(m, "datagrams", "datagrams", false);
   if (m.contains("datagrams_per_dom")) {
     if (!m["datagrams_per_dom"].is_object()) {

@@ -15,6 +15,7 @@
 
 #include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/monitoring_record.hpp"
+#include "shoredaq/storage/supernova_alert_record.hpp"
 #include "tier0_spool_files.hpp"
 
 namespace shoredaq::storage {
@@ -98,7 +99,7 @@ std::uint64_t Tier0Spool::BufferedSlice::timeslice_total() const noexcept {
 }
 
 std::uint64_t Tier0Spool::BufferedSlice::objects() const noexcept {
-  return std::uint64_t{events} + summaries + monitoring + timeslice_total();
+  return std::uint64_t{events} + summaries + monitoring + supernova_alerts + timeslice_total();
 }
 
 void Tier0Spool::BufferedSlice::note_header(const dataflow::SliceHeader& header) noexcept {
@@ -158,6 +159,11 @@ SpoolSliceResult Tier0Spool::write_slice(const dataflow::SliceProducts& products
     encode_online_monitoring(products.header, packet, scratch_);
     slice.note_header(products.header);
     ++slice.monitoring;
+  }
+  for (const auto& alert : products.supernova_alerts) {
+    encode_online_supernova_alert(products.header, alert, scratch_);
+    slice.note_header(products.header);
+    ++slice.supernova_alerts;
   }
   return append_slice(slice);
 }
@@ -344,6 +350,7 @@ void Tier0Spool::commit_written_slices() {
     part_.summary_slices += slice.summaries;
     for (std::size_t k = 0; k < kTimesliceKinds; ++k) part_.timeslices.per_kind[k] += slice.timeslices[k];
     part_.monitoring_packets += slice.monitoring;
+    part_.supernova_alerts += slice.supernova_alerts;
     part_.bytes += bytes.size();
     count(&Tier0SpoolCounters::slices_written);
     count(&Tier0SpoolCounters::events_written, slice.events);

@@ -173,6 +173,7 @@ json part_to_json(const SpoolPartInfo& p) {
   } else {
     j["timeslices"] = timeslices_to_json(p.timeslices);
     j["monitoring_packets"] = p.monitoring_packets;
+    if (p.supernova_alerts != 0) j["supernova_alerts"] = p.supernova_alerts;  // only then: older readers see no change
   }
   if (p.damaged_bytes != 0) j["damaged_bytes"] = p.damaged_bytes;
   return j;

@@ -16,6 +16,7 @@
 #include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/acoustic_spool.hpp"
 #include "shoredaq/storage/monitoring_record.hpp"
+#include "shoredaq/storage/supernova_alert_record.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 #include "tier0_spool_files.hpp"
 
@@ -199,11 +200,12 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
       const bool is_event = object.type == dataflow::online_type::kEvent;
       const bool is_summary = object.type == dataflow::online_type::kSummarySlice;
       const bool is_monitoring = object.type == kOnlineMonitoringType;
+      const bool is_alert = object.type == kOnlineSupernovaAlertType;
       const auto kind = dataflow::timeslice_kind_of(object.type);
       const auto frame = spool_files::online_frame_of(object.bytes);
       const auto start_ns = spool_files::online_slice_start_ns_of(object.bytes);
       const auto mask = is_event ? spool_files::online_event_trigger_mask_of(object.bytes) : std::optional<std::uint64_t>(0);
-      if ((!is_event && !is_summary && !is_monitoring && !kind) || !frame || !start_ns || !mask) break;
+      if ((!is_event && !is_summary && !is_monitoring && !is_alert && !kind) || !frame || !start_ns || !mask) break;
       const std::uint64_t end_ns = *start_ns + dataflow::kSliceDurationNs;
       if (info.objects() == 0) {
         info.first_frame = info.last_frame = *frame;
@@ -222,6 +224,8 @@ SpoolPartInfo Tier0Spool::scan_crashed_part(const fs::path& path, const ParsedNa
         ++info.summary_slices;
       } else if (is_monitoring) {
         ++info.monitoring_packets;
+      } else if (is_alert) {
+        ++info.supernova_alerts;
       } else {
         ++info.timeslices.per_kind[static_cast<std::size_t>(*kind)];
       }

@@ -393,11 +393,14 @@ void encode_run_record_fb(const RunRecord& record, flatbuffers::FlatBufferBuilde
   const auto run_type = builder.CreateString(record.run_type);
   const auto start_reason = builder.CreateString(record.start_reason);
   const auto stop_reason = builder.CreateString(record.stop_reason);
+  // Absent (not empty) when there are none, so records without alerts keep their former bytes.
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> alerts;
+  if (!record.supernova_alerts.empty()) alerts = builder.CreateVectorOfStrings(record.supernova_alerts);
   const auto root = fb::CreateRunRecord(builder, record.run, record.detector_id,
                                         static_cast<fb::RunState>(record.state), record.start_unix_ns,
                                         record.stop_unix_ns, record.first_frame, record.last_frame, setup,
                                         setup_hash, detector_file, counter_vector, software_version, config_hash,
-                                        detector_file_hash, host, run_type, start_reason, stop_reason);
+                                        detector_file_hash, host, run_type, start_reason, stop_reason, alerts);
   fb::FinishRunRecordBuffer(builder, root);
 }
 
@@ -434,6 +437,9 @@ FbDecoded<RunRecord> decode_run_record_fb(std::span<const std::uint8_t> bytes, c
       for (const fb::Counter* c : *counters) {
         if (c->name() != nullptr) out.counters[c->name()->str()] = c->value();
       }
+    }
+    if (const auto* alerts = r->supernova_alerts()) {
+      for (const flatbuffers::String* a : *alerts) out.supernova_alerts.push_back(text(a));
     }
     return FbError::None;
   });

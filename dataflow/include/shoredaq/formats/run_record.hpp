@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace shoredaq::dataflow {
 
@@ -34,6 +35,9 @@ struct RunRecord {
   std::string stop_reason;
   // Named counters: "slices", "events", "hits", per trigger, per loss cause... (sorted by name).
   std::map<std::string, std::uint64_t, std::less<>> counters;
+  // The supernova alerts of the run (SNEWS 2.0-style JSON each), as the event store wrote them
+  // with their slices; the run control's own record leaves this empty and the store keeps its list.
+  std::vector<std::string> supernova_alerts = {};
 
   std::uint64_t counter(std::string_view name) const noexcept {
     const auto it = counters.find(name);

@@ -20,6 +20,15 @@
 
 namespace shoredaq::dataflow {
 
+// A SNEWS 2.0-style message (JSON text) that rides no written slice: a heartbeat (detector_status
+// "ON" per period while a run takes data, "OFF" at its stop), or an alert raised while the run is
+// paused (its slice is not written, so it reaches the outputs that publish, not the store).
+struct SnewsMessage {
+  enum class Kind : std::uint8_t { Alert, Heartbeat };
+  Kind kind = Kind::Heartbeat;
+  std::string json;
+};
+
 // What a sink did with one slice.
 struct SinkWrite {
   bool accepted = true;
@@ -40,6 +49,9 @@ class Sink {
   virtual void end_run(RunRecord& record) = 0;
   // The writer had nothing to do for a while: write out what is buffered if that is due.
   virtual void idle() {}
+  // Same thread as write() (or after the writer stopped, before end_run); never blocks. Outputs that
+  // publish SNEWS messages take it; the others ignore it.
+  virtual void snews(const SnewsMessage&) {}
   // Thread-safe: /status and /metrics call it while the writer runs.
   virtual void counters(CounterSet& out) const = 0;
   // Why the sink cannot work now ("" when it can), e.g. "cannot write to /var/lib/...: EIO".

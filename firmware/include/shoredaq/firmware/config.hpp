@@ -196,6 +196,20 @@ struct RunSection {
   bool resume_after_restart = true;
 };
 
+// SNEWS (issue 12): the supernova search's heartbeats, and the hook that hands its messages
+// (alerts and heartbeats) to a SNEWS client; the hook is off unless hook_command or hook_endpoint
+// is set (not both).
+struct SnewsSection {
+  double heartbeat_period_s = 60;  // detector time between "ON" heartbeats; 0 = none (no "OFF" either)
+  std::vector<std::string> hook_command;  // program and arguments (no shell); one run per message, JSON on stdin
+  std::string hook_endpoint;              // or a ZeroMQ PUSH (connects) to a SNEWS forwarder
+  unsigned hook_timeout_ms = 10000;       // a command still running after this is killed (counted)
+  unsigned hook_queue_messages = 64;      // messages waiting for the command; beyond, dropped (counted)
+  int hook_sndhwm = 100;                  // PUSH: messages queued for the forwarder; beyond, dropped (counted)
+  unsigned hook_linger_ms = 1000;         // PUSH: closing waits at most this for queued messages
+  bool hook_test_messages = true;         // is_test messages (runs other than "physics") go to the hook too
+};
+
 // The node's own CURVE key pair, used by every CURVE server socket (control, ingest, alerts).
 struct SecuritySection {
   std::filesystem::path server_secret_key_file;  // empty = no CURVE anywhere
@@ -215,6 +229,7 @@ struct NodeConfig {
   HealthSection health;
   RunSection run;
   SecuritySection security;
+  SnewsSection snews;
   filters::TriggerParameters trigger;  // the default run setup ([trigger]; absent = filter defaults)
   std::string source_hash;  // of the configuration text (recorded with every run)
 

@@ -73,6 +73,9 @@ class RunWriter {
              std::vector<std::string> supernova_alerts = {});
   // The writer thread had nothing to do for a tick.
   void idle();
+  // A SNEWS message beside the slices (a heartbeat, an alert while paused): to every sink, on the
+  // writer thread or once it has stopped.
+  void snews(const dataflow::SnewsMessage& message);
   // After the last slice: every sink's end_run; the sinks add their figures to `record`.
   void end_run(dataflow::RunRecord& record);
 

@@ -1,7 +1,9 @@
 #pragma once
 // The alert stream (DESIGN.md section 4): a ZeroMQ PUB socket sending multipart
 // [topic][FlatBuffer] messages, `event.<detector id>` for events that pass a configurable
-// pre-selection and `summary.<detector id>` for summary slices. Sends never block: at the high-water
+// pre-selection and `summary.<detector id>` for summary slices; supernova alerts (SNEWS-format
+// JSON) on `sn.<detector id>` and SNEWS heartbeats on the sibling `sn_heartbeat.<detector id>` (a
+// subscriber of "sn." gets alerts only). Sends never block: at the high-water
 // mark a message is dropped and counted (the store stays the source of truth).
 
 #include <cstdint>
@@ -51,6 +53,7 @@ struct AlertPublisherCounters {
   std::uint64_t summaries_sent = 0;
   std::uint64_t summaries_dropped = 0;
   std::uint64_t supernova_alerts_sent = 0, supernova_alerts_dropped = 0;
+  std::uint64_t snews_heartbeats_sent = 0, snews_heartbeats_dropped = 0;
   std::uint64_t send_errors = 0;  // other ZeroMQ errors
 };
 
@@ -65,10 +68,13 @@ class AlertPublisher {
   bool publish_summary(const dataflow::SummarySlice& summary);
   // A supernova alert (the SNEWS-format JSON text), topic sn.<det>; never pre-selected.
   bool publish_supernova(std::string_view message);
+  // A SNEWS heartbeat (JSON text), topic sn_heartbeat.<det>.
+  bool publish_heartbeat(std::string_view message);
 
   const std::string& event_topic() const noexcept { return event_topic_; }
   const std::string& summary_topic() const noexcept { return summary_topic_; }
   const std::string& supernova_topic() const noexcept { return supernova_topic_; }
+  const std::string& heartbeat_topic() const noexcept { return heartbeat_topic_; }
   const AlertPublisherCounters& counters() const noexcept { return counters_; }
   // The endpoints as bound (a tcp port 0 / wildcard resolved).
   std::vector<std::string> bound_endpoints() const { return bound_; }
@@ -79,7 +85,7 @@ class AlertPublisher {
 
   AlertPublisherConfig config_;
   zmq::socket_t socket_;
-  std::string event_topic_, summary_topic_, supernova_topic_;
+  std::string event_topic_, summary_topic_, supernova_topic_, heartbeat_topic_;
   std::vector<std::string> bound_;
   flatbuffers::FlatBufferBuilder builder_;
   AlertPublisherCounters counters_;

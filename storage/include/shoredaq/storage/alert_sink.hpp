@@ -19,6 +19,7 @@ class AlertSink final : public dataflow::Sink {
   void begin_run(const dataflow::RunRecord&) override {}
   dataflow::SinkWrite write(const dataflow::SliceProducts& slice) override;
   void end_run(dataflow::RunRecord&) override {}
+  void snews(const dataflow::SnewsMessage& message) override;
   void counters(dataflow::CounterSet& out) const override;
 
   // The counter names with given values (all zero: the shape of the node's metrics before a run).

@@ -27,6 +27,8 @@ class DispatcherSink final : public dataflow::Sink {
   void begin_run(const dataflow::RunRecord& run) override;
   dataflow::SinkWrite write(const dataflow::SliceProducts& slice) override;
   void end_run(dataflow::RunRecord&) override {}
+  // An alert raised while the run is paused goes out as IO_SN too; heartbeats are not on ControlHost.
+  void snews(const dataflow::SnewsMessage& message) override;
   void counters(dataflow::CounterSet& out) const override;
 
   // The counter names with given values (all zero: the shape of the node's metrics before a run).

@@ -39,6 +39,8 @@ inline constexpr const char* kCounterStoredSlices = "store.slices";
 inline constexpr const char* kCounterStoredSummaries = "store.summaries";
 inline constexpr const char* kCounterStoredEvents = "store.events";
 inline constexpr const char* kCounterStoredEventBytes = "store.event_bytes";
+// Supernova alerts kept in the run record (RunRecord::supernova_alerts), with their slice.
+inline constexpr const char* kCounterStoredSupernovaAlerts = "store.supernova_alerts";
 
 enum class SyncMode : std::uint8_t {
   Full,        // fsync data and meta page at every commit (default: a commit survives power loss)
@@ -89,6 +91,8 @@ struct SliceRecord {
   std::uint32_t frame = 0;
   std::span<const dataflow::Event> events;
   const dataflow::SummarySlice* summary = nullptr;  // optional
+  // SNEWS-format supernova alerts raised at this slice: appended to the run record's list.
+  std::span<const std::string> supernova_alerts = {};
 };
 
 struct EventStoreCounters {
@@ -194,12 +198,13 @@ class EventStore {
   EventStore& operator=(const EventStore&) = delete;
 
   CommitResult commit_slice(std::uint32_t run, std::uint32_t frame, std::span<const dataflow::Event> events,
-                            const dataflow::SummarySlice* summary = nullptr);
+                            const dataflow::SummarySlice* summary = nullptr,
+                            std::span<const std::string> supernova_alerts = {});
   // Several slices in one write transaction (all or nothing).
   CommitResult commit_slices(std::span<const SliceRecord> slices);
 
   // Writes the run control's view of a run (start, stop, counters). The store's own "store.*"
-  // counters and frame range already in the record are kept.
+  // counters, frame range and supernova alerts already in the record are kept.
   CommitResult put_run_record(const dataflow::RunRecord& record);
 
   // Retention: while used bytes exceed max_store_bytes, deletes the oldest runs (by start time)

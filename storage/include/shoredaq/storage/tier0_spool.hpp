@@ -85,6 +85,7 @@ struct SpoolPartInfo {
   std::uint64_t summary_slices = 0;
   TimesliceCounts timeslices;           // kept timeslices per stream
   std::uint64_t monitoring_packets = 0;  // TMCH packets (monitoring_record.hpp)
+  std::uint64_t supernova_alerts = 0;    // SN alerts (supernova_alert_record.hpp)
   std::uint64_t datagrams = 0;           // acoustic parts: TAES records
   std::map<std::uint32_t, std::uint64_t> datagrams_per_dom;  // acoustic parts: records by DOM id
   std::uint32_t first_frame = 0, last_frame = 0;  // meaningful when a run file holds objects()
@@ -99,7 +100,7 @@ struct SpoolPartInfo {
   std::uint64_t damaged_bytes = 0;  // torn tail kept in damaged/ (recovery only)
 
   std::uint64_t objects() const noexcept {
-    return events + summary_slices + timeslices.total() + monitoring_packets + datagrams;
+    return events + summary_slices + timeslices.total() + monitoring_packets + supernova_alerts + datagrams;
   }
 };
 
@@ -216,7 +217,7 @@ class Tier0Spool {
     std::size_t begin = 0, end = 0;
     std::uint32_t first_frame = 0, last_frame = 0;
     std::uint64_t utc_start_ns = 0, utc_end_ns = 0;
-    std::uint32_t events = 0, summaries = 0, monitoring = 0;
+    std::uint32_t events = 0, summaries = 0, monitoring = 0, supernova_alerts = 0;
     std::array<std::uint32_t, kTimesliceKinds> timeslices{};
     TriggerEventCounts events_per_trigger;
 

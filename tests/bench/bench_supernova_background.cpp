@@ -1,0 +1,90 @@
+// The supernova search on a background-only feed (issue 12 acceptance): DU simulator slices with
+// no burst (the reference workload: 7 kHz singles per PMT, 40K coincidences, muons), as fast as
+// possible, through the node's DataFilter (SN figure with the muon veto) into the SupernovaMonitor
+// at the run setup's defaults. Prints, per significance threshold, the share of ready steps that
+// reached it against what the monitor's Poisson model predicts (the model behind its published
+// false-alarm rate), the implied rates per day, and the alerts (expected: none). A measurement,
+// never pass/fail; the CI check is filters/tests/supernova_background_test.cpp.
+//
+//   build/tests/bench/bench_supernova_background [--slices 10000] [--dus 1] [--seed 1]
+//       [--min-multiplicity 7] [--max-multiplicity 11]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "shoredaq/drivers/du_simulator.hpp"
+#include "shoredaq/filters/data_filter.hpp"
+#include "shoredaq/filters/supernova_background.hpp"
+
+using namespace shoredaq;
+
+int main(int argc, char** argv) {
+  unsigned slices = 10'000, dus = 1;
+  std::uint64_t seed = 1;
+  filters::TriggerParameters parameters;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i];
+    const long value = std::strtol(argv[i + 1], nullptr, 10);
+    if (key == "--slices") slices = static_cast<unsigned>(value);
+    else if (key == "--dus") dus = static_cast<unsigned>(value);
+    else if (key == "--seed") seed = static_cast<std::uint64_t>(value);
+    else if (key == "--min-multiplicity") parameters.supernova.min_multiplicity = static_cast<int>(value);
+    else if (key == "--max-multiplicity") parameters.supernova.max_multiplicity = static_cast<int>(value);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", key.c_str());
+      return 3;
+    }
+  }
+  const auto detector = std::make_shared<const dataflow::Detector>(
+      dataflow::Detector::load(std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/KM3NeT_00000133_20221025.detx"));
+  drivers::DuSimConfig c;
+  c.detector = detector;
+  const auto all = detector->du_ids();
+  c.dus.assign(all.begin(), all.begin() + std::min<std::size_t>(all.size(), dus));
+  c.start_unix_ns = 1'700'000'000'000'000'000ull;
+  c.seed = seed;
+  c.muon.rate_hz = 3.0 * dus;  // ~3 Hz per DU at ARCA depth, as the other benchmarks
+  drivers::DuSimulator sim(c);
+  const filters::DataFilter filter(*detector, parameters);
+  filters::SupernovaMonitor monitor(parameters.supernova);
+  filters::SupernovaBackgroundTally tally(parameters.supernova,
+                                          {1.0, 2.0, 3.0, 4.0, 5.0, parameters.supernova.alert_threshold_sigma});
+  std::uint64_t coincidences = 0, dom_slices = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (unsigned k = 0; k < slices; ++k) {
+    const auto result = filter.process(sim.next_slice().truth);
+    if (!result.supernova) continue;
+    const auto step = monitor.observe(*result.supernova);
+    coincidences += step.slice_count;
+    dom_slices += step.effective_doms;
+    tally.add(step);
+    if ((k + 1) % 1000 == 0) std::fprintf(stderr, "%u slices\n", k + 1);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto& s = parameters.supernova;
+  std::printf("background-only feed: %u slices (%.0f s of data) of %u DU(s), seed %llu, in %.0f s (%.1f slices/s)\n",
+              slices, slices * 0.1, dus, static_cast<unsigned long long>(seed), seconds, slices / seconds);
+  std::printf("SN settings: multiplicity %d-%d, window %.0f ms, baseline %.0f s (min %.0f s), threshold %.1f sigma\n",
+              s.min_multiplicity, s.max_multiplicity, s.window_ms, s.baseline_s, s.min_baseline_s, s.alert_threshold_sigma);
+  std::printf("kept coincidences: %.4f per DOM and slice; mean background B in the window %.3f; ready steps %llu\n",
+              dom_slices == 0 ? 0.0 : static_cast<double>(coincidences) / static_cast<double>(dom_slices),
+              tally.mean_baseline_count(), static_cast<unsigned long long>(tally.steps()));
+  std::printf("alerts: %llu; largest significance %.2f sigma; published false-alarm rate (mean) %.3g per day\n",
+              static_cast<unsigned long long>(tally.alerts()), tally.max_significance_sigma(),
+              tally.mean_published_far_per_day());
+  std::printf("%10s %10s %12s %12s %14s %14s %10s\n", "threshold", "observed", "expected", "obs/exp", "observed /day",
+              "model /day", "deviation");
+  for (const auto& row : tally.rows()) {
+    std::printf("%8.1f s %10llu %12.3f %12.3f %14.4g %14.4g %9.2fs\n", row.threshold_sigma,
+                static_cast<unsigned long long>(row.observed), row.expected,
+                row.expected > 0 ? static_cast<double>(row.observed) / row.expected : 0.0, row.observed_per_day(),
+                row.expected_per_day(), row.deviation_sigma(monitor.window_slices()));
+  }
+  std::printf("(expected: the monitor's Poisson model summed over the ready steps; deviation: (obs - exp) / "
+              "sqrt(exp x %zu window slices), as neighbouring steps share slices)\n",
+              monitor.window_slices());
+  return 0;
+}
