@@ -152,6 +152,8 @@ TEST(HilRing, ADumpOfTheLast60sReplaysIntoTheSameEventsAndAnOlderOneIsRefused) {
   ASSERT_EQ(replay.code, 0) << replay.err;
   const auto live = events_between(rig.node().store(), kRun, from_ns, to_ns, rig.tmp().path());
   const auto replayed = events_between(replay_store, kRun, from_ns, to_ns, rig.tmp().path());
+  std::printf("%zu live events in the window, %zu replayed\n", live.size(), replayed.size());
+  testing::Test::RecordProperty("events_compared", std::to_string(live.size()));
   EXPECT_GT(live.size(), 10u);
   EXPECT_EQ(replayed.size(), live.size());
   EXPECT_TRUE(replayed == live);
@@ -195,12 +197,13 @@ TEST(HilRing, KillDuringADumpLeavesAConsistentRingAndTheRestOfTheSpoolUntouched)
   ASSERT_TRUE(d.has_value()) << ring.dump(1);
   const std::string state = (*d)["state"];
   testing::Test::RecordProperty("dump_state_after_kill", state);
-  std::printf("dump after kill -9: %s %s\n", state.c_str(), (*d)["error"].get<std::string>().c_str());
   std::set<std::string> dump_files;
   for (const auto& e : fs::recursive_directory_iterator(rig.node().spool())) {
     const auto rel = fs::relative(e.path(), rig.node().spool()).string();
     if (e.is_regular_file() && rel.find(".dump.dqd") != std::string::npos) dump_files.insert(rel);
   }
+  std::printf("dump after kill -9: %s %s; dump files: %s\n", state.c_str(), (*d)["error"].get<std::string>().c_str(),
+              testing::PrintToString(dump_files).c_str());
   if (state == "DONE") {
     const fs::path file = rig.node().spool() / "ready" / (*d)["file"].get<std::string>();
     ASSERT_TRUE(fs::exists(file));
