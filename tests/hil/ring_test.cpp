@@ -233,3 +233,41 @@ TEST(HilRing, KillDuringADumpLeavesAConsistentRingAndTheRestOfTheSpoolUntouched)
   EXPECT_EQ(reopened.fill().slices, ring_before["slices"].get<std::uint64_t>());
   for (const auto& e : reopened.entries()) EXPECT_TRUE(reopened.read(e).has_value());
 }
+
+// A supernova alert dumps [neutrino_time - before, neutrino_time + after] by itself, once the ring
+// holds the window's end.
+TEST(HilRing, ASupernovaAlertDumpsItsWindowByItself) {
+  Rig rig("ring-sn", "first:1",
+          "[builder]\nbackpressure = true\n[ring]\nenabled = true\nseconds = 60\nmax_mb = 64\nqueue_slices = 400\n"
+          "sn_dump = true\nsn_dump_before_s = 5\nsn_dump_after_s = 3\n",
+          "[trigger.supernova]\nbaseline_s = 20\nmin_baseline_s = 5\n");
+  constexpr unsigned kSlices = 150;  // 15 s; the burst starts 10 s in
+  rig.start_run(90);
+  auto a = rig.du_sim_args(90, kSlices, 7);
+  a.insert(a.end(), {"--start-utc", std::to_string(kStartUtc), "--singles-hz", "500", "--sn-burst-at", "10",
+                     "--sn-burst-seconds", "3"});
+  rig.feed(a);
+  ASSERT_TRUE(rig.wait_slices(kSlices));
+  nlohmann::json dump;
+  ASSERT_TRUE(wait_until([&] {
+    const auto s = rig.status();
+    if (!s.contains("ring")) return false;
+    for (const auto& d : s["ring"]["dumps"]) {
+      if (d["source"] == "supernova" && d["state"] != "STARTED") dump = d;
+    }
+    return !dump.is_null();
+  }, 60s));
+  const auto status = rig.status();
+  ASSERT_EQ(status["supernova"]["alerts"].size(), 1u) << status["supernova"].dump(1);
+  const auto neutrino_ns = status["supernova"]["alerts"][0]["neutrino_time_ns"].get<std::uint64_t>();
+  ASSERT_EQ(dump["state"], "DONE") << dump.dump(1);
+  EXPECT_EQ(dump["reason"], "supernova alert");
+  EXPECT_EQ(dump["requested_from_ns"], neutrino_ns - 5 * kSecondNs);
+  EXPECT_EQ(dump["requested_to_ns"], neutrino_ns + 3 * kSecondNs);
+  EXPECT_EQ(dump["slices"], 80);
+  EXPECT_EQ(dump["missing_slices"], 0);
+  EXPECT_TRUE(fs::exists(rig.node().spool() / "ready" / dump["file"].get<std::string>()));
+  EXPECT_EQ(status["ring"]["dumps_by_state"]["DONE"], 1);
+  rig.stop_run();
+  rig.quit();
+}
