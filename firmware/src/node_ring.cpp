@@ -41,7 +41,8 @@ void Node::Impl::attach_ring(RunSessionInputs& inputs, const storage::RunProvena
       return;
     }
     const auto t = (*meta)["neutrino_time_ns"].get<std::uint64_t>();
-    r->request_dump(t > before_ns ? t - before_ns : 0, t + after_ns, "supernova alert", "supernova");
+    r->request_dump(t > before_ns ? t - before_ns : 0, t + after_ns, "supernova alert", "supernova",
+                    /*journal_now=*/false);
   };
 }
 

@@ -236,7 +236,8 @@ void RingService::set_provenance(storage::RunProvenance provenance) {
   provenance_ = std::move(provenance);
 }
 
-DumpRecord RingService::request_dump(std::uint64_t from_ns, std::uint64_t to_ns, std::string reason, std::string source) {
+DumpRecord RingService::request_dump(std::uint64_t from_ns, std::uint64_t to_ns, std::string reason, std::string source,
+                                     bool journal_now) {
   DumpRecord d;
   d.requested_unix_ns = dataflow::unix_now_ns();
   d.reason = std::move(reason);
@@ -261,15 +262,16 @@ DumpRecord RingService::request_dump(std::uint64_t from_ns, std::uint64_t to_ns,
   }
   if (d.state == DumpState::Failed) {
     spdlog::warn("ring dump {} ({}) refused: {}", d.id, d.reason, d.error);
-    record(d);
-    return d;
+  } else {
+    spdlog::info("ring dump {} started ({}): {} .. {} ({})", d.id, d.source, storage::format_utc_ns(from_ns),
+                 storage::format_utc_ns(to_ns), d.reason);
   }
-  spdlog::info("ring dump {} started ({}): {} .. {} ({})", d.id, d.source, storage::format_utc_ns(from_ns),
-               storage::format_utc_ns(to_ns), d.reason);
-  record(d);
+  if (journal_now) write_journal(d);  // before the dump thread can see it: states go forward only
   {
     std::lock_guard lock(mutex_);
-    pending_.push_back(d);
+    note(d);
+    if (!journal_now) unjournalled_.push_back(d);
+    if (d.state == DumpState::Started) pending_.push_back(d);
   }
   wake_.notify_all();
   return d;
@@ -286,7 +288,9 @@ bool RingService::window_end_held(std::uint64_t to_ns) {
 void RingService::run_dumps() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_.load() || !pending_.empty(); });
+    wake_.wait_for(lock, std::chrono::milliseconds(200),
+                   [this] { return stopping_.load() || !pending_.empty() || !unjournalled_.empty(); });
+    flush_journal(lock);
     if (pending_.empty()) {
       if (stopping_.load()) return;
       continue;
@@ -300,6 +304,7 @@ void RingService::run_dumps() {
       lock.unlock();
       const bool held = window_end_held(to_ns);
       lock.lock();
+      flush_journal(lock);
       if (held) break;
       wake_.wait_for(lock, std::chrono::milliseconds(200));
     }
@@ -331,13 +336,35 @@ void RingService::run_dumps() {
   }
 }
 
-void RingService::record(const DumpRecord& dump) {
+void RingService::write_journal(const DumpRecord& dump) {
   try {
     write_atomically(options_.ring_dir / "dumps" / (dump.id + ".json"), dump.to_json().dump(2) + "\n", options_.fsync);
   } catch (const std::exception& e) {
     spdlog::warn("ring dump {}: cannot journal its state: {}", dump.id, e.what());
   }
+}
+
+void RingService::flush_journal(std::unique_lock<std::mutex>& lock) {
+  while (!unjournalled_.empty()) {
+    const DumpRecord d = unjournalled_.front();
+    unjournalled_.pop_front();
+    lock.unlock();
+    write_journal(d);
+    lock.lock();
+  }
+}
+
+void RingService::record(const DumpRecord& dump) {
+  write_journal(dump);
   std::lock_guard lock(mutex_);
+  note(dump);
+}
+
+void RingService::note(const DumpRecord& dump) {
+  // A later state replaces an earlier one not yet written (the journal never goes back).
+  unjournalled_.erase(std::remove_if(unjournalled_.begin(), unjournalled_.end(),
+                                     [&](const DumpRecord& d) { return d.id == dump.id && d.state != dump.state; }),
+                      unjournalled_.end());
   ++dumps_by_state_[static_cast<std::size_t>(dump.state)];
   const auto it = std::find_if(dumps_.begin(), dumps_.end(), [&](const DumpRecord& d) { return d.id == dump.id; });
   if (it != dumps_.end()) {

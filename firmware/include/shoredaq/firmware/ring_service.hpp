@@ -10,7 +10,8 @@
 //    ring at once: refused (FAILED, with the reason) when it is empty or older than the ring;
 //    otherwise STARTED. The dump thread waits until the ring holds the window's end (or slices
 //    stop coming: the run stopped, the feed ended), then writes it: DONE, or FAILED with why.
-// Every dump's state is journalled in <ring dir>/dumps/<id>.json; at start-up a dump still
+// Every dump's state is journalled in <ring dir>/dumps/<id>.json (a supernova alert's by the dump
+// thread, so the writer's thread never waits on the disk); at start-up a dump still
 // STARTED (the node died during it) becomes FAILED and its partial file is set aside in
 // spool/damaged/, so nothing half-written is ever shipped.
 
@@ -81,7 +82,10 @@ class RingService {
 
   // Any thread, never blocks.
   void offer(const dataflow::Timeslice& slice);
-  DumpRecord request_dump(std::uint64_t from_ns, std::uint64_t to_ns, std::string reason, std::string source);
+  // `journal_now`: the request's state is on disk when this returns (run control); false leaves
+  // the writing to the dump thread (a supernova alert, on the writer's thread).
+  DumpRecord request_dump(std::uint64_t from_ns, std::uint64_t to_ns, std::string reason, std::string source,
+                          bool journal_now = true);
   // A dump waiting for its window's end stops waiting when no run takes data.
   void set_taking_data(bool taking);
   void set_provenance(storage::RunProvenance provenance);
@@ -105,7 +109,10 @@ class RingService {
   void run_ring();
   void run_dumps();
   bool window_end_held(std::uint64_t to_ns);
-  void record(const DumpRecord& dump);  // journal + list
+  void record(const DumpRecord& dump);  // journal + list (the dump thread's)
+  void note(const DumpRecord& dump);    // the list and counts (mutex_ held)
+  void write_journal(const DumpRecord& dump);
+  void flush_journal(std::unique_lock<std::mutex>& lock);  // what note() left (mutex_ held)
   void settle_interrupted_dumps();
 
   RingServiceOptions options_;
@@ -120,6 +127,7 @@ class RingService {
   std::condition_variable wake_;
   std::deque<DumpRecord> dumps_;
   std::deque<DumpRecord> pending_;
+  std::deque<DumpRecord> unjournalled_;  // states request_dump() left for the dump thread to write
   storage::RunProvenance provenance_;
   std::uint64_t next_id_ = 1;
   std::array<std::uint64_t, 3> dumps_by_state_{};  // requests that reached each state since start
