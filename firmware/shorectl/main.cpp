@@ -1,6 +1,7 @@
 // shorectl: the operator's client of shoredaq's run-control socket.
 //   shorectl [--endpoint E] [--json] [--timeout MS] [--curve-secret F --server-key F]
 //            status|init|configure|start|pause|continue|stop|reset|quit
+//   shorectl dump --from T --to T --reason TEXT    (a raw-data dump; T: UTC ISO 8601 ending in Z, or Unix seconds)
 //   shorectl keygen NAME | keygen --secret F --public F     (a CURVE key pair; never overwrites)
 // A tcp:// endpoint is a CURVE server: the client's secret key file and the node's public key
 // file are required. Exit codes: 0 accepted, 1 refused by the daemon (keygen: cannot write the
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/firmware/ring_service.hpp"
 #include "shoredaq/version.hpp"
 #include "shoredaq/firmware/security.hpp"
 
@@ -29,6 +31,12 @@ void print_human(const nlohmann::json& reply, const std::string& cmd) {
   const std::string state = reply.value("state", "?");
   if (!ok) {
     std::cout << cmd << " refused (state " << state << "): " << reply.value("error", "") << "\n";
+    return;
+  }
+  if (cmd == "dump" && reply.contains("dump")) {
+    const auto& d = reply["dump"];
+    std::cout << "dump " << d.value("id", "") << ": " << d.value("state", "") << " (" << d.value("requested_from", "")
+              << " .. " << d.value("requested_to", "") << "); follow it in `shorectl status --json` under ring.dumps\n";
     return;
   }
   if (cmd != "status") {
@@ -128,6 +136,23 @@ int main(int argc, char** argv) {
     request = {{"cmd", "start"}, {"run", run}};
     if (!run_type.empty()) request["type"] = run_type;
   });
+
+  auto* dump = app.add_subcommand(
+      "dump", "dump a UTC window of the raw-data ring into the Tier-0 spool (a .dqd that `shoredaq replay` plays)");
+  std::string dump_from, dump_to, dump_reason;
+  const auto dump_time = [](const std::string& t) {
+    return shoredaq::firmware::parse_dump_time(t) ? std::string() : "not a time: '" + t + "' (2026-12-06T08:15:00.5Z or Unix seconds)";
+  };
+  dump->add_option("--from", dump_from,
+                   "window start, detector time: UTC 2026-12-06T08:15:00[.fraction]Z (the Z is required) or Unix seconds "
+                   "1765008900[.fraction]")
+      ->required()
+      ->check(dump_time);
+  dump->add_option("--to", dump_to, "window end (exclusive), same forms; the node cuts a window longer than [ring] max_dump_seconds")
+      ->required()
+      ->check(dump_time);
+  dump->add_option("--reason", dump_reason, "why (kept in the dump's manifest), e.g. \"GCN GRB 261206A\"")->required();
+  dump->callback([&] { request = {{"cmd", "dump"}, {"from", dump_from}, {"to", dump_to}, {"reason", dump_reason}}; });
 
   try {
     app.parse(argc, argv);

@@ -35,10 +35,10 @@ NodeConfig parse_config(std::string_view toml_text) {
   c.source_hash = text_hash_hex(toml_text);
 
   static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts", "dispatcher", "acoustic",
-                                               "control", "metrics", "health", "run", "security", "snews", "trigger"};
+                                               "ring", "control", "metrics", "health", "run", "security", "snews", "trigger"};
   for (const auto& [k, v] : root) {
     if (!kSections.contains(std::string(k.str())))
-      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, dispatcher, acoustic, control, metrics, health, run, security, snews, trigger)");
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, dispatcher, acoustic, ring, control, metrics, health, run, security, snews, trigger)");
   }
 
   {
@@ -165,6 +165,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("sndhwm", c.acoustic.sndhwm, 1, 10'000'000);
     r.reject_unknown();
   }
+  read_ring_section(root, c);  // config_ring.cpp
   {
     SectionReader r(section(root, "control"), "control");
     r.string("endpoint", c.control.endpoint);
@@ -296,6 +297,7 @@ filters::TriggerParameters load_trigger_setup(const std::filesystem::path& file,
 
 std::filesystem::path NodeConfig::store_path() const { return store.path.empty() ? node.state_dir / "store" : store.path; }
 std::filesystem::path NodeConfig::spool_dir() const { return spool.dir.empty() ? node.state_dir / "spool" : spool.dir; }
+std::filesystem::path NodeConfig::ring_dir() const { return ring.dir.empty() ? node.state_dir / "ring" : ring.dir; }
 std::string NodeConfig::control_endpoint() const {
   return control.endpoint.empty() ? "ipc://" + (node.runtime_dir / "control.sock").string() : control.endpoint;
 }

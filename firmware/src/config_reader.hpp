@@ -252,4 +252,7 @@ inline toml::table parse_toml(std::string_view text) {
 
 inline constexpr std::int64_t kMaxI64 = std::numeric_limits<std::int64_t>::max();
 
+// [ring] (config_ring.cpp): the raw-data ring buffer and its dumps.
+void read_ring_section(const toml::table& root, NodeConfig& c);
+
 }  // namespace shoredaq::firmware::config_detail

@@ -66,8 +66,8 @@ std::string optional_string(const nlohmann::json& request, const char* key, std:
 
 }  // namespace
 
-ControlDispatcher::ControlDispatcher(RunControl& run_control, StatusFn status)
-    : run_control_(run_control), status_(std::move(status)) {}
+ControlDispatcher::ControlDispatcher(RunControl& run_control, StatusFn status, DumpFn dump)
+    : run_control_(run_control), status_(std::move(status)), dump_(std::move(dump)) {}
 
 nlohmann::json ControlDispatcher::reply(const CommandResult& result) const {
   nlohmann::json r{{"ok", result.ok}, {"state", std::string(to_string(result.state))}};
@@ -110,11 +110,16 @@ nlohmann::json ControlDispatcher::handle(const nlohmann::json& request) const {
     return r;
   }
 
+  if (cmd == "dump") {
+    if (!dump_) return refusal(run_control_.state(), "this node has no raw-data ring");
+    return dump_(request);
+  }
+
   const auto command = parse_run_command(cmd);
   if (!command) {
     return refusal(run_control_.state(),
                    "unknown command \"" + cmd +
-                       "\" (status, init, configure, start, pause, continue, stop, reset, quit)");
+                       "\" (status, init, configure, start, pause, continue, stop, reset, quit, dump)");
   }
   switch (*command) {
     case RunCommand::Init: return reply(run_control_.init());
@@ -183,7 +188,7 @@ ControlRequestKind classify_control_request(std::string_view request_text) {
   auto it = request.find("cmd");
   if (it == request.end() || !it->is_string()) return ControlRequestKind::Immediate;
   const auto& cmd = it->get_ref<const std::string&>();
-  if (cmd == "status") return ControlRequestKind::Immediate;
+  if (cmd == "status" || cmd == "dump") return ControlRequestKind::Immediate;
   const auto command = parse_run_command(cmd);
   if (!command) return ControlRequestKind::Immediate;
   // configure reads operator-named files; stop and quit drain: none of them may hold up `status`.

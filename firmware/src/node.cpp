@@ -56,6 +56,7 @@ void Node::Impl::shutdown() {
     ending = std::move(session);
   }
   ending.reset();
+  if (ring) ring->stop();  // after the run: its workers fed it
   forward_log_lines({});  // before the dispatcher goes: no log line may reach it afterwards
   std::lock_guard lock(mutex);
   dispatcher.reset();
@@ -136,10 +137,13 @@ void Node::Impl::open_spool() {
       spdlog::warn("acoustic spool {}: sealed {} part(s) left open by a crash ({} damaged bytes kept in damaged/)",
                    tc.directory.string(), a.parts_recovered, a.damaged_bytes);
   }
-  std::lock_guard lock(mutex);
-  spool_at_open = c;
-  spool = std::move(opened);
-  acoustic_spool = std::move(acoustic);
+  {
+    std::lock_guard lock(mutex);
+    spool_at_open = c;
+    spool = std::move(opened);
+    acoustic_spool = std::move(acoustic);
+  }
+  open_ring();  // after the spool: its dumps go there
 }
 
 // The ControlHost dispatcher listens from start-up to quit, runs or no runs: km3mon connects once.
@@ -239,9 +243,10 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
     for (auto& s : options.extra_sinks()) outputs.sinks.push_back(std::move(s));
   }
   const std::uint32_t clb = clb_run_next != 0 ? clb_run_next : run;
-  auto next = std::make_unique<RunSession>(RunSessionInputs{&config, setup, record, clb, std::move(outputs.sinks),
-                                                            std::move(outputs.acoustic), &context, &log, &paused,
-                                                            curve_server_hook(config.ingest.curve, "ingest")});
+  RunSessionInputs inputs{&config, setup, record, clb, std::move(outputs.sinks), std::move(outputs.acoustic), &context,
+                          &log, &paused, curve_server_hook(config.ingest.curve, "ingest"), {}, {}};
+  attach_ring(inputs, resources.provenance);
+  auto next = std::make_unique<RunSession>(std::move(inputs));
   if (config.run.max_duration_s > 0 || config.run.max_bytes > 0) {
     RunCycle cycle;
     cycle.max_duration_ns = std::uint64_t{config.run.max_duration_s} * 1'000'000'000ull;
@@ -357,6 +362,7 @@ void Node::Impl::on_stop() {
     setup.reset();  // stop -> Standby: each run is configured afresh
   }
   ending.reset();
+  if (ring) ring->set_taking_data(false);  // a dump waiting for more slices takes what there is
   // A quit (SIGTERM from systemd too) keeps the last order: a restarted node resumes the runs.
   if (!quitting) remember_order(false);
   notifier.status("shoredaq: Standby");

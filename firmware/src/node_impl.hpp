@@ -19,6 +19,7 @@
 #include "shoredaq/firmware/metrics.hpp"
 #include "shoredaq/firmware/node.hpp"
 #include "shoredaq/firmware/notify.hpp"
+#include "shoredaq/firmware/ring_service.hpp"
 #include "shoredaq/firmware/run_session.hpp"
 #include "shoredaq/firmware/security.hpp"
 #include "shoredaq/firmware/store_scrub.hpp"
@@ -47,6 +48,11 @@ struct Node::Impl {
   void on_reset();
   void signal_loop();
   void shutdown();
+
+  // --- node_ring.cpp: the raw-data ring buffer and its dumps
+  void open_ring();
+  void attach_ring(RunSessionInputs& inputs, const storage::RunProvenance& provenance);
+  nlohmann::json request_dump(const nlohmann::json& request);  // {"cmd":"dump",...} -> reply
 
   // --- node_runs.cpp: runs that cycle themselves, provenance, the operator's last order
   dataflow::RunRecord new_run_record(std::uint32_t run, const std::string& run_type, std::string start_reason) const;
@@ -108,6 +114,8 @@ struct Node::Impl {
   // The ControlHost dispatcher outlives runs: consumers stay connected from one run to the next.
   std::unique_ptr<storage::Dispatcher> dispatcher;
   storage::Tier0SpoolCounters spool_at_open;  // what opening the spool found (recovered parts)
+  // The raw-data ring ([ring]); stopped at shutdown but kept: /metrics reads it until the end.
+  std::unique_ptr<RingService> ring;
   std::unique_ptr<StoreScrubThread> scrub;
   std::unique_ptr<RunSession> session;
   const RunSession* draining = nullptr;  // the session a stop is draining (owned by on_stop)

@@ -52,7 +52,8 @@ int Node::serve() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   Impl& im = *impl_;
-  ControlDispatcher dispatcher(im.run_control, [this] { return status(); });
+  ControlDispatcher dispatcher(im.run_control, [this] { return status(); },
+                              [&im](const nlohmann::json& request) { return im.request_dump(request); });
   // Key files and allow-lists are read before anything binds: a bad key stops the start here.
   try {
     im.start_security();

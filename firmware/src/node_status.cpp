@@ -174,6 +174,7 @@ nlohmann::json Node::Impl::status() {
                   {"write_errors", t.value("spool.write_errors")},
                   {"parts_recovered", spool_at_open.parts_recovered}};
   }
+  if (ring) s["ring"] = ring->status();
   // `alarm` is what is wrong now: it clears when the cause goes away.
   if (loss.losing) {
     s["alarm"] = loss.reason;
@@ -406,6 +407,7 @@ void Node::Impl::register_metrics() {
                               return q >= 1.0 ? h.snapshot().max : h.quantile(q);
                             });
   }
+  if (ring) ring->register_metrics(registry);
   registry.gauge_callback("shoredaq_store_used_bytes", "Pages in use in the event store", {}, [this] {
     std::lock_guard lock(mutex);
     return store ? static_cast<double>(store->stats().used_bytes) : 0.0;

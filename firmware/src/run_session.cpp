@@ -72,14 +72,18 @@ RunSession::RunSession(RunSessionInputs in)
                                                   in.config->snews.heartbeat_period_s)),
       pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.clb_run != 0 ? in.clb_run : in.record.run,
                                      std::move(in.configure_ingest_socket)),
-                [filter = in.setup->filter](const dataflow::Timeslice& t) { return filter->process(t); },
-                [this](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+                [filter = in.setup->filter, raw = in.raw_slice](const dataflow::Timeslice& t) {
+                  if (raw) raw(t);
+                  return filter->process(t);
+                },
+                [this, on_alert = in.supernova_alert](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                   wait_until_open();
                   dom_health_->observe(p.result.summary);  // also while paused: the sea does not pause
                   dom_health_->observe_monitoring(p.monitoring);
                   const bool paused = paused_->load(std::memory_order_relaxed);
                   std::vector<std::string> alerts;
                   if (auto alert = supernova_->observe(p.result)) {
+                    if (on_alert) on_alert(*alert);
                     // A paused slice is not written: its alert still goes to the outputs that publish.
                     if (paused) writer_.snews({dataflow::SnewsMessage::Kind::Alert, std::move(*alert)});
                     else alerts.push_back(std::move(*alert));

@@ -16,6 +16,7 @@
 #include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/storage/acoustic_spool.hpp"
+#include "shoredaq/storage/ring_dump.hpp"
 #include "tier0_spool_files.hpp"
 
 namespace shoredaq::storage {
@@ -83,7 +84,8 @@ std::optional<ParsedName> AcousticSpool::parse_run_provenance_name(const std::st
 }
 
 bool is_spool_part_file_name(const std::string& name) {
-  return Tier0Spool::parse_part_file_name(name).has_value() || AcousticSpool::parse_part_file_name(name).has_value();
+  return Tier0Spool::parse_part_file_name(name).has_value() || AcousticSpool::parse_part_file_name(name).has_value() ||
+         is_dump_file_name(name);
 }
 
 RunProvenance AcousticSpool::recorded_provenance(std::int32_t detector_id, std::uint32_t run) const {

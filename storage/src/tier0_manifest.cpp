@@ -203,7 +203,7 @@ std::vector<std::string> validate_tier0_manifest(std::string_view json_text) {
       "run", "part", "first_frame", "last_frame", "utc_start", "utc_end", "events", "summary_slices",
       "events_per_trigger", "data_type", "data_tier", "format", "format_version", "software_version", "run_type",
       "run_setup_hash", "detector_file_hash", "recovered", "damaged_bytes", "timeslices", "monitoring_packets", "supernova_alerts",
-      "datagrams", "datagrams_per_dom"};
+      "datagrams", "datagrams_per_dom", "dump"};
   for (const auto& [key, value] : m.items()) {
     if (!kKnown.contains(key)) problem(key, "unknown field");
   }
@@ -289,6 +289,19 @@ std::vector<std::string> validate_tier0_manifest(std::string_view json_text) {
         if (!numeric_key) problem("datagrams_per_dom." + key, "not a DOM id");
         if (!value.is_number_unsigned()) problem("datagrams_per_dom." + key, "not a non-negative integer");
       }
+    }
+  }
+  // Raw-data dumps (ring_dump.hpp): why and what window.
+  if (m.contains("dump")) {
+    const json& d = m["dump"];
+    if (!d.is_object()) {
+      problem("dump", "not an object");
+    } else {
+      for (const char* key : {"id", "reason"}) {
+        if (!d.contains(key) || !d[key].is_string() || d[key].get<std::string>().empty())
+          problem(std::string("dump.") + key, "missing or not a non-empty string");
+      }
+      for (const char* key : {"slices", "missing_slices"}) count_field(d, key, std::string("dump.") + key, false);
     }
   }
   if (!m.contains("format_version") || !m["format_version"].is_number_unsigned() || m["format_version"] == 0) {

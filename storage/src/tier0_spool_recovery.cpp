@@ -16,6 +16,7 @@
 #include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/acoustic_spool.hpp"
 #include "shoredaq/storage/monitoring_record.hpp"
+#include "shoredaq/storage/ring_dump.hpp"
 #include "shoredaq/storage/supernova_alert_record.hpp"
 #include "shoredaq/storage/tier0_spool.hpp"
 #include "tier0_spool_files.hpp"
@@ -265,6 +266,7 @@ void Tier0Spool::recover() {
     const std::string name = path.filename().string();
     // The acoustic spool shares the directories and recovers its own parts.
     if (AcousticSpool::parse_part_file_name(name)) continue;
+    if (is_dump_file_name(name)) continue;  // the node's ring dumps set their own aside (ring_dump.hpp)
     const auto parsed = parse_part_file_name(name);
     if (!parsed) {
       // Not ours to seal: keep it, but out of the way and loudly.

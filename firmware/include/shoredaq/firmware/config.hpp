@@ -174,6 +174,22 @@ struct AcousticSection {
   int sndhwm = 10000;            // datagrams queued per subscriber; beyond, dropped for it and counted
 };
 
+// The raw-data ring buffer (issue 12): the last `seconds` of whole L0 slices on local disk, and
+// dumps of a UTC window of it into the Tier-0 spool (shorectl dump, or a supernova alert).
+struct RingSection {
+  bool enabled = false;          // needs spool.enabled (dumps are spool files)
+  std::filesystem::path dir;     // empty = <state_dir>/ring
+  unsigned seconds = 120;        // detector time kept
+  std::uint64_t max_mb = 4096;   // the ring's data file, preallocated: whichever bound is hit first
+  // Slices waiting for the ring's thread; when the disk falls behind, new slices are skipped
+  // (counted), the pipeline never waits.
+  unsigned queue_slices = 32;
+  unsigned max_dump_seconds = 300;  // a longer request is cut to this, from its start
+  bool sn_dump = true;              // a supernova alert dumps [alert - before, alert + after]
+  unsigned sn_dump_before_s = 30;
+  unsigned sn_dump_after_s = 60;
+};
+
 // When the node calls itself unhealthy (/healthz 503, `alarm` in /status) because data is lost.
 struct HealthSection {
   // Over the last loss_window_s: the share of datagrams (ingest, builder, pipeline) or of slices
@@ -224,6 +240,7 @@ struct NodeConfig {
   AlertsSection alerts;
   DispatcherSection dispatcher;
   AcousticSection acoustic;
+  RingSection ring;
   ControlSection control;
   MetricsSection metrics;
   HealthSection health;
@@ -236,6 +253,7 @@ struct NodeConfig {
   // Derived paths/endpoints with the defaults resolved against node.state_dir/runtime_dir.
   std::filesystem::path store_path() const;
   std::filesystem::path spool_dir() const;
+  std::filesystem::path ring_dir() const;
   std::string control_endpoint() const;
   unsigned worker_count() const;  // resolves workers = 0
   bool control_curve() const { return !control.curve_allowed_keys.empty(); }

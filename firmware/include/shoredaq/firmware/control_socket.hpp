@@ -3,6 +3,8 @@
 //   {"cmd":"start","run":42}                      -> {"ok":true,"state":"Running","run":42}
 //   {"cmd":"configure","detx":"F","setup":"S.toml"} (both optional)
 //   {"cmd":"status"}                              -> {"ok":true,"state":...,"run":...,"counters":{...}}
+//   {"cmd":"dump","from":"2026-12-06T08:15:00Z","to":"1765008960","reason":"GRB"}
+//                                                 -> {"ok":true,"dump":{"id":...,"state":"STARTED",...}}
 //   refused                                       -> {"ok":false,"state":"Ready","error":"..."}
 // The server has its own thread, so commands are never queued behind data. Long commands (configure
 // reads files; stop and quit drain the pipeline) run on a background thread: while one runs,
@@ -46,7 +48,9 @@ inline constexpr std::size_t kMaxControlMessageBytes = std::size_t{16} << 20;
 class ControlDispatcher {
  public:
   using StatusFn = std::function<nlohmann::json()>;
-  ControlDispatcher(RunControl& run_control, StatusFn status = {});
+  // {"cmd":"dump","from":...,"to":...,"reason":...} -> the whole reply (raw-data ring, any state).
+  using DumpFn = std::function<nlohmann::json(const nlohmann::json&)>;
+  ControlDispatcher(RunControl& run_control, StatusFn status = {}, DumpFn dump = {});
   std::string handle(std::string_view request_text) const;
   nlohmann::json handle(const nlohmann::json& request) const;
   // The reply to a command that arrives while a long command is still running.
@@ -59,6 +63,7 @@ class ControlDispatcher {
   nlohmann::json reply(const CommandResult& result) const;
   RunControl& run_control_;
   StatusFn status_;
+  DumpFn dump_;
 };
 
 // How the server runs one request (see classify_control_request).
@@ -67,7 +72,7 @@ enum class ControlRequestKind : std::uint8_t {
   Exclusive,   // on the server thread; refused while a long command runs
   Background,  // long (stop, quit): on a background thread, one at a time; replied when done
 };
-// status and requests that are not valid commands -> Immediate, configure/stop/quit -> Background,
+// status, dump (it only queues the dump) and requests that are not valid commands -> Immediate, configure/stop/quit -> Background,
 // the rest -> Exclusive.
 ControlRequestKind classify_control_request(std::string_view request_text);
 

@@ -42,6 +42,10 @@ struct RunSessionInputs {
   dataflow::RateLimitedLog* log = nullptr;
   const std::atomic<bool>* paused = nullptr;  // the node's pause flag, read per slice
   std::function<void(zmq::socket_t&)> configure_ingest_socket;  // CURVE, when configured
+  // Every built slice, on the filter workers (the raw-data ring); must not block. Empty: none.
+  std::function<void(const dataflow::Timeslice&)> raw_slice;
+  // The SNEWS-format message of a supernova alert, on the writer's thread (the ring's dump).
+  std::function<void(const std::string&)> supernova_alert;
 };
 
 // A configured UDP port cannot be bound (in use, an address the host does not have).

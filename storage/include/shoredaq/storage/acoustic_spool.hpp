@@ -181,8 +181,8 @@ class AcousticSpool {
   bool writes_failing_ = false;  // the last write failed (logged once per episode)
 };
 
-// Any sealed spool data file: a run file (.daq) or an acoustic part (.acoustic.dqd). The transfer
-// agent moves both.
+// Any sealed spool data file: a run file (.daq), an acoustic part (.acoustic.dqd) or a raw-data
+// dump (.dump.dqd, ring_dump.hpp). The transfer agent moves them all.
 bool is_spool_part_file_name(const std::string& name);
 
 }  // namespace shoredaq::storage
