@@ -52,7 +52,9 @@ constexpr unsigned kSlices = 40;
 // Item 1: a single 1 468-byte datagram one hour ahead, sent right after `start`, used to make the
 // next 20 s of real data drop as time_jump (one slice written, alarm null, /healthz 200).
 TEST(HilTrustFeed, OneDatagramAnHourAheadCannotPoisonTheRun) {
-  Rig rig("trust-hour");
+  // Back-pressure: du-sim sends as fast as it can and every slice is counted exactly, so the node
+  // must not lose one to a loaded machine (CI runs tests two at a time).
+  Rig rig("trust-hour", "first:2", "[builder]\nbackpressure = true\n");
   const std::uint32_t dom = some_dom(rig.detx(), 5);
   rig.start_run(41);
   auto a = rig.du_sim_args(41, kSlices, 42);
@@ -78,7 +80,7 @@ TEST(HilTrustFeed, OneDatagramAnHourAheadCannotPoisonTheRun) {
 // Item 1: mid-run, 12 datagrams stepping +55 s each used to drag the window along and drop 547 820
 // real datagrams. Now the 12 are dropped, nothing else; the DOM is flagged and raises an alarm.
 TEST(HilTrustFeed, ACreepingClockMidRunDropsOnlyItsOwnDatagramsAndAlarms) {
-  Rig rig("trust-creep", "first:2", "[metrics]\nenabled = true\nport = 0\n");
+  Rig rig("trust-creep", "first:2", "[metrics]\nenabled = true\nport = 0\n[builder]\nbackpressure = true\n");
   const int port = metrics_port_of(rig.daemon());
   const std::uint32_t dom = some_dom(rig.detx(), 20);
   rig.start_run(43);
