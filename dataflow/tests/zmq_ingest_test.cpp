@@ -322,6 +322,8 @@ TEST(ZmqIngest, MessageOverTheSizeLimitIsCountedAndTheNextPeerGetsThrough) {
     append_record(small, datagram(2, 0, 10));
     send(next, small);
     ASSERT_TRUE(got.wait_datagrams(1));
+    // The counters are raised after the sink has the message: wait for them, then check exactly.
+    EXPECT_TRUE(wait_until([&] { return ingest.counters().messages >= 2 && ingest.counters().datagrams >= 1; }));
     const IngestCounters c = ingest.counters();
     EXPECT_EQ(c.messages, 2u);  // the rejected big one and the small one; the huge one never arrived
     EXPECT_EQ(c.datagrams, 1u);

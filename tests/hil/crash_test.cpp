@@ -72,7 +72,8 @@ TEST(HilCrash, Kill9MidRunThenRestart) {
 
 TEST(HilCrash, StoreCapReachedRaisesAlarmWithoutCorruption) {
   // A tiny store and a trigger that fires on background, so events fill the cap within a few slices.
-  Rig rig("cap", "first:2", "", "", "map_size_mb = 1\nmap_cap_mb = 8\n");
+  // Back-pressure: every slice must reach the writer (a loaded machine made the node drop one).
+  Rig rig("cap", "first:2", "[builder]\nbackpressure = true\n", "", "map_size_mb = 1\nmap_cap_mb = 8\n");
   // Wide snapshots (100 us) make each event megabytes, so the cap is reached within a few slices.
   write_file(rig.tmp() / "noisy.toml",
              "[trigger]\nsnapshot_window_ns = 100000\n[trigger.mxshower]\nnumber_of_hits = 2\nnumber_of_modules = 1\n");
