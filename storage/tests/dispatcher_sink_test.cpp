@@ -246,9 +246,12 @@ TEST(Dispatcher, AStalledAllClientIsDisconnectedAndCountedWhileTheOthersGetEvery
   stalled.subscribe(" a IO_EVT");
   healthy.subscribe(" a IO_EVT a MSG");
   ASSERT_TRUE(wait_for([&] { return dispatcher.counters().subscriptions.load() == 2; }));
-  // ~2 KB each, published 100 at a time (200 KB, within a queue) and read by the healthy client
-  // before the next 100: ~20 MB in all, far beyond what the stalled one's socket buffers hold.
-  constexpr std::size_t kChunks = 100, kPerChunk = 100;
+  // ~2.6 KB each, published 40 at a time and read by the healthy client before the next 40: ~26 MB
+  // in all, far beyond what the stalled one's socket buffers hold. A chunk is well under half the
+  // queue limit because the healthy client can read a chunk before the dispatcher's I/O thread has
+  // run the write completion that takes it off the queue: its queue may then hold the chunk it read
+  // and the next one (CI saw 100 per chunk, ~260 KB, disconnect the healthy client too).
+  constexpr std::size_t kChunks = 250, kPerChunk = 40;
   const dataflow::Event event = st::make_event(kDetector, 9, 0, 0, 150);
   std::size_t received = 0;
   for (std::size_t chunk = 0; chunk < kChunks; ++chunk) {
