@@ -12,6 +12,8 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
+#include "full_io.hpp"
+
 namespace shoredaq::storage {
 namespace {
 
@@ -42,32 +44,6 @@ std::uint64_t get_u64(const std::uint8_t* p) noexcept {
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[i]} << (8 * i);
   return v;
-}
-
-bool pwrite_all(int fd, const void* data, std::size_t bytes, std::uint64_t offset) noexcept {
-  const auto* p = static_cast<const std::uint8_t*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::pwrite(fd, p, bytes, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    bytes -= static_cast<std::size_t>(n);
-    offset += static_cast<std::uint64_t>(n);
-  }
-  return true;
-}
-
-bool pread_all(int fd, void* data, std::size_t bytes, std::uint64_t offset) noexcept {
-  auto* p = static_cast<std::uint8_t*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::pread(fd, p, bytes, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    bytes -= static_cast<std::size_t>(n);
-    offset += static_cast<std::uint64_t>(n);
-  }
-  return true;
 }
 
 bool overlaps(const RingEntry& e, std::uint64_t offset, std::uint64_t bytes) noexcept {
@@ -119,14 +95,14 @@ void RawSliceRing::open_files() {
   std::array<std::uint8_t, kHeaderBytes> found{};
   const std::uint64_t index_bytes = kHeaderBytes + std::uint64_t{slots_} * kSlotBytes;
   struct stat st {};
-  const bool same = pread_all(index_fd_, found.data(), found.size(), 0) && found == header &&
+  const bool same = detail::pread_fully(index_fd_, found.data(), found.size(), 0) && found == header &&
                     ::fstat(index_fd_, &st) == 0 && static_cast<std::uint64_t>(st.st_size) == index_bytes;
   if (!same) {
     // A new ring, or one made with other bounds: its entries cannot be placed, start afresh.
     if (::fstat(index_fd_, &st) == 0 && st.st_size > 0)
       spdlog::warn("raw slice ring: {} has another layout: the ring starts empty", index.string());
     if (::ftruncate(index_fd_, 0) != 0 || ::ftruncate(index_fd_, static_cast<off_t>(index_bytes)) != 0 ||
-        !pwrite_all(index_fd_, header.data(), header.size(), 0))
+        !detail::pwrite_fully(index_fd_, header.data(), header.size(), 0))
       throw RingError(errno_text("initialise", index, errno));
     if (::ftruncate(data_fd_, 0) != 0) throw RingError(errno_text("truncate", data, errno));
   }
@@ -137,7 +113,7 @@ void RawSliceRing::open_files() {
 
 std::optional<RingEntry> RawSliceRing::read_slot(std::uint32_t slot) const {
   std::array<std::uint8_t, kSlotBytes> s{};
-  if (!pread_all(index_fd_, s.data(), s.size(), kHeaderBytes + std::uint64_t{slot} * kSlotBytes)) return std::nullopt;
+  if (!detail::pread_fully(index_fd_, s.data(), s.size(), kHeaderBytes + std::uint64_t{slot} * kSlotBytes)) return std::nullopt;
   if (get_u32(s.data()) != kSlotMagic) return std::nullopt;
   if (get_u64(s.data() + 56) != XXH3_64bits(s.data(), 56)) return std::nullopt;
   RingEntry e;
@@ -167,13 +143,13 @@ void RawSliceRing::write_slot(const RingEntry& e) {
   put_u32(s.data() + 44, e.records);
   put_u64(s.data() + 48, e.checksum);
   put_u64(s.data() + 56, XXH3_64bits(s.data(), 56));
-  if (!pwrite_all(index_fd_, s.data(), s.size(), kHeaderBytes + (e.sequence % slots_) * kSlotBytes))
+  if (!detail::pwrite_fully(index_fd_, s.data(), s.size(), kHeaderBytes + (e.sequence % slots_) * kSlotBytes))
     throw RingError(errno_text("write slot of", config_.directory / "ring.index", errno));
 }
 
 void RawSliceRing::clear_slot(std::uint64_t sequence) {
   const std::array<std::uint8_t, kSlotBytes> zero{};
-  if (!pwrite_all(index_fd_, zero.data(), zero.size(), kHeaderBytes + (sequence % slots_) * kSlotBytes))
+  if (!detail::pwrite_fully(index_fd_, zero.data(), zero.size(), kHeaderBytes + (sequence % slots_) * kSlotBytes))
     throw RingError(errno_text("clear slot of", config_.directory / "ring.index", errno));
 }
 
@@ -188,7 +164,7 @@ void RawSliceRing::recover() {
     } else {
       std::array<std::uint8_t, kSlotBytes> s{};
       const std::array<std::uint8_t, kSlotBytes> zero{};
-      if (pread_all(index_fd_, s.data(), s.size(), kHeaderBytes + std::uint64_t{slot} * kSlotBytes) && s != zero)
+      if (detail::pread_fully(index_fd_, s.data(), s.size(), kHeaderBytes + std::uint64_t{slot} * kSlotBytes) && s != zero)
         torn_slots.push_back(slot);
     }
   }
@@ -200,7 +176,7 @@ void RawSliceRing::recover() {
     bool ok = std::none_of(kept.begin(), kept.end(), [&](const RingEntry& k) { return overlaps(k, e.offset, e.bytes); });
     if (ok) {
       std::vector<std::uint8_t> bytes(e.bytes);
-      ok = pread_all(data_fd_, bytes.data(), bytes.size(), e.offset) && checksum_of(bytes) == e.checksum;
+      ok = detail::pread_fully(data_fd_, bytes.data(), bytes.size(), e.offset) && checksum_of(bytes) == e.checksum;
     }
     if (ok) {
       kept.push_back(e);
@@ -271,7 +247,7 @@ RingAppendStatus RawSliceRing::append(const RingSliceMeta& meta, std::span<const
         ++it;
       }
     }
-    if (!pwrite_all(data_fd_, records.data(), records.size(), e.offset)) {
+    if (!detail::pwrite_fully(data_fd_, records.data(), records.size(), e.offset)) {
       ++counters_.write_errors;
       spdlog::warn("raw slice ring: {}", errno_text("write", config_.directory / "ring.data", errno));
       return RingAppendStatus::WriteFailed;
@@ -321,7 +297,7 @@ std::optional<std::vector<std::uint8_t>> RawSliceRing::read(const RingEntry& ent
   const bool live = std::any_of(live_.begin(), live_.end(), [&](const RingEntry& e) { return e.sequence == entry.sequence; });
   if (!live) return std::nullopt;
   std::vector<std::uint8_t> bytes(entry.bytes);
-  if (!pread_all(data_fd_, bytes.data(), bytes.size(), entry.offset) || checksum_of(bytes) != entry.checksum)
+  if (!detail::pread_fully(data_fd_, bytes.data(), bytes.size(), entry.offset) || checksum_of(bytes) != entry.checksum)
     return std::nullopt;
   return bytes;
 }
@@ -355,7 +331,7 @@ std::vector<std::string> RawSliceRing::verify() const {
     if (!on_disk || on_disk->sequence != e.sequence || on_disk->offset != e.offset || on_disk->checksum != e.checksum)
       problems.push_back("slice " + std::to_string(e.sequence) + ": its index slot does not match");
     std::vector<std::uint8_t> bytes(e.bytes);
-    if (!pread_all(data_fd_, bytes.data(), bytes.size(), e.offset) || checksum_of(bytes) != e.checksum)
+    if (!detail::pread_fully(data_fd_, bytes.data(), bytes.size(), e.offset) || checksum_of(bytes) != e.checksum)
       problems.push_back("slice " + std::to_string(e.sequence) + ": its bytes do not match the checksum");
     for (std::size_t j = i + 1; j < live_.size(); ++j) {
       if (overlaps(live_[j], e.offset, e.bytes))
@@ -366,7 +342,7 @@ std::vector<std::string> RawSliceRing::verify() const {
   for (std::uint32_t slot = 0; slot < slots_; ++slot) {
     if (used[slot]) continue;
     std::array<std::uint8_t, kSlotBytes> s{};
-    if (!pread_all(index_fd_, s.data(), s.size(), kHeaderBytes + std::uint64_t{slot} * kSlotBytes) || s != zero)
+    if (!detail::pread_fully(index_fd_, s.data(), s.size(), kHeaderBytes + std::uint64_t{slot} * kSlotBytes) || s != zero)
       problems.push_back("slot " + std::to_string(slot) + " holds an entry the index does not list");
   }
   return problems;

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "shoredaq/storage/checksums.hpp"
+#include "full_io.hpp"
 #include "tier0_spool_files.hpp"
 
 namespace shoredaq::storage {
@@ -65,19 +66,6 @@ std::uint32_t next_dump_number(const fs::path& spool_dir, std::int32_t detector_
     }
   }
   return next;
-}
-
-bool write_all(int fd, std::span<const std::uint8_t> bytes) {
-  const std::uint8_t* p = bytes.data();
-  std::size_t left = bytes.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 }  // namespace
@@ -217,7 +205,7 @@ DumpResult write_ring_dump(const RawSliceRing& ring, const DumpRequest& request,
     if (starts.contains(e.slice_start_ns)) continue;  // a slice twice (a restarted run): once is enough
     auto bytes = ring.read(e);
     if (!bytes) continue;  // overwritten meanwhile: counted among the missing
-    if (!write_all(fd, *bytes)) {
+    if (!detail::write_fully(fd, bytes->data(), bytes->size())) {
       r.error = spool_files::errno_text("write", open_path, errno);
       failed = true;
       break;

@@ -1,5 +1,7 @@
 #include "tier0_spool_files.hpp"
 
+#include "full_io.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -21,15 +23,7 @@ using nlohmann::json;
 namespace {
 
 void write_all(int fd, const std::uint8_t* data, std::size_t size, const fs::path& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw SpoolError(errno_text("write", path, errno));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
+  if (!detail::write_fully(fd, data, size)) throw SpoolError(errno_text("write", path, errno));
 }
 
 }  // namespace
