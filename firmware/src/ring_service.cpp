@@ -117,46 +117,24 @@ const char* to_string(DumpState state) noexcept {
   return "?";
 }
 
+// Unknown states read as FAILED (the first pair), as a journal entry nobody understands should.
+NLOHMANN_JSON_SERIALIZE_ENUM(DumpState, {{DumpState::Failed, "FAILED"}, {DumpState::Started, "STARTED"}, {DumpState::Done, "DONE"}})
+// Missing keys keep DumpRecord's defaults: journals written by older versions still read.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DumpRecord, id, state, reason, source, requested_unix_ns,
+                                                requested_from_ns, requested_to_ns, from_ns, to_ns, error, file, slices,
+                                                missing_slices, datagrams, bytes, seconds)
+
 json DumpRecord::to_json() const {
-  return json{{"id", id},
-              {"state", to_string(state)},
-              {"reason", reason},
-              {"source", source},
-              {"requested_unix_ns", requested_unix_ns},
-              {"requested_from", utc_or_empty(requested_from_ns)},
-              {"requested_to", utc_or_empty(requested_to_ns)},
-              {"requested_from_ns", requested_from_ns},
-              {"requested_to_ns", requested_to_ns},
-              {"from_ns", from_ns},
-              {"to_ns", to_ns},
-              {"error", error},
-              {"file", file},
-              {"slices", slices},
-              {"missing_slices", missing_slices},
-              {"datagrams", datagrams},
-              {"bytes", bytes},
-              {"seconds", seconds}};
+  json j = *this;
+  // For the reader: the requested window in UTC (not read back; the _ns fields are).
+  j["requested_from"] = utc_or_empty(requested_from_ns);
+  j["requested_to"] = utc_or_empty(requested_to_ns);
+  return j;
 }
 
 DumpRecord DumpRecord::from_json(const json& j) {
-  DumpRecord d;
-  d.id = j.value("id", "");
-  const std::string state = j.value("state", "FAILED");
-  d.state = state == "STARTED" ? DumpState::Started : state == "DONE" ? DumpState::Done : DumpState::Failed;
-  d.reason = j.value("reason", "");
-  d.source = j.value("source", "");
-  d.requested_unix_ns = j.value("requested_unix_ns", std::uint64_t{0});
-  d.requested_from_ns = j.value("requested_from_ns", std::uint64_t{0});
-  d.requested_to_ns = j.value("requested_to_ns", std::uint64_t{0});
-  d.from_ns = j.value("from_ns", std::uint64_t{0});
-  d.to_ns = j.value("to_ns", std::uint64_t{0});
-  d.error = j.value("error", "");
-  d.file = j.value("file", "");
-  d.slices = j.value("slices", std::uint64_t{0});
-  d.missing_slices = j.value("missing_slices", std::uint64_t{0});
-  d.datagrams = j.value("datagrams", std::uint64_t{0});
-  d.bytes = j.value("bytes", std::uint64_t{0});
-  d.seconds = j.value("seconds", 0.0);
+  DumpRecord d = j.get<DumpRecord>();
+  if (!j.contains("state")) d.state = DumpState::Failed;  // a state never written: not DONE
   return d;
 }
 
