@@ -1,5 +1,8 @@
 // The live run's supernova search: the filters' per-slice figures in, one alert (logged, counted,
-// kept for /status) out of an excess, none from a steady background.
+// kept for /status) out of an excess, none from a steady background; and its SNEWS heartbeats:
+// "ON" at the first slice and then once per period of detector time (slice times, whatever the wall
+// clock does), "OFF" once at the end, with the run, effective DOMs and the latest significance in
+// meta; none when the period is 0.
 #include "shoredaq/firmware/supernova_watch.hpp"
 
 #include <gtest/gtest.h>
@@ -87,4 +90,59 @@ TEST(SupernovaWatch, ASteadyBackgroundRaisesNothingAndASearchTurnedOffIsSilent) 
 TEST(SupernovaWatch, TimesAreIsoUtcWithNanoseconds) {
   EXPECT_EQ(shoredaq::firmware::iso_utc_ns(0), "1970-01-01T00:00:00.000000000");
   EXPECT_EQ(shoredaq::firmware::iso_utc_ns(1'700'000'000'123'456'789ull), "2023-11-14T22:13:20.123456789");
+}
+
+TEST(SupernovaHeartbeat, OnePerPeriodOfDetectorTimeThenOff) {
+  SupernovaWatch watch(settings(), 133, false, 2.0);
+  std::vector<std::pair<std::uint32_t, nlohmann::json>> beats;  // frame, message
+  EXPECT_FALSE(watch.heartbeat(7).has_value()) << "nothing observed yet";
+  for (std::uint32_t frame = 1; frame <= 100; ++frame) {
+    watch.observe(slice(frame, 40, frame % 2));
+    if (auto b = watch.heartbeat(7)) beats.emplace_back(frame, nlohmann::json::parse(*b));
+  }
+  // 10 s of slices, one heartbeat per 2 s: frames 1, 21, 41, 61, 81.
+  ASSERT_EQ(beats.size(), 5u);
+  for (std::size_t i = 0; i < beats.size(); ++i) {
+    EXPECT_EQ(beats[i].first, 1 + 20 * i);
+    const auto& m = beats[i].second;
+    EXPECT_EQ(m["detector_name"], "KM3NeT");
+    EXPECT_EQ(m["detector_status"], "ON");
+    EXPECT_EQ(m["is_test"], false);
+    EXPECT_EQ(m["meta"]["run"], 7);
+    EXPECT_EQ(m["meta"]["detector_id"], 133);
+    EXPECT_EQ(m["meta"]["effective_doms"], 40);
+    EXPECT_EQ(m["meta"]["sequence"], i);
+    EXPECT_EQ(m["machine_time"].get<std::string>().size(), 29u);  // ISO 8601 with nanoseconds
+  }
+  EXPECT_EQ(beats[0].second["meta"]["detector_time"], "2023-11-14T22:13:20.100000000");
+  // The first has no baseline yet; by frame 81 the search is ready and reports its significance.
+  EXPECT_TRUE(beats[0].second["meta"]["significance_sigma"].is_null());
+  EXPECT_TRUE(beats[4].second["meta"]["significance_sigma"].is_number());
+  EXPECT_TRUE(beats[4].second["meta"]["false_alarm_rate_per_day"].is_number());
+
+  const auto off = watch.final_heartbeat(7);
+  ASSERT_TRUE(off.has_value());
+  const auto m = nlohmann::json::parse(*off);
+  EXPECT_EQ(m["detector_status"], "OFF");
+  EXPECT_EQ(m["meta"]["sequence"], 5);
+  EXPECT_FALSE(watch.final_heartbeat(7).has_value()) << "one OFF per run";
+
+  const auto shown = watch.to_json()["heartbeats"];
+  EXPECT_EQ(shown["on_sent"], 5);
+  EXPECT_EQ(shown["off_sent"], 1);
+  EXPECT_EQ(shown["period_s"], 2.0);
+  dataflow::CounterSet counters;
+  watch.describe(counters);
+  EXPECT_EQ(counters.value("supernova.heartbeats"), 6u);
+}
+
+TEST(SupernovaHeartbeat, NoneWhenOffOrWithoutSlices) {
+  SupernovaWatch off(settings(), 133, true, 0.0);
+  for (std::uint32_t frame = 1; frame <= 50; ++frame) {
+    off.observe(slice(frame, 10, frame % 2));
+    EXPECT_FALSE(off.heartbeat(1).has_value());
+  }
+  EXPECT_FALSE(off.final_heartbeat(1).has_value());
+  SupernovaWatch idle(settings(), 133, true, 1.0);
+  EXPECT_FALSE(idle.final_heartbeat(1).has_value()) << "no OFF without an ON";
 }
