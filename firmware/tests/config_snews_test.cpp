@@ -2,9 +2,12 @@
 // values refused by key.
 #include <gtest/gtest.h>
 
+#include "config_error.hpp"
+
 #include "shoredaq/firmware/config.hpp"
 
 using namespace shoredaq::firmware;
+using shoredaq::firmware::test_support::config_error_of;
 
 TEST(ConfigSnews, DefaultsAreTheExamplesAndTheHookIsOff) {
   const NodeConfig d = parse_config("");
@@ -38,21 +41,13 @@ hook_test_messages = false
   EXPECT_FALSE(c.snews.hook_test_messages);
   EXPECT_EQ(parse_config("[snews]\nhook_endpoint = \"ipc:///run/snews.sock\"\nhook_sndhwm = 5\n").snews.hook_sndhwm, 5);
 
-  const auto refused = [](const std::string& toml) -> std::string {
-    try {
-      parse_config(toml);
-    } catch (const ConfigError& e) {
-      return e.what();
-    }
-    return "";
-  };
-  EXPECT_NE(refused("[snews]\nheartbeat_period_s = 0.05\n").find("snews.heartbeat_period_s"), std::string::npos);
-  EXPECT_NE(refused("[snews]\nheartbeat_period_s = -1\n").find("snews.heartbeat_period_s"), std::string::npos);
-  EXPECT_NE(refused("[snews]\nhook_command = [\"snews-publish\"]\n").find("absolute path"), std::string::npos);
-  EXPECT_NE(refused("[snews]\nhook_command = [\"/bin/true\"]\nhook_endpoint = \"ipc:///x\"\n").find("choose one hook"),
+  EXPECT_NE(config_error_of("[snews]\nheartbeat_period_s = 0.05\n").find("snews.heartbeat_period_s"), std::string::npos);
+  EXPECT_NE(config_error_of("[snews]\nheartbeat_period_s = -1\n").find("snews.heartbeat_period_s"), std::string::npos);
+  EXPECT_NE(config_error_of("[snews]\nhook_command = [\"snews-publish\"]\n").find("absolute path"), std::string::npos);
+  EXPECT_NE(config_error_of("[snews]\nhook_command = [\"/bin/true\"]\nhook_endpoint = \"ipc:///x\"\n").find("choose one hook"),
             std::string::npos);
-  EXPECT_NE(refused("[snews]\nhook_endpoint = \"bogus\"\n").find("snews.hook_endpoint"), std::string::npos);
-  EXPECT_NE(refused("[snews]\nhook_timeout_ms = 1\n").find("snews.hook_timeout_ms"), std::string::npos);
-  EXPECT_NE(refused("[snews]\nhook = 1\n").find("snews.hook"), std::string::npos);
+  EXPECT_NE(config_error_of("[snews]\nhook_endpoint = \"bogus\"\n").find("snews.hook_endpoint"), std::string::npos);
+  EXPECT_NE(config_error_of("[snews]\nhook_timeout_ms = 1\n").find("snews.hook_timeout_ms"), std::string::npos);
+  EXPECT_NE(config_error_of("[snews]\nhook = 1\n").find("snews.hook"), std::string::npos);
   EXPECT_EQ(parse_config("[snews]\nheartbeat_period_s = 0\n").snews.heartbeat_period_s, 0.0);
 }

@@ -2,22 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "config_error.hpp"
+
 #include <cstdlib>
 
 #include <string>
 
 using namespace shoredaq::firmware;
-
-namespace {
-std::string error_of(const std::string& text) {
-  try {
-    parse_config(text);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
+using shoredaq::firmware::test_support::config_error_of;
 
 TEST(Config, EmptyFileGivesDefaults) {
   const NodeConfig c = parse_config("");
@@ -146,46 +138,46 @@ number_of_hits = 5
 }
 
 TEST(Config, TypoedKeyIsNamed) {
-  const std::string e = error_of("[builder]\nexpiry_sm = 10\n");
+  const std::string e = config_error_of("[builder]\nexpiry_sm = 10\n");
   EXPECT_NE(e.find("builder.expiry_sm"), std::string::npos) << e;
   EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
   EXPECT_NE(e.find("expiry_ms"), std::string::npos) << "the known keys are listed: " << e;
 }
 
 TEST(Config, UnknownSectionIsNamed) {
-  const std::string e = error_of("[stroe]\npath = \"x\"\n");
+  const std::string e = config_error_of("[stroe]\npath = \"x\"\n");
   EXPECT_NE(e.find("stroe"), std::string::npos) << e;
 }
 
 TEST(Config, OutOfRangeValueNamesKeyAndRange) {
-  const std::string e = error_of("[builder]\nexpiry_ms = 5\n");
+  const std::string e = config_error_of("[builder]\nexpiry_ms = 5\n");
   EXPECT_NE(e.find("builder.expiry_ms"), std::string::npos) << e;
   EXPECT_NE(e.find("[100, 600000]"), std::string::npos) << e;
   EXPECT_NE(e.find("5 is out of range"), std::string::npos) << e;
-  const std::string p = error_of("[metrics]\nport = 70000\n");
+  const std::string p = config_error_of("[metrics]\nport = 70000\n");
   EXPECT_NE(p.find("metrics.port"), std::string::npos) << p;
   EXPECT_NE(p.find("65535"), std::string::npos) << p;
-  const std::string n = error_of("[node]\nworkers = -1\n");
+  const std::string n = config_error_of("[node]\nworkers = -1\n");
   EXPECT_NE(n.find("node.workers"), std::string::npos) << n;
 }
 
 TEST(Config, WrongTypesAndChoices) {
-  EXPECT_NE(error_of("[ingest]\nrcvhwm = \"10\"\n").find("ingest.rcvhwm: expected an integer"), std::string::npos);
-  EXPECT_NE(error_of("[ingest]\nsocket = \"push\"\n").find("ingest.socket"), std::string::npos);
-  EXPECT_NE(error_of("[ingest]\nheader_layout = \"32\"\n").find("\"40\""), std::string::npos);
-  EXPECT_NE(error_of("[ingest]\nendpoints = []\n").find("ingest.endpoints"), std::string::npos);
-  EXPECT_NE(error_of("[ingest]\nendpoints = [\"udp://x\"]\n").find("not a ZeroMQ endpoint"), std::string::npos);
-  EXPECT_NE(error_of("[spool]\nenabled = 1\n").find("spool.enabled: expected true or false"), std::string::npos);
-  EXPECT_NE(error_of("[node]\nlog_level = \"loud\"\n").find("node.log_level"), std::string::npos);
-  EXPECT_NE(error_of("node = 3\n").find("node: expected a table"), std::string::npos);
-  EXPECT_NE(error_of("[store]\nmap_size_mb = 100\nmap_cap_mb = 10\n").find("store.map_cap_mb"), std::string::npos);
-  EXPECT_NE(error_of("[alerts]\ndom_ids = [0]\n").find("alerts.dom_ids: 0 is out of range"), std::string::npos);
-  EXPECT_NE(error_of("[alerts]\ndom_ids = [\"a\"]\n").find("alerts.dom_ids"), std::string::npos);
-  EXPECT_NE(error_of("[metrics]\nlisten_address = \"\"\n").find("metrics.listen_address"), std::string::npos);
+  EXPECT_NE(config_error_of("[ingest]\nrcvhwm = \"10\"\n").find("ingest.rcvhwm: expected an integer"), std::string::npos);
+  EXPECT_NE(config_error_of("[ingest]\nsocket = \"push\"\n").find("ingest.socket"), std::string::npos);
+  EXPECT_NE(config_error_of("[ingest]\nheader_layout = \"32\"\n").find("\"40\""), std::string::npos);
+  EXPECT_NE(config_error_of("[ingest]\nendpoints = []\n").find("ingest.endpoints"), std::string::npos);
+  EXPECT_NE(config_error_of("[ingest]\nendpoints = [\"udp://x\"]\n").find("not a ZeroMQ endpoint"), std::string::npos);
+  EXPECT_NE(config_error_of("[spool]\nenabled = 1\n").find("spool.enabled: expected true or false"), std::string::npos);
+  EXPECT_NE(config_error_of("[node]\nlog_level = \"loud\"\n").find("node.log_level"), std::string::npos);
+  EXPECT_NE(config_error_of("node = 3\n").find("node: expected a table"), std::string::npos);
+  EXPECT_NE(config_error_of("[store]\nmap_size_mb = 100\nmap_cap_mb = 10\n").find("store.map_cap_mb"), std::string::npos);
+  EXPECT_NE(config_error_of("[alerts]\ndom_ids = [0]\n").find("alerts.dom_ids: 0 is out of range"), std::string::npos);
+  EXPECT_NE(config_error_of("[alerts]\ndom_ids = [\"a\"]\n").find("alerts.dom_ids"), std::string::npos);
+  EXPECT_NE(config_error_of("[metrics]\nlisten_address = \"\"\n").find("metrics.listen_address"), std::string::npos);
 }
 
 TEST(Config, SyntaxErrorHasLine) {
-  const std::string e = error_of("[node]\nworkers = = 3\n");
+  const std::string e = config_error_of("[node]\nworkers = = 3\n");
   EXPECT_NE(e.find("line 2"), std::string::npos) << e;
 }
 
@@ -221,7 +213,7 @@ TEST(Config, SystemdDirectoriesReplaceDefaultDirectories) {
 }
 
 TEST(ConfigCurve, TcpControlEndpointNeedsCurve) {
-  const std::string e = error_of("[control]\nendpoint = \"tcp://0.0.0.0:9561\"\n");
+  const std::string e = config_error_of("[control]\nendpoint = \"tcp://0.0.0.0:9561\"\n");
   EXPECT_NE(e.find("control.endpoint"), std::string::npos) << e;
   EXPECT_NE(e.find("CURVE"), std::string::npos) << e;
   EXPECT_NE(e.find("control.curve_allowed_keys"), std::string::npos) << e;
@@ -231,28 +223,28 @@ TEST(ConfigCurve, TcpControlEndpointNeedsCurve) {
 
 TEST(ConfigCurve, CurveNeedsServerKeyAndAllowList) {
   // Control allow-list without the node's key pair.
-  std::string e = error_of("[control]\nendpoint = \"tcp://127.0.0.1:9561\"\ncurve_allowed_keys = \"/etc/k\"\n");
+  std::string e = config_error_of("[control]\nendpoint = \"tcp://127.0.0.1:9561\"\ncurve_allowed_keys = \"/etc/k\"\n");
   EXPECT_NE(e.find("security.server_secret_key_file"), std::string::npos) << e;
   // Ingest CURVE without an allow-list / without a key file.
-  e = error_of("[ingest]\ncurve = true\n[security]\nserver_secret_key_file = \"/etc/n.secret\"\n");
+  e = config_error_of("[ingest]\ncurve = true\n[security]\nserver_secret_key_file = \"/etc/n.secret\"\n");
   EXPECT_NE(e.find("ingest.curve_allowed_keys"), std::string::npos) << e;
-  e = error_of("[ingest]\ncurve = true\ncurve_allowed_keys = \"/etc/dus\"\n");
+  e = config_error_of("[ingest]\ncurve = true\ncurve_allowed_keys = \"/etc/dus\"\n");
   EXPECT_NE(e.find("security.server_secret_key_file"), std::string::npos) << e;
   // Alerts CURVE without an allow-list, and without an alert stream at all.
-  e = error_of("[alerts]\nendpoint = \"tcp://127.0.0.1:9570\"\ncurve = true\n[security]\nserver_secret_key_file = \"/k\"\n");
+  e = config_error_of("[alerts]\nendpoint = \"tcp://127.0.0.1:9570\"\ncurve = true\n[security]\nserver_secret_key_file = \"/k\"\n");
   EXPECT_NE(e.find("alerts.curve_allowed_keys"), std::string::npos) << e;
-  e = error_of("[alerts]\ncurve = true\ncurve_allowed_keys = \"/a\"\n[security]\nserver_secret_key_file = \"/k\"\n");
+  e = config_error_of("[alerts]\ncurve = true\ncurve_allowed_keys = \"/a\"\n[security]\nserver_secret_key_file = \"/k\"\n");
   EXPECT_NE(e.find("alerts.curve"), std::string::npos) << e;
   EXPECT_NE(e.find("alerts.endpoint"), std::string::npos) << e;
   // An allow-list that would do nothing is a mistake too.
-  e = error_of("[ingest]\ncurve_allowed_keys = \"/etc/dus\"\n");
+  e = config_error_of("[ingest]\ncurve_allowed_keys = \"/etc/dus\"\n");
   EXPECT_NE(e.find("ingest.curve_allowed_keys"), std::string::npos) << e;
   // inproc:// has no handshake: CURVE there is refused instead of silently doing nothing.
-  e = error_of("[ingest]\nendpoints = [\"inproc://du\"]\ncurve = true\ncurve_allowed_keys = \"/d\"\n"
+  e = config_error_of("[ingest]\nendpoints = [\"inproc://du\"]\ncurve = true\ncurve_allowed_keys = \"/d\"\n"
                "[security]\nserver_secret_key_file = \"/k\"\n");
   EXPECT_NE(e.find("ingest.endpoints"), std::string::npos) << e;
   EXPECT_NE(e.find("inproc"), std::string::npos) << e;
-  e = error_of("[security]\nserver_secret_key_fil = \"/k\"\n");
+  e = config_error_of("[security]\nserver_secret_key_fil = \"/k\"\n");
   EXPECT_NE(e.find("security.server_secret_key_fil"), std::string::npos) << e;
 }
 

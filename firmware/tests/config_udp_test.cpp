@@ -2,24 +2,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "config_error.hpp"
+
 #include <string>
 
 #include "shoredaq/firmware/config.hpp"
 
 using namespace shoredaq::firmware;
+using shoredaq::firmware::test_support::config_error_of;
 using shoredaq::dataflow::DataType;
 using ::testing::HasSubstr;
 
-namespace {
-std::string error_of(const std::string& text) {
-  try {
-    parse_config(text);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
 
 TEST(ConfigUdp, DefaultIsNoUdpAnd32MiB) {
   const NodeConfig c = parse_config("");
@@ -52,11 +45,11 @@ TEST(ConfigUdp, UdpWithoutZeroMqEndpoints) {
   EXPECT_TRUE(c.ingest.endpoints.empty());
   EXPECT_EQ(c.ingest.udp.size(), 1u);
   // Neither: refused.
-  EXPECT_THAT(error_of("[ingest]\nendpoints = []\nudp = []\n"), HasSubstr("ingest.endpoints: at least one endpoint"));
+  EXPECT_THAT(config_error_of("[ingest]\nendpoints = []\nudp = []\n"), HasSubstr("ingest.endpoints: at least one endpoint"));
 }
 
 TEST(ConfigUdp, BadEntriesNameTheKeyAndReason) {
-  const auto udp = [](const std::string& entries) { return error_of("[ingest]\nudp = [" + entries + "]\n"); };
+  const auto udp = [](const std::string& entries) { return config_error_of("[ingest]\nudp = [" + entries + "]\n"); };
   EXPECT_THAT(udp("\"127.0.0.1:56015\""), HasSubstr("ingest.udp[0]: \"127.0.0.1:56015\": no data type"));
   EXPECT_THAT(udp("\"optical@127.0.0.1:1\", \"timeslice@127.0.0.1:2\""),
               HasSubstr("ingest.udp[1]: \"timeslice@127.0.0.1:2\": data type \"timeslice\" is not optical"));
@@ -71,14 +64,14 @@ TEST(ConfigUdp, BadEntriesNameTheKeyAndReason) {
   EXPECT_THAT(udp("\"optical@127.0.0.1:56015\", \"monitoring@127.0.0.1:56015\""),
               HasSubstr("ingest.udp[1]: \"monitoring@127.0.0.1:56015\": the same address and port as ingest.udp[0]"));
   EXPECT_THAT(udp("56015"), HasSubstr("ingest.udp: expected an array of strings"));
-  EXPECT_THAT(error_of("[ingest]\nudp = \"optical@127.0.0.1:56015\"\n"), HasSubstr("ingest.udp: expected an array"));
-  EXPECT_THAT(error_of("[ingest]\nudp_receive_buffer_mb = 0\n"), HasSubstr("ingest.udp_receive_buffer_mb: 0 is out of range"));
-  EXPECT_THAT(error_of("[ingest]\nudp_receive_buffer_mb = 2048\n"), HasSubstr("ingest.udp_receive_buffer_mb"));
-  EXPECT_THAT(error_of("[ingest]\nudp_port = 3\n"), HasSubstr("ingest.udp_port: unknown key"));
+  EXPECT_THAT(config_error_of("[ingest]\nudp = \"optical@127.0.0.1:56015\"\n"), HasSubstr("ingest.udp: expected an array"));
+  EXPECT_THAT(config_error_of("[ingest]\nudp_receive_buffer_mb = 0\n"), HasSubstr("ingest.udp_receive_buffer_mb: 0 is out of range"));
+  EXPECT_THAT(config_error_of("[ingest]\nudp_receive_buffer_mb = 2048\n"), HasSubstr("ingest.udp_receive_buffer_mb"));
+  EXPECT_THAT(config_error_of("[ingest]\nudp_port = 3\n"), HasSubstr("ingest.udp_port: unknown key"));
 }
 
 TEST(ConfigUdp, CurveNeedsZeroMqEndpoints) {
-  EXPECT_THAT(error_of("[security]\nserver_secret_key_file = \"/k\"\n[ingest]\nendpoints = []\nudp = [\"optical@127.0.0.1:0\"]\n"
+  EXPECT_THAT(config_error_of("[security]\nserver_secret_key_file = \"/k\"\n[ingest]\nendpoints = []\nudp = [\"optical@127.0.0.1:0\"]\n"
                        "curve = true\ncurve_allowed_keys = \"/keys\"\n"),
               HasSubstr("ingest.curve"));
 }

@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "config_error.hpp"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -17,19 +19,11 @@
 #include "shoredaq/firmware/input_file.hpp"
 
 using namespace shoredaq::firmware;
+using shoredaq::firmware::test_support::config_error_of;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::string& text) {
-  try {
-    parse_config(text);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 class ScratchDir {
  public:
@@ -50,26 +44,26 @@ class ScratchDir {
 }  // namespace
 
 TEST(ConfigValidation, TriggerValuesAreCheckedWithEveryBadKeyNamed) {
-  const std::string e = error_of("[trigger.muon]\nnumberOfHits = 5\n[trigger.muon3d]\nroad_width_m = -3\n");
+  const std::string e = config_error_of("[trigger.muon]\nnumberOfHits = 5\n[trigger.muon3d]\nroad_width_m = -3\n");
   EXPECT_THAT(e, HasSubstr("trigger.muon3d.road_width_m"));
   EXPECT_THAT(e, HasSubstr("trigger.muon: unknown key"));
-  EXPECT_THAT(error_of("[trigger.muon3d]\nnumber_of_hits = -1\n"), HasSubstr("trigger.muon3d.number_of_hits = -1"));
-  EXPECT_THAT(error_of("[trigger.shower3d]\nnumber_of_hits = 3\nnumber_of_modules = 4\n"),
+  EXPECT_THAT(config_error_of("[trigger.muon3d]\nnumber_of_hits = -1\n"), HasSubstr("trigger.muon3d.number_of_hits = -1"));
+  EXPECT_THAT(config_error_of("[trigger.shower3d]\nnumber_of_hits = 3\nnumber_of_modules = 4\n"),
               HasSubstr("trigger.shower3d.number_of_modules"));
 }
 
 TEST(ConfigValidation, AddressesAreCheckedBeforeAnythingBinds) {
-  EXPECT_THAT(error_of("[metrics]\nlisten_address = \"999.1.1.1\"\n"), HasSubstr("metrics.listen_address"));
-  EXPECT_THAT(error_of("[metrics]\nlisten_address = \"localhost\"\n"), HasSubstr("not an IPv4 or IPv6 address"));
-  EXPECT_EQ(error_of("[metrics]\nlisten_address = \"::1\"\n"), "");
-  EXPECT_EQ(error_of("[metrics]\nlisten_address = \"0.0.0.0\"\n"), "");
-  EXPECT_THAT(error_of("[ingest]\nendpoints = [\"tcp://999.1.1.1:5556\"]\n"), HasSubstr("ingest.endpoints"));
-  EXPECT_THAT(error_of("[ingest]\nendpoints = [\"tcp://127.0.0.1:99999\"]\n"), HasSubstr("port \"99999\""));
-  EXPECT_THAT(error_of("[ingest]\nendpoints = [\"tcp://127.0.0.1\"]\n"), HasSubstr("tcp://HOST:PORT"));
-  EXPECT_THAT(error_of("[ingest]\nendpoints = [\"tcp://[::zz]:5556\"]\n"), HasSubstr("IPv6"));
-  EXPECT_THAT(error_of("[ingest]\nendpoints = [\"ipc://" + std::string(200, 'x') + "\"]\n"), HasSubstr("at most 107"));
-  EXPECT_THAT(error_of("[alerts]\nendpoint = \"tcp://1.2.3:5557\"\n"), HasSubstr("alerts.endpoint"));
-  EXPECT_EQ(error_of("[ingest]\nendpoints = [\"tcp://*:5556\", \"tcp://[::1]:5557\", \"tcp://eth0:5558\", "
+  EXPECT_THAT(config_error_of("[metrics]\nlisten_address = \"999.1.1.1\"\n"), HasSubstr("metrics.listen_address"));
+  EXPECT_THAT(config_error_of("[metrics]\nlisten_address = \"localhost\"\n"), HasSubstr("not an IPv4 or IPv6 address"));
+  EXPECT_EQ(config_error_of("[metrics]\nlisten_address = \"::1\"\n"), "");
+  EXPECT_EQ(config_error_of("[metrics]\nlisten_address = \"0.0.0.0\"\n"), "");
+  EXPECT_THAT(config_error_of("[ingest]\nendpoints = [\"tcp://999.1.1.1:5556\"]\n"), HasSubstr("ingest.endpoints"));
+  EXPECT_THAT(config_error_of("[ingest]\nendpoints = [\"tcp://127.0.0.1:99999\"]\n"), HasSubstr("port \"99999\""));
+  EXPECT_THAT(config_error_of("[ingest]\nendpoints = [\"tcp://127.0.0.1\"]\n"), HasSubstr("tcp://HOST:PORT"));
+  EXPECT_THAT(config_error_of("[ingest]\nendpoints = [\"tcp://[::zz]:5556\"]\n"), HasSubstr("IPv6"));
+  EXPECT_THAT(config_error_of("[ingest]\nendpoints = [\"ipc://" + std::string(200, 'x') + "\"]\n"), HasSubstr("at most 107"));
+  EXPECT_THAT(config_error_of("[alerts]\nendpoint = \"tcp://1.2.3:5557\"\n"), HasSubstr("alerts.endpoint"));
+  EXPECT_EQ(config_error_of("[ingest]\nendpoints = [\"tcp://*:5556\", \"tcp://[::1]:5557\", \"tcp://eth0:5558\", "
                      "\"tcp://du-bridge.local:5559\", \"ipc:///run/x.sock\", \"inproc://feed\"]\n"),
             "");
 }
@@ -77,18 +71,18 @@ TEST(ConfigValidation, AddressesAreCheckedBeforeAnythingBinds) {
 TEST(ConfigValidation, ControlSocketModeIsAnOctalString) {
   EXPECT_EQ(parse_config("").control.socket_mode, 0660u);
   EXPECT_EQ(parse_config("[control]\nsocket_mode = \"0600\"\n").control.socket_mode, 0600u);
-  EXPECT_THAT(error_of("[control]\nsocket_mode = \"66x\"\n"), HasSubstr("control.socket_mode"));
-  EXPECT_THAT(error_of("[control]\nsocket_mode = 660\n"), HasSubstr("control.socket_mode"));
-  EXPECT_THAT(error_of("[control]\nsocket_mode = \"0460\"\n"), HasSubstr("owner"));
-  EXPECT_THAT(error_of("[control]\nsocket_mode = \"4770\"\n"), HasSubstr("at most 0777"));
+  EXPECT_THAT(config_error_of("[control]\nsocket_mode = \"66x\"\n"), HasSubstr("control.socket_mode"));
+  EXPECT_THAT(config_error_of("[control]\nsocket_mode = 660\n"), HasSubstr("control.socket_mode"));
+  EXPECT_THAT(config_error_of("[control]\nsocket_mode = \"0460\"\n"), HasSubstr("owner"));
+  EXPECT_THAT(config_error_of("[control]\nsocket_mode = \"4770\"\n"), HasSubstr("at most 0777"));
 }
 
 TEST(ConfigValidation, HealthThresholds) {
   const NodeConfig c = parse_config("[health]\nloss_alarm_fraction = 0.05\nloss_window_s = 30\n");
   EXPECT_EQ(c.health.loss_alarm_fraction, 0.05);
   EXPECT_EQ(c.health.loss_window_s, 30u);
-  EXPECT_THAT(error_of("[health]\nloss_alarm_fraction = 2\n"), HasSubstr("health.loss_alarm_fraction"));
-  EXPECT_THAT(error_of("[health]\nloss_alarm_fraction = nan\n"), HasSubstr("health.loss_alarm_fraction"));
+  EXPECT_THAT(config_error_of("[health]\nloss_alarm_fraction = 2\n"), HasSubstr("health.loss_alarm_fraction"));
+  EXPECT_THAT(config_error_of("[health]\nloss_alarm_fraction = nan\n"), HasSubstr("health.loss_alarm_fraction"));
 }
 
 TEST(InputFile, ReadsARegularFileWhole) {

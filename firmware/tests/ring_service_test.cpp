@@ -2,6 +2,8 @@
 // workers reaching the ring, dumps refused / done, and dumps a crash interrupted settled at start.
 #include <gtest/gtest.h>
 
+#include "config_error.hpp"
+
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -11,6 +13,7 @@
 #include "shoredaq/storage/tier0_manifest.hpp"
 
 using namespace shoredaq;
+using shoredaq::firmware::test_support::config_error_of;
 using namespace shoredaq::firmware;
 namespace fs = std::filesystem;
 
@@ -97,18 +100,10 @@ TEST(RingConfig, SectionIsReadAndChecked) {
   EXPECT_EQ(c.ring.max_dump_seconds, 90u);
   EXPECT_FALSE(c.ring.sn_dump);
   EXPECT_EQ(c.ring.sn_dump_after_s, 20u);
-  const auto error_of = [](const std::string& text) {
-    try {
-      parse_config(text);
-    } catch (const ConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
-  EXPECT_NE(error_of("[ring]\nseconds = 0\n").find("ring.seconds"), std::string::npos);
-  EXPECT_NE(error_of("[ring]\nsize = 3\n").find("ring.size"), std::string::npos);
-  EXPECT_NE(error_of("[ring]\nenabled = true\n[spool]\nenabled = false\n").find("ring.enabled"), std::string::npos);
-  EXPECT_NE(error_of("[ring]\nsn_dump_before_s = 0\nsn_dump_after_s = 0\n").find("ring.sn_dump_after_s"), std::string::npos);
+  EXPECT_NE(config_error_of("[ring]\nseconds = 0\n").find("ring.seconds"), std::string::npos);
+  EXPECT_NE(config_error_of("[ring]\nsize = 3\n").find("ring.size"), std::string::npos);
+  EXPECT_NE(config_error_of("[ring]\nenabled = true\n[spool]\nenabled = false\n").find("ring.enabled"), std::string::npos);
+  EXPECT_NE(config_error_of("[ring]\nsn_dump_before_s = 0\nsn_dump_after_s = 0\n").find("ring.sn_dump_after_s"), std::string::npos);
   // The shipped example documents the section with its defaults.
   const NodeConfig example = load_config(SHOREDAQ_SOURCE_DIR "/firmware/shoredaq.example.toml");
   EXPECT_EQ(example.ring.seconds, d.ring.seconds);
