@@ -68,6 +68,7 @@ struct Workspace {
   std::vector<TriggerCandidate> candidates;
   TriggerScratch trigger_scratch;
   std::vector<std::int32_t> sn_slot_of_dom;  // per SupernovaSliceFigure::doms entry: L0 slot, -1 if excluded
+  std::vector<SupernovaCoincidenceTime> sn_times;  // for the correlated-DOM veto
 };
 
 void append_hits(dataflow::DomFrame& frame, const L0Hit* begin, const L0Hit* end) {
@@ -231,15 +232,18 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
   }
   counters.events = result.events.size();
 
-  // Supernova coincidences of the included DOMs, vetoed by this slice's triggered hits.
+  // Supernova coincidences of the included DOMs, vetoed by this slice's triggered hits and by
+  // each other (correlated DOMs).
   if (sn) {
     const SupernovaVeto veto(result.events);
+    ws.sn_times.clear();
     for (std::size_t k = 0; k < sn->doms.size(); ++k) {
       const std::int32_t slot = ws.sn_slot_of_dom[k];
       if (slot < 0) continue;
       count_supernova_coincidences(ws.l0.hits_of(ws.l0.doms[static_cast<std::size_t>(slot)]), p.supernova, veto,
-                                   sn->doms[k], sn->multiplicity_counts);
+                                   sn->doms[k], sn->multiplicity_counts, &ws.sn_times, static_cast<std::uint32_t>(k));
     }
+    veto_correlated_supernova_coincidences(ws.sn_times, p.supernova, *sn);
   }
   return result;
 }

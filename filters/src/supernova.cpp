@@ -38,7 +38,8 @@ bool SupernovaVeto::contains(std::uint32_t dom_id, std::uint8_t channel, std::ui
 
 void count_supernova_coincidences(std::span<const L0Hit> hits_by_time, const SupernovaSettings& settings,
                                   const SupernovaVeto& veto, SupernovaDomFigure& figure,
-                                  std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts) {
+                                  std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
+                                  std::vector<SupernovaCoincidenceTime>* times, std::uint32_t dom_index) {
   const std::size_t n = hits_by_time.size();
   std::size_t i = 0;
   while (i + 1 < n) {
@@ -52,14 +53,34 @@ void count_supernova_coincidences(std::span<const L0Hit> hits_by_time, const Sup
     for (; j < n && hits_by_time[j].time_ns <= window_end_ns; ++j) pmts |= 1u << (hits_by_time[j].channel & 31u);
     const int multiplicity = std::popcount(pmts);
     if (multiplicity >= 2) ++multiplicity_counts[static_cast<std::size_t>(multiplicity)];
+    bool kept = false;
     if (multiplicity >= settings.min_multiplicity && multiplicity <= settings.max_multiplicity) {
       bool vetoed = false;
       if (!veto.empty())
         for (std::size_t k = i; k < j && !vetoed; ++k)
           vetoed = veto.contains(figure.dom_id, hits_by_time[k].channel, hits_by_time[k].raw_time_ns);
       ++(vetoed ? figure.vetoed : figure.coincidences);
+      kept = !vetoed;
     }
+    if (times && multiplicity >= settings.min_multiplicity) times->push_back({hits_by_time[i].time_ns, dom_index, kept});
     i = j;
+  }
+}
+
+void veto_correlated_supernova_coincidences(std::vector<SupernovaCoincidenceTime>& times,
+                                            const SupernovaSettings& settings, SupernovaSliceFigure& figure) {
+  const double window_ns = settings.correlated_veto_window_ns;
+  if (!(window_ns > 0) || times.size() < 2) return;
+  std::sort(times.begin(), times.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
+  // Sorted by time, a coincidence has a partner within the window exactly when a neighbour is within it.
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (!times[i].kept) continue;
+    const bool near_before = i > 0 && times[i].time_ns - times[i - 1].time_ns <= window_ns;
+    const bool near_after = i + 1 < times.size() && times[i + 1].time_ns - times[i].time_ns <= window_ns;
+    if (!near_before && !near_after) continue;
+    SupernovaDomFigure& dom = figure.doms[times[i].dom_index];
+    --dom.coincidences;
+    ++dom.correlated;
   }
 }
 
@@ -93,6 +114,8 @@ SupernovaSliceFigure SupernovaCoincidences::process(const dataflow::Timeslice& s
   SupernovaSliceFigure figure;
   figure.header = slice.header;
   figure.doms.reserve(slice.frames.size());
+  thread_local std::vector<SupernovaCoincidenceTime> times;
+  times.clear();
   const SupernovaVeto veto(events);
   for (const auto& frame : slice.frames) {
     const auto module_index = detector_.index_of(frame.dom_id);
@@ -107,10 +130,12 @@ SupernovaSliceFigure SupernovaCoincidences::process(const dataflow::Timeslice& s
     if (dom.state == SupernovaDomState::Included) {
       hits.clear();
       build_l0_dom(frame, calibrations_[*module_index], 0, hits, scratch);
-      count_supernova_coincidences(hits, settings_, veto, dom, figure.multiplicity_counts);
+      count_supernova_coincidences(hits, settings_, veto, dom, figure.multiplicity_counts, &times,
+                                   static_cast<std::uint32_t>(figure.doms.size()));
     }
     figure.doms.push_back(dom);
   }
+  veto_correlated_supernova_coincidences(times, settings_, figure);
   return figure;
 }
 

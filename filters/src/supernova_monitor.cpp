@@ -173,7 +173,12 @@ SupernovaStep SupernovaMonitor::observe(const SupernovaSliceFigure& figure) {
     }
     ++slice.doms;
     slice.count += dom.coincidences;
+    step.slice_vetoed_triggered += dom.vetoed;
+    step.slice_vetoed_correlated += dom.correlated;
   }
+  counters_.coincidences_kept += slice.count;
+  counters_.coincidences_vetoed_triggered += step.slice_vetoed_triggered;
+  counters_.coincidences_vetoed_correlated += step.slice_vetoed_correlated;
   counters_.dom_slices_burst += step.doms_burst;
   step.effective_doms = slice.doms;
   step.slice_count = slice.count;

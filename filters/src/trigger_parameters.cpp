@@ -56,6 +56,7 @@ std::vector<Field> fields_of(TriggerParameters& p) {
   f.push_back({"supernova", "coincidence_window_ns", Field::Kind::Double, 0.1, 1000, &sn.coincidence_window_ns});
   f.push_back({"supernova", "min_multiplicity", Field::Kind::Int, 2, 31, &sn.min_multiplicity});
   f.push_back({"supernova", "max_multiplicity", Field::Kind::Int, 2, 31, &sn.max_multiplicity});
+  f.push_back({"supernova", "correlated_veto_window_ns", Field::Kind::Double, 0, 1e6, &sn.correlated_veto_window_ns});
   f.push_back({"supernova", "window_ms", Field::Kind::Double, 100, 60'000, &sn.window_ms});
   f.push_back({"supernova", "baseline_s", Field::Kind::Double, 1, 86'400, &sn.baseline_s});
   f.push_back({"supernova", "min_baseline_s", Field::Kind::Double, 0.1, 86'400, &sn.min_baseline_s});

@@ -184,7 +184,7 @@ TEST(SupernovaCoincidences, TriggeredHitsVetoTheirCoincidence) {
   const std::uint32_t dom_a = toy_dom_id(1, 1), dom_b = toy_dom_id(1, 3);
   std::vector<CalHit> hits = coincidence(dom_a, 10'000.0, 8);
   append(hits, coincidence(dom_a, 90'000.0, 8));
-  append(hits, coincidence(dom_b, 10'000.0, 8));
+  append(hits, coincidence(dom_b, 50'000.0, 8));  // alone in time: the correlated-DOM veto keeps it
   const auto slice = make_slice(det, hits, 5);
   // One event whose triggered hits include one hit (channel 4) of dom_a's first coincidence, and a
   // hit of dom_b at a time with no coincidence.
@@ -201,6 +201,53 @@ TEST(SupernovaCoincidences, TriggeredHitsVetoTheirCoincidence) {
   EXPECT_EQ(fig.coincidences(), 2u);
   // Without the event both of dom_a's count.
   EXPECT_EQ(dom_figure(sn.process(slice, {}), dom_a).coincidences, 2u);
+}
+
+// Coincidences of several DOMs within the window are muon-like: each in-band one is left out as
+// correlated, whatever the partner's multiplicity (in the band or above it); lone ones are kept.
+TEST(SupernovaCoincidences, CorrelatedDomsVetoEachOtherAndLoneCoincidencesAreKept) {
+  const auto det = detector_with_spread_t0();
+  const std::uint32_t d1 = toy_dom_id(1, 1), d2 = toy_dom_id(1, 2), d3 = toy_dom_id(1, 3), d4 = toy_dom_id(1, 4);
+  std::vector<CalHit> hits = coincidence(d1, 10'000.0, 8);
+  append(hits, coincidence(d2, 10'400.0, 9));         // 400 ns after d1's: both correlated
+  append(hits, coincidence(d3, 30'000.0, 8));
+  append(hits, coincidence(d4, 30'900.0, 14, 0, 0.5));  // above the band, 900 ns later: d3's is vetoed
+  append(hits, coincidence(d1, 60'000.0, 8));         // 2 us from the next: both kept
+  append(hits, coincidence(d2, 62'000.0, 7));
+  const auto slice = make_slice(det, hits, 6);
+  const auto fig = SupernovaCoincidences(det, SupernovaSettings{}).process(slice, {});
+  EXPECT_EQ(dom_figure(fig, d1).coincidences, 1u);
+  EXPECT_EQ(dom_figure(fig, d1).correlated, 1u);
+  EXPECT_EQ(dom_figure(fig, d2).coincidences, 1u);
+  EXPECT_EQ(dom_figure(fig, d2).correlated, 1u);
+  EXPECT_EQ(dom_figure(fig, d3).coincidences, 0u);
+  EXPECT_EQ(dom_figure(fig, d3).correlated, 1u);
+  EXPECT_EQ(dom_figure(fig, d4).coincidences + dom_figure(fig, d4).correlated, 0u);
+  EXPECT_EQ(fig.multiplicity_counts[14], 1u);
+  EXPECT_EQ(fig.coincidences(), 2u);
+
+  SupernovaSettings off;
+  off.correlated_veto_window_ns = 0;
+  const auto all = SupernovaCoincidences(det, off).process(slice, {});
+  EXPECT_EQ(all.coincidences(), 5u);
+  for (const auto& d : all.doms) EXPECT_EQ(d.correlated, 0u);
+}
+
+TEST(SupernovaCoincidences, CorrelatedVetoWindowEdgeIsInclusive) {
+  SupernovaSliceFigure fig;
+  fig.doms.resize(3);
+  for (auto& d : fig.doms) d.coincidences = 1;
+  SupernovaSettings s;
+  s.correlated_veto_window_ns = 1000.0;
+  // Kept ones at 0 and 1000.0 (exactly the window apart: both vetoed) and at 3000.5; a not-kept
+  // (triggered) one at 2000.0 would be a partner too, but is 1000.5 before the last: it stays.
+  std::vector<SupernovaCoincidenceTime> times{{3000.5, 2, true}, {1000.0, 1, true}, {0.0, 0, true}, {2000.0, 1, false}};
+  veto_correlated_supernova_coincidences(times, s, fig);
+  EXPECT_EQ(fig.doms[0].correlated, 1u);
+  EXPECT_EQ(fig.doms[1].correlated, 1u);
+  EXPECT_EQ(fig.doms[2].correlated, 0u);
+  EXPECT_EQ(fig.doms[2].coincidences, 1u);
+  EXPECT_EQ(fig.coincidences(), 1u);
 }
 
 TEST(SupernovaCoincidences, ExcludedDomsAreReportedByCauseAndNotCounted) {
@@ -414,8 +461,11 @@ TEST(SupernovaCoincidences, DataFilterGivesTheStandaloneFigureWithItsEventsAsVet
   // Six more PMTs around the first muon DOM's L1: an 8-fold coincidence holding triggered hits.
   const CalHit first = hits[0];
   for (std::uint8_t ch : {0, 1, 2, 4, 5, 6}) hits.push_back({first.dom_id, ch, first.time_ns + 0.4 * ch});
-  // A background 8-fold far from the muon in time on another DOM.
+  // A background 8-fold far from the muon in time on another DOM, and a pair of 8-folds on two more
+  // DOMs 500 ns apart (left out as correlated, the same way in both).
   append(hits, coincidence(toy_dom_id(4, 18), 60'000'000.0, 8));
+  append(hits, coincidence(toy_dom_id(2, 5), 30'000'000.0, 8));
+  append(hits, coincidence(toy_dom_id(3, 7), 30'000'500.0, 8));
   auto slice = make_slice(det, hits, 40);
   slice.frames[3].status.fifo = 0;  // one incomplete DOM
   const DataFilter filter(det, TriggerParameters{});
@@ -426,6 +476,8 @@ TEST(SupernovaCoincidences, DataFilterGivesTheStandaloneFigureWithItsEventsAsVet
   EXPECT_EQ(*r.supernova, sn.process(slice, r.events));
   EXPECT_EQ(dom_figure(*r.supernova, first.dom_id).vetoed, 1u);
   EXPECT_EQ(dom_figure(*r.supernova, toy_dom_id(4, 18)).coincidences, 1u);
+  EXPECT_EQ(dom_figure(*r.supernova, toy_dom_id(2, 5)).correlated, 1u);
+  EXPECT_EQ(dom_figure(*r.supernova, toy_dom_id(3, 7)).correlated, 1u);
   EXPECT_EQ(r.supernova->coincidences(), 1u);
   EXPECT_EQ(r.supernova->doms_in_state(SupernovaDomState::Incomplete), 1u);
   EXPECT_EQ(r.supernova->doms.size(), det.modules().size());
@@ -438,7 +490,7 @@ TEST(SupernovaCoincidences, DataFilterGivesTheStandaloneFigureWithItsEventsAsVet
 TEST(SupernovaSettings, ParsedFromTriggerSupernovaAndRoundTripped) {
   auto r = parse_trigger_parameters(
       "[trigger.supernova]\nmin_multiplicity = 6\nmax_multiplicity = 10\nwindow_ms = 1000\n"
-      "alert_threshold_sigma = 6\nhold_off_s = 120\nenabled = false\n");
+      "alert_threshold_sigma = 6\nhold_off_s = 120\nenabled = false\ncorrelated_veto_window_ns = 500\n");
   ASSERT_TRUE(r.ok()) << r.error;
   const SupernovaSettings& s = r.parameters->supernova;
   EXPECT_EQ(s.min_multiplicity, 6);
@@ -447,6 +499,7 @@ TEST(SupernovaSettings, ParsedFromTriggerSupernovaAndRoundTripped) {
   EXPECT_EQ(s.alert_threshold_sigma, 6.0);
   EXPECT_EQ(s.hold_off_s, 120.0);
   EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.correlated_veto_window_ns, 500.0);
   EXPECT_EQ(s.baseline_s, 600.0);  // untouched keys keep their defaults
   const auto back = parse_trigger_parameters(to_toml(*r.parameters));
   ASSERT_TRUE(back.ok()) << back.error;

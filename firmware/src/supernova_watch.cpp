@@ -125,6 +125,7 @@ nlohmann::json SupernovaWatch::to_json() const {
   nlohmann::json j = {{"settings",
                        {{"min_multiplicity", s.min_multiplicity},
                         {"max_multiplicity", s.max_multiplicity},
+                        {"correlated_veto_window_ns", s.correlated_veto_window_ns},
                         {"window_ms", s.window_ms},
                         {"baseline_s", s.baseline_s},
                         {"alert_threshold_sigma", s.alert_threshold_sigma}}},
@@ -138,6 +139,8 @@ nlohmann::json SupernovaWatch::to_json() const {
                  {"doms_excluded",
                   {{"missing", t.doms_missing}, {"incomplete", t.doms_incomplete}, {"high_rate", t.doms_high_rate},
                    {"burst", t.doms_burst}}},
+                 {"coincidences", t.slice_count},
+                 {"coincidences_vetoed", {{"triggered", t.slice_vetoed_triggered}, {"correlated", t.slice_vetoed_correlated}}},
                  {"window_count", t.window_count},
                  {"baseline_count", t.baseline_count},
                  {"p_value", t.p_value},
@@ -162,6 +165,10 @@ void SupernovaWatch::describe(dataflow::CounterSet& out) const {
   out.total("supernova", "alerts", c.alerts);
   out.total("supernova", "alerts_suppressed", c.alerts_suppressed);
   out.total("supernova", "dom_slices_burst", c.dom_slices_burst);
+  // In-band coincidences: kept, or left out as muon-like (a triggered hit, or correlated DOMs).
+  out.total("supernova", "coincidences_kept", c.coincidences_kept);
+  out.total("supernova", "coincidences_vetoed_triggered", c.coincidences_vetoed_triggered);
+  out.total("supernova", "coincidences_vetoed_correlated", c.coincidences_vetoed_correlated);
   out.total("supernova", "slices_missing", c.slices_missing);
   // SNEWS heartbeats made ("ON" per period, "OFF" at stop); what each output did with them is its own count.
   out.total("supernova", "heartbeats", heartbeats_on_ + heartbeats_off_);

@@ -33,6 +33,7 @@ struct SupernovaDomFigure {
   std::uint32_t hits = 0;          // every hit of the frame (summed rate = hits / 0.1 s)
   std::uint32_t coincidences = 0;  // multiplicity in the band and not vetoed
   std::uint32_t vetoed = 0;        // multiplicity in the band, but a hit is a triggered hit
+  std::uint32_t correlated = 0;    // in the band, not triggered, but another DOM's coincidence is near (muon-like)
   friend bool operator==(const SupernovaDomFigure&, const SupernovaDomFigure&) = default;
 };
 
@@ -67,13 +68,29 @@ class SupernovaVeto {
   std::vector<Key> keys_;  // sorted
 };
 
+// A coincidence of at least min_multiplicity PMTs, for the correlated-DOM veto.
+struct SupernovaCoincidenceTime {
+  double time_ns = 0;           // calibrated time of its first hit, in the slice
+  std::uint32_t dom_index = 0;  // into SupernovaSliceFigure::doms
+  bool kept = false;            // counted in that DOM's `coincidences` (in the band, not triggered)
+};
+
 // Counts one DOM's coincidences. `hits_by_time` are the DOM's L0 hits sorted by calibrated time. A
 // coincidence is every hit within coincidence_window_ns (inclusive) of its first hit; the next one
 // starts at the first hit after it; its multiplicity is the number of distinct PMTs. Adds to
-// figure.coincidences / figure.vetoed and to `multiplicity_counts` (coincidences of >= 2 PMTs).
+// figure.coincidences / figure.vetoed and to `multiplicity_counts` (coincidences of >= 2 PMTs), and
+// appends every coincidence of at least min_multiplicity PMTs to `times` (when given) with `dom_index`.
 void count_supernova_coincidences(std::span<const L0Hit> hits_by_time, const SupernovaSettings& settings,
                                   const SupernovaVeto& veto, SupernovaDomFigure& figure,
-                                  std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts);
+                                  std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
+                                  std::vector<SupernovaCoincidenceTime>* times = nullptr, std::uint32_t dom_index = 0);
+
+// The correlated-DOM veto over a whole slice (settings.correlated_veto_window_ns, 0 = off): every
+// kept coincidence in `times` with another one within the window moves, in its DOM's figure, from
+// `coincidences` to `correlated`. Sorts `times`. Coincidences near a slice edge are compared only
+// with their own slice (a partner in the next slice is not seen: a small, bounded leak).
+void veto_correlated_supernova_coincidences(std::vector<SupernovaCoincidenceTime>& times,
+                                            const SupernovaSettings& settings, SupernovaSliceFigure& figure);
 
 // The DOM state a frame gives (before the burst check, which needs history): `defects` are
 // check_frame()'s bits; `channel_hits` the hits per channel, compared with high_rate_veto_hz (0 = off).

@@ -53,6 +53,8 @@ struct SupernovaStep {
   std::uint32_t doms_missing = 0, doms_incomplete = 0, doms_high_rate = 0, doms_burst = 0;
   std::vector<std::uint32_t> burst_dom_ids;  // the DOMs left out for a burst in this slice
   std::uint64_t slice_count = 0;             // kept coincidences of the included DOMs in this slice
+  // In-band coincidences of the included DOMs left out: a triggered hit, or a correlated DOM near.
+  std::uint64_t slice_vetoed_triggered = 0, slice_vetoed_correlated = 0;
   // The window: N = window_count over window_dom_slices (sum of included DOMs over its slices).
   std::uint64_t window_count = 0;
   std::uint64_t window_dom_slices = 0;
@@ -80,6 +82,9 @@ struct SupernovaMonitorCounters {
   std::uint64_t alerts = 0;
   std::uint64_t alerts_suppressed = 0;  // steps above threshold inside a hold-off
   std::uint64_t dom_slices_burst = 0;
+  std::uint64_t coincidences_kept = 0;  // of included DOMs, in the window's sums
+  std::uint64_t coincidences_vetoed_triggered = 0;
+  std::uint64_t coincidences_vetoed_correlated = 0;
 };
 
 class SupernovaMonitor {

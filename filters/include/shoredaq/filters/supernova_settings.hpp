@@ -12,6 +12,11 @@ struct SupernovaSettings {
   double coincidence_window_ns = 10.0;  // hits within this of a coincidence's first hit join it
   int min_multiplicity = 7;           // distinct PMTs, inclusive (ORCA-like: 6)
   int max_multiplicity = 11;          // distinct PMTs, inclusive (ORCA-like: 10); higher is muon-like
+  // Correlated-DOM veto: a kept coincidence with another coincidence of at least min_multiplicity
+  // (in the band or above, on any DOM, triggered or not) within this many ns is left out. A ~10 MeV
+  // supernova positron lights one DOM; an untriggered atmospheric muon lights several within ~1 us,
+  // and those clusters make the background wider than Poisson. 0 = off.
+  double correlated_veto_window_ns = 1000.0;
   double window_ms = 500.0;           // detector-level sliding window, stepped every 100 ms slice
   double baseline_s = 600.0;          // running background, the slices just before the window
   double min_baseline_s = 30.0;       // no significance (and no alert) before this much baseline
