@@ -2,7 +2,6 @@
 // and encoded with one allocation per object.
 #include "shoredaq/formats/online_format.hpp"
 
-#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -500,72 +499,6 @@ void encode_online_event(const Event& event, std::vector<std::uint8_t>& out) {
     w.u32(h.dom_id);
     w.hit(h.hit);
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-bool OnlineObjectReader::next(OnlineObject& object) noexcept {
-  if (error_ != OnlineError::None || offset_ >= bytes_.size()) return false;
-  const auto preamble = decode_online_preamble(bytes_.subspan(offset_));
-  if (!preamble) {
-    error_ = preamble.error;
-    return false;
-  }
-  object.type = preamble.value.type;
-  object.bytes = bytes_.subspan(offset_, preamble.bytes_used);
-  offset_ += preamble.bytes_used;
-  ++objects_;
-  return true;
-}
-
-OnlineFileReader::OnlineFileReader(const std::filesystem::path& path, std::size_t max_object_bytes)
-    : max_object_bytes_(max_object_bytes) {
-  if (!file_.open(path, std::size_t{1} << 20)) {
-    throw std::runtime_error("cannot open online-format file '" + path.string() + "': " + std::strerror(errno));
-  }
-}
-
-OnlineFileReader::~OnlineFileReader() = default;
-
-bool OnlineFileReader::fill(std::size_t wanted) {
-  switch (file_.ensure(wanted)) {
-    case ChunkedFileReader::Fill::Ok:
-      return true;
-    case ChunkedFileReader::Fill::ReadFailed:
-      read_failed_ = true;
-      error_ = OnlineError::Truncated;
-      return false;
-    case ChunkedFileReader::Fill::EndOfFile:
-      break;
-  }
-  return false;
-}
-
-bool OnlineFileReader::next(OnlineObject& object) {
-  if (error_ != OnlineError::None) return false;
-  if (!fill(kOnlinePreambleBytes)) {
-    if (error_ == OnlineError::None && !file_.buffered().empty()) error_ = OnlineError::Truncated;
-    return false;
-  }
-  const auto preamble = decode_online_preamble(file_.buffered());
-  if (preamble.error == OnlineError::BadLength) {
-    error_ = preamble.error;
-    return false;
-  }
-  const std::size_t length = static_cast<std::size_t>(preamble.value.length);
-  if (length > max_object_bytes_) {
-    error_ = OnlineError::BadLength;
-    return false;
-  }
-  if (!fill(length)) {
-    if (error_ == OnlineError::None) error_ = OnlineError::Truncated;
-    return false;
-  }
-  object.type = preamble.value.type;
-  object.bytes = file_.buffered().first(length);
-  file_.consume(length);
-  offset_ += length;
-  ++objects_;
-  return true;
 }
 
 }  // namespace shoredaq::dataflow
