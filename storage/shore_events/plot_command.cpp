@@ -78,11 +78,16 @@ std::string gnuplot_script(const RunPlotData& data, const PlotLayout& layout, co
       gp << (i == 0 ? "" : ", ") << gp_string(std::to_string(layout.du_columns[i])) << ' ' << i;
     }
     gp << ")\nset grid noxtics noytics\nset cblabel 'mean DOM rate (kHz)'\nset palette rgbformulae 22,13,-31\n"
-       << "set label 1 " << gp_string("geometry: " + data.geometry.source) << " at screen 0.01, screen 0.02 font ',9'\n"
+       << "set bmargin 5\nset label 1 " << gp_string("geometry: " + data.geometry.figure_label)
+       << " at screen 0.01, screen 0.02 font ',9'\n"
        << "plot " << gp_string(files.rate_map + ".dat")
-       << " using 1:($6 > 0 ? $3 : NaN):(0.45):(0.45):5 with boxxyerror fillstyle solid 1.0 noborder lc palette notitle, \\\n"
-       << "     '' using 1:($6 > 0 ? NaN : $3):(0.45):(0.45) with boxxyerror fillstyle solid 1.0 noborder "
-       << "lc rgb 'gray80' title 'no data'\n";
+       << " using 1:($6 > 0 ? $3 : NaN):(0.45):(0.45):5 with boxxyerror fillstyle solid 1.0 noborder lc palette notitle";
+    const bool any_without_data = std::any_of(data.doms.begin(), data.doms.end(), [](const DomRate& d) { return d.slices == 0; });
+    if (any_without_data) {
+      gp << ", \\\n     '' using 1:($6 > 0 ? NaN : $3):(0.45):(0.45) with boxxyerror fillstyle solid 1.0 noborder "
+         << "lc rgb 'gray80' title 'no data'";
+    }
+    gp << "\n";
   }
 
   gp << figure_start(files.du_rates, format, run + ": summed DOM rate per DU (mean per " +
@@ -105,10 +110,12 @@ std::string gnuplot_script(const RunPlotData& data, const PlotLayout& layout, co
   if (!layout.has_events) {
     gp << placeholder("no events stored for " + run);
   } else {
-    gp << "set xlabel 'time in the run (s)'\nset ylabel 'event rate (Hz)'\nset yrange [0:*]\nplot ";
+    // Each bin drawn over its whole width (histeps about the bin centres).
+    gp << "set xlabel 'time in the run (s)'\nset ylabel 'event rate (Hz)'\nset yrange [0:*]\nset xrange [0:"
+       << layout.trigger_bins * layout.trigger_bin_s << "]\nplot ";
     for (std::size_t k = 0; k < layout.trigger_names.size(); ++k) {
       gp << (k == 0 ? "" : ", \\\n     ") << gp_string(files.trigger_rates + ".dat") << " using (($1 + $2) / 2):"
-         << 4 + 2 * k << " with linespoints pointtype 7 pointsize 0.6 title " << gp_string(layout.trigger_names[k]);
+         << 4 + 2 * k << " with histeps linewidth 2 title " << gp_string(layout.trigger_names[k]);
     }
     gp << "\n";
   }
@@ -193,7 +200,9 @@ GeometryChoice choose_geometry(const sd::RunRecord& record, const std::string& d
         return {std::nullopt, path + " is detector " + std::to_string(detector.id()) + ", run " +
                                   std::to_string(record.run) + " was taken with detector " + std::to_string(record.detector_id)};
       }
-      return {geometry_from_detector(detector, "detector file " + path + " (" + how + ")"), {}};
+      return {geometry_from_detector(detector, "detector file " + path + " (" + how + ")",
+                                     "detector file " + std::filesystem::path(path).filename().string() + " (" + how + ")"),
+              {}};
     } catch (const std::exception& e) {
       return {std::nullopt, path + ": " + e.what()};
     }
@@ -202,6 +211,7 @@ GeometryChoice choose_geometry(const sd::RunRecord& record, const std::string& d
   DomGeometry stored_order;
   stored_order.source = "no detector file, so DOMs in the order the summary slices store them, 18 per column (columns "
                         "are not DU numbers)";
+  stored_order.figure_label = "no detector file: DOMs in stored order, 18 per column";
   if (record.detector_file.empty()) return {stored_order, {}};
   auto from_record = load(record.detector_file, "named in the run record");
   if (from_record.geometry) return from_record;
@@ -209,6 +219,7 @@ GeometryChoice choose_geometry(const sd::RunRecord& record, const std::string& d
             << "): DOMs placed in stored order; give the file with --detx\n";
   stored_order.source = "the run's detector file " + record.detector_file +
                         " is not usable, so DOMs in the order the summary slices store them, 18 per column";
+  stored_order.figure_label = "the run's detector file is not usable: DOMs in stored order, 18 per column";
   return {stored_order, {}};
 }
 

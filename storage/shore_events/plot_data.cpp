@@ -63,12 +63,14 @@ double seconds_between(std::uint64_t from_ns, std::uint64_t to_ns) {
 
 }  // namespace
 
-DomGeometry geometry_from_detector(const sd::Detector& detector, const std::string& source) {
+DomGeometry geometry_from_detector(const sd::Detector& detector, const std::string& source,
+                                   const std::string& figure_label) {
   DomGeometry g;
   for (const auto& module : detector.modules()) {
     if (!module.is_base()) g.places[module.id] = DomPlace{module.du, module.floor};
   }
   g.source = source;
+  g.figure_label = figure_label;
   g.from_detector = true;
   return g;
 }
@@ -265,6 +267,7 @@ std::string write_trigger_rates(const RunPlotData& data, const std::filesystem::
   const std::vector<unsigned> bits(bits_seen.begin(), bits_seen.end());
   for (const unsigned bit : bits) layout.trigger_names.push_back(trigger_label(bit));
   const auto bins = static_cast<std::size_t>(std::floor(data.run_span_s / trigger_bin_s)) + 1;
+  layout.trigger_bins = bins;
   std::vector<std::vector<std::uint64_t>> counts(bits.size(), std::vector<std::uint64_t>(bins, 0));
   for (const auto& event : data.events) {
     const auto bin = std::min(bins - 1, static_cast<std::size_t>(event.time_s / trigger_bin_s));
@@ -274,7 +277,8 @@ std::string write_trigger_rates(const RunPlotData& data, const std::filesystem::
   }
   auto out = open_data_file(path);
   out << "# shore-events plot: run " << data.record.run << ", events per trigger bit in bins of " << trigger_bin_s
-      << " s of the run (an event with several bits counts for each); <name>_hz = <name>_events / bin width\n"
+      << " s of the run (an event with several bits counts for each); <name>_hz = <name>_events / bin width (the last "
+         "bin may be cut short by the run's end)\n"
       << "# columns: bin_start_s bin_end_s";
   for (const auto& name : layout.trigger_names) out << ' ' << name << "_events " << name << "_hz";
   out << '\n';
@@ -327,8 +331,8 @@ std::string write_event_sizes(const RunPlotData& data, const std::filesystem::pa
          number(mean(data.triggered_hits), 1) + " (max " +
          std::to_string(*std::max_element(data.triggered_hits.begin(), data.triggered_hits.end())) +
          "), snapshot hits mean " + number(mean(data.snapshot_hits), 1) + " (max " +
-         std::to_string(*std::max_element(data.snapshot_hits.begin(), data.snapshot_hits.end())) + "), bins of " +
-         std::to_string(layout.event_size_bin) + " hits";
+         std::to_string(*std::max_element(data.snapshot_hits.begin(), data.snapshot_hits.end())) + "), in bins of " +
+         std::to_string(layout.event_size_bin) + (layout.event_size_bin == 1 ? " hit" : " hits");
 }
 
 }  // namespace

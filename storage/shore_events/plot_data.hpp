@@ -24,11 +24,13 @@ struct DomGeometry {
   // Empty: no detector file, the DOMs are placed in the order the summaries store them (see
   // place_unknown_doms): column k holds the stored DOMs 18(k-1)+1 .. 18k.
   std::map<std::uint32_t, DomPlace> places;
-  std::string source;  // for the figure titles and summary lines
+  std::string source;        // for the summary lines and data files (with the detector file's path)
+  std::string figure_label;  // the same, shorter (the file's name only), for the rate map
   bool from_detector = false;
 };
 
-DomGeometry geometry_from_detector(const shoredaq::dataflow::Detector& detector, const std::string& source);
+DomGeometry geometry_from_detector(const shoredaq::dataflow::Detector& detector, const std::string& source,
+                                   const std::string& figure_label);
 
 // Optical DOMs per DU (floors 1..18): the column height of the stored-order fallback.
 inline constexpr int kDomsPerDu = 18;
@@ -86,6 +88,7 @@ struct PlotLayout {
   std::vector<std::string> trigger_names;      // one column pair per trigger bit seen
   double du_rate_bin_s = 1;
   double trigger_bin_s = 10;
+  std::size_t trigger_bins = 0;
   std::uint64_t event_size_bin = 1;
   bool has_summaries = false;
   bool has_events = false;
