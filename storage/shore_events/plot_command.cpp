@@ -169,7 +169,7 @@ GnuplotOutcome run_gnuplot(const std::string& program, const std::filesystem::pa
       ::kill(pid, SIGKILL);
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
-      return {false, program + " did not finish within " + std::to_string(timeout.count() / 1000) + " s: killed"};
+      return {false, program + " did not finish within " + std::to_string(timeout.count()) + " ms: killed"};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // a poll of the child, not a wait for an effect
   }

@@ -272,6 +272,13 @@ TEST_F(ShoreEventsPlot, ExitCodes) {
   const auto failing = run_tool(plot_args(kRun) + " --gnuplot false");
   EXPECT_EQ(failing.exit_code, 5);
   EXPECT_NE(failing.err.find("exited with status 1"), std::string::npos) << failing.err;
+  // gnuplot hanging: killed at the time-out.
+  const auto hanging_program = dir_.path() / "hanging-gnuplot";
+  std::ofstream(hanging_program) << "#!/bin/sh\nexec sleep 60\n";
+  std::filesystem::permissions(hanging_program, std::filesystem::perms::owner_all);
+  const auto hanging = run_tool(plot_args(kRun) + " --gnuplot-timeout-s 0.5 --gnuplot " + hanging_program.string());
+  EXPECT_EQ(hanging.exit_code, 5);
+  EXPECT_NE(hanging.err.find("did not finish within 500 ms: killed"), std::string::npos) << hanging.err;
   // An explicit detector file of another detector.
   const auto ours = make_detector();
   const std::vector<dataflow::Module> modules(ours.modules().begin(), ours.modules().end());
@@ -279,4 +286,29 @@ TEST_F(ShoreEventsPlot, ExitCodes) {
   const auto wrong_detx = run_tool(plot_args(kRun) + " --detx " + (dir_.path() / "other.detx").string());
   EXPECT_EQ(wrong_detx.exit_code, 3);
   EXPECT_NE(wrong_detx.err.find("detector 22"), std::string::npos) << wrong_detx.err;
+}
+
+TEST_F(ShoreEventsPlot, ARunWithoutDataGivesPlaceholderFigures) {
+  if (!gnuplot_present()) GTEST_SKIP() << "gnuplot is not installed (Debian: gnuplot-nox): no figures to check";
+  {
+    EventStoreConfig c;
+    c.directory = store_path();
+    c.disk_reserve_bytes = 0;
+    c.sync = SyncMode::NoSync;
+    EventStore store(c);
+    dataflow::RunRecord record;
+    record.run = 8;
+    record.detector_id = kDetector;
+    ASSERT_TRUE(store.put_run_record(record));
+  }
+  const auto plotted = run_tool(plot_args(8));
+  ASSERT_EQ(plotted.exit_code, 0) << plotted.out << plotted.err;
+  for (const char* figure : {"rate_map", "du_rates", "trigger_rates", "event_sizes"}) {
+    const auto svg = out_path() / (std::string(figure) + ".svg");
+    EXPECT_NE(read_text(svg).find("<svg"), std::string::npos) << svg;
+    EXPECT_TRUE(read_rows(out_path() / (std::string(figure) + ".dat")).empty()) << figure;
+  }
+  EXPECT_NE(plotted.out.find("rate map: no summary slices in run 8"), std::string::npos) << plotted.out;
+  EXPECT_NE(plotted.out.find("event sizes: no events in run 8"), std::string::npos) << plotted.out;
+  EXPECT_NE(read_text(out_path() / "plot.gp").find("no events stored for run 8"), std::string::npos);
 }
