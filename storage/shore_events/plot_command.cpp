@@ -60,14 +60,16 @@ std::string figure_start(const std::string& file, const std::string& format, con
 std::string gnuplot_script(const RunPlotData& data, const PlotLayout& layout, const FigureFiles& files,
                            const std::string& format) {
   const std::string run = "run " + std::to_string(data.record.run);
+  const std::string no_rates = data.summary_slices == 0 ? "no summary slices stored for " + run
+                                                       : "no DOM of the summary slices is in the detector file";
   std::ostringstream gp;
   gp << "# shore-events plot: the figures of " << run << " from the data files beside this script.\n"
      << "# Re-plot: cd to this folder and run gnuplot " << kScriptFile << "\n"
      << "set terminal svg size 900,650 dynamic noenhanced font 'sans,12' background 'white'\n";
 
   gp << figure_start(files.rate_map, format, run + ": mean DOM rate over the run (kHz, 31 PMTs added)");
-  if (!layout.has_summaries || layout.du_columns.empty()) {
-    gp << placeholder("no summary slices stored for " + run);
+  if (!layout.has_dom_rates || layout.du_columns.empty()) {
+    gp << placeholder(no_rates);
   } else {
     int top_floor = kDomsPerDu;
     for (const auto& dom : data.doms) top_floor = std::max(top_floor, dom.place.floor);
@@ -92,8 +94,8 @@ std::string gnuplot_script(const RunPlotData& data, const PlotLayout& layout, co
 
   gp << figure_start(files.du_rates, format, run + ": summed DOM rate per DU (mean per " +
                                                  std::to_string(static_cast<long long>(layout.du_rate_bin_s)) + " s)");
-  if (!layout.has_summaries || layout.du_columns.empty()) {
-    gp << placeholder("no summary slices stored for " + run);
+  if (!layout.has_dom_rates || layout.du_columns.empty()) {
+    gp << placeholder(no_rates);
   } else {
     gp << "set xlabel 'time in the run (s)'\nset ylabel 'summed DOM rate (kHz)'\nplot ";
     for (std::size_t i = 0; i < layout.du_columns.size(); ++i) {

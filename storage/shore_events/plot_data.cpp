@@ -192,6 +192,11 @@ std::string write_rate_map(const RunPlotData& data, const std::filesystem::path&
   if (doms_with_data == 0) {
     std::snprintf(line, sizeof line, "rate map: no summary slices in run %u (%zu DOMs placed; geometry: %s)", data.record.run,
                   data.doms.size(), data.geometry.source.c_str());
+    if (data.summary_slices != 0) {
+      std::snprintf(line, sizeof line, "rate map: none of the %llu DOMs of the %llu summary slices is in the %s",
+                    static_cast<unsigned long long>(data.doms_not_in_detector),
+                    static_cast<unsigned long long>(data.summary_slices), data.geometry.source.c_str());
+    }
     return line;
   }
   std::snprintf(line, sizeof line,
@@ -257,6 +262,9 @@ std::string write_du_rates(const RunPlotData& data, const std::filesystem::path&
 
 std::string write_trigger_rates(const RunPlotData& data, const std::filesystem::path& path, PlotLayout& layout,
                                 double trigger_bin_s) {
+  // At most kMaxTriggerBins bins: a longer run gets wider ones than asked for.
+  constexpr double kMaxTriggerBins = 100'000;
+  trigger_bin_s = std::max(trigger_bin_s, nice_step(data.run_span_s / kMaxTriggerBins));
   layout.trigger_bin_s = trigger_bin_s;
   std::set<unsigned> bits_seen;
   for (const auto& event : data.events) {
@@ -341,7 +349,8 @@ WrittenData write_plot_data(const RunPlotData& data, const std::filesystem::path
                             double trigger_bin_s) {
   WrittenData written;
   PlotLayout& layout = written.layout;
-  layout.has_summaries = data.summary_slices != 0;
+  // A figure with nothing to draw gets a placeholder (gnuplot refuses a plot without a valid point).
+  layout.has_dom_rates = std::any_of(data.doms.begin(), data.doms.end(), [](const DomRate& d) { return d.slices != 0; });
   layout.has_events = !data.events.empty();
   written.summary_lines.push_back(write_rate_map(data, dir / (files.rate_map + ".dat"), layout));
   written.summary_lines.push_back(write_du_rates(data, dir / (files.du_rates + ".dat"), layout));

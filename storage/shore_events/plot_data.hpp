@@ -90,7 +90,7 @@ struct PlotLayout {
   double trigger_bin_s = 10;
   std::size_t trigger_bins = 0;
   std::uint64_t event_size_bin = 1;
-  bool has_summaries = false;
+  bool has_dom_rates = false;  // some DOM on the map has a summary
   bool has_events = false;
 };
 

@@ -312,3 +312,18 @@ TEST_F(ShoreEventsPlot, ARunWithoutDataGivesPlaceholderFigures) {
   EXPECT_NE(plotted.out.find("event sizes: no events in run 8"), std::string::npos) << plotted.out;
   EXPECT_NE(read_text(out_path() / "plot.gp").find("no events stored for run 8"), std::string::npos);
 }
+
+TEST_F(ShoreEventsPlot, ADetectorFileWithoutTheRunsDoms) {
+  if (!gnuplot_present()) GTEST_SKIP() << "gnuplot is not installed (Debian: gnuplot-nox): no figures to check";
+  fill_store(store_path(), {10'000, 10'001}, detx_path().string());
+  const auto plotted = run_tool(plot_args(kRun));
+  ASSERT_EQ(plotted.exit_code, 0) << plotted.out << plotted.err;
+  EXPECT_NE(plotted.out.find("rate map: none of the 2 DOMs of the 4 summary slices is in the detector file"),
+            std::string::npos)
+      << plotted.out;
+  const auto map = rate_map_rows(out_path());
+  EXPECT_EQ(map.size(), 6u);  // the detector's 6 optical DOMs, none with data
+  for (const auto& [dom, row] : map) EXPECT_EQ(row.at(5), "0") << dom;
+  EXPECT_NE(read_text(out_path() / "plot.gp").find("no DOM of the summary slices is in the detector file"), std::string::npos);
+  EXPECT_NE(read_text(out_path() / "rate_map.svg").find("<svg"), std::string::npos);
+}
