@@ -2,7 +2,8 @@
 # The demo behind ./dev demo (argument: the build folder): the node end to end.
 #   shoredaq (the daemon) <-- ZeroMQ PUSH/PULL on loopback TCP -- du-sim: 4 DUs of detector 133, real time, 20 s
 #   run control through shorectl (init, configure, start, stop, quit), then the run summary from
-#   shore-events (slices, hits, events per trigger, reduction factor, stored bytes, spool files).
+#   shore-events (slices, hits, events per trigger, reduction factor, stored bytes, spool files), and
+#   the run's figures from shore-events plot when gnuplot is installed (DEMO_PLOTS=DIR keeps them).
 # Every process started here is stopped on exit (trap), and the work folder removed.
 set -euo pipefail
 BUILD=$(readlink -f "${1:-build}")
@@ -112,3 +113,13 @@ say "quit"
 "${CTL[@]}" quit
 wait "$DAEMON_PID" && echo "  shoredaq exited cleanly"
 DAEMON_PID=""
+
+# Figures of the run (gnuplot, svg); DEMO_PLOTS=DIR keeps them (the work folder is removed on exit).
+if command -v gnuplot >/dev/null 2>&1; then
+  PLOTS=${DEMO_PLOTS:-$WORK/plots}
+  say "shore-events plot: figures of run 1 in $PLOTS"
+  "$EVENTS" --store "$WORK/state/store" plot --run 1 --out "$PLOTS"
+  ls -l "$PLOTS" | awk 'NR > 1 { print "  " $5 "\t" $9 }'
+else
+  say "shore-events plot: skipped (gnuplot is not installed; Debian: gnuplot-nox)"
+fi

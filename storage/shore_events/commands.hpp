@@ -16,6 +16,7 @@ enum ExitCode : int {
   kExitCannotOpen = 2,  // no store, not a store, LMDB failure; a backup or upgrade that could not be made
   kExitUsage = 3,
   kExitSchema = 4,  // the store has another schema version: `upgrade` it
+  kExitGnuplot = 5,  // plot: gnuplot missing, failed or timed out (the data files are written)
 };
 
 // Reading (read_commands.cpp).
@@ -27,6 +28,19 @@ int cmd_summary(const shoredaq::storage::EventStoreReader& reader, std::uint32_t
 int cmd_alerts(const shoredaq::storage::EventStoreReader& reader, std::uint32_t run, bool as_json);
 // Refuses a run holding a damaged record (nothing written) unless skip_damaged.
 int cmd_export(const shoredaq::storage::EventStoreReader& reader, std::uint32_t run, bool skip_damaged);
+
+// Figures of one run drawn by gnuplot, with their data files and script, in out_dir
+// (plot_command.cpp, plot_data.cpp).
+struct PlotOptions {
+  std::uint32_t run = 0;
+  std::string out_dir;
+  std::string format = "svg";  // gnuplot's svg terminal
+  std::string detx;            // the DU/floor of each DOM; default: the run record's detector file
+  std::string gnuplot_program = "gnuplot";
+  double trigger_bin_s = 10;
+  double gnuplot_timeout_s = 60;
+};
+int cmd_plot(const shoredaq::storage::EventStoreReader& reader, const PlotOptions& options);
 
 // A spool file without a store (runfile_command.cpp): a run file (.daq: every online object
 // decoded, counted per type) or a record file (.dqd, e.g. an acoustic part: datagrams per type
@@ -47,6 +61,12 @@ int cmd_upgrade(const std::string& store, const std::string& to);
 // isolated.cpp.
 int run_isolated(const std::function<int()>& command, bool buffer_output,
                  const std::function<void(const std::string& why)>& on_crash);
+
+// The name of a trigger mask bit ("3DMuon"), nullptr for a bit without a name (read_commands.cpp).
+const char* trigger_name(unsigned bit);
+
+// Adds `part`'s counts and listed damaged records to `total` (read_commands.cpp).
+void merge_read_results(shoredaq::storage::ReadResult& total, const shoredaq::storage::ReadResult& part);
 
 // "event 3/2/1: checksum mismatch (damaged record refused)" lines on stderr.
 void print_damaged(const shoredaq::storage::ReadResult& result);

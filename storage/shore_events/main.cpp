@@ -3,6 +3,7 @@
 //   shore-events --store DIR events --run N [--from F --to F] [--json]
 //   shore-events --store DIR summary --run N [--json]
 //   shore-events --store DIR alerts --run N [--json]
+//   shore-events --store DIR plot --run N --out DIR [--format svg] [--detx FILE]   (needs gnuplot)
 //   shore-events --store DIR verify [--deep] [--json]
 //   shore-events --store DIR export --run N --format online [--skip-damaged] > file
 //   shore-events --store DIR backup --to NEWDIR [--json]
@@ -14,7 +15,8 @@
 // Exit codes: 0 ok; 1 damage or another problem found (verify), a damaged record refused, a store
 // damaged as a whole (LMDB cannot read it, or reading it crashed), a run not found, a backup that
 // does not verify; 2 cannot open the store (missing, not a store, no permission) or make the
-// backup/upgrade; 3 usage; 4 the store has another schema version (run upgrade).
+// backup/upgrade, or write the plot files; 3 usage (also an unusable --detx); 4 the store has
+// another schema version (run upgrade); 5 plot: gnuplot missing, failed or timed out.
 
 #include <CLI/CLI.hpp>
 
@@ -41,7 +43,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 ok; 1 damage or a problem found (records or the store as a whole, a torn or undecodable "
       "object in a run file), a damaged record refused, run not found; 2 cannot open the store or file (or make "
-      "the backup/upgrade); 3 usage; 4 the store has another schema version (run upgrade).");
+      "the backup/upgrade, or write the plot files); 3 usage; 4 the store has another schema version (run upgrade); "
+      "5 plot: gnuplot missing, failed or timed out.");
   std::string store, target, runfile_path, export_what, out_path;
   bool as_json = false, deep = false, skip_damaged = false;
   std::uint32_t run = 0, from = 0, to = UINT32_MAX;
@@ -61,6 +64,23 @@ int main(int argc, char** argv) {
   auto* alerts = app.add_subcommand("alerts", "the supernova alerts of a run (SNEWS-format messages), oldest first");
   alerts->add_option("--run", run, "run number")->required();
   alerts->add_flag("--json", as_json, "a JSON array of the messages");
+  PlotOptions plot_options;
+  auto* plot = app.add_subcommand(
+      "plot",
+      "figures of one run drawn by gnuplot, with their data files and the gnuplot script (plot.gp) beside them: "
+      "rate_map (mean rate per DOM, DU x floor), du_rates (summed DOM rate per DU vs time), trigger_rates (events per "
+      "trigger bit per time bin), event_sizes (hits per event); one summary line per figure on stdout");
+  plot->add_option("--run", plot_options.run, "run number")->required();
+  plot->add_option("--out", plot_options.out_dir, "folder for the figures and data files (made if absent)")->required();
+  plot->add_option("--format", plot_options.format, "figure format")->check(CLI::IsMember({"svg"}));
+  plot->add_option("--detx", plot_options.detx,
+                   "detector file for the DU and floor of each DOM (default: the one the run record names; without a "
+                   "readable one the DOMs are placed in stored order, 18 per column)");
+  plot->add_option("--trigger-bin-s", plot_options.trigger_bin_s, "time bin of the trigger rates (s)")
+      ->check(CLI::Range(0.001, 1e6));
+  plot->add_option("--gnuplot", plot_options.gnuplot_program, "the gnuplot program");
+  plot->add_option("--gnuplot-timeout-s", plot_options.gnuplot_timeout_s, "gnuplot is killed after this long")
+      ->check(CLI::Range(0.1, 3600.0));
   auto* verify = app.add_subcommand("verify", "check every record's checksum, keys, buffers and counts; exit 1 on a problem");
   verify->add_flag("--deep", deep,
                    "also cross-check: event numbers per slice, frame ranges and slice counts of the run records, "
@@ -109,6 +129,7 @@ int main(int argc, char** argv) {
       if (cmd == "events") return cmd_events(reader, run, from, to, as_json);
       if (cmd == "summary") return cmd_summary(reader, run, as_json);
       if (cmd == "alerts") return cmd_alerts(reader, run, as_json);
+      if (cmd == "plot") return cmd_plot(reader, plot_options);
       if (cmd == "verify") return cmd_verify(reader, store, deep, as_json);
       if (cmd == "export") return cmd_export(reader, run, skip_damaged);
       if (cmd == "backup") return cmd_backup(reader, target, as_json);

@@ -68,6 +68,16 @@ json event_to_json(const st::EventKey& key, const sd::DecodedEvent& d) {
               {"committed_unix_ns", d.committed_unix_ns}};
 }
 
+}  // namespace
+
+void merge_read_results(st::ReadResult& total, const st::ReadResult& part) {
+  total.visited += part.visited;
+  total.damaged += part.damaged;
+  for (const auto& record : part.damaged_records) {
+    if (total.damaged_records.size() < st::kMaxListedDamaged) total.damaged_records.push_back(record);
+  }
+}
+
 const char* trigger_name(unsigned bit) {
   switch (bit) {
     case sd::kTriggerBit3DShower: return "3DShower";
@@ -78,16 +88,6 @@ const char* trigger_name(unsigned bit) {
     default: return nullptr;
   }
 }
-
-void add(st::ReadResult& total, const st::ReadResult& part) {
-  total.visited += part.visited;
-  total.damaged += part.damaged;
-  for (const auto& record : part.damaged_records) {
-    if (total.damaged_records.size() < st::kMaxListedDamaged) total.damaged_records.push_back(record);
-  }
-}
-
-}  // namespace
 
 void print_damaged(const st::ReadResult& result) {
   for (const auto& record : result.damaged_records) std::cerr << record.describe() << " (damaged record refused)\n";
@@ -185,7 +185,7 @@ int cmd_summary(const st::EventStoreReader& reader, std::uint32_t run, bool as_j
     return true;
   });
   std::uint64_t summaries = 0, summary_bytes = 0;
-  add(damaged, reader.for_each_summary(run, 0, UINT32_MAX, [&](std::uint32_t, std::uint32_t, std::span<const std::uint8_t> b) {
+  merge_read_results(damaged, reader.for_each_summary(run, 0, UINT32_MAX, [&](std::uint32_t, std::uint32_t, std::span<const std::uint8_t> b) {
     ++summaries;
     summary_bytes += b.size();
     return true;
@@ -243,7 +243,7 @@ int cmd_export(const st::EventStoreReader& reader, std::uint32_t run, bool skip_
     // Check the whole run first (checksums only), so a damaged run is refused before any byte of it
     // reaches stdout.
     st::ReadResult damaged = reader.for_each_summary(run, 0, UINT32_MAX, ignore_summary);
-    add(damaged, reader.for_each_event(run, 0, UINT32_MAX, ignore_event));
+    merge_read_results(damaged, reader.for_each_event(run, 0, UINT32_MAX, ignore_event));
     if (damaged.damaged != 0) {
       print_damaged(damaged);
       std::cerr << "export of run " << run << " refused: " << damaged.damaged
@@ -270,7 +270,7 @@ int cmd_export(const st::EventStoreReader& reader, std::uint32_t run, bool skip_
           ++chunk_summaries;
           return true;
         });
-    add(chunk_damaged, reader.for_each_event(run, static_cast<std::uint32_t>(from), to,
+    merge_read_results(chunk_damaged, reader.for_each_event(run, static_cast<std::uint32_t>(from), to,
                                              [&](const st::EventKey& key, std::span<const std::uint8_t> bytes) {
                                                const auto d = sd::decode_event_fb(bytes);
                                                if (!d) {
@@ -281,7 +281,7 @@ int cmd_export(const st::EventStoreReader& reader, std::uint32_t run, bool skip_
                                                ++chunk_events;
                                                return true;
                                              }));
-    add(damaged, chunk_damaged);
+    merge_read_results(damaged, chunk_damaged);
     if (chunk_damaged.damaged != 0 && !skip_damaged) {  // damaged since the check above: stop here
       std::fflush(stdout);
       print_damaged(damaged);
