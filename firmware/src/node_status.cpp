@@ -3,6 +3,8 @@
 // plus the current one.
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "node_impl.hpp"
 #include "shoredaq/firmware/logging.hpp"
 #include "shoredaq/firmware/node_counters.hpp"
@@ -412,6 +414,23 @@ void Node::Impl::register_metrics() {
     std::lock_guard lock(mutex);
     return store ? static_cast<double>(store->stats().used_bytes) : 0.0;
   });
+  // Free space where the node writes, read at each scrape: the store refuses slices below the
+  // reserve, and a run is refused at start below it (check_disk_space_for_a_run).
+  const auto disk_free = [](std::filesystem::path where) {
+    return [where = std::move(where)] {
+      std::error_code ec;
+      const auto space = std::filesystem::space(where, ec);
+      return ec ? 0.0 : static_cast<double>(space.available);
+    };
+  };
+  registry.gauge_callback("shoredaq_disk_free_bytes", "Disk space available to the node (statvfs f_bavail), by area",
+                          {{"area", "store"}}, disk_free(config.store_path()));
+  if (config.spool.enabled)
+    registry.gauge_callback("shoredaq_disk_free_bytes", "Disk space available to the node (statvfs f_bavail), by area",
+                            {{"area", "spool"}}, disk_free(config.spool_dir()));
+  registry.gauge_callback("shoredaq_disk_reserve_bytes",
+                          "Free space the store keeps (store.disk_reserve_mb): below it slices are refused", {},
+                          [reserve = config.store.disk_reserve_mb << 20] { return static_cast<double>(reserve); });
   registry.counter_callback("shoredaq_store_damaged_records_refused_total",
                             "Stored records a query refused because their checksum does not match", {}, [this] {
                               std::lock_guard lock(mutex);

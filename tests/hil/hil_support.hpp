@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -192,6 +193,27 @@ struct HttpReply {
   std::string body;
 };
 
+// The body of a chunked transfer (Go servers such as Prometheus chunk large replies); what
+// cannot be decoded is cut off, so a parser of the result sees a truncated body.
+inline std::string dechunked(const std::string& chunked) {
+  std::string out;
+  std::size_t at = 0;
+  while (at < chunked.size()) {
+    const auto line_end = chunked.find("\r\n", at);
+    if (line_end == std::string::npos) break;
+    std::size_t size = 0;
+    try {
+      size = std::stoul(chunked.substr(at, line_end - at), nullptr, 16);
+    } catch (const std::exception&) {
+      break;
+    }
+    if (size == 0 || line_end + 2 + size > chunked.size()) break;
+    out.append(chunked, line_end + 2, size);
+    at = line_end + 2 + size + 2;
+  }
+  return out;
+}
+
 // GET http://127.0.0.1:port/path over HTTP/1.1 (5 s receive timeout).
 inline HttpReply http_request(int port, const std::string& path) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -216,6 +238,9 @@ inline HttpReply http_request(int port, const std::string& path) {
   if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12 || body == std::string::npos) return r;
   r.code = std::stoi(response.substr(9, 3));
   r.body = response.substr(body + 4);
+  std::string headers = response.substr(0, body);
+  for (auto& ch : headers) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (headers.find("\r\ntransfer-encoding: chunked") != std::string::npos) r.body = dechunked(r.body);
   return r;
 }
 
