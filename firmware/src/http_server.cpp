@@ -232,7 +232,7 @@ Response HttpServer::Impl::handle(const http::request<http::string_body>& req) {
   const bool known =
       path == "/metrics" || path == "/status" || path == "/healthz" || path == "/" || route != routes.end();
   if (!known) {
-    return reply("other", http::status::not_found, "text/plain; charset=utf-8", "not found; try /metrics, /status, /healthz\n");
+    return reply("other", http::status::not_found, "text/plain; charset=utf-8", "not found; try /, /metrics, /status, /healthz\n");
   }
   if (req.method() != http::verb::get && !head) {
     Response res = reply(path, http::status::method_not_allowed, "text/plain; charset=utf-8", "only GET and HEAD\n");

@@ -119,6 +119,7 @@ int Node::serve() {
       return 1;
     }
     spdlog::info("metrics on {}/metrics", http->url());
+    spdlog::info("live page on {}/", http->url());
   }
 
   std::thread signals([this] { impl_->signal_loop(); });
