@@ -188,9 +188,11 @@ function updatePmtChart(map) {
 function updateMap(map) {
   latestMap = map;
   $('frame-index').textContent = map.frame_index === null ? '–' : formatCount(map.frame_index);
-  if (!map.doms || map.doms.length === 0) {
-    $('rate-map').replaceChildren(Object.assign(document.createElement('p'), {
-      className: 'muted', textContent: 'No run configured yet: the map appears with the first run.' }));
+  const noDetector = !map.doms || map.doms.length === 0;
+  $('map-note').hidden = !noDetector;
+  $('dom-detail').hidden = noDetector;
+  if (noDetector) {
+    $('rate-map').replaceChildren();
     mapLayout = '';
     return;
   }
