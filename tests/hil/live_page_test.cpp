@@ -3,7 +3,7 @@
 // Chromium loads the page, runs its scripts (they poll /status and /ratemap.json), dumps the DOM
 // they built and takes a screenshot into the build folder (live-page.png). The page must log no
 // console message at all (Chromium prints every one to stderr with --enable-logging=stderr: errors,
-// failed loads, CSP violations; the test first checks that it sees a deliberate error), show the run
+// failed loads, CSP violations; the test also checks that it sees a deliberate error), show the run
 // number, draw one cell per DOM of the detector, and mark the silent DOM missing. Skips when
 // chromium is not installed.
 #include <gtest/gtest.h>
@@ -31,39 +31,55 @@ std::string find_chromium() {
 }
 
 // Chromium in a process group of its own: it starts helper processes (zygote, renderer, GPU) that
-// must go with it, whether it finished or overran its deadline.
+// must go with it, whether it finished or overran its deadline (or the test failed meanwhile).
 struct BrowserRun {
   int code = -1;  // -1: killed at the deadline
   std::string err;
 };
 
-BrowserRun run_browser(const std::vector<std::string>& argv, const fs::path& err_file, std::chrono::milliseconds deadline) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, (err_file.string() + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0], &actions, &attributes, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
-  BrowserRun result;
-  int status = 0;
-  const bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, deadline, 20ms);
-  ::kill(-pid, SIGKILL);  // the whole group, also when the browser itself has exited
-  if (!exited) ::waitpid(pid, &status, 0);
-  else if (WIFEXITED(status)) result.code = WEXITSTATUS(status);
-  result.err = read_file(err_file);
-  return result;
-}
+class Browser {
+ public:
+  Browser(const std::vector<std::string>& argv, fs::path err_file) : err_file_(std::move(err_file)) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_file().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attributes, 0);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, args[0], &actions, &attributes, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+  }
+  Browser(const Browser&) = delete;
+  Browser& operator=(const Browser&) = delete;
+  ~Browser() { finish(0ms); }
+
+  // Waits for the browser to exit (at most `deadline`), then kills what is left of its group.
+  BrowserRun finish(std::chrono::milliseconds deadline) {
+    BrowserRun result;
+    if (pid_ <= 0) return result;
+    int status = 0;
+    const bool exited = wait_until([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, deadline, 20ms);
+    ::kill(-pid_, SIGKILL);  // the whole group, also when the browser itself has exited
+    if (!exited) ::waitpid(pid_, &status, 0);
+    else if (WIFEXITED(status)) result.code = WEXITSTATUS(status);
+    pid_ = -1;
+    result.err = read_file(err_file_);
+    return result;
+  }
+  fs::path out_file() const { return err_file_.string() + ".out"; }  // stdout: --dump-dom's DOM
+
+ private:
+  pid_t pid_ = -1;
+  fs::path err_file_;
+};
 
 std::vector<std::string> browser_args(const std::string& chromium, const fs::path& profile) {
   return {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
@@ -110,17 +126,12 @@ TEST(HilLivePage, ShowsTheRunAndARateMapWithTheSilentDomMarkedWithoutConsoleErro
   const int quiet_du = dus[0], hot_du = dus[1];
   const std::uint32_t silent_dom = detector.modules_of_du(quiet_du).at(4)->id;
 
-  // The browser's own check first: a page with a deliberate error must show up in its console
-  // lines, or the "no console messages" assertion below could never fail.
-  {
-    write_file(rig.tmp() / "broken.html", "<html><body><script>console.error('deliberate'); undefinedFunction();</script></body></html>");
-    auto args = browser_args(chromium, rig.tmp() / "profile-broken");
-    args.insert(args.end(), {"--dump-dom", "file://" + (rig.tmp() / "broken.html").string()});
-    const auto broken = run_browser(args, rig.tmp() / "chromium-broken.err", 30s);
-    ASSERT_EQ(broken.code, 0) << broken.err;
-    const auto seen = joined(console_messages(broken.err));
-    EXPECT_NE(seen.find("undefinedFunction is not defined"), std::string::npos) << broken.err;
-  }
+  // The browser's own check, while the node runs: a page with a deliberate error must show up in
+  // its console lines, or the "no console messages" assertion below could never fail.
+  write_file(rig.tmp() / "broken.html", "<html><body><script>console.error('deliberate'); undefinedFunction();</script></body></html>");
+  auto broken_args = browser_args(chromium, rig.tmp() / "profile-broken");
+  broken_args.insert(broken_args.end(), {"--dump-dom", "file://" + (rig.tmp() / "broken.html").string()});
+  Browser broken_page(broken_args, rig.tmp() / "chromium-broken.err");
 
   const std::uint32_t run_number = 7;
   rig.start_run(run_number);
@@ -173,9 +184,10 @@ TEST(HilLivePage, ShowsTheRunAndARateMapWithTheSilentDomMarkedWithoutConsoleErro
   fs::remove(screenshot);
   auto args = browser_args(chromium, rig.tmp() / "profile");
   args.insert(args.end(), {"--dump-dom", "--screenshot=" + screenshot.string(), "--window-size=1400,1000", url});
-  const auto browser = run_browser(args, rig.tmp() / "chromium.err", 30s);
+  Browser live_page(args, rig.tmp() / "chromium.err");
+  const auto browser = live_page.finish(30s);
   ASSERT_EQ(browser.code, 0) << browser.err;
-  const std::string dom = read_file(rig.tmp() / "chromium.err.out");
+  const std::string dom = read_file(live_page.out_file());
   EXPECT_TRUE(console_messages(browser.err).empty()) << "console messages of the page:\n" << joined(console_messages(browser.err));
   const std::string header = dom.substr(0, dom.find("<main>"));  // the run facts, short enough to print
   EXPECT_NE(header.find("id=\"run-number\">" + std::to_string(run_number) + "<"), std::string::npos) << header;
@@ -190,6 +202,10 @@ TEST(HilLivePage, ShowsTheRunAndARateMapWithTheSilentDomMarkedWithoutConsoleErro
   EXPECT_NE(header.find("id=\"page-error\" class=\"banner page-error\" hidden"), std::string::npos) << header;
   ASSERT_TRUE(fs::exists(screenshot)) << browser.err;
   EXPECT_EQ(read_file(screenshot).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+
+  const auto broken = broken_page.finish(30s);
+  ASSERT_EQ(broken.code, 0) << broken.err;
+  EXPECT_NE(joined(console_messages(broken.err)).find("undefinedFunction is not defined"), std::string::npos) << broken.err;
 
   rig.quit();
 }
