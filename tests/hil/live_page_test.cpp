@@ -119,7 +119,11 @@ TEST(HilLivePage, ShowsTheRunAndARateMapWithTheSilentDomMarkedWithoutConsoleErro
 
   const int port = free_port();
   ASSERT_GT(port, 0);
-  Rig rig("livepage", "first:2", "[metrics]\nenabled = true\nlisten_address = \"127.0.0.1\"\nport = " + std::to_string(port) + "\n");
+  // The hot DU's simulator may fall behind the other (slower under ASan), so slices expire by wall
+  // clock only (8 s after their first datagram), not when the quicker DU has moved on in data time.
+  Rig rig("livepage", "first:2",
+          "[metrics]\nenabled = true\nlisten_address = \"127.0.0.1\"\nport = " + std::to_string(port) +
+              "\n[builder]\nexpiry_ms = 600000\nwall_clock_expiry_ms = 8000\n");
   const auto detector = shoredaq::dataflow::Detector::load(rig.detx());
   const auto dus = detector.du_ids();
   ASSERT_EQ(dus.size(), 2u);
@@ -148,7 +152,7 @@ TEST(HilLivePage, ShowsTheRunAndARateMapWithTheSilentDomMarkedWithoutConsoleErro
   auto quiet_args = feed_args(quiet_du, 31);
   quiet_args.insert(quiet_args.end(), {"--silent-dom", std::to_string(silent_dom)});
   auto hot_args = feed_args(hot_du, 32);
-  hot_args.insert(hot_args.end(), {"--singles-hz", "20000"});
+  hot_args.insert(hot_args.end(), {"--singles-hz", "14000"});
   Child quiet(quiet_args, rig.tmp() / "du-sim-quiet.out", rig.tmp() / "du-sim-quiet.err");
   Child hot(hot_args, rig.tmp() / "du-sim-hot.out", rig.tmp() / "du-sim-hot.err");
   ASSERT_EQ(quiet.wait(60s).value_or(-1), 0) << quiet.err();
@@ -176,7 +180,7 @@ TEST(HilLivePage, ShowsTheRunAndARateMapWithTheSilentDomMarkedWithoutConsoleErro
       (d["du"] == quiet_du ? quiet_rate_hz : hot_rate_hz) += d["rate_hz"].get<double>();
     }
   }
-  EXPECT_GT(hot_rate_hz / 18, 2 * quiet_rate_hz / 17) << "the hot DU should show 20 kHz singles against ~7 kHz";
+  EXPECT_GT(hot_rate_hz / 18, 1.6 * quiet_rate_hz / 17) << "the hot DU should show 14 kHz singles against ~7 kHz";
 
   // One browser run dumps the DOM the scripts built and takes the screenshot (build folder).
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
