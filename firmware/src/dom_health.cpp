@@ -26,14 +26,14 @@ double percent(std::uint64_t part, std::uint64_t whole) {
 
 }  // namespace
 
-DomHealthMonitor::DomHealthMonitor(std::shared_ptr<const dataflow::Detector> detector) {
-  if (!detector) return;
-  for (const auto& m : detector->modules()) {
+DomHealthMonitor::DomHealthMonitor(std::shared_ptr<const dataflow::Detector> detector) : detector_(std::move(detector)) {
+  if (!detector_) return;
+  for (const auto& m : detector_->modules()) {
     if (!m.is_base()) du_ids_.push_back(m.du);
   }
   std::sort(du_ids_.begin(), du_ids_.end());
   du_ids_.erase(std::unique(du_ids_.begin(), du_ids_.end()), du_ids_.end());
-  for (const auto& m : detector->modules()) {
+  for (const auto& m : detector_->modules()) {
     if (m.is_base()) continue;
     DomState d;
     d.dom_id = m.id;
@@ -49,6 +49,8 @@ void DomHealthMonitor::observe(const dataflow::SummarySlice& summary) {
   std::lock_guard lock(mutex_);
   ++slices_;
   latest_frame_index_ = summary.header.frame_index;
+  // A copy per 100 ms slice (a few tens of bytes per DOM) that readers share without the lock.
+  latest_summary_ = std::make_shared<const dataflow::SummarySlice>(summary);
   for (auto& d : doms_) d.in_latest = false;
   for (const auto& frame : summary.frames) {
     const auto it = index_.find(frame.dom_id);
@@ -193,6 +195,11 @@ void DomHealthMonitor::note_implausible_times(const std::vector<dataflow::DomCou
 std::uint64_t DomHealthMonitor::slices_observed() const {
   std::lock_guard lock(mutex_);
   return slices_;
+}
+
+std::shared_ptr<const dataflow::SummarySlice> DomHealthMonitor::latest_summary() const {
+  std::lock_guard lock(mutex_);
+  return latest_summary_;
 }
 
 std::uint64_t DomHealthMonitor::unknown_dom_frames() const {

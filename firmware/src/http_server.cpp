@@ -40,6 +40,9 @@ Response make_response(http::status status, std::string_view content_type, std::
   res.set(http::field::server, "shoredaq");
   res.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
   res.set(http::field::cache_control, "no-store");
+  // The live page and its scripts come from this server only: nothing leaves the node.
+  res.set("Content-Security-Policy", "default-src 'self'");
+  res.set("X-Content-Type-Options", "nosniff");
   res.keep_alive(keep_alive);
   res.body() = std::move(body);
   res.prepare_payload();
@@ -51,8 +54,14 @@ Response make_response(http::status status, std::string_view content_type, std::
 struct HttpServer::Impl {
   class Session;
 
-  Impl(HttpServerOptions opts, MetricsRegistry& reg, StatusProvider status_cb, HealthProbe health_cb)
-      : options(std::move(opts)), registry(reg), status(std::move(status_cb)), health(std::move(health_cb)) {}
+  Impl(HttpServerOptions opts, MetricsRegistry& reg, StatusProvider status_cb, HealthProbe health_cb,
+       std::vector<HttpRoute> extra_routes)
+      : options(std::move(opts)), registry(reg), status(std::move(status_cb)), health(std::move(health_cb)) {
+    for (auto& r : extra_routes) {
+      std::string path = r.path;
+      routes.insert_or_assign(std::move(path), std::move(r));
+    }
+  }
 
   void start();
   void stop();
@@ -68,6 +77,7 @@ struct HttpServer::Impl {
   MetricsRegistry& registry;
   StatusProvider status;
   HealthProbe health;
+  std::map<std::string, HttpRoute, std::less<>> routes;
 
   std::thread thread;
   std::future<void> finished;
@@ -218,9 +228,11 @@ Response HttpServer::Impl::handle(const http::request<http::string_body>& req) {
     return res;
   };
 
-  const bool known = path == "/metrics" || path == "/status" || path == "/healthz" || path == "/";
+  const auto route = routes.find(path);
+  const bool known =
+      path == "/metrics" || path == "/status" || path == "/healthz" || path == "/" || route != routes.end();
   if (!known) {
-    return reply("other", http::status::not_found, "text/plain; charset=utf-8", "not found; try /metrics, /status, /healthz\n");
+    return reply("other", http::status::not_found, "text/plain; charset=utf-8", "not found; try /, /metrics, /status, /healthz\n");
   }
   if (req.method() != http::verb::get && !head) {
     Response res = reply(path, http::status::method_not_allowed, "text/plain; charset=utf-8", "only GET and HEAD\n");
@@ -228,6 +240,9 @@ Response HttpServer::Impl::handle(const http::request<http::string_body>& req) {
     return res;
   }
   try {
+    if (route != routes.end()) {
+      return reply(path, http::status::ok, route->second.content_type, route->second.body());
+    }
     if (path == "/metrics") {
       return reply(path, http::status::ok, MetricsRegistry::content_type, registry.render_prometheus());
     }
@@ -347,8 +362,9 @@ void HttpServer::Impl::stop() {
   thread.join();
 }
 
-HttpServer::HttpServer(HttpServerOptions options, MetricsRegistry& registry, StatusProvider status, HealthProbe health)
-    : impl_(std::make_unique<Impl>(std::move(options), registry, std::move(status), std::move(health))) {}
+HttpServer::HttpServer(HttpServerOptions options, MetricsRegistry& registry, StatusProvider status, HealthProbe health,
+                       std::vector<HttpRoute> routes)
+    : impl_(std::make_unique<Impl>(std::move(options), registry, std::move(status), std::move(health), std::move(routes))) {}
 
 HttpServer::~HttpServer() { stop(); }
 

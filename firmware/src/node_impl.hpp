@@ -19,6 +19,7 @@
 #include "shoredaq/firmware/metrics.hpp"
 #include "shoredaq/firmware/node.hpp"
 #include "shoredaq/firmware/notify.hpp"
+#include "shoredaq/firmware/rate_history.hpp"
 #include "shoredaq/firmware/ring_service.hpp"
 #include "shoredaq/firmware/run_session.hpp"
 #include "shoredaq/firmware/security.hpp"
@@ -77,6 +78,12 @@ struct Node::Impl {
   // One UDP socket's counters of the current run, else of the last one (the caller holds `mutex`).
   drivers::UdpSocketCounters udp_socket_counters(std::size_t socket) const;
   std::string store_alarm();
+  // --- node_page.cpp: what the live page at / reads besides /status
+  nlohmann::json rate_map();           // /ratemap.json (rate_map.hpp)
+  void sample_trigger_rates();         // into trigger_history, every trigger_sample_period
+  // spool/transfer.status.json as shore-transfer last wrote it; null when there is none (yet).
+  nlohmann::json transfer_status() const;
+  std::vector<HttpRoute> page_routes();  // /, its static files and /ratemap.json
 
   // What a finished run leaves for /status until the next one starts.
   struct LastRun {
@@ -135,6 +142,9 @@ struct Node::Impl {
   std::mutex loss_mutex;
   LossMonitor loss_monitor;
   bool loss_alarm_raised = false;
+  // Events per trigger type over the last 10 minutes, for the live page (RateHistory is thread-safe).
+  static constexpr std::chrono::seconds trigger_sample_period{5};
+  RateHistory trigger_history{{"3d_muon", "3d_shower", "mx_shower", "all"}, std::chrono::minutes(10)};
   StallDetector stall_detector;  // used by the watchdog thread only
   std::string last_stall;
 

@@ -106,9 +106,12 @@ int Node::serve() {
           auto s = status();
           s["state"] = std::string(to_string(impl_->run_control.state()));
           if (auto r = impl_->run_control.run()) s["run"] = *r;
+          // For the live page: its trigger-rate chart and the Tier-0 transfer agent's state.
+          s["trigger_rates"] = impl_->trigger_history.to_json();
+          s["transfer"] = impl_->transfer_status();
           return s.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         },
-        [this] { return impl_->health(); });
+        [this] { return impl_->health(); }, im.page_routes());
     try {
       http->start();
     } catch (const std::exception& e) {
@@ -116,6 +119,7 @@ int Node::serve() {
       return 1;
     }
     spdlog::info("metrics on {}/metrics", http->url());
+    spdlog::info("live page on {}/", http->url());
   }
 
   std::thread signals([this] { impl_->signal_loop(); });
@@ -132,12 +136,19 @@ int Node::serve() {
     watchdog->start();
   }
   // The main thread keeps the loss monitor sampled, so /healthz and `alarm` judge a fresh window.
+  // It also samples the trigger rates the live page charts.
   auto next_loss_sample = std::chrono::steady_clock::now();
+  auto next_trigger_sample = next_loss_sample;
   while (!im.exit_requested.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (std::chrono::steady_clock::now() >= next_loss_sample) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_loss_sample) {
       im.sample_loss();
       next_loss_sample += std::chrono::seconds(1);
+    }
+    if (http && now >= next_trigger_sample) {
+      im.sample_trigger_rates();
+      next_trigger_sample += Impl::trigger_sample_period;
     }
   }
   signals.join();

@@ -112,14 +112,15 @@ struct HttpServerTest : ::testing::Test {
     o.port = 0;
     return o;
   }
-  std::unique_ptr<HttpServer> make_server(HttpServerOptions o) {
+  std::unique_ptr<HttpServer> make_server(HttpServerOptions o, std::vector<shoredaq::firmware::HttpRoute> routes = {}) {
     return std::make_unique<HttpServer>(
         o, registry,
         [this] {
           if (status_throws) throw std::runtime_error("run control not configured");
           return nlohmann::json{{"state", "Running"}, {"run", 42}}.dump();
         },
-        [this] { return healthy ? HealthReport{} : HealthReport{false, "no slice committed for 12 s"}; });
+        [this] { return healthy ? HealthReport{} : HealthReport{false, "no slice committed for 12 s"}; },
+        std::move(routes));
   }
 };
 
@@ -217,6 +218,33 @@ TEST_F(HttpServerTest, HeadHasHeadersButNoBody) {
   EXPECT_EQ(r.code, 200);
   EXPECT_NE(r.headers.find("Content-Length: 3"), std::string::npos) << r.headers;
   EXPECT_TRUE(r.body.empty());
+}
+
+TEST_F(HttpServerTest, ServesTheDaemonsRoutesWithTheirTypeAndOnlyFromItself) {
+  int calls = 0;
+  auto server = make_server(options(), {{"/", "text/html; charset=utf-8", [] { return std::string("<p>live</p>"); }},
+                                        {"/ratemap.json", "application/json", [&calls] {
+                                           ++calls;
+                                           return std::string(R"({"doms":[]})");
+                                         }},
+                                        {"/broken.json", "application/json", []() -> std::string {
+                                           throw std::runtime_error("no detector");
+                                         }}});
+  server->start();
+  const Reply page = get(server->port(), "/");
+  EXPECT_EQ(page.code, 200);
+  EXPECT_EQ(page.body, "<p>live</p>");
+  EXPECT_NE(page.headers.find("Content-Type: text/html; charset=utf-8"), std::string::npos) << page.headers;
+  // The page may load nothing from elsewhere (Chart.js is served here too).
+  EXPECT_NE(page.headers.find("Content-Security-Policy: default-src 'self'"), std::string::npos) << page.headers;
+  const Reply map = get(server->port(), "/ratemap.json?t=1");  // a query string does not matter
+  EXPECT_EQ(map.code, 200);
+  EXPECT_EQ(map.body, R"({"doms":[]})");
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(get(server->port(), "/broken.json").code, 500);
+  EXPECT_EQ(get(server->port(), "/ratemap.json", "POST").code, 405);
+  EXPECT_EQ(get(server->port(), "/static/other.js").code, 404);
+  EXPECT_EQ(get(server->port(), "/status").code, 200);  // the built-in paths stay
 }
 
 TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {

@@ -70,6 +70,10 @@ class DomHealthMonitor {
   std::vector<DuRates> du_rates() const;                   // latest slice, by DU
   std::vector<DomHealth> worst_doms(std::size_t max_count) const;  // only unhealthy DOMs, worst first
   std::uint64_t slices_observed() const;
+  // The latest summary slice observed (null before the first) and the detector it is read against:
+  // what /ratemap.json shows.
+  std::shared_ptr<const dataflow::SummarySlice> latest_summary() const;
+  const std::shared_ptr<const dataflow::Detector>& detector() const noexcept { return detector_; }
   std::uint64_t unknown_dom_frames() const;  // frames of DOMs absent from the detector model
 
   // {"frame_index":..., "slices":..., "dus":[...], "worst_doms":[...]} for /status.
@@ -90,7 +94,9 @@ class DomHealthMonitor {
     dataflow::MonitoringPacket monitoring;  // the latest one (valid when monitoring_packets > 0)
   };
 
+  const std::shared_ptr<const dataflow::Detector> detector_;
   mutable std::mutex mutex_;
+  std::shared_ptr<const dataflow::SummarySlice> latest_summary_;
   std::vector<DomState> doms_;                          // optical modules, detector order
   std::unordered_map<std::uint32_t, std::size_t> index_;  // dom id -> doms_ index
   std::vector<int> du_ids_;                             // DUs with optical modules, sorted

@@ -3,7 +3,9 @@
 //   GET /metrics  Prometheus text from the MetricsRegistry
 //   GET /status   JSON document supplied by the daemon (state, run, rates, last error, …)
 //   GET /healthz  200 "ok" while the pipeline makes progress, 503 with the reason otherwise
-// Loopback only unless configured. Bad requests get 400/404/405 and never take the server down.
+//   GET <route>   any further path the daemon adds (HttpRoute): the live page at /, its files, /ratemap.json
+// Every response says Content-Security-Policy: default-src 'self', so a page served here loads
+// nothing from anywhere else. Loopback only unless configured. Bad requests get 400/404/405 and never take the server down.
 // Idle clients cannot lock out a probe: every connection must deliver a whole request within
 // request_timeout, and when all max_connections slots are taken, the connection that has waited
 // longest for its request is closed to make room (one that is being answered never is). Refused
@@ -14,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace shoredaq::firmware {
 
@@ -32,6 +35,13 @@ struct HealthReport {
   std::string reason;  // shown in the 503 body, e.g. "no slice committed for 12 s"
 };
 
+// A further GET (and HEAD) path, matched exactly; the body is made per request on the io thread.
+struct HttpRoute {
+  std::string path;          // e.g. "/ratemap.json"
+  std::string content_type;  // e.g. "application/json"
+  std::function<std::string()> body;
+};
+
 class HttpServer {
 public:
   using StatusProvider = std::function<std::string()>;  // returns a JSON document
@@ -39,7 +49,8 @@ public:
 
   // The callbacks run on the server's io thread and must be thread-safe with the pipeline.
   // An exception from a callback becomes a 500 reply.
-  HttpServer(HttpServerOptions options, MetricsRegistry& registry, StatusProvider status, HealthProbe health);
+  HttpServer(HttpServerOptions options, MetricsRegistry& registry, StatusProvider status, HealthProbe health,
+             std::vector<HttpRoute> routes = {});
   ~HttpServer();  // stops
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
