@@ -19,7 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::uint64_t kSliceNs = 100'000'000ull;
 constexpr std::size_t kHeaderBytes = 64;
 constexpr std::size_t kSlotBytes = 64;
 constexpr std::array<char, 8> kIndexMagic{'S', 'D', 'Q', 'R', 'I', 'N', 'G', '1'};
