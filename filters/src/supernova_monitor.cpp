@@ -93,12 +93,40 @@ std::uint64_t SupernovaMonitor::alert_count_threshold(double baseline_count) con
   return n;
 }
 
+void SupernovaMonitor::WindowSums::add(const SliceCount& s, int sign) noexcept {
+  if (s.window_doms == 0) return;
+  const double c = static_cast<double>(s.window_count);
+  if (sign > 0) {
+    ++windows;
+    count += s.window_count;
+    doms += s.window_doms;
+    count_sq_per_dom += c * c / static_cast<double>(s.window_doms);
+  } else {
+    --windows;
+    count -= s.window_count;
+    doms -= s.window_doms;
+    count_sq_per_dom -= c * c / static_cast<double>(s.window_doms);
+  }
+  if (windows == 0) count_sq_per_dom = 0;  // no rounding residue survives an empty baseline
+}
+
+double SupernovaMonitor::WindowSums::dispersion() const noexcept {
+  if (windows < 2 || count == 0) return 1.0;
+  // Pearson: mean over windows of (C - r D)^2 / (r D) with r = sum C / sum D, which sums to
+  // sum(C^2 / D) / r - sum C. A running double sum: its rounding (~1e-16 per add) stays far below
+  // the statistical spread.
+  const double r = static_cast<double>(count) / static_cast<double>(doms);
+  const double pearson = count_sq_per_dom / r - static_cast<double>(count);
+  return std::max(0.0, pearson / static_cast<double>(windows));
+}
+
 void SupernovaMonitor::push_slice(const SliceCount& slice) {
   const std::size_t capacity = ring_.size();
   auto at = [&](std::size_t i) -> SliceCount& { return ring_[(ring_head_ + i) % capacity]; };
   if (ring_size_ == capacity) {  // the oldest baseline slice leaves
     baseline_count_ -= at(0).count;
     baseline_doms_ -= at(0).doms;
+    baseline_windows_.add(at(0), -1);
     ring_head_ = (ring_head_ + 1) % capacity;
     --ring_size_;
   }
@@ -108,11 +136,15 @@ void SupernovaMonitor::push_slice(const SliceCount& slice) {
     window_doms_ -= moving.doms;
     baseline_count_ += moving.count;
     baseline_doms_ += moving.doms;
+    baseline_windows_.add(moving, +1);
   }
-  at(ring_size_) = slice;
+  SliceCount& added = at(ring_size_);
+  added = slice;
   ++ring_size_;
   window_count_ += slice.count;
   window_doms_ += slice.doms;
+  added.window_count = ring_size_ >= window_slices_ ? window_count_ : 0;
+  added.window_doms = ring_size_ >= window_slices_ ? window_doms_ : 0;
 }
 
 bool SupernovaMonitor::burst(std::uint32_t dom_id, std::uint32_t hits) {
@@ -200,6 +232,7 @@ SupernovaStep SupernovaMonitor::observe(const SupernovaSliceFigure& figure) {
   step.baseline_count = step.baseline_rate_per_dom_slice * window_doms;
   const double excess = static_cast<double>(window_count_) - step.baseline_count;
   step.excess_sigma = excess / std::sqrt(step.baseline_count * (1.0 + window_doms / baseline_doms));
+  step.dispersion = baseline_windows_.dispersion();
   step.p_value = poisson_upper_tail(window_count_, step.baseline_count);
   step.significance_sigma = sigma_of_p_value(step.p_value);
   step.false_alarm_rate_per_day =

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 using namespace shoredaq::filters;
@@ -88,4 +89,35 @@ TEST(SupernovaBackground, TheComparisonSeesABiasedBackground) {
   }
   EXPECT_GT(tally.rows()[0].deviation_sigma(1), 4.0) << "observed " << tally.rows()[0].observed << ", expected "
                                                       << tally.rows()[0].expected;
+}
+
+TEST(SupernovaBackground, DispersionIsOneForPoissonAndTheClusterSizeForClusteredCoincidences) {
+  // Poisson background: the baseline's window counts spread as their mean (1 within the ~4 % a
+  // 10 min baseline of 5-slice windows allows).
+  const SupernovaSettings settings;
+  SupernovaMonitor poisson(settings);
+  std::mt19937_64 rng(21);
+  SupernovaStep step;
+  for (std::uint32_t frame = 1; frame <= 6'500; ++frame) step = poisson.observe(background_slice(frame, 0.05, rng));
+  ASSERT_TRUE(step.ready);
+  EXPECT_NEAR(step.dispersion, 1.0, 0.15);
+  RecordProperty("dispersion_poisson", std::to_string(step.dispersion));
+
+  // Every coincidence comes with a partner on the same DOM (pairs): variance / mean = 2.
+  SupernovaMonitor pairs(settings);
+  for (std::uint32_t frame = 1; frame <= 6'500; ++frame) {
+    auto f = background_slice(frame, 0.025, rng);
+    for (auto& dom : f.doms) dom.coincidences *= 2;
+    step = pairs.observe(f);
+  }
+  EXPECT_NEAR(step.dispersion, 2.0, 0.3);
+  RecordProperty("dispersion_pairs", std::to_string(step.dispersion));
+
+  // A rate that drifts by +-30 % over minutes: the windows spread wider than Poisson even though
+  // every slice is Poisson on its own.
+  SupernovaMonitor drifting(settings);
+  for (std::uint32_t frame = 1; frame <= 6'500; ++frame)
+    step = drifting.observe(background_slice(frame, 0.05 * (1.0 + 0.3 * std::sin(frame / 600.0)), rng));
+  EXPECT_GT(step.dispersion, 1.3);
+  RecordProperty("dispersion_drifting", std::to_string(step.dispersion));
 }

@@ -410,6 +410,11 @@ void Node::Impl::register_metrics() {
                             });
   }
   if (ring) ring->register_metrics(registry);
+  register_supernova_metrics(registry, [this]() -> std::optional<filters::SupernovaStep> {
+    std::lock_guard lock(mutex);
+    const RunSession* current = session ? session.get() : draining;
+    return current ? current->supernova()->latest() : std::nullopt;
+  });
   registry.gauge_callback("shoredaq_store_used_bytes", "Pages in use in the event store", {}, [this] {
     std::lock_guard lock(mutex);
     return store ? static_cast<double>(store->stats().used_bytes) : 0.0;

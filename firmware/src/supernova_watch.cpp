@@ -145,7 +145,8 @@ nlohmann::json SupernovaWatch::to_json() const {
                  {"baseline_count", t.baseline_count},
                  {"p_value", t.p_value},
                  {"significance_sigma", t.significance_sigma},
-                 {"false_alarm_rate_per_day", t.false_alarm_rate_per_day}};
+                 {"false_alarm_rate_per_day", t.false_alarm_rate_per_day},
+                 {"dispersion", t.dispersion}};
   }
   j["heartbeats"] = {{"period_s", static_cast<double>(heartbeat_period_ns_) * 1e-9},
                      {"on_sent", heartbeats_on_},
@@ -155,6 +156,11 @@ nlohmann::json SupernovaWatch::to_json() const {
   j["alerts"] = nlohmann::json::array();
   for (const auto& a : alerts_) j["alerts"].push_back(alert_json(a));
   return j;
+}
+
+std::optional<filters::SupernovaStep> SupernovaWatch::latest() const {
+  std::lock_guard lock(mutex_);
+  return last_;
 }
 
 void SupernovaWatch::describe(dataflow::CounterSet& out) const {
@@ -174,6 +180,34 @@ void SupernovaWatch::describe(dataflow::CounterSet& out) const {
   out.total("supernova", "heartbeats", heartbeats_on_ + heartbeats_off_);
   // Not data loss: a slice the monitor had already passed is left out of the SN statistic only.
   out.drop("supernova", "slices_out_of_order", c.slices_out_of_order, dataflow::LossUnit::NotLoss);
+}
+
+void register_supernova_metrics(MetricsRegistry& registry,
+                                std::function<std::optional<filters::SupernovaStep>()> latest_step) {
+  using Read = double (*)(const filters::SupernovaStep&);
+  const auto add = [&](const char* name, const char* help, Read read) {
+    registry.gauge_callback(name, help, {}, [latest_step, read] {
+      const auto step = latest_step();
+      return step && step->ready ? read(*step) : 0.0;
+    });
+  };
+  registry.gauge_callback("shoredaq_supernova_ready", "1 once the supernova baseline is long enough for a significance", {},
+                          [latest_step] {
+                            const auto step = latest_step();
+                            return step && step->ready ? 1.0 : 0.0;
+                          });
+  add("shoredaq_supernova_significance_sigma", "Supernova search: Gaussian-equivalent significance of the latest step",
+      [](const filters::SupernovaStep& s) { return s.significance_sigma; });
+  add("shoredaq_supernova_window_count", "Supernova search: kept coincidences in the sliding window (N)",
+      [](const filters::SupernovaStep& s) { return static_cast<double>(s.window_count); });
+  add("shoredaq_supernova_baseline_count", "Supernova search: expected background in the window from the baseline (B)",
+      [](const filters::SupernovaStep& s) { return s.baseline_count; });
+  add("shoredaq_supernova_dispersion", "Supernova search: variance / mean of the baseline's window counts (1 = Poisson)",
+      [](const filters::SupernovaStep& s) { return s.dispersion; });
+  add("shoredaq_supernova_effective_doms", "Supernova search: DOMs included in the latest slice",
+      [](const filters::SupernovaStep& s) { return static_cast<double>(s.effective_doms); });
+  add("shoredaq_supernova_false_alarm_rate_per_day", "Supernova search: false alerts per day expected at the threshold",
+      [](const filters::SupernovaStep& s) { return s.false_alarm_rate_per_day; });
 }
 
 }  // namespace shoredaq::firmware

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   std::uint64_t coincidences = 0, dom_slices = 0, vetoed_triggered = 0, vetoed_correlated = 0;
   // Spread of the per-slice kept count over ready steps: variance / mean is 1 for a Poisson process;
   // more means clustered background (e.g. one muon, several DOMs), which the Poisson model misses.
-  double ready_sum = 0, ready_sum2 = 0;
+  double ready_sum = 0, ready_sum2 = 0, dispersion_sum = 0, dispersion_last = 1;
   std::uint64_t ready_slices = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (unsigned k = 0; k < slices; ++k) {
@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
       ready_sum += n;
       ready_sum2 += n * n;
       ++ready_slices;
+      dispersion_sum += step.dispersion;
+      dispersion_last = step.dispersion;
     }
     tally.add(step);
     if ((k + 1) % 1000 == 0) std::fprintf(stderr, "%u slices\n", k + 1);
@@ -94,6 +96,9 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(coincidences), static_cast<unsigned long long>(vetoed_triggered),
               static_cast<unsigned long long>(vetoed_correlated), slice_mean,
               slice_mean > 0 ? slice_variance / slice_mean : 0.0);
+  std::printf("dispersion of the baseline's window counts (the monitor's own, 1 for Poisson): mean over ready steps "
+              "%.3f, at the end %.3f\n",
+              ready_slices == 0 ? 1.0 : dispersion_sum / static_cast<double>(ready_slices), dispersion_last);
   std::printf("kept coincidences: %.4f per DOM and slice; mean background B in the window %.3f; ready steps %llu\n",
               dom_slices == 0 ? 0.0 : static_cast<double>(coincidences) / static_cast<double>(dom_slices),
               tally.mean_baseline_count(), static_cast<unsigned long long>(tally.steps()));

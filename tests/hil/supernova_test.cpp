@@ -16,8 +16,10 @@ using shoredaq::storage::testing::ControlHostClient;
 
 TEST(HilSupernova, AnInjectedBurstIsAlertedWithinASecondAndTheSnewsMessageCarriesItsStart) {
   // A short baseline, so a 15 s feed has one (the default needs 30 s before any significance).
-  Rig rig("supernova", "first:1", "[dispatcher]\nenabled = true\nport = 0\n[builder]\nqueue_slices = 64\n",
+  Rig rig("supernova", "first:1",
+          "[dispatcher]\nenabled = true\nport = 0\n[builder]\nqueue_slices = 64\n[metrics]\nenabled = true\nport = 0\n",
           "[trigger.supernova]\nbaseline_s = 20\nmin_baseline_s = 5\n");
+  const int metrics_port = metrics_port_of(rig.daemon());
   const auto port = static_cast<std::uint16_t>(rig.status()["dispatcher"]["port"].get<unsigned>());
   ControlHostClient client(port);
   client.subscribe(" a IO_SN");
@@ -32,8 +34,21 @@ TEST(HilSupernova, AnInjectedBurstIsAlertedWithinASecondAndTheSnewsMessageCarrie
     a.insert(a.end(), {"--sn-burst-at", "10", "--sn-burst-seconds", "3", "--truth", truth.string()});
     rig.feed(a);
     ASSERT_TRUE(rig.wait_slices(kSlices - 11));
+    // The statistic of the latest step, as gauges while the run goes on (before stop: between runs
+    // they read 0).
+    const std::string metrics = http_get(metrics_port, "/metrics");
+    const auto live = rig.status()["supernova"]["step"];
     rig.stop_run();
     const auto status = rig.status();
+    EXPECT_NE(metrics.find("\nshoredaq_supernova_ready 1\n"), std::string::npos) << metrics;
+    for (const char* gauge : {"significance_sigma", "window_count", "baseline_count", "dispersion", "effective_doms",
+                              "false_alarm_rate_per_day"})
+      EXPECT_NE(metrics.find(std::string("\nshoredaq_supernova_") + gauge + " "), std::string::npos) << gauge;
+    EXPECT_EQ(metrics.find("\nshoredaq_supernova_effective_doms 0\n"), std::string::npos) << metrics;
+    EXPECT_EQ(metrics.find("\nshoredaq_supernova_baseline_count 0\n"), std::string::npos) << metrics;
+    ASSERT_TRUE(live["ready"].get<bool>()) << live.dump(1);
+    // After the burst has entered the baseline, its window counts spread far more than Poisson.
+    EXPECT_GT(live["dispersion"].get<double>(), 1.5) << live.dump(1);
 
     std::ifstream in(truth);
     std::string first;

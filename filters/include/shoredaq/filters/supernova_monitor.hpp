@@ -64,6 +64,12 @@ struct SupernovaStep {
   std::uint64_t baseline_dom_slices = 0;
   double baseline_count = 0;  // B
   double excess_sigma = 0;    // (N - B) / sqrt(B (1 + window/baseline DOM-slices)), Gaussian approximation
+  // Dispersion of the background: variance / mean of the window count over the baseline's windows
+  // (Pearson, each window's expectation from its DOMs), 1 for a Poisson background. Correlated
+  // light (muons the vetoes missed, bioluminescence below the burst cut) or a drifting rate makes it
+  // larger, and the Poisson p-value and false-alarm rate below then too optimistic; a diagnostic for
+  // the shifter. Statistical spread ~ sqrt(2 x window slices / baseline slices), ~4 % at 10 min.
+  double dispersion = 1;
   double p_value = 1;         // P(X >= N | Poisson(B)): exact for the small counts of a narrow band
   double significance_sigma = 0;  // Gaussian-equivalent of p_value; the alert statistic
   // Expected false alerts per day with this background: the Poisson tail at the smallest count
@@ -105,6 +111,16 @@ class SupernovaMonitor {
     std::uint64_t start_ns = 0;
     std::uint64_t count = 0;
     std::uint32_t doms = 0;
+    // The window that ended with this slice (window_doms 0: the ring held less than a window).
+    std::uint64_t window_count = 0;
+    std::uint64_t window_doms = 0;
+  };
+  // Running sums over the baseline's windows for SupernovaStep::dispersion.
+  struct WindowSums {
+    std::uint64_t windows = 0, count = 0, doms = 0;
+    double count_sq_per_dom = 0;  // sum of C^2 / D
+    void add(const SliceCount& s, int sign) noexcept;
+    double dispersion() const noexcept;
   };
   // A DOM's recent summed hit counts (included and burst slices) and their median.
   struct DomHistory {
@@ -122,6 +138,7 @@ class SupernovaMonitor {
   std::vector<SliceCount> ring_;  // the last window + baseline slices, oldest first from ring_head_
   std::size_t ring_head_ = 0, ring_size_ = 0;
   std::uint64_t window_count_ = 0, window_doms_ = 0, baseline_count_ = 0, baseline_doms_ = 0;
+  WindowSums baseline_windows_;
   std::optional<std::uint64_t> last_slice_ns_;
   std::optional<std::uint64_t> last_alert_ns_;
   std::unordered_map<std::uint32_t, DomHistory> doms_;

@@ -18,6 +18,7 @@
 
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/supernova_monitor.hpp"
+#include "shoredaq/firmware/metrics.hpp"
 #include "shoredaq/formats/counter_set.hpp"
 
 namespace shoredaq::firmware {
@@ -48,6 +49,8 @@ class SupernovaWatch {
   //  "heartbeats": period, sent, the last one's detector time}.
   nlohmann::json to_json() const;
   void describe(dataflow::CounterSet& out) const;
+  // The latest step observed (a copy; nullopt before the first slice), for the /metrics gauges.
+  std::optional<filters::SupernovaStep> latest() const;
 
  private:
   static constexpr std::size_t kAlertsKept = 10;
@@ -64,6 +67,12 @@ class SupernovaWatch {
   std::uint64_t last_heartbeat_detector_ns_ = 0;
   std::string heartbeat_message(bool on, std::uint32_t run) const;  // mutex_ held
 };
+
+// The SN statistic of the latest step as /metrics gauges (shoredaq_supernova_*: ready, significance,
+// window count, baseline, dispersion, effective DOMs, false-alarm rate); `latest_step` returns the
+// running (or draining) run's latest step, nullopt between runs (the gauges then read 0).
+void register_supernova_metrics(MetricsRegistry& registry,
+                                std::function<std::optional<filters::SupernovaStep>()> latest_step);
 
 // SNEWS 2.0-style alert message (JSON text): detector_name "KM3NeT", machine_time (when the node
 // raised it), neutrino_time (the estimated start of the excess), p_val, is_test, as the SNEWS
