@@ -43,7 +43,8 @@ void SupernovaBackgroundTally::add(const SupernovaStep& step) {
     SupernovaTallyRow& row = rows_[i];
     ++row.steps;
     if (step.significance_sigma >= row.threshold_sigma) ++row.observed;
-    row.expected += poisson_upper_tail(models_[i].alert_count_threshold(step.baseline_count), step.baseline_count);
+    const std::uint64_t total = step.window_count + step.baseline_coincidences;
+    row.expected += binomial_upper_tail(models_[i].alert_count_threshold(total, step.window_share), total, step.window_share);
   }
 }
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include <boost/math/special_functions/beta.hpp>
+
 namespace shoredaq::filters {
 namespace {
 
@@ -18,37 +20,20 @@ std::size_t slices_of(double seconds) {
   return n < 1 ? 1 : static_cast<std::size_t>(n);
 }
 
-double log_poisson_pmf(std::uint64_t k, double mean) {
-  const double kd = static_cast<double>(k);
-  return -mean + kd * std::log(mean) - std::lgamma(kd + 1.0);
-}
-
 }  // namespace
 
-double poisson_upper_tail(std::uint64_t n, double mean) noexcept {
-  if (n == 0) return 1.0;
-  if (!(mean > 0)) return 0.0;
-  const double nd = static_cast<double>(n);
-  if (nd > mean) {
-    // Terms fall from k = n upward (mean / (k + 1) < 1): sum them until they stop mattering.
-    double term = std::exp(log_poisson_pmf(n, mean));
-    double sum = term;
-    for (std::uint64_t k = n; term > sum * 1e-17; ++k) {
-      term *= mean / static_cast<double>(k + 1);
-      sum += term;
-    }
-    return std::min(sum, 1.0);
-  }
-  // n <= mean: the tail is >= ~0.5, so 1 - P(X <= n - 1) loses nothing; terms fall from k = n - 1 down.
-  std::uint64_t k = n - 1;
-  double term = std::exp(log_poisson_pmf(k, mean));
-  double sum = term;
-  while (k > 0 && term > sum * 1e-17) {
-    term *= static_cast<double>(k) / mean;
-    --k;
-    sum += term;
-  }
-  return std::clamp(1.0 - sum, 0.0, 1.0);
+double binomial_upper_tail(std::uint64_t k, std::uint64_t n, double p) noexcept {
+  if (k == 0) return 1.0;
+  if (k > n || !(p > 0)) return 0.0;
+  if (p >= 1) return 1.0;
+  // P(X >= k) = I_p(k, n - k + 1), the regularized incomplete beta: accurate far into the tail
+  // (no 1 - x). Errors come back as NaN, never as exceptions.
+  using Policy = boost::math::policies::policy<boost::math::policies::domain_error<boost::math::policies::ignore_error>,
+                                               boost::math::policies::overflow_error<boost::math::policies::ignore_error>,
+                                               boost::math::policies::evaluation_error<boost::math::policies::ignore_error>,
+                                               boost::math::policies::rounding_error<boost::math::policies::ignore_error>>;
+  const double tail = boost::math::ibeta(static_cast<double>(k), static_cast<double>(n - k + 1), p, Policy());
+  return std::isnan(tail) ? 0.0 : std::clamp(tail, 0.0, 1.0);
 }
 
 double p_value_of_sigma(double sigma) noexcept { return 0.5 * std::erfc(sigma / std::sqrt(2.0)); }
@@ -77,20 +62,17 @@ SupernovaMonitor::SupernovaMonitor(SupernovaSettings settings)
       hold_off_ns_(static_cast<std::uint64_t>(std::max(0.0, settings.hold_off_s) * 1e9)),
       ring_(window_slices_ + baseline_slices_) {}
 
-std::uint64_t SupernovaMonitor::alert_count_threshold(double baseline_count) const noexcept {
+std::uint64_t SupernovaMonitor::alert_count_threshold(std::uint64_t total, double window_share) const noexcept {
   const double p_threshold = p_value_of_sigma(settings_.alert_threshold_sigma);
-  // Walk up from the mean with P(X >= n + 1) = P(X >= n) - pmf(n); at most a few sigma of steps.
-  std::uint64_t n = static_cast<std::uint64_t>(std::floor(std::max(0.0, baseline_count)));
-  double tail = poisson_upper_tail(n, baseline_count);
-  double pmf = baseline_count > 0 ? std::exp(log_poisson_pmf(n, baseline_count)) : (n == 0 ? 1.0 : 0.0);
-  while (tail > p_threshold && pmf > 0) {
-    tail -= pmf;
-    ++n;
-    pmf *= baseline_count / static_cast<double>(n);
+  // The tail falls with k: bisect for the smallest k in [0, total + 1] (total + 1: no count alerts).
+  std::uint64_t lo = 0, hi = total + 1;  // tail(lo) > threshold unless lo is the answer; tail(hi) = 0
+  if (binomial_upper_tail(0, total, window_share) <= p_threshold) return 0;
+  while (hi - lo > 1) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if (binomial_upper_tail(mid, total, window_share) <= p_threshold) hi = mid;
+    else lo = mid;
   }
-  // Exact value at the end: the subtraction is only a guide; step on while the exact tail is too big.
-  while (poisson_upper_tail(n, baseline_count) > p_threshold) ++n;
-  return n;
+  return hi;
 }
 
 void SupernovaMonitor::WindowSums::add(const SliceCount& s, int sign) noexcept {
@@ -226,17 +208,24 @@ SupernovaStep SupernovaMonitor::observe(const SupernovaSliceFigure& figure) {
 
   const double window_doms = static_cast<double>(window_doms_);
   const double baseline_doms = static_cast<double>(baseline_doms_);
-  // An empty baseline (a narrow band on a quiet or small detector) counts as one coincidence: the
-  // background is then overestimated, never zero, so a single coincidence cannot alert.
-  step.baseline_rate_per_dom_slice = static_cast<double>(std::max<std::uint64_t>(baseline_count_, 1)) / baseline_doms;
+  // On/off test: under background only, each of the N + N_off coincidences of window and baseline
+  // fell into the window with the window's share of the DOM-slices, so N given the sum is binomial.
+  // Exact for any baseline length: the baseline's own statistical error is part of the test (a
+  // short baseline holds only tens of coincidences on a small detector).
+  step.baseline_coincidences = baseline_count_;
+  step.window_share = window_doms / (window_doms + baseline_doms);
+  const std::uint64_t total = window_count_ + baseline_count_;
+  step.baseline_rate_per_dom_slice = static_cast<double>(baseline_count_) / baseline_doms;
   step.baseline_count = step.baseline_rate_per_dom_slice * window_doms;
-  const double excess = static_cast<double>(window_count_) - step.baseline_count;
-  step.excess_sigma = excess / std::sqrt(step.baseline_count * (1.0 + window_doms / baseline_doms));
+  const double alpha = window_doms / baseline_doms;
+  step.excess_sigma = total == 0 ? 0.0
+                                 : (static_cast<double>(window_count_) - step.baseline_count) /
+                                       std::sqrt(alpha * static_cast<double>(total));
   step.dispersion = baseline_windows_.dispersion();
-  step.p_value = poisson_upper_tail(window_count_, step.baseline_count);
+  step.p_value = binomial_upper_tail(window_count_, total, step.window_share);
   step.significance_sigma = sigma_of_p_value(step.p_value);
   step.false_alarm_rate_per_day =
-      poisson_upper_tail(alert_count_threshold(step.baseline_count), step.baseline_count) * kSupernovaStepsPerDay;
+      binomial_upper_tail(alert_count_threshold(total, step.window_share), total, step.window_share) * kSupernovaStepsPerDay;
 
   if (step.significance_sigma < settings_.alert_threshold_sigma) return step;
   if (last_alert_ns_ && step.slice_start_ns < *last_alert_ns_ + hold_off_ns_) {
@@ -260,11 +249,13 @@ SupernovaStep SupernovaMonitor::observe(const SupernovaSliceFigure& figure) {
   const std::size_t first_window = ring_size_ - std::min(ring_size_, window_slices_);
   double best_z = -std::numeric_limits<double>::infinity();
   double suffix_count = 0, suffix_doms = 0;
+  // An empty baseline counts as one coincidence here, so the suffixes still compare.
+  const double rate = static_cast<double>(std::max<std::uint64_t>(baseline_count_, 1)) / static_cast<double>(baseline_doms_);
   for (std::size_t i = ring_size_; i-- > first_window;) {
     const SliceCount& s = ring_[(ring_head_ + i) % ring_.size()];
     suffix_count += static_cast<double>(s.count);
     suffix_doms += s.doms;
-    const double expected = step.baseline_rate_per_dom_slice * suffix_doms;
+    const double expected = rate * suffix_doms;
     if (!(expected > 0)) continue;
     const double z = (suffix_count - expected) / std::sqrt(expected);
     if (z >= best_z) {  // ties go to the earlier start

@@ -95,11 +95,12 @@ struct Background {
   }
 };
 
-// The smallest count whose Poisson tail is <= alpha, and that tail.
-double tail_at_level(double mean, double alpha) {
+// The smallest count whose on/off (binomial) tail is <= alpha given the step's totals, and that tail.
+double tail_at_level(const SupernovaStep& step, double alpha) {
+  const std::uint64_t total = step.window_count + step.baseline_coincidences;
   std::uint64_t n = 0;
-  while (poisson_upper_tail(n, mean) > alpha) ++n;
-  return poisson_upper_tail(n, mean);
+  while (binomial_upper_tail(n, total, step.window_share) > alpha) ++n;
+  return binomial_upper_tail(n, total, step.window_share);
 }
 
 }  // namespace
@@ -356,8 +357,8 @@ TEST(SupernovaMonitor, BackgroundOnlyNoAlertAndPoissonDistribution) {
     sum_sq += (n - step.baseline_count) * (n - step.baseline_count);
     above_10 += step.p_value <= 0.1;
     above_1 += step.p_value <= 0.01;
-    expected_10 += tail_at_level(step.baseline_count, 0.1);
-    expected_1 += tail_at_level(step.baseline_count, 0.01);
+    expected_10 += tail_at_level(step, 0.1);
+    expected_1 += tail_at_level(step, 0.01);
   }
   EXPECT_EQ(monitor.counters().alerts, 0u);
   ASSERT_GT(ready, 11'000u);
@@ -379,7 +380,7 @@ TEST(SupernovaMonitor, BackgroundOnlyNoAlertAndPoissonDistribution) {
   RecordProperty("p_le_0_01_observed_expected", std::to_string(above_1) + "/" + std::to_string(expected_1));
 }
 
-TEST(SupernovaMonitor, FalseAlarmRateEstimateIsThePoissonTailPerStepTimesStepsPerDay) {
+TEST(SupernovaMonitor, FalseAlarmRateEstimateIsTheOnOffTailPerStepTimesStepsPerDay) {
   SupernovaSettings s;
   s.min_baseline_s = 30.0;
   SupernovaMonitor monitor(s);
@@ -387,12 +388,14 @@ TEST(SupernovaMonitor, FalseAlarmRateEstimateIsThePoissonTailPerStepTimesStepsPe
   std::uint32_t frame = 0;
   SupernovaStep step;
   while (!step.ready) step = monitor.observe(bg.next(frame++));
-  const double b = step.baseline_count;
-  const std::uint64_t n = monitor.alert_count_threshold(b);
+  const std::uint64_t total = step.window_count + step.baseline_coincidences;
+  const double share = step.window_share;
+  EXPECT_NEAR(share, 5.0 / 305.0, 0.002);  // 5 window slices against the 30 s minimum baseline
+  const std::uint64_t n = monitor.alert_count_threshold(total, share);
   const double p_threshold = p_value_of_sigma(5.5);
-  EXPECT_LE(poisson_upper_tail(n, b), p_threshold);
-  EXPECT_GT(poisson_upper_tail(n - 1, b), p_threshold);  // the smallest such count
-  EXPECT_DOUBLE_EQ(step.false_alarm_rate_per_day, poisson_upper_tail(n, b) * 864'000.0);
+  EXPECT_LE(binomial_upper_tail(n, total, share), p_threshold);
+  EXPECT_GT(binomial_upper_tail(n - 1, total, share), p_threshold);  // the smallest such count
+  EXPECT_DOUBLE_EQ(step.false_alarm_rate_per_day, binomial_upper_tail(n, total, share) * 864'000.0);
   EXPECT_LE(step.false_alarm_rate_per_day, p_threshold * 864'000.0);
 
   // Measured: with a low threshold and no hold-off, every step above it alerts; the alert count
@@ -415,23 +418,30 @@ TEST(SupernovaMonitor, FalseAlarmRateEstimateIsThePoissonTailPerStepTimesStepsPe
   RecordProperty("alerts_at_2_sigma_observed_expected", std::to_string(alerts) + "/" + std::to_string(expected_alerts));
 }
 
-TEST(SupernovaMonitor, PoissonAndGaussianTails) {
-  // Direct sums for small means.
-  for (double mean : {0.3, 2.0, 10.0, 45.0}) {
-    for (std::uint64_t n : {0u, 1u, 3u, 10u, 30u, 80u}) {
-      double below = 0, term = std::exp(-mean);
-      for (std::uint64_t k = 0; k < n; ++k) {
-        below += term;
-        term *= mean / static_cast<double>(k + 1);
+TEST(SupernovaMonitor, BinomialAndGaussianTails) {
+  // Direct sums of the binomial pmf.
+  for (std::uint64_t n : {1u, 5u, 40u, 300u}) {
+    for (double p : {0.001, 0.0163, 0.3, 0.9}) {
+      for (std::uint64_t k : {0u, 1u, 3u, 10u, 30u}) {
+        double tail = 0;
+        for (std::uint64_t j = k; j <= n; ++j) {
+          const double jd = static_cast<double>(j), nd = static_cast<double>(n);
+          tail += std::exp(std::lgamma(nd + 1) - std::lgamma(jd + 1) - std::lgamma(nd - jd + 1) + jd * std::log(p) +
+                           (nd - jd) * std::log1p(-p));
+        }
+        EXPECT_NEAR(binomial_upper_tail(k, n, p), k == 0 ? 1.0 : tail, 1e-12) << n << " " << p << " " << k;
       }
-      EXPECT_NEAR(poisson_upper_tail(n, mean), std::max(0.0, 1.0 - below), 1e-12) << mean << " " << n;
     }
   }
-  // Far tail, relative precision (no 1 - x): P(X >= 40 | 5) summed term by term from k = 40.
-  double far_tail = 0, far_term = std::exp(-5.0 + 40 * std::log(5.0) - std::lgamma(41.0));
-  for (int k = 40; k < 200; ++k, far_term *= 5.0 / k) far_tail += far_term;
-  EXPECT_NEAR(poisson_upper_tail(40, 5.0) / far_tail, 1.0, 1e-12);
+  // Far tail, relative precision (no 1 - x): P(X >= 40 | 400, 0.0125), summed term by term.
+  double far_tail = 0;
+  for (int j = 40; j <= 400; ++j)
+    far_tail += std::exp(std::lgamma(401.0) - std::lgamma(j + 1.0) - std::lgamma(401.0 - j) + j * std::log(0.0125) +
+                         (400 - j) * std::log1p(-0.0125));
+  EXPECT_NEAR(binomial_upper_tail(40, 400, 0.0125) / far_tail, 1.0, 1e-9);
   EXPECT_LT(far_tail, 1e-20);
+  EXPECT_EQ(binomial_upper_tail(6, 5, 0.5), 0.0);
+  EXPECT_EQ(binomial_upper_tail(3, 5, 0.0), 0.0);
   for (double sigma : {-3.0, 0.0, 1.0, 5.5, 20.0}) EXPECT_NEAR(sigma_of_p_value(p_value_of_sigma(sigma)), sigma, 1e-9);
   EXPECT_NEAR(p_value_of_sigma(5.0), 2.866515718791939e-07, 1e-15);
   EXPECT_EQ(sigma_of_p_value(0.0), 37.0);
@@ -525,7 +535,7 @@ TEST(SupernovaMonitor, EmptyBaselineNeedsSeveralCoincidencesToAlert) {
   fig.doms[1].coincidences = 1;
   auto step = monitor.observe(fig);
   ASSERT_TRUE(step.ready);
-  EXPECT_GT(step.baseline_count, 0.0);
+  EXPECT_EQ(step.baseline_count, 0.0);
   EXPECT_FALSE(step.alert);
   fig = bg.next(frame++);
   for (int d = 0; d < 4; ++d) fig.doms[static_cast<std::size_t>(d)].coincidences = 1;

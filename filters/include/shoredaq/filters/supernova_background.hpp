@@ -1,10 +1,11 @@
 #pragma once
 // The supernova search's false-alarm-rate estimate against a background-only feed (issue 12): per
 // ready step and per significance threshold k, whether the step reached k (observed), and the
-// probability the monitor's own Poisson model gives for it (expected: P(X >= n_k | B), n_k the
-// smallest count whose significance reaches k; at the alert threshold this is exactly the per-step
-// probability behind SupernovaStep::false_alarm_rate_per_day). Over a background feed the two agree;
-// a biased baseline, p-value or FAR formula shows as a difference. Plain data.
+// probability the monitor's own on/off model gives for it (expected: P(X >= n_k), X ~ Binomial(N +
+// N_off, window share), n_k the smallest count whose significance reaches k; at the alert threshold
+// this is exactly the per-step probability behind SupernovaStep::false_alarm_rate_per_day). Over a
+// Poisson background the two agree; a biased baseline, p-value or FAR formula, or a background
+// wider than Poisson, shows as a difference. Plain data.
 
 #include <cstdint>
 #include <vector>

@@ -3,7 +3,7 @@
 // with every slice's SupernovaSliceFigure, in frame order. It keeps a sliding window (default 500 ms
 // = 5 slices, stepped per slice) and a running baseline (default 10 min, the slices just before the
 // window, so a candidate never raises its own background), leaves out DOMs in a bioluminescence
-// burst, and gives per step the count, the expected background, a Poisson p-value, its
+// burst, and gives per step the count, the expected background, an on/off p-value, its
 // Gaussian-equivalent significance, the false-alarm-rate estimate and, at most once per hold-off,
 // an alert. Plain data: no threads or clocks; time is the slices' own start times.
 
@@ -16,8 +16,8 @@
 
 namespace shoredaq::filters {
 
-// P(X >= n) for X ~ Poisson(mean); 1 for n == 0. Accurate in the far upper tail (no 1 - x).
-double poisson_upper_tail(std::uint64_t n, double mean) noexcept;
+// P(X >= k) for X ~ Binomial(n, p); 1 for k == 0, 0 for k > n. Accurate in the far upper tail.
+double binomial_upper_tail(std::uint64_t k, std::uint64_t n, double p) noexcept;
 // One-sided Gaussian tail: p = P(Z >= sigma), and its inverse (clamped to [-37, 37]; p <= 0 -> 37).
 double p_value_of_sigma(double sigma) noexcept;
 double sigma_of_p_value(double p_value) noexcept;
@@ -58,21 +58,27 @@ struct SupernovaStep {
   // The window: N = window_count over window_dom_slices (sum of included DOMs over its slices).
   std::uint64_t window_count = 0;
   std::uint64_t window_dom_slices = 0;
-  // Background: rate per included DOM and slice over the baseline (an empty baseline counts as one
-  // coincidence), scaled to the window's DOMs.
+  // Background: the baseline's coincidences (N_off) over its DOM-slices, and that rate scaled to
+  // the window's DOMs (B = alpha N_off, alpha = window / baseline DOM-slices).
+  std::uint64_t baseline_coincidences = 0;
   double baseline_rate_per_dom_slice = 0;
   std::uint64_t baseline_dom_slices = 0;
   double baseline_count = 0;  // B
-  double excess_sigma = 0;    // (N - B) / sqrt(B (1 + window/baseline DOM-slices)), Gaussian approximation
+  // The window's share of window + baseline DOM-slices: a background coincidence's chance to be in
+  // the window, so N given N + N_off is Binomial(N + N_off, window_share) under background only.
+  double window_share = 0;
+  double excess_sigma = 0;    // (N - B) / sqrt(alpha (N + N_off)), Gaussian approximation (Li & Ma eq. 9)
   // Dispersion of the background: variance / mean of the window count over the baseline's windows
   // (Pearson, each window's expectation from its DOMs), 1 for a Poisson background. Correlated
   // light (muons the vetoes missed, bioluminescence below the burst cut) or a drifting rate makes it
-  // larger, and the Poisson p-value and false-alarm rate below then too optimistic; a diagnostic for
-  // the shifter. Statistical spread ~ sqrt(2 x window slices / baseline slices), ~4 % at 10 min.
+  // larger, and the p-value and false-alarm rate below (which assume Poisson) too optimistic: a
+  // diagnostic for the shifter. Statistical spread ~ sqrt(2 x window / baseline slices), ~4 % at 10 min.
   double dispersion = 1;
-  double p_value = 1;         // P(X >= N | Poisson(B)): exact for the small counts of a narrow band
+  // On/off p-value P(X >= N), X ~ Binomial(N + N_off, window_share): exact for the small counts of
+  // a narrow band and for a short baseline (its statistical error is in the test).
+  double p_value = 1;
   double significance_sigma = 0;  // Gaussian-equivalent of p_value; the alert statistic
-  // Expected false alerts per day with this background: the Poisson tail at the smallest count
+  // Expected false alerts per day with this background: the binomial tail at the smallest count
   // that passes the threshold, times 864000 steps per day (an upper bound: neighbouring steps
   // share slices, and the hold-off merges their alerts).
   double false_alarm_rate_per_day = 0;
@@ -103,8 +109,10 @@ class SupernovaMonitor {
   const SupernovaSettings& settings() const noexcept { return settings_; }
   std::size_t window_slices() const noexcept { return window_slices_; }
   std::size_t baseline_slices() const noexcept { return baseline_slices_; }
-  // The count threshold and its per-step tail for a background B (what false_alarm_rate_per_day uses).
-  std::uint64_t alert_count_threshold(double baseline_count) const noexcept;
+  // The smallest window count that passes the alert threshold when window and baseline hold `total`
+  // coincidences and the window has `window_share` of their DOM-slices (total + 1: none can); its
+  // binomial tail is the per-step false-alarm probability behind false_alarm_rate_per_day.
+  std::uint64_t alert_count_threshold(std::uint64_t total, double window_share) const noexcept;
 
  private:
   struct SliceCount {

@@ -20,7 +20,7 @@ struct SupernovaSettings {
   double window_ms = 500.0;           // detector-level sliding window, stepped every 100 ms slice
   double baseline_s = 600.0;          // running background, the slices just before the window
   double min_baseline_s = 30.0;       // no significance (and no alert) before this much baseline
-  double alert_threshold_sigma = 5.5; // Gaussian-equivalent significance of the Poisson p-value
+  double alert_threshold_sigma = 5.5; // Gaussian-equivalent significance of the on/off p-value
   double hold_off_s = 60.0;           // at most one alert per hold-off (a burst lasts ~10 s)
   // Bioluminescence: a DOM whose summed hit rate in the slice exceeds burst_rate_factor x its
   // running median (over burst_median_s, at most 300 s: 4 bytes per DOM and slice) is left out of
