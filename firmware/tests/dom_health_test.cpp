@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../../dataflow/tests/toy_detector.hpp"
+
 using namespace shoredaq;
 using namespace shoredaq::firmware;
 
@@ -9,18 +11,7 @@ namespace {
 
 // 2 DUs x (base + 3 DOMs); DOM id = 100 * du + floor.
 std::shared_ptr<const dataflow::Detector> small_detector() {
-  std::vector<dataflow::Module> modules;
-  for (int du = 1; du <= 2; ++du) {
-    for (int floor = 0; floor <= 3; ++floor) {
-      dataflow::Module m;
-      m.id = static_cast<std::uint32_t>(100 * du + floor);
-      m.du = du;
-      m.floor = floor;
-      if (floor > 0) m.pmts.resize(dataflow::kPmtsPerDom);
-      modules.push_back(m);
-    }
-  }
-  return std::make_shared<const dataflow::Detector>(133, std::move(modules));
+  return std::make_shared<const dataflow::Detector>(dataflow::testing::toy_detector(133, {1, 2}, 3));
 }
 
 dataflow::SummaryFrame healthy_frame(std::uint32_t dom_id, double rate_hz = 7000) {

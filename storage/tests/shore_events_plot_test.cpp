@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../../dataflow/tests/toy_detector.hpp"
 #include "shoredaq/formats/detector.hpp"
 #include "shoredaq/storage/event_store.hpp"
 #include "shore_events_tool.hpp"
@@ -34,20 +35,7 @@ constexpr std::uint32_t kAbsentDom = 503;  // DU 5 floor 3: in the detector, in 
 constexpr std::uint32_t kStrangerDom = 999;  // in the summaries, not in the detector
 
 // DUs 2 and 5, floors 1..3 (DOM id = 100 * DU + floor) and a base module each.
-dataflow::Detector make_detector() {
-  std::vector<dataflow::Module> modules;
-  for (const int du : {2, 5}) {
-    for (int floor = 0; floor <= 3; ++floor) {
-      dataflow::Module m;
-      m.id = static_cast<std::uint32_t>(100 * du + floor);
-      m.du = du;
-      m.floor = floor;
-      if (floor > 0) m.pmts.resize(dataflow::kPmtsPerDom);
-      modules.push_back(m);
-    }
-  }
-  return dataflow::Detector(kDetector, modules);
-}
+dataflow::Detector make_detector() { return dataflow::testing::toy_detector(kDetector, {2, 5}, 3); }
 
 dataflow::SliceHeader header_at(std::uint32_t frame) {
   return dataflow::SliceHeader{kDetector, kRun, frame, kRunStartUtc + kSliceOffsetsS[frame], 0};
@@ -87,13 +75,7 @@ const std::vector<EventSpec> kEvents = {
 
 // Run kRun with 4 slices of summaries (the given DOMs) and kEvents; detector_file in the run record.
 void fill_store(const std::filesystem::path& dir, const std::vector<std::uint32_t>& doms, const std::string& detector_file) {
-  EventStoreConfig c;
-  c.directory = dir;
-  c.initial_map_bytes = 4 << 20;
-  c.disk_reserve_bytes = 0;
-  c.sync = SyncMode::NoSync;
-  c.detector_id = kDetector;
-  EventStore store(c);
+  EventStore store(storage::testing::small_store_config(dir, kDetector));
   for (std::uint32_t frame = 0; frame < 4; ++frame) {
     std::vector<dataflow::Event> events;
     for (const auto& spec : kEvents) {

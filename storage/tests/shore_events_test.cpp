@@ -37,13 +37,7 @@ using storage::testing::run_tool;
 
 // Run 3: frames 0..9, (frame % 4) events each (13 events), a summary for every frame. Run 4: 1 slice.
 void fill_store(const std::filesystem::path& dir) {
-  EventStoreConfig c;
-  c.directory = dir;
-  c.initial_map_bytes = 4 << 20;
-  c.disk_reserve_bytes = 0;
-  c.sync = SyncMode::NoSync;
-  c.detector_id = kDetector;
-  EventStore store(c);
+  EventStore store(storage::testing::small_store_config(dir, kDetector));
   for (std::uint32_t f = 0; f < 10; ++f) {
     const auto summary = make_summary(kDetector, 3, f);
     ASSERT_TRUE(store.commit_slice(3, f, make_slice_events(kDetector, 3, f, f % 4), &summary));

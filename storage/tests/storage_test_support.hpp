@@ -14,8 +14,20 @@
 #include "shoredaq/formats/event.hpp"
 #include "shoredaq/formats/slice_products.hpp"
 #include "shoredaq/formats/summary_slice.hpp"
+#include "shoredaq/storage/event_store.hpp"
 
 namespace shoredaq::storage::testing {
+
+// A store for a test: 4 MiB to start, no disk reserve (test disks can be full), no fsync.
+inline EventStoreConfig small_store_config(const std::filesystem::path& dir, std::int32_t detector) {
+  EventStoreConfig c;
+  c.directory = dir;
+  c.initial_map_bytes = 4 << 20;
+  c.disk_reserve_bytes = 0;
+  c.sync = SyncMode::NoSync;
+  c.detector_id = detector;
+  return c;
+}
 
 class TempDir {
  public:

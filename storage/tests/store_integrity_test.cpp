@@ -26,13 +26,8 @@ constexpr std::int32_t kDetector = 14;
 constexpr std::uint32_t kRun = 1;
 
 EventStoreConfig config_for(const fs::path& dir) {
-  EventStoreConfig c;
-  c.directory = dir;
-  c.initial_map_bytes = 4 << 20;
+  EventStoreConfig c = small_store_config(dir, kDetector);
   c.max_map_bytes = 64 << 20;
-  c.disk_reserve_bytes = 0;
-  c.sync = SyncMode::NoSync;
-  c.detector_id = kDetector;
   return c;
 }
 
