@@ -15,6 +15,7 @@
 
 #include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/formats/record_stream.hpp"
+#include "spool_recovery.hpp"
 #include "tier0_spool_files.hpp"
 
 namespace shoredaq::storage {
@@ -39,11 +40,7 @@ AcousticSpool::AcousticSpool(AcousticSpoolConfig config) : config_(std::move(con
     config_.write = [](int fd, const void* data, std::size_t bytes) { return ::write(fd, data, bytes); };
   }
   provenance_ = spool_files::completed({});
-  for (const auto& dir : {open_dir(), ready_dir(), done_dir(), damaged_dir(), runs_dir()}) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw SpoolError("cannot create " + dir.string() + ": " + ec.message());
-  }
+  spool_files::create_spool_dirs({open_dir(), ready_dir(), done_dir(), damaged_dir(), runs_dir()});
   recover();
 }
 

@@ -1,14 +1,12 @@
 // The acoustic spool's file-level side: names, run manifests, and the recovery of what a crash left
 // behind (the writing side is acoustic_spool.cpp).
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
-#include <set>
+#include <string>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -17,17 +15,12 @@
 #include "shoredaq/formats/record_stream.hpp"
 #include "shoredaq/storage/acoustic_spool.hpp"
 #include "shoredaq/storage/ring_dump.hpp"
-#include "tier0_spool_files.hpp"
+#include "spool_recovery.hpp"
 
 namespace shoredaq::storage {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using spool_files::errno_text;
-using spool_files::read_json;
-using spool_files::write_file_atomically;
-using spool_files::keep_torn_tail;
-using spool_files::fsync_file;
 using ParsedName = Tier0Spool::ParsedName;
 
 namespace {
@@ -89,36 +82,15 @@ bool is_spool_part_file_name(const std::string& name) {
 }
 
 RunProvenance AcousticSpool::recorded_provenance(std::int32_t detector_id, std::uint32_t run) const {
-  const auto record = read_json(runs_dir() / run_provenance_name(detector_id, run));
-  return spool_files::completed(record ? spool_files::provenance_from_json(*record) : RunProvenance{});
+  return spool_files::recorded_provenance(runs_dir() / run_provenance_name(detector_id, run));
 }
 
 std::uint32_t AcousticSpool::next_part_number(std::int32_t detector_id, std::uint32_t run) const {
-  std::uint32_t next = 0;
-  for (const auto& dir : {open_dir(), ready_dir(), done_dir()}) {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      const auto parsed = parse_part_file_name(entry.path().filename().string());
-      if (parsed && parsed->detector_id == detector_id && parsed->run == run) next = std::max(next, parsed->part + 1);
-    }
-  }
-  return next;
+  return spool_files::next_part_number({open_dir(), ready_dir(), done_dir()}, parse_part_file_name, detector_id, run);
 }
 
 void AcousticSpool::write_run_manifest(std::int32_t detector_id, std::uint32_t run, bool recovered) {
-  std::map<std::uint32_t, json> parts;  // by part number
-  for (const auto& dir : {ready_dir(), done_dir()}) {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      const std::string name = entry.path().filename().string();
-      const auto parsed = parse_part_file_name(name);
-      if (!parsed || parsed->detector_id != detector_id || parsed->run != run) continue;
-      auto manifest = read_json(dir / (name + ".json"));
-      json j = manifest ? *manifest : json{{"file", name}, {"manifest_missing", true}};
-      j["file"] = name;
-      parts[parsed->part] = std::move(j);
-    }
-  }
+  auto parts = spool_files::run_part_manifests(ready_dir(), done_dir(), parse_part_file_name, detector_id, run);
   json list = json::array();
   std::uint64_t datagrams = 0, bytes = 0;
   std::map<std::string, std::uint64_t> per_dom;
@@ -140,22 +112,14 @@ void AcousticSpool::write_run_manifest(std::int32_t detector_id, std::uint32_t r
                       {"datagrams", datagrams},
                       {"datagrams_per_dom", per_dom},
                       {"size_bytes", bytes}};
-  write_file_atomically(ready_dir() / run_manifest_name(detector_id, run), manifest.dump(2) + "\n", config_.fsync);
-  if (config_.fsync) spool_files::fsync_dir(ready_dir());
+  spool_files::write_run_manifest_file(ready_dir(), run_manifest_name(detector_id, run), manifest, config_.fsync);
 }
 
 // Reads a part that a crash left behind: counts and checksums its whole TAES records; a torn or
 // foreign tail is kept in damaged/ and cut off, so the part ends on a record boundary.
 SpoolPartInfo AcousticSpool::scan_crashed_part(const fs::path& path, const ParsedName& parsed) {
-  const std::string name = path.filename().string();
-  SpoolPartInfo info;
-  info.data_type = Tier0DataType::Acoustic;
-  info.file = name;
-  info.detector_id = parsed.detector_id;
-  info.run = parsed.run;
-  info.part = parsed.part;
-  info.recovered = true;
-  info.provenance = recorded_provenance(parsed.detector_id, parsed.run);
+  SpoolPartInfo info = spool_files::recovered_part_info(path, parsed, Tier0DataType::Acoustic,
+                                                        recorded_provenance(parsed.detector_id, parsed.run));
   Adler32 adler;
   Md5 md5;
   std::uint64_t good_bytes = 0;
@@ -188,78 +152,26 @@ SpoolPartInfo AcousticSpool::scan_crashed_part(const fs::path& path, const Parse
   } catch (const std::exception& e) {
     spdlog::error("acoustic spool: cannot read leftover {}: {}", path.string(), e.what());
   }
-  info.damaged_bytes = keep_torn_tail(path, good_bytes, damaged_dir(), config_.fsync, "acoustic spool");
+  spool_files::finish_recovered_part(info, path, good_bytes, adler, md5, damaged_dir(), config_.fsync,
+                                     "acoustic spool");
   counters_.damaged_bytes += info.damaged_bytes;
-  info.bytes = good_bytes;
-  info.adler32 = adler.hex();
-  info.md5 = md5.hex();
-  info.guid = make_guid_v4();
-  if (config_.fsync) fsync_file(path);
   return info;
 }
 
-// As the Tier-0 spool's recovery (tier0_spool_recovery.cpp), for acoustic parts: parts in open/
-// are sealed flagged recovered, a part in ready/ without its manifest gets one, and every run
-// without an acoustic run manifest is closed. No run is open at construction.
+// As the Tier-0 spool's recovery (spool_recovery.hpp), for acoustic parts only: a part with no
+// whole record is deleted (its bytes are in damaged/), and the Tier-0 spool's files are not looked at.
 void AcousticSpool::recover() {
-  using RunKey = std::pair<std::int32_t, std::uint32_t>;
-  std::set<RunKey> runs, reopened;
-  std::error_code ec;
-  std::vector<fs::path> leftovers;
-  for (const auto& entry : fs::directory_iterator(open_dir(), ec)) {
-    if (parse_part_file_name(entry.path().filename().string())) leftovers.push_back(entry.path());
-  }
-  std::sort(leftovers.begin(), leftovers.end());
-  for (const fs::path& path : leftovers) {
-    const std::string name = path.filename().string();
-    const auto parsed = parse_part_file_name(name);
-    const SpoolPartInfo info = scan_crashed_part(path, *parsed);
-    if (info.bytes == 0) {  // nothing whole in it: the tail is in damaged/ already
-      fs::remove(path, ec);
-      continue;
-    }
-    if (::rename(path.c_str(), (ready_dir() / name).c_str()) != 0) throw SpoolError(errno_text("rename", path, errno));
-    write_file_atomically(ready_dir() / (name + ".json"), spool_files::part_to_json(info).dump(2) + "\n", config_.fsync);
-    spdlog::warn("acoustic spool: recovered {} ({} datagrams) after a crash", name, info.datagrams);
-    ++counters_.parts_recovered;
-    sealed_.push_back(info);
-    reopened.insert({parsed->detector_id, parsed->run});
-  }
-  if (!leftovers.empty() && config_.fsync) {
-    spool_files::fsync_dir(ready_dir());
-    spool_files::fsync_dir(open_dir());
-    spool_files::fsync_dir(damaged_dir());
-  }
-  std::vector<fs::path> ready;
-  for (const auto& entry : fs::directory_iterator(ready_dir(), ec)) ready.push_back(entry.path());
-  std::sort(ready.begin(), ready.end());
-  for (const fs::path& path : ready) {
-    const auto parsed = parse_part_file_name(path.filename().string());
-    if (!parsed) continue;
-    runs.insert({parsed->detector_id, parsed->run});
-    const fs::path manifest = ready_dir() / (path.filename().string() + ".json");
-    if (fs::exists(manifest)) continue;
-    const SpoolPartInfo info = scan_crashed_part(path, *parsed);
-    write_file_atomically(manifest, spool_files::part_to_json(info).dump(2) + "\n", config_.fsync);
-    spdlog::warn("acoustic spool: {} was sealed without its manifest (crash); manifest rebuilt", path.string());
-    ++counters_.parts_recovered;
-    sealed_.push_back(info);
-    reopened.insert({parsed->detector_id, parsed->run});
-  }
-  for (const auto& entry : fs::directory_iterator(done_dir(), ec)) {
-    const auto parsed = parse_part_file_name(entry.path().filename().string());
-    if (parsed) runs.insert({parsed->detector_id, parsed->run});
-  }
-  for (const auto& [detector_id, run] : runs) {
-    const std::string name = run_manifest_name(detector_id, run);
-    const bool closed = fs::exists(ready_dir() / name) || fs::exists(done_dir() / name);
-    if (!closed || reopened.contains({detector_id, run})) write_run_manifest(detector_id, run, true);
-  }
-  std::vector<fs::path> records;
-  for (const auto& entry : fs::directory_iterator(runs_dir(), ec)) records.push_back(entry.path());
-  for (const fs::path& record : records) {
-    if (parse_run_provenance_name(record.filename().string())) fs::remove(record, ec);
-  }
+  auto recovery = spool_files::recovery_of(*this, "acoustic spool", config_.fsync);
+  recovery.classify_open_entry = [](const std::string& name) {
+    return parse_part_file_name(name) ? spool_files::OpenEntry::Part : spool_files::OpenEntry::NotOurs;
+  };
+  recovery.drop_empty_parts = true;
+  recovery.scan_crashed_part = std::bind_front(&AcousticSpool::scan_crashed_part, this);
+  recovery.describe_counts = [](const SpoolPartInfo& part) { return std::to_string(part.datagrams) + " datagrams"; };
+  recovery.write_run_manifest = std::bind_front(&AcousticSpool::write_run_manifest, this);
+  const auto recovered = spool_files::recover_spool(recovery);
+  counters_.parts_recovered += recovered.size();
+  sealed_.insert(sealed_.end(), recovered.begin(), recovered.end());
 }
 
 }  // namespace shoredaq::storage

@@ -16,6 +16,7 @@
 #include "shoredaq/formats/online_format.hpp"
 #include "shoredaq/storage/monitoring_record.hpp"
 #include "shoredaq/storage/supernova_alert_record.hpp"
+#include "spool_recovery.hpp"
 #include "tier0_spool_files.hpp"
 
 namespace shoredaq::storage {
@@ -48,11 +49,7 @@ Tier0Spool::Tier0Spool(Tier0SpoolConfig config)
   if (!config_.write) {
     config_.write = [](int fd, const void* data, std::size_t bytes) { return ::write(fd, data, bytes); };
   }
-  for (const auto& dir : {open_dir(), ready_dir(), done_dir(), damaged_dir(), runs_dir()}) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw SpoolError("cannot create " + dir.string() + ": " + ec.message());
-  }
+  spool_files::create_spool_dirs({open_dir(), ready_dir(), done_dir(), damaged_dir(), runs_dir()});
   recover();
 }
 
