@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   double ready_sum = 0, ready_sum2 = 0, dispersion_sum = 0, dispersion_last = 1;
   std::uint64_t ready_slices = 0;
   std::array<std::uint64_t, 5> recent_counts{};  // the window's slices (5 at the default 500 ms)
+  std::array<std::string, 5> recent_doms;
   const auto t0 = std::chrono::steady_clock::now();
   for (unsigned k = 0; k < slices; ++k) {
     const auto result = filter.process(sim.next_slice().truth);
@@ -82,6 +83,14 @@ int main(int argc, char** argv) {
     }
     tally.add(step);
     recent_counts[k % recent_counts.size()] = step.slice_count;
+    std::string& doms_text = recent_doms[k % recent_doms.size()];
+    doms_text.clear();  // "DOM(DU)xN" of the DOMs with kept coincidences in this slice
+    for (const auto& dom : result.supernova->doms) {
+      if (dom.state != filters::SupernovaDomState::Included || dom.coincidences == 0) continue;
+      const auto* module = detector->find(dom.dom_id);
+      doms_text += " " + std::to_string(dom.dom_id) + "(DU" + std::to_string(module ? module->du : 0) + ")x" +
+                   std::to_string(dom.coincidences);
+    }
     if (step.ready && step.significance_sigma >= 4.0) {  // the rare ones, for a look at their slices
       std::string slices_text;
       for (std::size_t i = recent_counts.size(); i-- > 0;)
@@ -89,6 +98,9 @@ int main(int argc, char** argv) {
       std::printf("step past 4 sigma: frame %u, N = %llu, B = %.3f, %.2f sigma; kept per slice, oldest first:%s\n",
                   step.frame_index, static_cast<unsigned long long>(step.window_count), step.baseline_count,
                   step.significance_sigma, slices_text.c_str());
+      for (std::size_t i = recent_doms.size(); i-- > 0;)
+        std::printf("  slice %u:%s\n", step.frame_index - static_cast<std::uint32_t>(i),
+                    recent_doms[(k + recent_doms.size() - i) % recent_doms.size()].c_str());
     }
     if ((k + 1) % 1000 == 0) std::fprintf(stderr, "%u slices\n", k + 1);
   }
