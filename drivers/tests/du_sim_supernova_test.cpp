@@ -52,9 +52,10 @@ std::uint64_t feed_hash(const DuSimConfig& c, std::uint32_t slices) {
 }
 
 // The hash of the default feed (no burst) as generated before the burst existed: the feature
-// must not change a single byte of a feed that does not ask for it.
+// must not change a single byte of a feed that does not ask for it. Re-taken once since, when the
+// simulator's seed mixing was fixed (sim_random.hpp: every stream changed, on purpose).
 TEST(DuSimSupernova, DefaultFeedIsByteIdenticalToBefore) {
-  EXPECT_EQ(feed_hash(base_config(), 3), 622262743267669946ull);
+  EXPECT_EQ(feed_hash(base_config(), 3), 1026738781527119646ull);
 }
 
 DuSimConfig burst_config(double at_s, double duration_s, double scale) {

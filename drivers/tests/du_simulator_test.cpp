@@ -366,17 +366,20 @@ TEST(DuSimulator, ShowerHitsComeFromTheVertex) {
   DuSimulator sim(c);
   const auto& det = *detector133();
   std::size_t checked = 0;
-  const auto s = sim.next_slice();
-  for (const auto& p : s.particles) {
-    EXPECT_EQ(p.type, ParticleType::Shower);
-    for (const auto& h : p.hits) {
-      const auto* pmt = det.pmt(h.dom_id, h.channel);
-      const double expected = p.time_in_slice_ns + (pmt->position_m - p.vertex_m).norm() * 1.3800851282 / 0.299792458;
-      const double calibrated = h.time_ns + pmt->t0_ns;
-      const double path_m = (pmt->position_m - p.vertex_m).norm();
-      EXPECT_GT(calibrated - expected, -25.0);
-      EXPECT_LT(calibrated - expected, 25.0 + 12 * 0.03 * path_m);
-      ++checked;
+  // A few slices: ~10 showers each, but how many light a DOM depends on where they fall.
+  for (int slice = 0; slice < 5 && checked <= 10; ++slice) {
+    const auto s = sim.next_slice();
+    for (const auto& p : s.particles) {
+      EXPECT_EQ(p.type, ParticleType::Shower);
+      for (const auto& h : p.hits) {
+        const auto* pmt = det.pmt(h.dom_id, h.channel);
+        const double expected = p.time_in_slice_ns + (pmt->position_m - p.vertex_m).norm() * 1.3800851282 / 0.299792458;
+        const double calibrated = h.time_ns + pmt->t0_ns;
+        const double path_m = (pmt->position_m - p.vertex_m).norm();
+        EXPECT_GT(calibrated - expected, -25.0);
+        EXPECT_LT(calibrated - expected, 25.0 + 12 * 0.03 * path_m);
+        ++checked;
+      }
     }
   }
   EXPECT_GT(checked, 10u);

@@ -10,6 +10,7 @@
 //       [--min-multiplicity 7] [--max-multiplicity 11] [--correlated-veto-ns 1000] [--muon-rate-hz-per-du 3]
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -65,9 +66,19 @@ int main(int argc, char** argv) {
   std::array<std::uint64_t, 5> recent_counts{};  // the window's slices (5 at the default 500 ms)
   std::array<std::string, 5> recent_doms;
   const auto t0 = std::chrono::steady_clock::now();
+  // Kept coincidences against the simulated muons of the slice: a muon lights DOMs independently
+  // of the others, so the kept count given n muons should grow as n x (kept per muon).
+  constexpr std::size_t kMuonBins = 8;
+  std::array<std::uint64_t, kMuonBins> slices_by_muons{}, kept_by_muons{};
+  std::array<std::uint64_t, 6> slices_by_kept{};  // last bin: 5 or more
   for (unsigned k = 0; k < slices; ++k) {
-    const auto result = filter.process(sim.next_slice().truth);
+    const auto sim_slice = sim.next_slice();
+    const auto result = filter.process(sim_slice.truth);
     if (!result.supernova) continue;
+    const std::size_t muons = std::min<std::size_t>(sim_slice.particles.size(), kMuonBins - 1);
+    ++slices_by_muons[muons];
+    kept_by_muons[muons] += result.supernova->coincidences();
+    ++slices_by_kept[std::min<std::size_t>(result.supernova->coincidences(), slices_by_kept.size() - 1)];
     const auto step = monitor.observe(*result.supernova);
     coincidences += step.slice_count;
     dom_slices += step.effective_doms;
@@ -122,6 +133,32 @@ int main(int argc, char** argv) {
   std::printf("dispersion of the baseline's window counts (the monitor's own, 1 for Poisson): mean over ready steps "
               "%.3f, at the end %.3f\n",
               ready_slices == 0 ? 1.0 : dispersion_sum / static_cast<double>(ready_slices), dispersion_last);
+  std::printf("kept coincidences per slice by simulated muons in the slice:");
+  for (std::size_t n = 0; n < kMuonBins; ++n)
+    if (slices_by_muons[n] > 0)
+      std::printf(" %zu%s: %.4f (%llu slices)", n, n + 1 == kMuonBins ? "+" : "",
+                  static_cast<double>(kept_by_muons[n]) / static_cast<double>(slices_by_muons[n]),
+                  static_cast<unsigned long long>(slices_by_muons[n]));
+  std::printf("\n");
+  {  // The per-slice count against a Poisson law of the same mean: clustering shows in the tail.
+    std::uint64_t n_slices = 0, n_kept = 0;
+    for (std::size_t j = 0; j < slices_by_kept.size(); ++j) {
+      n_slices += slices_by_kept[j];
+      n_kept += j * slices_by_kept[j];  // the last bin counted as 5: only for the mean
+    }
+    const double mean = n_slices == 0 ? 0.0 : static_cast<double>(n_kept) / static_cast<double>(n_slices);
+    std::printf("slices by kept coincidences (observed / Poisson of the same mean):");
+    double pmf = std::exp(-mean), below = 0;
+    for (std::size_t j = 0; j < slices_by_kept.size(); ++j) {
+      const bool last = j + 1 == slices_by_kept.size();
+      const double p = last ? 1.0 - below : pmf;
+      std::printf(" %zu%s: %llu / %.3g", j, last ? "+" : "", static_cast<unsigned long long>(slices_by_kept[j]),
+                  p * static_cast<double>(n_slices));
+      below += pmf;
+      pmf *= mean / static_cast<double>(j + 1);
+    }
+    std::printf("\n");
+  }
   std::printf("kept coincidences: %.4f per DOM and slice; mean background B in the window %.3f; ready steps %llu\n",
               dom_slices == 0 ? 0.0 : static_cast<double>(coincidences) / static_cast<double>(dom_slices),
               tally.mean_baseline_count(), static_cast<unsigned long long>(tally.steps()));

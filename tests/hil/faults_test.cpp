@@ -99,7 +99,11 @@ TEST(HilFaults, DuplicatesAreCountedAndDropped) {
   const auto status = rig.status();
   const auto& c = status["counters"];
   expect_all_slices_accounted(status, kSlices);
-  EXPECT_EQ(u64(status["drops"], "builder.duplicate"), duplicated);
+  // A copy of the datagram that completed its slice comes after the slice went out: the builder
+  // no longer holds it and counts the copy as late. Every copy is dropped and counted either way.
+  EXPECT_EQ(u64(status["drops"], "builder.duplicate") + u64(status["drops"], "builder.late_datagram"), duplicated)
+      << status["drops"].dump();
+  EXPECT_GE(u64(status["drops"], "builder.duplicate"), duplicated * 9 / 10);
   EXPECT_EQ(u64(c, "builder.slices_complete"), kSlices);
   EXPECT_EQ(u64(c, "builder.datagrams") + duplicated, u64(sim, "datagrams_out"));
   rig.quit();
