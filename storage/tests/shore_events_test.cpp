@@ -406,12 +406,8 @@ TEST(ShoreEvents, RandomBytesAnywhereInTheFileAreReportedAsDamage) {
   TempDir dir("shore-events");
   const auto original = dir.path() / "original";
   {
-    EventStoreConfig c;
-    c.directory = original;
+    EventStoreConfig c = storage::testing::small_store_config(original, kDetector);
     c.initial_map_bytes = 1 << 20;
-    c.disk_reserve_bytes = 0;
-    c.sync = SyncMode::NoSync;
-    c.detector_id = kDetector;
     EventStore store(c);
     storage::testing::write_short_run(store, kDetector, 1);
   }
