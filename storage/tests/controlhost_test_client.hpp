@@ -82,15 +82,19 @@ class ControlHostClient {
   // (closed() tells which).
   std::optional<Message> receive(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (!wait_readable(deadline)) return std::nullopt;
+    // A message once begun is read whole: giving up in its middle (a short timeout, a slow ASan
+    // run, a large event) would drop its head and misread the rest as the next prefix.
+    const auto message_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     std::uint8_t prefix[16];
-    if (!read_exactly(prefix, sizeof prefix, deadline)) return std::nullopt;
+    if (!read_exactly(prefix, sizeof prefix, message_deadline)) return std::nullopt;
     Message m;
     m.tag.assign(reinterpret_cast<const char*>(prefix), 8);
     m.tag.erase(m.tag.find('\0') == std::string::npos ? m.tag.size() : m.tag.find('\0'));
     const std::uint32_t n = (std::uint32_t{prefix[8]} << 24) | (std::uint32_t{prefix[9]} << 16) |
                             (std::uint32_t{prefix[10]} << 8) | std::uint32_t{prefix[11]};
     m.payload.resize(n);
-    if (!read_exactly(m.payload.data(), n, deadline)) return std::nullopt;
+    if (!read_exactly(m.payload.data(), n, message_deadline)) return std::nullopt;
     return m;
   }
 
