@@ -191,11 +191,8 @@ void register_supernova_metrics(MetricsRegistry& registry,
       return step && step->ready ? read(*step) : 0.0;
     });
   };
-  registry.gauge_callback("shoredaq_supernova_ready", "1 once the supernova baseline is long enough for a significance", {},
-                          [latest_step] {
-                            const auto step = latest_step();
-                            return step && step->ready ? 1.0 : 0.0;
-                          });
+  add("shoredaq_supernova_ready", "1 once the supernova baseline is long enough for a significance",
+      [](const filters::SupernovaStep&) { return 1.0; });  // add() reads 0 for a step not ready
   add("shoredaq_supernova_significance_sigma", "Supernova search: Gaussian-equivalent significance of the latest step",
       [](const filters::SupernovaStep& s) { return s.significance_sigma; });
   add("shoredaq_supernova_window_count", "Supernova search: kept coincidences in the sliding window (N)",
