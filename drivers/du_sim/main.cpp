@@ -141,7 +141,13 @@ int main(int argc, char** argv) {
   app.add_option("--tot-mean-ns", cfg.tot.mean_ns, "Mean ToT of one photo-electron, ns");
   app.add_option("--tot-sigma-ns", cfg.tot.sigma_ns, "Sigma of the one-pe ToT, ns");
 
-  app.add_option("--muon-rate-hz", cfg.muon.rate_hz, "Atmospheric muons crossing the can around the selected DUs, per second");
+  auto* muon_rate = app.add_option("--muon-rate-hz", cfg.muon.rate_hz,
+                                   "Atmospheric muons crossing the can around the selected DUs, per second");
+  app.add_option("--depth-m", cfg.muon.depth_m,
+                 "Depth of the can's centre below the sea surface, m: the muon rate and zenith angles then follow the "
+                 "depth-intensity relation of Menon et al. 1967 for that can (e.g. 3100 for ARCA, 2400 for ORCA)")
+      ->check(CLI::PositiveNumber)
+      ->excludes(muon_rate);
   app.add_option("--muon-yield", cfg.muon.light_yield_pe_m,
                  "Muon light yield Y (pe*m): expected pe on a facing PMT at photon path d is Y*exp(-d/L)/d");
   app.add_option("--shower-rate-hz", cfg.shower.rate_hz, "Showers (point-like light in the can), per second");
@@ -375,7 +381,9 @@ int main(int argc, char** argv) {
                                         {"4fold", total.k40_coincidences[2] * per_dom}};
     j["hrv_vetoed_hits"] = total.hrv_vetoed_hits;
     j["bursts"] = total.bursts;
-    j["muons"] = {{"injected", total.muons}, {"with_hits", muons_with_hits}, {"l1_on_4_doms", muons_l1_4doms}};
+    j["muons"] = {{"injected", total.muons}, {"with_hits", muons_with_hits}, {"l1_on_4_doms", muons_l1_4doms},
+                  {"rate_hz", sim.config().muon.rate_hz}};
+    if (cfg.muon.depth_m > 0) j["muons"]["depth_m"] = cfg.muon.depth_m;
     j["showers"] = total.showers;
     j["particle_hits"] = particle_hits;
     if (sn_burst)
@@ -411,6 +419,9 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(total.acoustic_datagrams));
       std::printf("  40K coincidences per DOM (injected): 2-fold %.1f Hz, 3-fold %.1f Hz, 4-fold %.1f Hz\n",
                   total.k40_coincidences[0] * per_dom, total.k40_coincidences[1] * per_dom, total.k40_coincidences[2] * per_dom);
+      if (cfg.muon.depth_m > 0)
+        std::printf("  muon rate %.3g Hz through the can at %.0f m depth (Menon et al. 1967)\n", sim.config().muon.rate_hz,
+                    cfg.muon.depth_m);
       std::printf("  muons %llu (%llu with hits, %llu with L1 on >= 4 DOMs), showers %llu, particle hits %llu\n",
                   static_cast<unsigned long long>(total.muons), static_cast<unsigned long long>(muons_with_hits),
                   static_cast<unsigned long long>(muons_l1_4doms), static_cast<unsigned long long>(total.showers),

@@ -27,24 +27,33 @@ std::uint8_t DuSimulator::Impl::tot_n_pe(SimRng& rng, unsigned n) const {
   return static_cast<std::uint8_t>(std::clamp(std::lround(tot), 1L, 254L));
 }
 
-bool DuSimulator::Impl::line_hits_can(Vec3 q, Vec3 d) const {
+std::optional<double> DuSimulator::Impl::can_entry_z(Vec3 q, Vec3 d) const {
   // Interval of the line parameter s inside the infinite vertical cylinder, then the z overlap.
   const double qx = q.x - can_cx, qy = q.y - can_cy;
   const double a = d.x * d.x + d.y * d.y;
   double s_lo = -1e12, s_hi = 1e12;
   if (a < 1e-12) {
-    if (qx * qx + qy * qy > can_radius * can_radius) return false;
+    if (qx * qx + qy * qy > can_radius * can_radius) return std::nullopt;
   } else {
     const double b = qx * d.x + qy * d.y;
     const double c = qx * qx + qy * qy - can_radius * can_radius;
     const double disc = b * b - a * c;
-    if (disc < 0) return false;
+    if (disc < 0) return std::nullopt;
     const double root = std::sqrt(disc);
     s_lo = (-b - root) / a;
     s_hi = (-b + root) / a;
   }
   const double z1 = q.z + s_lo * d.z, z2 = q.z + s_hi * d.z;
-  return std::max(z1, z2) >= can_zmin && std::min(z1, z2) <= can_zmax;
+  if (std::max(z1, z2) < can_zmin || std::min(z1, z2) > can_zmax) return std::nullopt;
+  return std::min(std::max(z1, z2), can_zmax);
+}
+
+Vec3 DuSimulator::Impl::muon_direction(SimRng& rng) const {
+  // Without a depth: density ~ cos^2 on the downgoing side; with one: the depth-intensity relation.
+  const double cos_zenith = muon_zenith ? muon_zenith->cos_zenith(rng.uniform()) : std::cbrt(rng.uniform_open0());
+  const double sin_zenith = std::sqrt(std::max(0.0, 1.0 - cos_zenith * cos_zenith));
+  const double phi = rng.uniform(0, 6.283185307179586);
+  return {sin_zenith * std::cos(phi), sin_zenith * std::sin(phi), -cos_zenith};
 }
 
 std::vector<Particle> DuSimulator::Impl::make_particles(std::uint32_t frame) const {
@@ -55,20 +64,24 @@ std::vector<Particle> DuSimulator::Impl::make_particles(std::uint32_t frame) con
     Particle p{};
     p.type = ParticleType::Muon;
     p.time_ns = rng.uniform(particle_t_lo, particle_t_hi);
-    const double cos_zenith = std::cbrt(rng.uniform_open0());  // density ~ cos^2 on the downgoing side
-    const double sin_zenith = std::sqrt(std::max(0.0, 1.0 - cos_zenith * cos_zenith));
-    const double phi = rng.uniform(0, 6.283185307179586);
-    p.direction = {sin_zenith * std::cos(phi), sin_zenith * std::sin(phi), -cos_zenith};
     // Uniform flux through a disk perpendicular to the track, kept if the track crosses the can.
-    const Vec3 helper = std::abs(p.direction.z) < 0.9 ? Vec3{0, 0, 1} : Vec3{1, 0, 0};
-    const Vec3 e1 = normalized(cross(p.direction, helper));
-    const Vec3 e2 = cross(p.direction, e1);
+    // With a depth, a track entering the can below its top is kept with the intensity's fall
+    // over that depth (MuonZenithSampler); a refused one is drawn again, direction and all.
     Vec3 q = sphere_centre;
-    for (int attempt = 0; attempt < 100'000; ++attempt) {
-      const double r = sphere_radius * std::sqrt(rng.uniform());
-      const double psi = rng.uniform(0, 6.283185307179586);
-      q = sphere_centre + (r * std::cos(psi)) * e1 + (r * std::sin(psi)) * e2;
-      if (line_hits_can(q, p.direction)) break;
+    for (bool kept = false; !kept;) {
+      p.direction = muon_direction(rng);
+      const Vec3 helper = std::abs(p.direction.z) < 0.9 ? Vec3{0, 0, 1} : Vec3{1, 0, 0};
+      const Vec3 e1 = normalized(cross(p.direction, helper));
+      const Vec3 e2 = cross(p.direction, e1);
+      std::optional<double> entry_z;
+      for (int attempt = 0; attempt < 100'000 && !entry_z; ++attempt) {
+        const double r = sphere_radius * std::sqrt(rng.uniform());
+        const double psi = rng.uniform(0, 6.283185307179586);
+        q = sphere_centre + (r * std::cos(psi)) * e1 + (r * std::sin(psi)) * e2;
+        entry_z = can_entry_z(q, p.direction);
+      }
+      kept = !muon_zenith || !entry_z ||
+             rng.uniform() < muon_zenith->acceptance(-p.direction.z, can_zmax - *entry_z);
     }
     p.vertex = q;
     p.energy_gev = power_law(rng, config.muon.energy_min_gev, config.muon.energy_max_gev, 2.7);

@@ -129,6 +129,15 @@ DuSimulator::Impl::Impl(DuSimConfig cfg) : config(std::move(cfg)) {
   can_zmax = zmax + config.muon.can_margin_m;
   sphere_centre = {can_cx, can_cy, 0.5 * (can_zmin + can_zmax)};
   sphere_radius = std::hypot(can_radius, 0.5 * (can_zmax - can_zmin));
+  if (config.muon.depth_m > 0) {
+    const MuonCan can{can_radius, can_zmax - can_zmin, config.muon.depth_m - 0.5 * (can_zmax - can_zmin)};
+    if (can.top_depth_m < 0)
+      throw std::invalid_argument("du-sim: muon depth " + std::to_string(config.muon.depth_m) +
+                                  " m puts the top of the can (" + std::to_string(can.height_m) + " m high) above the sea");
+    const MuonFluxModel model;
+    config.muon.rate_hz = muon_rate_through_can_hz(model, can);
+    muon_zenith.emplace(model, can);
+  }
 
   // Place particles so that raw = calibrated - t0 stays inside [0, 1e8) for every PMT.
   particle_t_lo = std::max(0.0, t0_max) + kParticleEdgeMarginNs;

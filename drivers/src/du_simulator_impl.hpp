@@ -4,6 +4,7 @@
 // Private to drivers/src.
 
 #include "shoredaq/drivers/du_simulator.hpp"
+#include "shoredaq/drivers/muon_flux.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <deque>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
@@ -119,6 +121,7 @@ struct DuSimulator::Impl {
   double can_cx = 0, can_cy = 0, can_radius = 0, can_zmin = 0, can_zmax = 0;
   Vec3 sphere_centre;
   double sphere_radius = 0;
+  std::optional<MuonZenithSampler> muon_zenith;  // with MuonConfig::depth_m
   double particle_t_lo = 0, particle_t_hi = 0;  // calibrated time window for particles
   std::size_t hits_per_datagram = 0;
   std::size_t header_bytes = 0;
@@ -137,7 +140,10 @@ struct DuSimulator::Impl {
   DomOutput generate_dom(std::size_t index, std::uint32_t frame, const std::vector<Particle>& particles) const;
   SimulatedSlice generate(std::uint32_t frame, std::vector<SimDatagram>* late_out) const;
   void apply_faults(std::uint32_t frame, std::vector<SimDatagram>& list, SliceCounters& counters) const;
-  bool line_hits_can(Vec3 q, Vec3 d) const;
+  // The highest point (z) of the line q + s d inside the can: where a downgoing track enters it.
+  std::optional<double> can_entry_z(Vec3 q, Vec3 d) const;
+  bool line_hits_can(Vec3 q, Vec3 d) const { return can_entry_z(q, d).has_value(); }
+  Vec3 muon_direction(SimRng& rng) const;
 };
 
 }  // namespace shoredaq::drivers

@@ -73,10 +73,14 @@ struct LightConfig {
   double max_distance_m = 250.0;       // DOMs further away get no light (speed)
 };
 
-// Atmospheric muons: straight, downgoing tracks (cos(zenith) distributed as cos^2) crossing a
-// vertical cylinder ("can") around the selected DOMs, enlarged by `can_margin_m`.
+// Atmospheric muons: straight, downgoing tracks crossing a vertical cylinder ("can") around the
+// selected DOMs, enlarged by `can_margin_m`. Either a fixed `rate_hz` with cos(zenith) distributed
+// as cos^2, or, with `depth_m` > 0, the rate and the zenith angles (and the entry depths) of the
+// depth-intensity relation in muon_flux.hpp for the can's centre at that depth; the simulator then
+// sets `rate_hz` to the computed rate (DuSimulator::config() shows it).
 struct MuonConfig {
   double rate_hz = 0.0;                // muons crossing the can, per second
+  double depth_m = 0.0;                // > 0: depth of the can's centre below the sea surface
   double light_yield_pe_m = 40.0;      // pe*m: expected pe on a facing PMT at distance d is Y*exp(-d/L)/d
   double energy_min_gev = 50.0;        // energy proxy: power law E^-2.7 in [min, max];
   double energy_max_gev = 100'000.0;   //   light scales with 1 + E / 1 TeV
