@@ -4,11 +4,10 @@
 #include <bit>
 #include <climits>
 #include <cstdint>
+#include <iterator>
 
-#include "shoredaq/filters/frame_check.hpp"
-#include "shoredaq/filters/l1.hpp"
-#include "shoredaq/filters/summary.hpp"
 #include "shoredaq/filters/trigger_3d_shower.hpp"
+#include "data_filter_work.hpp"
 
 namespace shoredaq::filters {
 
@@ -59,18 +58,6 @@ DataFilter::DataFilter(const dataflow::Detector& detector, TriggerParameters par
 
 namespace {
 
-// Per-thread buffers reused across slices: the steady state allocates only the outputs.
-struct Workspace {
-  L0Slice l0;
-  L0Scratch l0_scratch;
-  std::vector<L1Hit> l1;
-  std::vector<std::int32_t> slot_of_module;
-  std::vector<TriggerCandidate> candidates;
-  TriggerScratch trigger_scratch;
-  std::vector<std::int32_t> sn_slot_of_dom;  // per SupernovaSliceFigure::doms entry: L0 slot, -1 if excluded
-  std::vector<SupernovaCoincidenceTime> sn_times;  // for the correlated-DOM veto
-};
-
 void append_hits(dataflow::DomFrame& frame, const L0Hit* begin, const L0Hit* end) {
   for (const L0Hit* h = begin; h != end; ++h) {
     const std::size_t at = frame.hits.size();
@@ -85,8 +72,33 @@ bool keep_prescaled(int prescale, std::uint32_t frame_index) {
 
 }  // namespace
 
+// Splits the frames into up to `tasks` contiguous ranges of about equal hit counts (returns how
+// many); each range's L0 hits go to the buffer after the hits of the frames before it.
+std::size_t DataFilterWorkspace::split_frames(const dataflow::Timeslice& slice, std::size_t tasks) {
+  const std::size_t frames = slice.frames.size();
+  tasks = std::clamp<std::size_t>(tasks, 1, std::max<std::size_t>(frames, 1));
+  if (chunks.size() < tasks) chunks.resize(tasks);
+  const std::size_t total = slice.hit_count();
+  std::size_t frame = 0, hits_before = 0;
+  for (std::size_t c = 0; c < tasks; ++c) {
+    auto& chunk = chunks[c];
+    chunk.clear();
+    chunk.first = frame;
+    chunk.hit_offset = hits_before;
+    const bool last = c + 1 == tasks;
+    const std::size_t target = total * (c + 1) / tasks;
+    while (frame < frames && (last || hits_before < target)) hits_before += slice.frames[frame++].hit_count();
+    chunk.last = frame;
+  }
+  return tasks;
+}
+
 FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
-  thread_local Workspace ws;
+  return process(slice, nullptr, 1);
+}
+
+FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRunner& run, std::size_t tasks) const {
+  thread_local DataFilterWorkspace ws;
   FilterResult result;
   FilterCounters& counters = result.counters;
   const TriggerParameters& p = parameters_;
@@ -95,99 +107,56 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
   result.summary.frames.reserve(slice.frames.size());
   result.error_frames.header = slice.header;
   result.error_frames.stamps = slice.stamps;
-
-  // Frame checks, summary and L0.
-  ws.l0.clear();
-  ws.l0.hits.reserve(slice.hit_count());
-  ws.slot_of_module.assign(modules_.size(), -1);
-  const std::uint32_t high_rate_count =
-      p.high_rate_veto_hz > 0 ? static_cast<std::uint32_t>(p.high_rate_veto_hz * dataflow::kSliceDurationNs * 1e-9)
-                              : UINT32_MAX;
-  const PrescaledSlice::Kind kind_l0 = PrescaledSlice::Kind::L0;
   const bool keep_l0 = keep_prescaled(p.prescale_l0, slice.header.frame_index);
-  if (keep_l0) result.prescaled.push_back({kind_l0, {slice.header, {}, slice.stamps, {}}});
   SupernovaSliceFigure* sn = nullptr;
   if (p.supernova.enabled) {
     sn = &result.supernova.emplace();
     sn->header = slice.header;
     sn->doms.reserve(slice.frames.size());
-    ws.sn_slot_of_dom.clear();
   }
-  auto sn_dom = [&](const dataflow::DomFrame& frame, SupernovaDomState state, std::int32_t slot) {
-    if (!sn) return;
-    sn->doms.push_back({frame.dom_id, state, static_cast<std::uint32_t>(frame.hit_count()), 0, 0});
-    ws.sn_slot_of_dom.push_back(slot);
-  };
-  for (const auto& frame : slice.frames) {
-    ++counters.frames;
-    const std::size_t n = frame.hit_count();
-    counters.hits_in += n;
-    const ChannelCounts channel_counts = count_hits_per_channel(frame);
-    result.summary.frames.push_back(summarise_frame(frame, channel_counts));
-    if (frame_missing(frame)) {
-      ++counters.frames_missing;
-      if (sn) {
-        const auto index = detector_.index_of(frame.dom_id);
-        if (index && !detector_.modules()[*index].is_base()) sn_dom(frame, SupernovaDomState::Missing, -1);
-      }
-      continue;
-    }
-    const auto module_index = detector_.index_of(frame.dom_id);
-    if (!module_index || detector_.modules()[*module_index].is_base()) {
-      ++counters.frames_unknown_dom;
-      counters.hits_defective += n;
-      continue;
-    }
-    const std::uint32_t defects = check_frame(frame, static_cast<std::size_t>(p.max_hits_per_frame));
-    if (defects) {
-      ++counters.frames_defective;
-      counters.frames_epmt += (defects & kDefectEpmt) != 0;
-      counters.frames_etdc += (defects & kDefectEtdc) != 0;
-      counters.frames_time += (defects & kDefectTime) != 0;
-      counters.frames_eudp += (defects & kDefectEudp) != 0;
-      counters.frames_size += (defects & kDefectSize) != 0;
-      counters.hits_defective += n;
-      result.error_frames.frames.push_back(frame);
-      result.error_defects.push_back(defects);
-      sn_dom(frame, SupernovaDomState::Incomplete, -1);
-      continue;
-    }
-    ++counters.frames_good;
-    std::uint32_t excluded = p.hrv_policy == HrvPolicy::Exclude ? frame.status.hrv_mask() : 0u;
-    for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch)
-      if (channel_counts[ch] > high_rate_count) excluded |= 1u << ch;
-    const ModuleInfo& info = modules_[*module_index];
-    excluded &= info.calibration.present_channels;
-    counters.pmts_vetoed += static_cast<unsigned>(std::popcount(excluded));
-    L0Dom dom{frame.dom_id, static_cast<std::uint32_t>(*module_index), static_cast<std::uint32_t>(ws.l0.hits.size()), 0};
-    const std::size_t kept = build_l0_dom(frame, info.calibration, excluded, ws.l0.hits, ws.l0_scratch);
-    dom.end = dom.begin + static_cast<std::uint32_t>(kept);
-    counters.hits_vetoed += n - kept;
-    const SupernovaDomState sn_state = supernova_frame_state(frame, 0, channel_counts, p.high_rate_veto_hz);
-    sn_dom(frame, sn_state, sn_state == SupernovaDomState::Included ? static_cast<std::int32_t>(ws.l0.doms.size()) : -1);
-    ws.slot_of_module[*module_index] = static_cast<std::int32_t>(ws.l0.doms.size());
-    ws.l0.doms.push_back(dom);
-    if (keep_l0) result.prescaled.back().slice.frames.push_back(frame);
-  }
-  counters.l0_hits = ws.l0.hits.size();
 
-  // L1 / L2 per DOM, then all L1 hits of the slice in time order.
+  // Frame checks, summary, L0, L1 and L2 per DOM, in frame ranges (on the runner's threads).
+  if (ws.l0.hits.size() < slice.hit_count()) ws.l0.hits.resize(slice.hit_count());
+  const std::size_t used = ws.split_frames(slice, run ? tasks : 1);
+  // A lambda names a thread_local instead of capturing it: hand the runner's threads this one's.
+  DataFilterWorkspace& mine = ws;
+  const auto work = [&](std::size_t c) {
+    process_doms(slice, mine.chunks[c], mine.l0.hits.data(), keep_l0, sn != nullptr);
+  };
+  if (used == 1) work(0);
+  else run(used, work);
+
+  // Merge in frame order: the same as one pass over the frames.
+  ws.l0.doms.clear();
   ws.l1.clear();
-  const L1Settings l1_settings{p.l1_window_ns, p.combine_l1};
-  const L2Settings l2_settings{p.ct_min, p.l2_window_ns, p.l2_min};
-  for (std::size_t slot = 0; slot < ws.l0.doms.size(); ++slot) {
-    const L0Dom& dom = ws.l0.doms[slot];
-    const std::size_t first_l1 = ws.l1.size();
-    build_l1_dom(ws.l0.hits_of(dom), dom.begin, static_cast<std::uint32_t>(slot),
-                 detector_.modules()[dom.module_index].position_m, l1_settings, ws.l1);
-    const auto& directions = modules_[dom.module_index].pmt_directions;
-    for (std::size_t k = first_l1; k < ws.l1.size(); ++k) {
-      L1Hit& h = ws.l1[k];
-      h.l2 = is_l2({ws.l0.hits.data() + h.first_l0, h.multiplicity}, directions, l2_settings);
-      counters.l2_hits += h.l2;
+  ws.slot_of_module.assign(modules_.size(), -1);
+  ws.sn_slot_of_dom.clear();
+  if (keep_l0) result.prescaled.push_back({PrescaledSlice::Kind::L0, {slice.header, {}, slice.stamps, {}}});
+  for (std::size_t c = 0; c < used; ++c) {
+    DomChunk& chunk = ws.chunks[c];
+    const auto slot_offset = static_cast<std::int32_t>(ws.l0.doms.size());
+    counters += chunk.counters;
+    std::move(chunk.summary.begin(), chunk.summary.end(), std::back_inserter(result.summary.frames));
+    std::move(chunk.error_frames.begin(), chunk.error_frames.end(), std::back_inserter(result.error_frames.frames));
+    result.error_defects.insert(result.error_defects.end(), chunk.error_defects.begin(), chunk.error_defects.end());
+    if (keep_l0) {
+      auto& frames = result.prescaled.back().slice.frames;
+      std::move(chunk.l0_frames.begin(), chunk.l0_frames.end(), std::back_inserter(frames));
     }
+    if (sn) {
+      sn->doms.insert(sn->doms.end(), chunk.sn_doms.begin(), chunk.sn_doms.end());
+      for (const std::int32_t slot : chunk.sn_slots) ws.sn_slot_of_dom.push_back(slot < 0 ? -1 : slot + slot_offset);
+    }
+    for (const L0Dom& dom : chunk.doms) {
+      ws.slot_of_module[dom.module_index] = static_cast<std::int32_t>(ws.l0.doms.size());
+      ws.l0.doms.push_back(dom);
+    }
+    for (L1Hit h : chunk.l1) {
+      h.dom_slot += static_cast<std::uint32_t>(slot_offset);
+      ws.l1.push_back(h);
+    }
+    chunk.clear();  // the moved-from frames go now, on this thread
   }
-  counters.l1_hits = ws.l1.size();
 
   // Prescaled L1 / L2 / SN slices (before the time sort, while L1 hits are grouped per DOM).
   const std::pair<int, PrescaledSlice::Kind> hit_slices[] = {

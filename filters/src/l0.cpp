@@ -27,6 +27,15 @@ std::size_t L0Slice::dom_slot_of(std::uint32_t hit_index) const noexcept {
 
 std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& calibration,
                          std::uint32_t excluded_channels, std::vector<L0Hit>& out, L0Scratch& scratch) {
+  const std::size_t base = out.size();
+  out.resize(base + frame.hit_count());
+  const std::size_t m = build_l0_dom_into(frame, calibration, excluded_channels, out.data() + base, scratch);
+  out.resize(base + m);
+  return m;
+}
+
+std::size_t build_l0_dom_into(const dataflow::DomFrame& frame, const DomCalibration& calibration,
+                              std::uint32_t excluded_channels, L0Hit* dst, L0Scratch& scratch) {
   const std::uint32_t usable = calibration.present_channels & ~excluded_channels;
   double t0_min = std::numeric_limits<double>::max();
   for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch)
@@ -58,9 +67,6 @@ std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& 
     max_key = std::max(max_key, key);
     ++m;
   }
-  const std::size_t base = out.size();
-  out.resize(base + m);
-  L0Hit* dst = out.data() + base;
   auto decode = [&](const std::uint8_t* h) {
     const std::uint32_t t = (std::uint32_t{h[1]} << 24) | (std::uint32_t{h[2]} << 16) |
                             (std::uint32_t{h[3]} << 8) | std::uint32_t{h[4]};

@@ -47,6 +47,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.file_path("runtime_dir", c.node.runtime_dir);
     r.file_path("detector_file", c.node.detector_file);
     r.integer("workers", c.node.workers, 0, 256);
+    r.integer("slice_threads", c.node.slice_threads, 0, 256);
     r.string("log_level", c.node.log_level);
     r.integer("max_input_file_mb", c.node.max_input_file_mb, 1, 1024);
     static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -300,6 +301,10 @@ std::filesystem::path NodeConfig::spool_dir() const { return spool.dir.empty() ?
 std::filesystem::path NodeConfig::ring_dir() const { return ring.dir.empty() ? node.state_dir / "ring" : ring.dir; }
 std::string NodeConfig::control_endpoint() const {
   return control.endpoint.empty() ? "ipc://" + (node.runtime_dir / "control.sock").string() : control.endpoint;
+}
+unsigned NodeConfig::slice_thread_count() const {
+  if (node.slice_threads > 0) return node.slice_threads;
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 unsigned NodeConfig::worker_count() const {
   if (node.workers > 0) return node.workers;

@@ -282,7 +282,7 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   latest_dom_health = session->dom_health();
   register_du_metrics(*setup->detector);
   register_udp_metrics();
-  spdlog::info("run {} started ({} workers)", run, config.worker_count());
+  spdlog::info("run {} started ({} workers, {} threads per slice)", run, config.worker_count(), config.slice_thread_count());
   notifier.status("shoredaq: Running run " + std::to_string(run));
 }
 

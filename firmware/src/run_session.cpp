@@ -70,11 +70,17 @@ RunSession::RunSession(RunSessionInputs in)
       supernova_(std::make_shared<SupernovaWatch>(in.setup->parameters.supernova, in.setup->detector->id(),
                                                   in.record.run_type != "physics",
                                                   in.config->snews.heartbeat_period_s)),
+      slice_pool_(in.config->slice_thread_count() > 1
+                      ? std::make_shared<dataflow::TaskPool>(in.config->slice_thread_count() - 1)
+                      : nullptr),
       pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.clb_run != 0 ? in.clb_run : in.record.run,
                                      std::move(in.configure_ingest_socket)),
-                [filter = in.setup->filter, raw = in.raw_slice](const dataflow::Timeslice& t) {
+                [filter = in.setup->filter, raw = in.raw_slice, pool = slice_pool_,
+                 tasks = in.config->slice_thread_count()](const dataflow::Timeslice& t) {
                   if (raw) raw(t);
-                  return filter->process(t);
+                  if (!pool) return filter->process(t);
+                  return filter->process(
+                      t, [&pool](std::size_t n, const std::function<void(std::size_t)>& task) { pool->run(n, task); }, tasks);
                 },
                 [this, on_alert = in.supernova_alert](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
                   wait_until_open();

@@ -30,6 +30,7 @@ TEST(Config, ExampleFileParsesAndMatchesDefaults) {
   const NodeConfig d = parse_config("");
   EXPECT_EQ(c.node.state_dir, d.node.state_dir);
   EXPECT_EQ(c.node.workers, d.node.workers);
+  EXPECT_EQ(c.node.slice_threads, d.node.slice_threads);
   EXPECT_EQ(c.ingest.endpoints, d.ingest.endpoints);
   EXPECT_EQ(c.ingest.rcvhwm, d.ingest.rcvhwm);
   EXPECT_EQ(c.builder.max_open_slices, d.builder.max_open_slices);
@@ -101,6 +102,7 @@ TEST(Config, ValuesAreRead) {
 [node]
 state_dir = "/tmp/x"
 workers = 3
+slice_threads = 4
 [ingest]
 endpoints = ["tcp://127.0.0.1:7000", "ipc:///tmp/a"]
 socket = "sub"
@@ -123,6 +125,8 @@ number_of_hits = 5
 )");
   EXPECT_EQ(c.node.state_dir, "/tmp/x");
   EXPECT_EQ(c.worker_count(), 3u);
+  EXPECT_EQ(c.slice_thread_count(), 4u);
+  EXPECT_GE(parse_config("").slice_thread_count(), 1u);  // 0: the cores
   EXPECT_EQ(c.ingest.endpoints.size(), 2u);
   EXPECT_EQ(c.ingest.socket, IngestSocket::Sub);
   EXPECT_FALSE(c.ingest.bind);

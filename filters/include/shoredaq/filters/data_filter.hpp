@@ -2,10 +2,12 @@
 // The whole filter chain for one timeslice: frame checks -> L0 -> L1/L2 -> the three triggers ->
 // events, plus the summary slice, the error frames and the prescaled timeslices. Pure: no threads,
 // sockets, clocks or files. process() is const and thread-safe, so worker threads share one
-// DataFilter; per-call buffers are thread_local.
+// DataFilter; per-call buffers are thread_local. Intra-slice parallelism is the caller's: the
+// per-DOM work can be handed to a TaskRunner (threads live in dataflow/ and firmware/).
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -41,6 +43,7 @@ struct FilterCounters {
   std::uint64_t triggered_hits = 0, snapshot_hits = 0;
   std::uint64_t event_bytes = 0;  // online-format size of the events
   FilterCounters& operator+=(const FilterCounters& o);
+  friend bool operator==(const FilterCounters&, const FilterCounters&) = default;
 };
 
 struct PrescaledSlice {
@@ -62,17 +65,28 @@ struct FilterResult {
   std::optional<SupernovaSliceFigure> supernova;
 };
 
+// Runs task(0) .. task(tasks - 1), on any threads, and returns when every one has returned.
+using TaskRunner = std::function<void(std::size_t tasks, const std::function<void(std::size_t)>& task)>;
+
 class DataFilter {
  public:
   DataFilter(const dataflow::Detector& detector, TriggerParameters parameters);
 
   FilterResult process(const dataflow::Timeslice& slice) const;
+  // The same result, with the per-DOM work (checks, summary, L0, L1, L2; most of the time) split
+  // into up to `tasks` frame ranges of about equal hit counts, run by `run`; the triggers and
+  // events then run on the merged L1 hits, so latency no longer grows with the whole slice.
+  FilterResult process(const dataflow::Timeslice& slice, const TaskRunner& run, std::size_t tasks) const;
 
   const TriggerParameters& parameters() const noexcept { return parameters_; }
   const dataflow::Detector& detector() const noexcept { return detector_; }
   std::size_t muon_directions() const noexcept { return muon_.direction_count(); }
 
  private:
+  friend struct DataFilterWorkspace;
+  struct DomChunk;
+  void process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, bool keep_l0,
+                    bool supernova) const;
   struct ModuleInfo {
     DomCalibration calibration;
     std::array<dataflow::Vec3, dataflow::kPmtsPerDom> pmt_directions{};

@@ -57,5 +57,8 @@ struct L0Scratch {
 // exact (a full sort), linear in practice, and faster than std::sort or a 31-way heap merge.
 std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& calibration,
                          std::uint32_t excluded_channels, std::vector<L0Hit>& out, L0Scratch& scratch);
+// The same, into `dst`, which has room for every hit of the frame (for a buffer shared by threads).
+std::size_t build_l0_dom_into(const dataflow::DomFrame& frame, const DomCalibration& calibration,
+                              std::uint32_t excluded_channels, L0Hit* dst, L0Scratch& scratch);
 
 }  // namespace shoredaq::filters

@@ -27,6 +27,8 @@ struct NodeSection {
   std::filesystem::path runtime_dir = "/run/shoredaq";    // control socket by default
   std::filesystem::path detector_file;                    // default detector for configure
   unsigned workers = 0;                                   // filter threads; 0 = cores - 1 (at least 1)
+  // Threads that share one slice's per-DOM work (its worker plus helpers); 0 = cores, 1 = off.
+  unsigned slice_threads = 0;
   std::string log_level = "info";                         // trace debug info warn error critical off
   // Largest detector or run-setup file `configure` reads, MiB (a full 115-DU building block's
   // .detx is 3.7 MB; the cap keeps a mistyped path such as /dev/zero from exhausting memory).
@@ -256,6 +258,7 @@ struct NodeConfig {
   std::filesystem::path ring_dir() const;
   std::string control_endpoint() const;
   unsigned worker_count() const;  // resolves workers = 0
+  unsigned slice_thread_count() const;  // resolves slice_threads = 0
   bool control_curve() const { return !control.curve_allowed_keys.empty(); }
   bool uses_curve() const { return control_curve() || ingest.curve || alerts.curve; }
   std::size_t max_input_file_bytes() const { return static_cast<std::size_t>(node.max_input_file_mb) << 20; }

@@ -18,6 +18,7 @@
 #include "shoredaq/formats/counter_set.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
 #include "shoredaq/dataflow/rate_limited_log.hpp"
+#include "shoredaq/dataflow/task_pool.hpp"
 #include "shoredaq/drivers/udp_receiver.hpp"
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/dom_health.hpp"
@@ -92,7 +93,8 @@ class RunSession {
   RunWriter writer_;
   std::shared_ptr<DomHealthMonitor> dom_health_;  // shared: /status shows the last run's after stop
   std::shared_ptr<SupernovaWatch> supernova_;     // the same
-  dataflow::Pipeline<filters::FilterResult> pipeline_;
+  std::shared_ptr<dataflow::TaskPool> slice_pool_;  // helpers of the workers' per-DOM work; null: off
+  dataflow::Pipeline<filters::FilterResult> pipeline_;  // after slice_pool_: its workers stop first
   std::unique_ptr<drivers::UdpReceiver> udp_;  // feeds pipeline_; stopped before it drains
 };
 

@@ -1,0 +1,111 @@
+// DataFilter's per-DOM work on one range of a slice's frames (data_filter_work.hpp): frame
+// checks, summary, L0 straight into the slice's L0 buffer, then L1 and L2 of the range's DOMs.
+// Touches only its chunk and its own part of the L0 buffer, so ranges can run on other threads.
+#include <bit>
+#include <climits>
+
+#include "shoredaq/filters/frame_check.hpp"
+#include "shoredaq/filters/summary.hpp"
+#include "data_filter_work.hpp"
+
+namespace shoredaq::filters {
+
+void DataFilter::DomChunk::clear() {
+  counters = FilterCounters{};
+  summary.clear();
+  error_frames.clear();
+  error_defects.clear();
+  l0_frames.clear();
+  sn_doms.clear();
+  sn_slots.clear();
+  doms.clear();
+  l1.clear();
+}
+
+void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, bool keep_l0,
+                              bool supernova) const {
+  const TriggerParameters& p = parameters_;
+  FilterCounters& counters = chunk.counters;
+  const std::uint32_t high_rate_count =
+      p.high_rate_veto_hz > 0 ? static_cast<std::uint32_t>(p.high_rate_veto_hz * dataflow::kSliceDurationNs * 1e-9)
+                              : UINT32_MAX;
+  auto sn_dom = [&](const dataflow::DomFrame& frame, SupernovaDomState state, std::int32_t slot) {
+    if (!supernova) return;
+    chunk.sn_doms.push_back({frame.dom_id, state, static_cast<std::uint32_t>(frame.hit_count()), 0, 0});
+    chunk.sn_slots.push_back(slot);
+  };
+  std::size_t next_hit = chunk.hit_offset;  // where the next DOM's L0 hits go
+  chunk.summary.reserve(chunk.last - chunk.first);
+  for (std::size_t i = chunk.first; i < chunk.last; ++i) {
+    const dataflow::DomFrame& frame = slice.frames[i];
+    ++counters.frames;
+    const std::size_t n = frame.hit_count();
+    counters.hits_in += n;
+    const ChannelCounts channel_counts = count_hits_per_channel(frame);
+    chunk.summary.push_back(summarise_frame(frame, channel_counts));
+    if (frame_missing(frame)) {
+      ++counters.frames_missing;
+      if (supernova) {
+        const auto index = detector_.index_of(frame.dom_id);
+        if (index && !detector_.modules()[*index].is_base()) sn_dom(frame, SupernovaDomState::Missing, -1);
+      }
+      continue;
+    }
+    const auto module_index = detector_.index_of(frame.dom_id);
+    if (!module_index || detector_.modules()[*module_index].is_base()) {
+      ++counters.frames_unknown_dom;
+      counters.hits_defective += n;
+      continue;
+    }
+    const std::uint32_t defects = check_frame(frame, static_cast<std::size_t>(p.max_hits_per_frame));
+    if (defects) {
+      ++counters.frames_defective;
+      counters.frames_epmt += (defects & kDefectEpmt) != 0;
+      counters.frames_etdc += (defects & kDefectEtdc) != 0;
+      counters.frames_time += (defects & kDefectTime) != 0;
+      counters.frames_eudp += (defects & kDefectEudp) != 0;
+      counters.frames_size += (defects & kDefectSize) != 0;
+      counters.hits_defective += n;
+      chunk.error_frames.push_back(frame);
+      chunk.error_defects.push_back(defects);
+      sn_dom(frame, SupernovaDomState::Incomplete, -1);
+      continue;
+    }
+    ++counters.frames_good;
+    std::uint32_t excluded = p.hrv_policy == HrvPolicy::Exclude ? frame.status.hrv_mask() : 0u;
+    for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch)
+      if (channel_counts[ch] > high_rate_count) excluded |= 1u << ch;
+    const ModuleInfo& info = modules_[*module_index];
+    excluded &= info.calibration.present_channels;
+    counters.pmts_vetoed += static_cast<unsigned>(std::popcount(excluded));
+    const std::size_t kept = build_l0_dom_into(frame, info.calibration, excluded, l0_hits + next_hit, chunk.scratch);
+    const L0Dom dom{frame.dom_id, static_cast<std::uint32_t>(*module_index), static_cast<std::uint32_t>(next_hit),
+                    static_cast<std::uint32_t>(next_hit + kept)};
+    next_hit += kept;
+    counters.l0_hits += kept;
+    counters.hits_vetoed += n - kept;
+    const SupernovaDomState sn_state = supernova_frame_state(frame, 0, channel_counts, p.high_rate_veto_hz);
+    sn_dom(frame, sn_state, sn_state == SupernovaDomState::Included ? static_cast<std::int32_t>(chunk.doms.size()) : -1);
+    chunk.doms.push_back(dom);
+    if (keep_l0) chunk.l0_frames.push_back(frame);
+  }
+
+  // L1 / L2 per DOM (slots are the chunk's; the merge shifts them).
+  const L1Settings l1_settings{p.l1_window_ns, p.combine_l1};
+  const L2Settings l2_settings{p.ct_min, p.l2_window_ns, p.l2_min};
+  for (std::size_t slot = 0; slot < chunk.doms.size(); ++slot) {
+    const L0Dom& dom = chunk.doms[slot];
+    const std::size_t first_l1 = chunk.l1.size();
+    build_l1_dom({l0_hits + dom.begin, dom.end - dom.begin}, dom.begin, static_cast<std::uint32_t>(slot),
+                 detector_.modules()[dom.module_index].position_m, l1_settings, chunk.l1);
+    const auto& directions = modules_[dom.module_index].pmt_directions;
+    for (std::size_t k = first_l1; k < chunk.l1.size(); ++k) {
+      L1Hit& h = chunk.l1[k];
+      h.l2 = is_l2({l0_hits + h.first_l0, h.multiplicity}, directions, l2_settings);
+      counters.l2_hits += h.l2;
+    }
+  }
+  counters.l1_hits = chunk.l1.size();
+}
+
+}  // namespace shoredaq::filters

@@ -1,0 +1,49 @@
+#pragma once
+// DataFilter's working buffers (private to data_filter*.cpp): the per-DOM work of a slice is done
+// in DomChunks (contiguous frame ranges, possibly on other threads), then merged in frame order.
+
+#include <cstdint>
+#include <vector>
+
+#include "shoredaq/filters/data_filter.hpp"
+#include "shoredaq/filters/l1.hpp"
+
+namespace shoredaq::filters {
+
+// The per-DOM work of frames [first, last): checks, summary, L0 (written straight into the slice's
+// L0 buffer at `hit_offset`, the hits of the frames before), L1 and L2. Slots are the chunk's own
+// (0 = its first good DOM); the merge adds the good DOMs of the chunks before.
+struct DataFilter::DomChunk {
+  std::size_t first = 0, last = 0;
+  std::size_t hit_offset = 0;
+  FilterCounters counters;
+  std::vector<dataflow::SummaryFrame> summary;
+  std::vector<dataflow::DomFrame> error_frames;
+  std::vector<std::uint32_t> error_defects;
+  std::vector<dataflow::DomFrame> l0_frames;  // for the prescaled L0 slice
+  std::vector<SupernovaDomFigure> sn_doms;
+  std::vector<std::int32_t> sn_slots;         // per sn_doms entry: the chunk's slot, -1 if excluded
+  std::vector<L0Dom> doms;                    // L0 hit ranges in the slice's buffer
+  std::vector<L1Hit> l1;                      // dom_slot: the chunk's
+  L0Scratch scratch;
+  void clear();
+};
+
+// Per-thread buffers reused across slices: the steady state allocates only the outputs.
+struct DataFilterWorkspace {
+  // hits: grown to the largest slice and never shrunk, so a slice does not re-initialise it; the
+  // L0 hits are the DOM ranges, with gaps where a chunk's frames had excluded hits.
+  L0Slice l0;
+  std::vector<DataFilter::DomChunk> chunks;
+  std::vector<L1Hit> l1;
+  std::vector<std::int32_t> slot_of_module;
+  std::vector<TriggerCandidate> candidates;
+  TriggerScratch trigger_scratch;
+  std::vector<std::int32_t> sn_slot_of_dom;  // per SupernovaSliceFigure::doms entry: L0 slot, -1 if excluded
+  std::vector<SupernovaCoincidenceTime> sn_times;  // for the correlated-DOM veto
+
+  // Splits the frames into up to `tasks` chunks of about equal hit counts; returns how many.
+  std::size_t split_frames(const dataflow::Timeslice& slice, std::size_t tasks);
+};
+
+}  // namespace shoredaq::filters

@@ -1,0 +1,126 @@
+// Intra-slice parallelism: DataFilter::process with the per-DOM work split into frame ranges gives
+// exactly the one-pass result, whatever the number of ranges, the threads and the order they run in.
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "shoredaq/drivers/du_simulator.hpp"
+#include "shoredaq/filters/data_filter.hpp"
+
+using namespace shoredaq;
+using namespace shoredaq::filters;
+
+namespace {
+
+std::shared_ptr<const dataflow::Detector> detector133() {
+  static const auto det = std::make_shared<const dataflow::Detector>(
+      dataflow::Detector::load(std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/KM3NeT_00000133_20221025.detx"));
+  return det;
+}
+
+// du-sim slices of 3 DUs with many muons and showers, then made awkward: a CLB high-rate veto, a
+// defective frame, a missing frame and a DOM the detector does not know.
+std::vector<dataflow::Timeslice> awkward_slices() {
+  drivers::DuSimConfig c;
+  c.detector = detector133();
+  c.dus = {5, 9, 10};
+  c.start_unix_ns = 1'700'000'000'000'000'000ull;
+  c.seed = 99;
+  c.muon.rate_hz = 300;
+  c.muon.light_yield_pe_m = 300;
+  c.shower.rate_hz = 60;
+  drivers::DuSimulator sim(c);
+  std::vector<dataflow::Timeslice> out;
+  for (int k = 0; k < 3; ++k) {
+    dataflow::Timeslice t = sim.next_slice().truth;
+    t.frames[3].status.status |= 1u << 7;           // CLB high-rate veto on channel 7
+    t.frames[10].hits[0] = 40;                        // channel 40: a defective frame
+    t.frames[20].hits.clear();                        // never arrived
+    t.frames[20].status = {};
+    dataflow::DomFrame stranger = t.frames[30];       // a DOM not in the detector
+    stranger.dom_id = 999'999;
+    t.frames.insert(t.frames.begin() + 31, stranger);
+    out.push_back(std::move(t));
+  }
+  out.push_back(dataflow::Timeslice{out.front().header, {}, {}, {}});  // no frames at all
+  return out;
+}
+
+TriggerParameters everything_on() {
+  TriggerParameters p;
+  p.prescale_l0 = p.prescale_l1 = p.prescale_l2 = p.prescale_sn = 1;
+  p.supernova.enabled = true;
+  p.high_rate_veto_hz = 7400;  // a few PMTs of 7 kHz singles pass it in 100 ms
+  return p;
+}
+
+void expect_same(const FilterResult& a, const FilterResult& b) {
+  EXPECT_EQ(a.counters, b.counters);
+  EXPECT_EQ(a.events, b.events);
+  EXPECT_EQ(a.summary, b.summary);
+  EXPECT_EQ(a.supernova, b.supernova);
+  EXPECT_EQ(a.error_defects, b.error_defects);
+  ASSERT_EQ(a.error_frames.frames.size(), b.error_frames.frames.size());
+  for (std::size_t i = 0; i < a.error_frames.frames.size(); ++i) {
+    EXPECT_EQ(a.error_frames.frames[i].dom_id, b.error_frames.frames[i].dom_id);
+    EXPECT_EQ(a.error_frames.frames[i].hits, b.error_frames.frames[i].hits);
+  }
+  ASSERT_EQ(a.prescaled.size(), b.prescaled.size());
+  for (std::size_t i = 0; i < a.prescaled.size(); ++i) {
+    EXPECT_EQ(a.prescaled[i].kind, b.prescaled[i].kind);
+    ASSERT_EQ(a.prescaled[i].slice.frames.size(), b.prescaled[i].slice.frames.size()) << i;
+    for (std::size_t f = 0; f < a.prescaled[i].slice.frames.size(); ++f) {
+      EXPECT_EQ(a.prescaled[i].slice.frames[f].dom_id, b.prescaled[i].slice.frames[f].dom_id);
+      EXPECT_EQ(a.prescaled[i].slice.frames[f].hits, b.prescaled[i].slice.frames[f].hits);
+    }
+  }
+}
+
+const TaskRunner kThreads = [](std::size_t tasks, const std::function<void(std::size_t)>& task) {
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < tasks; ++i) threads.emplace_back(task, i);
+  for (auto& t : threads) t.join();
+};
+const TaskRunner kBackwards = [](std::size_t tasks, const std::function<void(std::size_t)>& task) {
+  for (std::size_t i = tasks; i-- > 0;) task(i);
+};
+
+}  // namespace
+
+TEST(DataFilterSplit, AnySplitGivesTheOnePassResult) {
+  const DataFilter filter(*detector133(), everything_on());
+  const auto slices = awkward_slices();
+  for (const auto& slice : slices) {
+    const FilterResult one_pass = filter.process(slice);
+    if (!slice.frames.empty()) {
+      // The awkward parts are really there.
+      ASSERT_EQ(one_pass.counters.frames_defective, 1u);
+      ASSERT_EQ(one_pass.counters.frames_missing, 1u);
+      ASSERT_EQ(one_pass.counters.frames_unknown_dom, 1u);
+      ASSERT_GT(one_pass.counters.pmts_vetoed, 1u);
+      ASSERT_GT(one_pass.events.size(), 1u);
+      ASSERT_TRUE(one_pass.supernova.has_value());
+    }
+    for (std::size_t tasks : {1u, 2u, 3u, 7u, 16u, 200u}) {
+      SCOPED_TRACE("tasks " + std::to_string(tasks));
+      expect_same(filter.process(slice, kThreads, tasks), one_pass);
+      expect_same(filter.process(slice, kBackwards, tasks), one_pass);
+    }
+  }
+}
+
+TEST(DataFilterSplit, WithoutARunnerItIsOnePass) {
+  const DataFilter filter(*detector133(), everything_on());
+  const auto slices = awkward_slices();
+  expect_same(filter.process(slices[0], nullptr, 8), filter.process(slices[0]));
+}
+
+TEST(DataFilterSplit, ALargerSliceAfterASmallerOneUsesFreshRanges) {
+  // The per-thread buffers are reused: a slice with more hits, then fewer, then more again.
+  const DataFilter filter(*detector133(), everything_on());
+  auto slices = awkward_slices();
+  dataflow::Timeslice small = slices[1];
+  small.frames.resize(small.frames.size() / 3);
+  for (const auto* s : {&slices[0], &small, &slices[2], &small, &slices[1]})
+    expect_same(filter.process(*s, kThreads, 4), filter.process(*s));
+}
