@@ -24,6 +24,27 @@ ModuleNeighbours::ModuleNeighbours(const dataflow::Detector& detector, double d_
   }
 }
 
+namespace {
+
+// Moves `cursor` (a hit index in [cursor, end), hits sorted by time) to the first hit with time >=
+// t: galloping from where it is, then a binary search in the last step. Returns the new cursor.
+std::size_t advance_to(const L0Hit* hits, std::uint32_t& cursor, std::uint32_t end, double t) {
+  std::size_t lo = cursor;
+  if (lo >= end || hits[lo].time_ns >= t) return cursor;
+  // hits[lo] < t: find hi with hits[hi] >= t (or end), doubling the step.
+  std::size_t step = 1, hi = lo + 1;
+  while (hi < end && hits[hi].time_ns < t) {
+    lo = hi;
+    step *= 2;
+    hi = std::min<std::size_t>(end, lo + step);
+  }
+  const L0Hit* first = std::lower_bound(hits + lo + 1, hits + hi, t, [](const L0Hit& h, double v) { return h.time_ns < v; });
+  cursor = static_cast<std::uint32_t>(first - hits);
+  return cursor;
+}
+
+}  // namespace
+
 std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
                               std::span<const std::int32_t> slot_of_module, const ModuleNeighbours& neighbours,
                               const TriggerSettings& settings, std::vector<TriggerCandidate>& out,
@@ -37,6 +58,14 @@ std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
   auto& cand_doms = scratch.selected;
   auto& positions = scratch.positions;
   auto& times = scratch.times;
+  // Per DOM slot, the first L0 hit not earlier than (the latest seed's time - the widest window).
+  // Seeds come in time order, so a DOM's search starts where its last one ended, on cache lines
+  // just touched, instead of a binary search over all its hits (cold lines: ~20 % of the filter).
+  const double widest_half_window_ns = settings.d_max_m * kIndexOfRefraction / kSpeedOfLightMPerNs + settings.t_max_extra_ns;
+  auto& cursors = scratch.cursors;
+  cursors.resize(l0.doms.size());
+  for (std::size_t s = 0; s < l0.doms.size(); ++s) cursors[s] = l0.doms[s].begin;
+  const L0Hit* const all_hits = l0.hits.data();
   std::size_t fired = 0;
   double last_fired_end_ns = -1e300;
   std::size_t last_fired = out.size();  // index in `out` of this trigger's latest candidate
@@ -55,15 +84,16 @@ std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
       const std::int32_t slot = slot_of_module[nb.module_index];
       if (slot < 0) continue;
       const L0Dom& dom = l0.doms[static_cast<std::size_t>(slot)];
-      const auto hits = l0.hits_of(dom);
+      std::size_t it = advance_to(all_hits, cursors[static_cast<std::size_t>(slot)], dom.end,
+                                  seed.time_ns - widest_half_window_ns);
+      // From there, exactly the hits a lower bound at this neighbour's own window would give.
       const double half_window = nb.distance_m * kIndexOfRefraction / kSpeedOfLightMPerNs + settings.t_max_extra_ns;
-      auto it = std::lower_bound(hits.begin(), hits.end(), seed.time_ns - half_window,
-                                 [](const L0Hit& h, double t) { return h.time_ns < t; });
-      for (; it != hits.end() && it->time_ns <= seed.time_ns + half_window; ++it) {
-        cands.push_back(dom.begin + static_cast<std::uint32_t>(it - hits.begin()));
+      while (it < dom.end && all_hits[it].time_ns < seed.time_ns - half_window) ++it;
+      for (; it < dom.end && all_hits[it].time_ns <= seed.time_ns + half_window; ++it) {
+        cands.push_back(static_cast<std::uint32_t>(it));
         cand_doms.push_back(static_cast<std::uint32_t>(slot));
         positions.push_back(neighbours.position(nb.module_index));
-        times.push_back(it->time_ns);
+        times.push_back(all_hits[it].time_ns);
       }
     }
     if (cands.size() < min_hits || count_distinct(cand_doms, scratch.doms) < min_doms) continue;

@@ -28,6 +28,7 @@ struct TriggerScratch {
   std::vector<RotatedPoint> rotated;
   std::vector<dataflow::Vec3> positions;
   std::vector<double> times;
+  std::vector<std::uint32_t> cursors;  // per L0 DOM slot (trigger_mx_shower)
   CliqueScratch clique;
 };
 
