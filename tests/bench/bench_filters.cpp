@@ -18,6 +18,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "shoredaq/dataflow/task_pool.hpp"
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/frame_check.hpp"
 #include "shoredaq/filters/l0.hpp"
@@ -70,6 +71,24 @@ void BM_DataFilter(benchmark::State& state) {
   state.counters["L1/slice"] = static_cast<double>(counters.l1_hits) / static_cast<double>(counters.slices);
 }
 
+// Intra-slice parallelism: the same, with the per-DOM work shared by range(1) threads (the caller
+// and a TaskPool, as the node's [node] slice_threads); wall time per slice, against BM_DataFilter.
+void BM_DataFilterSplit(benchmark::State& state) {
+  auto& w = workload(static_cast<int>(state.range(0)));
+  const auto threads = static_cast<std::size_t>(state.range(1));
+  dataflow::TaskPool pool(threads - 1);
+  const TaskRunner runner = [&pool](std::size_t n, const std::function<void(std::size_t)>& task) { pool.run(n, task); };
+  std::size_t k = 0, hits = 0;
+  for (auto _ : state) {
+    const auto& slice = w.slices[k++ % w.slices.size()];
+    auto r = w.filter->process(slice, runner, threads);
+    hits += slice.hit_count();
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(hits));
+  state.counters["hits/s"] = benchmark::Counter(static_cast<double>(hits), benchmark::Counter::kIsRate);
+}
+
 // Baseline: copy the same hits per DOM into 16-byte records and std::sort them by time.
 void BM_BaselineCopySort(benchmark::State& state) {
   auto& w = workload(static_cast<int>(state.range(0)));
@@ -116,6 +135,7 @@ void BM_ChecksAndL0(benchmark::State& state) {
 }
 
 BENCHMARK(BM_DataFilter)->Arg(1)->Arg(10)->Arg(115)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_DataFilterSplit)->Args({10, 1})->Args({10, 2})->Args({20, 1})->Args({20, 2})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_BaselineCopySort)->Arg(1)->Arg(10)->Arg(115)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_ChecksAndL0)->Arg(1)->Arg(10)->Arg(115)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
