@@ -117,8 +117,10 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
 
   // Frame checks, summary, L0, L1 and L2 per DOM, in frame ranges (on the runner's threads).
   if (ws.l0.hits.size() < slice.hit_count()) {
-    ws.l0.hits = {};  // nothing in it to keep: free the old buffer before the new one is allocated
-    ws.l0.hits.resize(slice.hit_count());
+    // Nothing in it to keep: free the old buffer before the new one is allocated, and leave room
+    // so that the next slices (Poisson fluctuations) do not grow it again.
+    ws.l0.hits = {};
+    ws.l0.hits.resize(slice.hit_count() + slice.hit_count() / 8);
   }
   const std::size_t used = ws.split_frames(slice, run ? tasks : 1);
   // A lambda names a thread_local instead of capturing it: hand the runner's threads this one's.
