@@ -6,17 +6,13 @@
 
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/filters/data_filter.hpp"
+#include "toy_detector.hpp"
 
 using namespace shoredaq;
 using namespace shoredaq::filters;
+using shoredaq::filters::test_support::detector133;
 
 namespace {
-
-std::shared_ptr<const dataflow::Detector> detector133() {
-  static const auto det = std::make_shared<const dataflow::Detector>(
-      dataflow::Detector::load(std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/KM3NeT_00000133_20221025.detx"));
-  return det;
-}
 
 // du-sim slices of 3 DUs with many muons and showers, then made awkward: a CLB high-rate veto, a
 // defective frame, a missing frame and a DOM the detector does not know.

@@ -13,17 +13,13 @@
 
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/filters/data_filter.hpp"
+#include "toy_detector.hpp"
 
 using namespace shoredaq;
 using namespace shoredaq::filters;
+using shoredaq::filters::test_support::detector133;
 
 namespace {
-
-std::shared_ptr<const dataflow::Detector> detector133() {
-  static const auto det = std::make_shared<const dataflow::Detector>(
-      dataflow::Detector::load(std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/KM3NeT_00000133_20221025.detx"));
-  return det;
-}
 
 // The particle's own L1 coincidences (calibrated, 10 ns, chained like combine_l1): (L1 hits, DOMs).
 std::pair<unsigned, unsigned> truth_l1(const drivers::TruthParticle& p, const dataflow::Detector& det) {

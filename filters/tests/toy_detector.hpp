@@ -1,10 +1,13 @@
 #pragma once
-// Test helpers: an in-memory toy detector and hand-built timeslices (hits given in calibrated time).
+// Test helpers: an in-memory toy detector and hand-built timeslices (hits given in calibrated time);
+// the ARCA-21 reference detector (detector 133) for the tests that simulate with du-sim.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <numbers>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -13,6 +16,13 @@
 #include "shoredaq/filters/match.hpp"
 
 namespace shoredaq::filters::test_support {
+
+// Detector 133 (ARCA-21) from the reference data, loaded once.
+inline std::shared_ptr<const dataflow::Detector> detector133() {
+  static const auto det = std::make_shared<const dataflow::Detector>(
+      dataflow::Detector::load(std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/KM3NeT_00000133_20221025.detx"));
+  return det;
+}
 
 inline std::uint32_t toy_dom_id(int du, int floor) { return static_cast<std::uint32_t>(1000 * du + floor); }
 
