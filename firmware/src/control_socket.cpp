@@ -261,9 +261,9 @@ void ControlServer::serve_loop() {
         }
         if (done) {
           im.job.join();
+          ++served_;  // counted before the reply: whoever has the reply sees it counted
           im.send(im.job_envelope, *done);
           im.job_envelope.clear();
-          ++served_;
           std::lock_guard lock(im.job_mutex);
           im.job_active = false;
           continue;
@@ -290,8 +290,8 @@ void ControlServer::serve_loop() {
       for (std::size_t i = 0; i < body && i < frames.size(); ++i) envelope.push_back(std::move(frames[i]));
       if (frames.size() != body + 1) {
         // Every request is answered once; multipart requests as errors.
-        im.send(envelope, R"({"ok":false,"error":"multipart request"})");
         ++served_;
+        im.send(envelope, R"({"ok":false,"error":"multipart request"})");
         continue;
       }
       const std::string request(frames[body].to_string_view());
@@ -299,15 +299,15 @@ void ControlServer::serve_loop() {
           im.options.classify ? im.options.classify(request) : ControlRequestKind::Exclusive;
       if (kind != ControlRequestKind::Immediate && im.options.refuse_now) {
         if (auto refused = im.options.refuse_now(request)) {
-          im.send(envelope, *refused);
           ++served_;
+          im.send(envelope, *refused);
           continue;
         }
       }
       if (kind != ControlRequestKind::Immediate && active) {
-        im.send(envelope, im.options.busy_reply ? im.options.busy_reply() : std::string(R"({"ok":false,"error":"busy"})"));
         ++refused_busy_;
         ++served_;
+        im.send(envelope, im.options.busy_reply ? im.options.busy_reply() : std::string(R"({"ok":false,"error":"busy"})"));
         continue;
       }
       if (kind == ControlRequestKind::Background) {
@@ -321,8 +321,9 @@ void ControlServer::serve_loop() {
         });
         continue;
       }
-      im.send(envelope, im.handler(request));
+      const std::string reply = im.handler(request);
       ++served_;
+      im.send(envelope, reply);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
     }
