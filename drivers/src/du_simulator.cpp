@@ -132,8 +132,9 @@ DuSimulator::Impl::Impl(DuSimConfig cfg) : config(std::move(cfg)) {
   if (config.muon.depth_m > 0) {
     const MuonCan can{can_radius, can_zmax - can_zmin, config.muon.depth_m - 0.5 * (can_zmax - can_zmin)};
     if (can.top_depth_m < 0)
-      throw std::invalid_argument("du-sim: muon depth " + std::to_string(config.muon.depth_m) +
-                                  " m puts the top of the can (" + std::to_string(can.height_m) + " m high) above the sea");
+      throw std::invalid_argument("du-sim: muon depth " + std::to_string(std::lround(config.muon.depth_m)) +
+                                  " m puts the top of the can (" + std::to_string(std::lround(can.height_m)) +
+                                  " m high) above the sea");
     const MuonFluxModel model;
     config.muon.rate_hz = muon_rate_through_can_hz(model, can);
     muon_zenith.emplace(model, can);

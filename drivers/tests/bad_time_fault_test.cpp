@@ -6,15 +6,12 @@
 #include <memory>
 
 #include "shoredaq/drivers/du_simulator.hpp"
+#include "reference_detector.hpp"
 
 namespace shoredaq::drivers {
 namespace {
 
-std::shared_ptr<const dataflow::Detector> detector133() {
-  static auto det = std::make_shared<const dataflow::Detector>(
-      dataflow::Detector::load(SHOREDAQ_TESTDATA_DIR "/detx/KM3NeT_00000133_20221025.detx"));
-  return det;
-}
+using test_support::detector133;
 
 DuSimConfig config(dataflow::HeaderLayout layout = dataflow::HeaderLayout::Standard40) {
   DuSimConfig c;

@@ -21,6 +21,7 @@
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/formats/record_stream.hpp"
+#include "reference_detector.hpp"
 
 using namespace shoredaq;
 using namespace shoredaq::drivers;
@@ -31,10 +32,7 @@ namespace {
 const std::string kDuSim = SHOREDAQ_BINARY_DIR "/drivers/du-sim";
 const std::string kDetx = SHOREDAQ_TESTDATA_DIR "/detx/KM3NeT_00000133_20221025.detx";
 
-std::shared_ptr<const dataflow::Detector> detector133() {
-  static auto det = std::make_shared<const dataflow::Detector>(dataflow::Detector::load(kDetx));
-  return det;
-}
+using test_support::detector133;
 
 DuSimConfig config_with_acoustic(double rate_hz) {
   DuSimConfig c;

@@ -16,15 +16,12 @@
 #include <vector>
 
 #include "shoredaq/filters/supernova.hpp"
+#include "reference_detector.hpp"
 
 namespace shoredaq::drivers {
 namespace {
 
-std::shared_ptr<const dataflow::Detector> detector133() {
-  static auto det = std::make_shared<const dataflow::Detector>(
-      dataflow::Detector::load(SHOREDAQ_TESTDATA_DIR "/detx/KM3NeT_00000133_20221025.detx"));
-  return det;
-}
+using test_support::detector133;
 
 DuSimConfig base_config() {
   DuSimConfig c;

@@ -2,6 +2,7 @@
 // physics, particle light and truth, and each fault kind.
 
 #include "shoredaq/drivers/du_simulator.hpp"
+#include "reference_detector.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,11 +20,7 @@ using dataflow::ClbDatagram;
 using dataflow::HeaderLayout;
 using dataflow::parse_clb_datagram;
 
-std::shared_ptr<const dataflow::Detector> detector133() {
-  static auto det = std::make_shared<const dataflow::Detector>(
-      dataflow::Detector::load(SHOREDAQ_TESTDATA_DIR "/detx/KM3NeT_00000133_20221025.detx"));
-  return det;
-}
+using test_support::detector133;
 
 DuSimConfig base_config() {
   DuSimConfig c;

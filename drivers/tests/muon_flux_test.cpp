@@ -9,6 +9,7 @@
 
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/drivers/muon_flux.hpp"
+#include "reference_detector.hpp"
 
 using namespace shoredaq;
 using namespace shoredaq::drivers;
@@ -116,8 +117,7 @@ TEST(MuonFlux, SampledZenithAnglesAfterAcceptanceFollowTheRateIntegral) {
 
 TEST(MuonFlux, TheSimulatorTakesItsRateAndAnglesFromTheDepth) {
   DuSimConfig c;
-  c.detector = std::make_shared<const dataflow::Detector>(
-      dataflow::Detector::load(std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/KM3NeT_00000133_20221025.detx"));
+  c.detector = test_support::detector133();
   c.dus = {5, 9};
   c.start_unix_ns = 1'700'000'000'000'000'000ull;
   c.seed = 7;
@@ -157,8 +157,7 @@ TEST(MuonFlux, TheSimulatorTakesItsRateAndAnglesFromTheDepth) {
 
 TEST(MuonFlux, ACanReachingAboveTheSeaIsRefused) {
   DuSimConfig c;
-  c.detector = std::make_shared<const dataflow::Detector>(
-      dataflow::Detector::load(std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/KM3NeT_00000133_20221025.detx"));
+  c.detector = test_support::detector133();
   c.dus = {5};
   c.muon.depth_m = 100;  // the DU is ~700 m high
   EXPECT_THROW(DuSimulator{c}, std::invalid_argument);

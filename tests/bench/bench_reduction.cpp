@@ -24,6 +24,7 @@
 
 #include "shoredaq/drivers/du_simulator.hpp"
 #include "shoredaq/filters/data_filter.hpp"
+#include "reference_feed.hpp"
 
 using namespace shoredaq;
 
@@ -74,15 +75,9 @@ struct SizeFigures {
   double seconds_sim = 0, seconds_filter = 0;
 };
 
-std::shared_ptr<const dataflow::Detector> detector_for(int dus) {
-  const auto detx = [](const char* name) { return std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/" + name; };
-  return std::make_shared<const dataflow::Detector>(dataflow::Detector::load(
-      dus <= 21 ? detx("KM3NeT_00000133_20221025.detx") : detx("KM3NeT_-00000001_20171212.detx")));
-}
-
 SizeFigures run_size(int dus, const Options& o) {
   drivers::DuSimConfig c;
-  c.detector = detector_for(dus);
+  c.detector = bench::reference_detector(dus);
   const auto all = c.detector->du_ids();
   c.dus.assign(all.begin(), all.begin() + std::min<std::size_t>(all.size(), static_cast<std::size_t>(dus)));
   c.start_unix_ns = 1'700'000'000'000'000'000ull;

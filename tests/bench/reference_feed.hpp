@@ -22,11 +22,16 @@ struct ReferenceFeed {
   std::vector<shoredaq::dataflow::Timeslice> slices;  // 20 slices for 1 DU, 4 up to 10 DUs, else 2
 };
 
-inline ReferenceFeed make_reference_feed(int dus) {
+// The detector file for `dus` DUs: ARCA-21 (detector 133) up to 21, else the building block.
+inline std::shared_ptr<const shoredaq::dataflow::Detector> reference_detector(int dus) {
   const auto detx = [](const char* name) { return std::string(SHOREDAQ_TESTDATA_DIR) + "/detx/" + name; };
-  ReferenceFeed feed;
-  feed.detector = std::make_shared<const shoredaq::dataflow::Detector>(shoredaq::dataflow::Detector::load(
+  return std::make_shared<const shoredaq::dataflow::Detector>(shoredaq::dataflow::Detector::load(
       dus <= 21 ? detx("KM3NeT_00000133_20221025.detx") : detx("KM3NeT_-00000001_20171212.detx")));
+}
+
+inline ReferenceFeed make_reference_feed(int dus) {
+  ReferenceFeed feed;
+  feed.detector = reference_detector(dus);
   shoredaq::drivers::DuSimConfig c;
   c.detector = feed.detector;
   const auto all = feed.detector->du_ids();
