@@ -55,6 +55,18 @@ sd::Timeslice make_timeslice() {
   return t;
 }
 
+// TMCH packets are carried as opaque bytes: any content (and length) must come back identical.
+sd::Timeslice make_timeslice_with_monitoring() {
+  sd::Timeslice t = make_timeslice();
+  for (std::uint32_t p = 0; p < 4; ++p) {
+    sd::RawMonitoring m{802 + p % 2, std::vector<std::uint8_t>(sd::kMonitoringPacketBytes)};
+    for (std::size_t i = 0; i < m.datagram.size(); ++i) m.datagram[i] = static_cast<std::uint8_t>(i * 13 + p);
+    t.monitoring.push_back(std::move(m));
+  }
+  t.monitoring.push_back({809, {}});  // an empty datagram stays empty
+  return t;
+}
+
 sd::SummarySlice make_summary() {
   sd::SummarySlice s;
   s.header = make_header(9);
@@ -167,6 +179,36 @@ TEST(FbCodec, TimesliceRoundTrip) {
   EXPECT_EQ(d.hit_count(), t.hit_count());
 }
 
+TEST(FbCodec, TimesliceMonitoringRoundTripsInArrivalOrder) {
+  const sd::Timeslice t = make_timeslice_with_monitoring();
+  const auto decoded = sd::decode_timeslice_fb(sd::encode_timeslice_fb(t));
+  ASSERT_TRUE(decoded) << sd::to_string(decoded.error);
+  const auto& got = decoded.value.timeslice.monitoring;
+  ASSERT_EQ(got.size(), t.monitoring.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].dom_id, t.monitoring[i].dom_id) << i;
+    EXPECT_EQ(got[i].datagram, t.monitoring[i].datagram) << i;
+  }
+  EXPECT_EQ(decoded.value.timeslice.hit_count(), t.hit_count());
+}
+
+TEST(FbCodec, TimesliceWithoutMonitoringKeepsItsFormerLayout) {
+  // A slice without packets leaves the field out, so its bytes are what the schema before the
+  // field gave; such a buffer (built here without the field) decodes with no packets.
+  const auto bytes = sd::encode_timeslice_fb(make_timeslice());
+  EXPECT_EQ(shoredaq::fb::GetTimeslice(bytes.data())->monitoring(), nullptr);
+
+  flatbuffers::FlatBufferBuilder old;
+  const shoredaq::fb::SliceHeader header(1, 2, 3, 4, 5);
+  shoredaq::fb::FinishTimesliceBuffer(
+      old, shoredaq::fb::CreateTimesliceDirect(old, &header, shoredaq::fb::TimesliceKind::L2, nullptr, 10, 20));
+  const auto decoded = sd::decode_timeslice_fb({old.GetBufferPointer(), old.GetSize()});
+  ASSERT_TRUE(decoded) << sd::to_string(decoded.error);
+  EXPECT_EQ(decoded.value.kind, sd::TimesliceKind::L2);
+  EXPECT_EQ(decoded.value.timeslice.stamps.completed_unix_ns, 20u);
+  EXPECT_TRUE(decoded.value.timeslice.monitoring.empty());
+}
+
 TEST(FbCodec, SummarySliceRoundTrip) {
   const sd::SummarySlice s = make_summary();
   const auto bytes = sd::encode_summary_slice_fb(s);
@@ -270,7 +312,7 @@ std::optional<std::vector<std::uint8_t>> reencode(sd::FbKind kind, std::span<con
 // sanitizer build turns any out-of-bounds read into a failure).
 TEST(FbCodec, DamagedBuffersNeverCrash) {
   const std::vector<std::vector<std::uint8_t>> buffers{
-      sd::encode_event_fb(make_event(1, 0, 30)), sd::encode_timeslice_fb(make_timeslice()),
+      sd::encode_event_fb(make_event(1, 0, 30)), sd::encode_timeslice_fb(make_timeslice_with_monitoring()),
       sd::encode_summary_slice_fb(make_summary()), sd::encode_run_record_fb(make_run_record())};
   std::mt19937 rng(7);
   const auto kinds = {sd::FbKind::Event, sd::FbKind::Timeslice, sd::FbKind::SummarySlice, sd::FbKind::RunRecord};

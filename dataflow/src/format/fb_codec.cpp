@@ -288,14 +288,25 @@ void encode_timeslice_fb(const Timeslice& slice, flatbuffers::FlatBufferBuilder&
     frames.push_back(fb::CreateDomFrame(builder, f.dom_id, &status, hits));
   }
   const auto frame_vector = builder.CreateVector(frames);
+  // Absent (not empty) when there are none, so slices without monitoring keep their former bytes.
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Monitoring>>> monitoring;
+  if (!slice.monitoring.empty()) {
+    std::vector<flatbuffers::Offset<fb::Monitoring>> packets;
+    packets.reserve(slice.monitoring.size());
+    for (const RawMonitoring& m : slice.monitoring) {
+      packets.push_back(fb::CreateMonitoring(builder, m.dom_id, builder.CreateVector(m.datagram)));
+    }
+    monitoring = builder.CreateVector(packets);
+  }
   const fb::SliceHeader header = to_fb(slice.header);
   const auto root = fb::CreateTimeslice(builder, &header, static_cast<fb::TimesliceKind>(kind), frame_vector,
-                                        slice.stamps.received_unix_ns, slice.stamps.completed_unix_ns);
+                                        slice.stamps.received_unix_ns, slice.stamps.completed_unix_ns, monitoring);
   fb::FinishTimesliceBuffer(builder, root);
 }
 
 std::vector<std::uint8_t> encode_timeslice_fb(const Timeslice& slice, TimesliceKind kind) {
-  flatbuffers::FlatBufferBuilder builder(1024 + slice.hit_count() * kHitBytes + slice.frames.size() * 64);
+  flatbuffers::FlatBufferBuilder builder(1024 + slice.hit_count() * kHitBytes + slice.frames.size() * 64 +
+                                         slice.monitoring.size() * (kMonitoringPacketBytes + 32));
   encode_timeslice_fb(slice, builder, kind);
   return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
 }
@@ -323,6 +334,14 @@ FbDecoded<DecodedTimeslice> decode_timeslice_fb(std::span<const std::uint8_t> by
               frame.hits.assign(hits->begin(), hits->end());
             }
             ts.frames.push_back(std::move(frame));
+          }
+        }
+        if (const auto* packets = t->monitoring()) {
+          ts.monitoring.reserve(packets->size());
+          for (const fb::Monitoring* m : *packets) {
+            RawMonitoring packet{m->dom_id(), {}};
+            if (const auto* datagram = m->datagram()) packet.datagram.assign(datagram->begin(), datagram->end());
+            ts.monitoring.push_back(std::move(packet));
           }
         }
         return FbError::None;
