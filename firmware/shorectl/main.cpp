@@ -3,12 +3,15 @@
 //            status|init|configure|start|pause|continue|stop|reset|quit
 //   shorectl dump --from T --to T --reason TEXT    (a raw-data dump; T: UTC ISO 8601 ending in Z, or Unix seconds)
 //   shorectl keygen NAME | keygen --secret F --public F     (a CURVE key pair; never overwrites)
+//   shorectl --farm farm.toml status|init|configure|start|pause|continue|stop|reset|quit
+//            (every process of a farm, in the order the data needs; farm_control.hpp)
 // A tcp:// endpoint is a CURVE server: the client's secret key file and the node's public key
 // file are required. Exit codes: 0 accepted, 1 refused by the daemon (keygen: cannot write the
 // files), 2 no answer (timeout), bad reply or unreadable key file, 3 usage.
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -16,6 +19,7 @@
 #include <string>
 
 #include "shoredaq/firmware/control_socket.hpp"
+#include "shoredaq/firmware/farm_control.hpp"
 #include "shoredaq/firmware/ring_service.hpp"
 #include "shoredaq/version.hpp"
 #include "shoredaq/firmware/security.hpp"
@@ -87,6 +91,27 @@ int keygen(std::string name, std::filesystem::path secret, std::filesystem::path
   }
 }
 
+// One line per process, then the rollback when there was one.
+void print_farm(const shoredaq::firmware::FarmOutcome& outcome, const std::string& cmd) {
+  const auto line = [](const shoredaq::firmware::FarmStep& s) {
+    std::cout << "  " << s.process << ": ";
+    if (!s.answered) {
+      std::cout << "no answer (" << s.error << ")\n";
+      return;
+    }
+    std::cout << (s.ok ? "ok" : "refused") << ", state " << s.reply.value("state", "?");
+    if (s.reply.contains("run")) std::cout << ", run " << s.reply["run"];
+    if (!s.ok) std::cout << ": " << s.error;
+    std::cout << "\n";
+  };
+  std::cout << "farm " << cmd << ": " << (outcome.ok ? "ok" : outcome.refused ? "refused (nothing sent)" : "failed") << "\n";
+  for (const auto& s : outcome.steps) line(s);
+  if (!outcome.rollback.empty()) {
+    std::cout << "rolled back:\n";
+    for (const auto& s : outcome.rollback) line(s);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,6 +127,10 @@ int main(int argc, char** argv) {
   std::string curve_secret, server_key;
   app.add_option("--curve-secret", curve_secret, "this client's CURVE secret key file (required for tcp:// endpoints)");
   app.add_option("--server-key", server_key, "the node's CURVE public key file (required for tcp:// endpoints)");
+  std::string farm_file;
+  app.add_option("--farm", farm_file,
+                 "drive every process of a farm file instead of one node: writers first on init/configure/start, ingest "
+                 "first on stop; a failed transition is rolled back");
   app.require_subcommand(1);
 
   bool keygen_requested = false;
@@ -162,6 +191,32 @@ int main(int argc, char** argv) {
   }
 
   if (keygen_requested) return keygen(keygen_name, keygen_secret, keygen_public);
+
+  if (!farm_file.empty()) {
+    const std::string cmd = request.value("cmd", "");
+    if (cmd == "dump") {
+      std::cerr << "shorectl: dump goes to one node (its ring): use --endpoint\n";
+      return 3;
+    }
+    shoredaq::firmware::FarmFile farm;
+    try {
+      farm = shoredaq::firmware::load_farm_file(farm_file);
+    } catch (const std::exception& e) {
+      std::cerr << "shorectl: " << farm_file << ": " << e.what() << "\n";
+      return 3;
+    }
+    if (timeout_option->count() == 0 && (cmd == "stop" || cmd == "quit")) timeout_ms = 60000;
+    const auto outcome = shoredaq::firmware::farm_command(farm, request, std::chrono::milliseconds(timeout_ms));
+    if (json) {
+      std::cout << outcome.to_json().dump() << "\n";
+    } else {
+      print_farm(outcome, cmd);
+    }
+    if (outcome.ok) return 0;
+    const bool any_unanswered = std::any_of(outcome.steps.begin(), outcome.steps.end(),
+                                            [](const shoredaq::firmware::FarmStep& s) { return !s.answered; });
+    return any_unanswered ? 2 : 1;
+  }
 
   // Over TCP the control socket is reachable from the network, so the node only serves it with
   // CURVE: without keys a request could never be answered, say so instead of timing out.

@@ -35,10 +35,10 @@ NodeConfig parse_config(std::string_view toml_text) {
   c.source_hash = text_hash_hex(toml_text);
 
   static const std::set<std::string> kSections{"node", "ingest", "builder", "store", "spool", "alerts", "dispatcher", "acoustic",
-                                               "ring", "control", "metrics", "health", "run", "security", "snews", "trigger"};
+                                               "ring", "control", "metrics", "health", "run", "security", "snews", "topology", "trigger"};
   for (const auto& [k, v] : root) {
     if (!kSections.contains(std::string(k.str())))
-      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, dispatcher, acoustic, ring, control, metrics, health, run, security, snews, trigger)");
+      fail(std::string(k.str()), "unknown section or key (sections: node, ingest, builder, store, spool, alerts, dispatcher, acoustic, ring, control, metrics, health, run, security, snews, topology, trigger)");
   }
 
   {
@@ -167,6 +167,7 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.reject_unknown();
   }
   read_ring_section(root, c);  // config_ring.cpp
+  read_topology_section(root, c);
   {
     SectionReader r(section(root, "control"), "control");
     r.string("endpoint", c.control.endpoint);

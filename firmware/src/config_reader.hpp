@@ -254,5 +254,6 @@ inline constexpr std::int64_t kMaxI64 = std::numeric_limits<std::int64_t>::max()
 
 // [ring] (config_ring.cpp): the raw-data ring buffer and its dumps.
 void read_ring_section(const toml::table& root, NodeConfig& c);
+void read_topology_section(const toml::table& root, NodeConfig& c);  // config_topology.cpp
 
 }  // namespace shoredaq::firmware::config_detail

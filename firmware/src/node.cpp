@@ -234,7 +234,8 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   resources.provenance.run_type = record.run_type;
   RunSinks outputs;
   try {
-    outputs = make_run_sinks(config, resources);
+    // Only the writer role writes: an ingest or filter process of a farm keeps no run files.
+    if (config.topology.writer) outputs = make_run_sinks(config, resources);
   } catch (const zmq::error_t& e) {
     throw CommandRefused("cannot open the alert or acoustic stream (" + config.alerts.endpoint + " " +
                          config.acoustic.publish_endpoint + "): " + e.what());
@@ -259,6 +260,9 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   try {
     next->start();
   } catch (const zmq::error_t& e) {
+    if (!config.topology.whole_node())
+      throw CommandRefused("cannot open the endpoints of this " + config.topology.roles_text() + " process: " + e.what() +
+                           "; fix [ingest] endpoints or [topology] and start again");
     throw CommandRefused("cannot open the ingest endpoints (" + join(config.ingest.endpoints) + "): " + e.what() +
                          "; fix [ingest] endpoints and start again");
   } catch (const UdpOpenError& e) {

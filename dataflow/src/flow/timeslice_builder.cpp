@@ -63,6 +63,9 @@ TimesliceBuilder::TimesliceBuilder(TimesliceBuilderConfig config, SliceSink sink
   doms_.erase(std::unique(doms_.begin(), doms_.end()), doms_.end());
   dom_index_.reserve(doms_.size());
   for (std::size_t i = 0; i < doms_.size(); ++i) dom_index_.emplace(doms_[i], i);
+  for (std::uint32_t d : config_.other_ingest_doms) {
+    if (!dom_index_.contains(d)) other_ingest_doms_.insert(d);
+  }
   dom_newest_slice_.assign(doms_.size(), 0);
   dom_claimed_slice_.assign(doms_.size(), 0);
   dom_last_receive_ns_.assign(doms_.size(), 0);
@@ -123,7 +126,13 @@ void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t re
   const ClbHeader& h = datagram.header;
   if (h.run_number != config_.run_number) return drop(BuilderDropReason::WrongRun, h, kNoDom);
   const auto dom_it = dom_index_.find(h.dom_id);
-  if (dom_it == dom_index_.end()) return drop(BuilderDropReason::UnknownDom, h, kNoDom);
+  if (dom_it == dom_index_.end()) {
+    if (other_ingest_doms_.contains(h.dom_id)) {
+      ++counters_.datagrams_other_ingest;
+      return;
+    }
+    return drop(BuilderDropReason::UnknownDom, h, kNoDom);
+  }
   const std::size_t dom = dom_it->second;
   if (h.ticks_16ns % kTicksPerSlice != 0 || h.ticks_16ns >= kTicksPerSlice * kSlicesPerSecond) {
     return drop(BuilderDropReason::BadSliceTime, h, dom);
@@ -405,6 +414,10 @@ void TimesliceBuilder::emit(std::map<std::uint64_t, OpenSlice>::iterator it, boo
 // often after the slice is complete, so tying it to its own slice would lose it or hold the slice.
 void TimesliceBuilder::add_monitoring(const ClbDatagram& datagram) {
   const ClbHeader& h = datagram.header;
+  if (other_ingest_doms_.contains(h.dom_id)) {
+    ++counters_.datagrams_other_ingest;
+    return;
+  }
   if (h.run_number != config_.run_number || !dom_index_.contains(h.dom_id)) {
     ++counters_.monitoring_unattached;
     return;

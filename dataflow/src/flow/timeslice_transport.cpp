@@ -52,13 +52,13 @@ TimesliceSenderCounters TimesliceSender::counters() const {
   return c;
 }
 
-TimesliceReceiver::TimesliceReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Sink sink,
-                                     RateLimitedLog* log)
-    : context_(context), config_(std::move(config)), sink_(std::move(sink)), log_(log) {}
+BufferReceiver::BufferReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Decode decode, Idle idle,
+                               RateLimitedLog* log)
+    : context_(context), config_(std::move(config)), decode_(std::move(decode)), idle_(std::move(idle)), log_(log) {}
 
-TimesliceReceiver::~TimesliceReceiver() { stop(); }
+BufferReceiver::~BufferReceiver() { stop(); }
 
-void TimesliceReceiver::start() {
+void BufferReceiver::start() {
   if (thread_.joinable()) return;
   socket_ = zmq::socket_t(context_, zmq::socket_type::pull);
   socket_.set(zmq::sockopt::linger, config_.linger_ms);
@@ -80,29 +80,28 @@ void TimesliceReceiver::start() {
   thread_ = std::thread([this] { run(); });
 }
 
-void TimesliceReceiver::stop() {
+void BufferReceiver::stop() {
   stop_requested_ = true;
   if (thread_.joinable()) thread_.join();
   socket_.close();
 }
 
-TimesliceReceiverCounters TimesliceReceiver::counters() const {
+TimesliceReceiverCounters BufferReceiver::counters() const {
   std::lock_guard lock(counters_mutex_);
   return counters_;
 }
 
-void TimesliceReceiver::run() {
+void BufferReceiver::run() {
   std::vector<zmq::pollitem_t> items{{socket_.handle(), 0, ZMQ_POLLIN, 0}};
   while (!stop_requested_.load(std::memory_order_relaxed)) {
     try {
       zmq::poll(items, config_.poll_interval);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
-      if (log_ != nullptr) log_->log(spdlog::level::err, "poll", "timeslice receiver: poll failed: {}", e.what());
+      if (log_ != nullptr) log_->log(spdlog::level::err, "poll", "receiver: poll failed: {}", e.what());
       break;
     }
-    if ((items[0].revents & ZMQ_POLLIN) == 0) continue;
-    for (int n = 0; n < 64; ++n) {
+    for (int n = 0; n < 64 && (items[0].revents & ZMQ_POLLIN) != 0; ++n) {
       zmq::message_t msg;
       zmq::recv_result_t got;
       try {
@@ -112,29 +111,39 @@ void TimesliceReceiver::run() {
       }
       if (!got) break;
       const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(msg.data()), msg.size());
-      auto decoded = decode_timeslice_fb(bytes, config_.limits);  // verifies first
+      const FbError error = decode_(bytes);  // verifies first, hands on what is good
       {
         std::lock_guard lock(counters_mutex_);
         counters_.bytes += msg.size();
         counters_.last_receive_unix_ns = unix_now_ns();
-        if (decoded) {
+        if (error == FbError::None) {
           ++counters_.received;
         } else {
           ++counters_.bad_buffers;
-          const auto i = static_cast<std::size_t>(decoded.error);
+          const auto i = static_cast<std::size_t>(error);
           if (i < kFbErrorCount) ++counters_.bad_by_error[i];
         }
       }
-      if (!decoded) {
-        if (log_ != nullptr) {
-          log_->log(spdlog::level::warn, to_string(decoded.error), "timeslice receiver: dropped a bad buffer of {} bytes: {}",
-                    msg.size(), to_string(decoded.error));
-        }
-        continue;
+      if (error != FbError::None && log_ != nullptr) {
+        log_->log(spdlog::level::warn, to_string(error), "receiver: dropped a bad buffer of {} bytes: {}", msg.size(),
+                  to_string(error));
       }
-      if (sink_) sink_(std::move(decoded.value.timeslice));
     }
+    if (idle_) idle_(unix_now_ns());
   }
 }
+
+TimesliceReceiver::TimesliceReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Sink sink,
+                                     RateLimitedLog* log, BufferReceiver::Idle idle)
+    : limits_(config.limits),
+      sink_(std::move(sink)),
+      receiver_(
+          context, std::move(config),
+          [this](std::span<const std::uint8_t> bytes) {
+            auto decoded = decode_timeslice_fb(bytes, limits_);
+            if (decoded && sink_) sink_(std::move(decoded.value.timeslice));
+            return decoded.error;
+          },
+          std::move(idle), log) {}
 
 }  // namespace shoredaq::dataflow

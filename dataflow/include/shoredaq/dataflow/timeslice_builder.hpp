@@ -66,6 +66,7 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "shoredaq/formats/clb_datagram.hpp"
@@ -98,6 +99,9 @@ struct TimesliceBuilderConfig {
   std::int32_t detector_id = 0;
   std::uint32_t run_number = 0;
   std::vector<std::uint32_t> expected_doms;  // any order; duplicates ignored
+  // On a farm (issue 13): DOMs of the detector that other ingest processes build. Their datagrams
+  // are passed over quietly (datagrams_other_ingest), not dropped as unknown DOMs.
+  std::vector<std::uint32_t> other_ingest_doms;
   std::size_t max_open_slices = 32;
   std::uint32_t expiry_lag_slices = 10;       // data-time expiry, and the lead a DOM may take alone
   std::uint64_t expiry_wall_ns = 3'000'000'000ull;  // 0 = no wall-clock expiry (offline replay)
@@ -134,6 +138,7 @@ struct TimesliceBuilderCounters {
   std::uint64_t frames_missing = 0;        // emitted frames of DOMs that sent nothing
   std::uint64_t frames_completeness_inferred = 0;  // legacy frames found complete without a trailer bit
   std::uint64_t implausible_time_datagrams = 0;    // sum over DOMs of implausible_time_doms()
+  std::uint64_t datagrams_other_ingest = 0;        // of other_ingest_doms: another process builds them
   std::array<std::uint64_t, kBuilderDropReasonCount> dropped{};
 
   std::uint64_t dropped_total() const noexcept {
@@ -270,6 +275,7 @@ class TimesliceBuilder {
 
   std::vector<std::uint32_t> doms_;  // sorted expected DOM ids
   std::unordered_map<std::uint32_t, std::size_t> dom_index_;
+  std::unordered_set<std::uint32_t> other_ingest_doms_;
   std::vector<std::uint64_t> dom_newest_slice_;  // newest accepted slice per DOM (0 = none yet)
   std::vector<std::uint64_t> dom_claimed_slice_;  // last slice rejected as a jump, per DOM (0 = none)
   std::vector<std::uint64_t> dom_last_receive_ns_;  // receive time of its last accepted datagram

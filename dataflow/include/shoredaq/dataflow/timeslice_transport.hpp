@@ -73,25 +73,30 @@ struct TimesliceReceiverConfig {
 inline constexpr std::size_t kFbErrorCount = 7;  // FbError values
 
 struct TimesliceReceiverCounters {
-  std::uint64_t received = 0;  // good slices handed to the sink
+  std::uint64_t received = 0;  // good buffers handed to the sink
   std::uint64_t bytes = 0;     // all bytes received
   std::uint64_t bad_buffers = 0;
   std::array<std::uint64_t, kFbErrorCount> bad_by_error{};  // indexed by FbError
   std::uint64_t last_receive_unix_ns = 0;
 };
 
-class TimesliceReceiver {
+// A PULL socket and its thread: every message goes to `decode`, which verifies and hands on what it
+// holds and says why a bad one is bad (counted by FbError, logged rate-limited, dropped); `idle` is
+// called on the same thread at least every poll interval (timeouts of what the sink holds). The
+// receiving end of every boundary between processes: whole slices, partial slices, filtered slices.
+class BufferReceiver {
  public:
-  using Sink = std::function<void(Timeslice&&)>;
-  TimesliceReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Sink sink,
-                    RateLimitedLog* log = nullptr);
-  ~TimesliceReceiver();
-  TimesliceReceiver(const TimesliceReceiver&) = delete;
-  TimesliceReceiver& operator=(const TimesliceReceiver&) = delete;
+  using Decode = std::function<FbError(std::span<const std::uint8_t>)>;
+  using Idle = std::function<void(std::uint64_t now_unix_ns)>;
+  BufferReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Decode decode, Idle idle = {},
+                 RateLimitedLog* log = nullptr);
+  ~BufferReceiver();
+  BufferReceiver(const BufferReceiver&) = delete;
+  BufferReceiver& operator=(const BufferReceiver&) = delete;
 
   // Binds/connects in the caller's thread (throws zmq::error_t), then starts the receive thread.
   void start();
-  void stop();  // returns within about one poll interval
+  void stop();  // returns within about one poll interval (plus a sink call in progress)
   TimesliceReceiverCounters counters() const;
   // The endpoints actually bound (resolves "tcp://127.0.0.1:*" to the chosen port).
   std::vector<std::string> bound_endpoints() const { return bound_; }
@@ -101,7 +106,8 @@ class TimesliceReceiver {
 
   zmq::context_t& context_;
   TimesliceReceiverConfig config_;
-  Sink sink_;
+  Decode decode_;
+  Idle idle_;
   RateLimitedLog* log_;
   zmq::socket_t socket_;
   std::vector<std::string> bound_;
@@ -109,6 +115,24 @@ class TimesliceReceiver {
   std::atomic<bool> stop_requested_{false};
   mutable std::mutex counters_mutex_;
   TimesliceReceiverCounters counters_;
+};
+
+// Whole (or partial) timeslices: a BufferReceiver that decodes FlatBuffers Timeslice buffers.
+class TimesliceReceiver {
+ public:
+  using Sink = std::function<void(Timeslice&&)>;
+  TimesliceReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Sink sink,
+                    RateLimitedLog* log = nullptr, BufferReceiver::Idle idle = {});
+
+  void start() { receiver_.start(); }
+  void stop() { receiver_.stop(); }
+  TimesliceReceiverCounters counters() const { return receiver_.counters(); }
+  std::vector<std::string> bound_endpoints() const { return receiver_.bound_endpoints(); }
+
+ private:
+  FbLimits limits_;
+  Sink sink_;
+  BufferReceiver receiver_;  // last: its thread stops before the sink goes
 };
 
 }  // namespace shoredaq::dataflow

@@ -228,6 +228,37 @@ struct SnewsSection {
   bool hook_test_messages = true;         // is_test messages (runs other than "physics") go to the hook too
 };
 
+// A building block on a farm (issue 13): which stages this process runs and the endpoints that join
+// it to the processes running the others. The default, all three roles, is a whole node in one
+// process (nothing below is used). Slices cross processes as FlatBuffers buffers over ZeroMQ:
+//   ingest --partial Timeslice--> filter (merges the partials of a window) --FilteredSlice--> writer
+struct TopologySection {
+  bool ingest = true;  // roles: ingest + builder of `dus`
+  bool filter = true;  // the filter workers
+  bool writer = true;  // the writer and its sinks
+  // ingest: the DUs whose DOMs this process builds; empty = every DU of the detector. The other
+  // DUs' datagrams are passed over quietly (another ingest process builds them).
+  std::vector<std::uint32_t> dus;
+  // ingest without filter: the filter processes in the farm's order (connected); window N goes to
+  // filter N % size, the next live one when it is gone. The same list, in the same order, on
+  // every ingest process.
+  std::vector<std::string> filter_endpoints;
+  // filter without ingest: where the ingest processes send their partial slices (bound).
+  std::string slices_endpoint;
+  unsigned ingest_processes = 1;     // partials of each window this filter waits for
+  unsigned merge_timeout_ms = 1000;  // then the window is filtered without the missing partials
+  unsigned max_pending_slices = 64;  // windows waiting for partials
+  // filter without writer: the writer process (connected); writer without filter: bound.
+  std::string results_endpoint;
+  // writer without filter: a missing slice is passed over (counted) this long after a later one
+  // arrived; it was lost with a filter process, or no ingest process built it.
+  unsigned gap_timeout_ms = 2000;
+  unsigned send_hwm = 4;             // slices queued per peer before the sender waits
+  unsigned send_timeout_ms = 1000;   // a live peer still at its HWM after this: dropped, counted
+  bool whole_node() const noexcept { return ingest && filter && writer; }
+  std::string roles_text() const;    // "ingest+filter+writer"
+};
+
 // The node's own CURVE key pair, used by every CURVE server socket (control, ingest, alerts).
 struct SecuritySection {
   std::filesystem::path server_secret_key_file;  // empty = no CURVE anywhere
@@ -249,6 +280,7 @@ struct NodeConfig {
   RunSection run;
   SecuritySection security;
   SnewsSection snews;
+  TopologySection topology;
   filters::TriggerParameters trigger;  // the default run setup ([trigger]; absent = filter defaults)
   std::string source_hash;  // of the configuration text (recorded with every run)
 

@@ -5,6 +5,10 @@
 // but writes nothing until open(): the node records the run only once the endpoints are bound, so a
 // bad endpoint never uses up a run number. The ZeroMQ endpoints feed the pipeline's own ingest; the
 // CLB UDP ports (`[ingest] udp`) feed it through a drivers::UdpReceiver that never blocks.
+// On a farm (`[topology]`, issue 13) the session runs only its process's roles; FarmLinks joins it to
+// the others: an ingest process's workers route the built slices to the filter processes, a filter
+// process's pipeline is fed merged slices and sends its results on, a writer process writes the
+// results of every filter process in slice order.
 
 #include <atomic>
 #include <condition_variable>
@@ -22,6 +26,7 @@
 #include "shoredaq/drivers/udp_receiver.hpp"
 #include "shoredaq/firmware/config.hpp"
 #include "shoredaq/firmware/dom_health.hpp"
+#include "shoredaq/firmware/farm_links.hpp"
 #include "shoredaq/firmware/node_counters.hpp"
 #include "shoredaq/firmware/run_setup.hpp"
 #include "shoredaq/firmware/run_writer.hpp"
@@ -84,9 +89,15 @@ class RunSession {
 
  private:
   void wait_until_open();
+  // The writer stage: DOM health, the supernova watch and the RunWriter, in slice order.
+  void write_slice(dataflow::ProcessedSlice<filters::FilterResult>&& p);
+  dataflow::Pipeline<filters::FilterResult>::Processor make_processor(const RunSessionInputs& in);
+  dataflow::Pipeline<filters::FilterResult>::Writer make_writer();
 
   std::shared_ptr<const RunSetup> setup_;
+  TopologySection topology_;
   const std::atomic<bool>* paused_;
+  std::function<void(const std::string&)> supernova_alert_;
   std::mutex open_mutex_;
   std::condition_variable open_cv_;
   bool opened_ = false;
@@ -94,6 +105,7 @@ class RunSession {
   std::shared_ptr<DomHealthMonitor> dom_health_;  // shared: /status shows the last run's after stop
   std::shared_ptr<SupernovaWatch> supernova_;     // the same
   std::shared_ptr<dataflow::TaskPool> slice_pool_;  // helpers of the workers' per-DOM work; null: off
+  std::unique_ptr<FarmLinks> links_;  // null with every role; before pipeline_: its workers use it
   dataflow::Pipeline<filters::FilterResult> pipeline_;  // after slice_pool_: its workers stop first
   std::unique_ptr<drivers::UdpReceiver> udp_;  // feeds pipeline_; stopped before it drains
 };

@@ -1,0 +1,72 @@
+#pragma once
+// One run control for a farm (issue 13 item 2): a farm file lists the processes of a building
+// block (each a shoredaq daemon with its own control socket and [topology] roles), and one command
+// drives them all in the order the data needs:
+//   init, configure, start, continue: writers first, then filters, then ingest (a process is ready
+//     before anything can send to it);
+//   stop, pause, reset, quit: ingest first, then filters, then writers (what is in flight drains
+//     downstream before the next stage stops).
+// A transition is refused, touching nothing, while a process does not answer; one that fails on a
+// process is rolled back on those it already reached (start -> stop, init -> reset, pause ->
+// continue, continue -> pause). configure is repeatable and stop is best effort: they go on and
+// report the failures. status asks every process.
+//
+// Farm file (TOML):
+//   [[process]]
+//   name = "writer-1"
+//   roles = ["writer"]                                  # as the process's own [topology] roles
+//   endpoint = "ipc:///run/shoredaq-writer-1/control.sock"
+//   curve_secret = "/etc/shoredaq/operator.secret"      # tcp:// only: this client's key pair ...
+//   server_key = "/etc/shoredaq/writer-1.pub"           # ... and the process's public key
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shoredaq/firmware/config.hpp"
+#include "shoredaq/firmware/run_control.hpp"
+
+namespace shoredaq::firmware {
+
+struct FarmProcess {
+  std::string name;
+  TopologySection roles;  // ingest / filter / writer only
+  std::string endpoint;
+  std::filesystem::path curve_secret, server_key;
+};
+
+struct FarmFile {
+  std::vector<FarmProcess> processes;
+};
+
+// Throws ConfigError naming the entry ("process[2].endpoint: ...").
+FarmFile parse_farm_file(std::string_view toml_text);
+FarmFile load_farm_file(const std::filesystem::path& file);
+
+// The processes (indices) in the order `command` reaches them.
+std::vector<std::size_t> farm_order(const FarmFile& farm, RunCommand command);
+
+struct FarmStep {
+  std::string process;
+  bool answered = false;
+  bool ok = false;
+  nlohmann::json reply;  // the process's reply (null without one)
+  std::string error;     // why not ok
+};
+
+struct FarmOutcome {
+  bool ok = false;
+  bool refused = false;            // nothing was sent: a process did not answer the pre-check
+  std::vector<FarmStep> steps;     // in the order sent
+  std::vector<FarmStep> rollback;  // undoing a failed transition
+  nlohmann::json to_json() const;
+};
+
+// Sends `request` ({"cmd": ..., ...} as shorectl makes it) to every process of the farm.
+FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, std::chrono::milliseconds timeout);
+
+}  // namespace shoredaq::firmware
