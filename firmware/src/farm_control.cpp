@@ -134,21 +134,25 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
     out.ok = std::all_of(out.steps.begin(), out.steps.end(), [](const FarmStep& s) { return s.ok; });
     return out;
   }
-  // Nothing moves unless every process answers: a half-started farm is worse than none.
+  // Nothing moves unless every process answers: a half-started farm is worse than none. Only stop
+  // and quit go on without a process that is gone (the others still drain; it is reported).
+  const bool best_effort = *command == RunCommand::Stop || *command == RunCommand::Quit;
   const std::chrono::milliseconds probe_timeout = std::min(timeout, std::chrono::milliseconds(5000));
-  for (const auto& p : farm.processes) {
-    FarmStep s = ask(p, {{"cmd", "status"}}, probe_timeout);
-    if (!s.answered) {
-      s.error = "no answer before " + cmd + ": " + s.error;
-      out.steps.push_back(std::move(s));
-      out.refused = true;
-    }
+  std::vector<bool> gone(farm.processes.size(), false);
+  for (std::size_t i = 0; i < farm.processes.size(); ++i) {
+    FarmStep s = ask(farm.processes[i], {{"cmd", "status"}}, probe_timeout);
+    if (s.answered) continue;
+    gone[i] = true;
+    s.error = "no answer before " + cmd + ": " + s.error;
+    out.steps.push_back(std::move(s));
+    if (!best_effort) out.refused = true;
   }
   if (out.refused) return out;
+  bool failed = std::find(gone.begin(), gone.end(), true) != gone.end();
 
   std::vector<std::size_t> reached;
-  bool failed = false;
   for (std::size_t i : farm_order(farm, *command)) {
+    if (gone[i]) continue;
     FarmStep s = ask(farm.processes[i], request, timeout);
     const bool ok = s.ok;
     out.steps.push_back(std::move(s));

@@ -34,6 +34,8 @@ void describe_pipeline(const dataflow::PipelineStats& s, dataflow::CounterSet& o
   out.total("builder", "frames_missing", s.builder.frames_missing);
   out.total("builder", "frames_completeness_inferred", s.builder.frames_completeness_inferred);
   out.total("builder", "implausible_time_datagrams", s.builder.implausible_time_datagrams);
+  // On a farm: datagrams of DUs another ingest process builds (passed over, nothing lost).
+  out.total("builder", "datagrams_other_ingest", s.builder.datagrams_other_ingest);
   // Handed to the acoustic stream (acoustic.*: written, lost, published), not to a slice.
   out.total("builder", "acoustic_datagrams", s.builder.acoustic_datagrams);
   for (std::size_t i = 0; i < dataflow::kBuilderDropReasonCount; ++i) {

@@ -48,7 +48,6 @@ SliceRouter::SliceRouter(zmq::context_t& context, SliceRouterConfig config) : co
     r->socket = zmq::socket_t(context, zmq::socket_type::push);
     r->socket.set(zmq::sockopt::linger, config_.linger_ms);
     r->socket.set(zmq::sockopt::sndhwm, config_.send_hwm);
-    r->socket.set(zmq::sockopt::sndtimeo, static_cast<int>(config_.send_timeout.count()));
     r->socket.set(zmq::sockopt::immediate, 1);  // never queue for a filter that is not connected
     r->monitor = std::make_unique<LinkMonitor>(r->link, r->disconnects);
     r->monitor->init(r->socket, "inproc://shoredaq-slice-router-" + std::to_string(next_monitor_id.fetch_add(1)),
@@ -73,38 +72,52 @@ void SliceRouter::watch(Route& route) {
   }
 }
 
-bool SliceRouter::send(const Timeslice& slice) {
-  if (routes_.empty()) return false;
-  for (auto& r : routes_) watch(*r);
-  const std::size_t home = home_of(slice.header);
-  std::size_t chosen = home;
+std::size_t SliceRouter::pick(std::size_t home) const {
   for (std::size_t i = 0; i < routes_.size(); ++i) {
     const std::size_t d = (home + i) % routes_.size();
-    if (routes_[d]->link.load() != static_cast<int>(Link::Down)) {
-      chosen = d;
-      break;
-    }
+    if (routes_[d]->link.load() != static_cast<int>(Link::Down)) return d;
   }
+  return home;  // none live: wait for the home filter to come back (or time out)
+}
+
+bool SliceRouter::send(const Timeslice& slice) {
+  if (routes_.empty()) return false;
   thread_local flatbuffers::FlatBufferBuilder fbb(1 << 20);
   encode_timeslice_fb(slice, fbb, TimesliceKind::L0);
   const zmq::const_buffer buffer(fbb.GetBufferPointer(), fbb.GetSize());
-  Route& r = *routes_[chosen];
-  std::lock_guard lock(r.mutex);
-  while (r.monitor->check_event(0)) {
+  const std::size_t home = home_of(slice.header);
+  const auto deadline = std::chrono::steady_clock::now() + config_.send_timeout;
+  bool waited = false;
+  for (;;) {
+    for (auto& r : routes_) watch(*r);
+    const std::size_t chosen = pick(home);
+    Route& r = *routes_[chosen];
+    {
+      std::lock_guard lock(r.mutex);
+      while (r.monitor->check_event(0)) {
+      }
+      // Waits in short steps, so a filter that dies meanwhile (its connection closes) hands the
+      // window on to the next live one instead of holding the sender for the whole timeout.
+      bool sent = static_cast<bool>(r.socket.send(buffer, zmq::send_flags::dontwait));
+      if (!sent) {
+        if (!waited) r.blocked.fetch_add(1, std::memory_order_relaxed);
+        waited = true;
+        zmq::pollitem_t item{r.socket.handle(), 0, ZMQ_POLLOUT, 0};
+        zmq::poll(&item, 1, std::chrono::milliseconds(20));
+        if ((item.revents & ZMQ_POLLOUT) != 0) sent = static_cast<bool>(r.socket.send(buffer, zmq::send_flags::dontwait));
+      }
+      if (sent) {
+        if (chosen != home) r.taken_over.fetch_add(1, std::memory_order_relaxed);
+        r.sent.fetch_add(1, std::memory_order_relaxed);
+        r.bytes.fetch_add(buffer.size(), std::memory_order_relaxed);
+        return true;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        r.dropped.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+    }
   }
-  zmq::send_result_t sent = r.socket.send(buffer, zmq::send_flags::dontwait);
-  if (!sent) {
-    r.blocked.fetch_add(1, std::memory_order_relaxed);
-    sent = r.socket.send(buffer, zmq::send_flags::none);  // waits up to send_timeout (ZMQ_SNDTIMEO)
-  }
-  if (!sent) {
-    r.dropped.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  if (chosen != home) r.taken_over.fetch_add(1, std::memory_order_relaxed);
-  r.sent.fetch_add(1, std::memory_order_relaxed);
-  r.bytes.fetch_add(fbb.GetSize(), std::memory_order_relaxed);
-  return true;
 }
 
 std::vector<SliceRouteCounters> SliceRouter::counters() const {

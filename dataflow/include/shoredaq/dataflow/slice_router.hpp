@@ -58,6 +58,7 @@ class SliceRouter {
  private:
   struct Route;
   void watch(Route& route);
+  std::size_t pick(std::size_t home) const;  // the home filter, or the next live one
 
   SliceRouterConfig config_;
   std::vector<std::unique_ptr<Route>> routes_;

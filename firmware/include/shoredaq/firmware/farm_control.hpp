@@ -6,7 +6,8 @@
 //     before anything can send to it);
 //   stop, pause, reset, quit: ingest first, then filters, then writers (what is in flight drains
 //     downstream before the next stage stops).
-// A transition is refused, touching nothing, while a process does not answer; one that fails on a
+// A transition is refused, touching nothing, while a process does not answer (stop and quit go on
+// with the processes that answer and report the one that is gone); one that fails on a
 // process is rolled back on those it already reached (start -> stop, init -> reset, pause ->
 // continue, continue -> pause). configure is repeatable and stop is best effort: they go on and
 // report the failures. status asks every process.
