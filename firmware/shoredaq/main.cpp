@@ -27,6 +27,11 @@ int main(int argc, char** argv) {
   std::string check_file;
   app.add_option("--config,-c", config_file, "configuration file (TOML); default: built-in defaults");
   app.add_option("--check-config", check_file, "validate this configuration file and exit");
+  std::vector<std::string> expect_roles;
+  app.add_option("--role", expect_roles,
+                 "refuse to run unless the configuration's [topology] roles are exactly these (the per-role systemd "
+                 "units pass theirs, so a farm process cannot come up with another role's file)")
+      ->check(CLI::IsMember({"ingest", "filter", "writer"}));
   app.set_version_flag("--version", std::string(shoredaq::version()), "print the software version (git describe) and exit");
 
   auto* replay = app.add_subcommand("replay", "run the node's builder + filters offline over a .dqd feed into a store");
@@ -115,6 +120,17 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& e) {
     std::cerr << "shoredaq: " << e.what() << "\n";
     return 1;
+  }
+  if (!expect_roles.empty()) {
+    TopologySection expected;
+    expected.ingest = std::find(expect_roles.begin(), expect_roles.end(), "ingest") != expect_roles.end();
+    expected.filter = std::find(expect_roles.begin(), expect_roles.end(), "filter") != expect_roles.end();
+    expected.writer = std::find(expect_roles.begin(), expect_roles.end(), "writer") != expect_roles.end();
+    if (expected.roles_text() != config.topology.roles_text()) {
+      std::cerr << "shoredaq: started as a " << expected.roles_text() << " process, but " << config_file
+                << " gives [topology] roles " << config.topology.roles_text() << "\n";
+      return 1;
+    }
   }
   LoggingOptions logging;
   logging.level = parse_log_level(config.node.log_level).value_or(spdlog::level::info);

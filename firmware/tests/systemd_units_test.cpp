@@ -144,6 +144,20 @@ TEST_F(SystemdUnits, InstanceTemplateVerifiesAndIsHardened) {
   expect_verifies_and_scores(prepare("shoredaq@.service", "shoredaq@detector49.service", "firmware/shoredaq"));
 }
 
+// The farm's per-role templates (issue 13): each runs the daemon with its --role, so a process
+// cannot come up with another role's configuration.
+TEST_F(SystemdUnits, FarmRoleTemplatesVerifyAndAreHardened) {
+  for (const std::string role : {"ingest", "filter", "writer"}) {
+    const std::string name = "shoredaq-" + role + "@.service";
+    const std::string text = read_text(units_dir / name);
+    EXPECT_NE(text.find("--config %E/shoredaq/%i.toml --role " + role), std::string::npos) << name;
+    EXPECT_NE(text.find("StateDirectory=shoredaq/%i"), std::string::npos) << name;
+    EXPECT_NE(text.find("Type=notify"), std::string::npos) << name;
+    EXPECT_EQ(text.find("@CMAKE"), std::string::npos) << "unsubstituted template variable in " << name;
+    expect_verifies_and_scores(prepare(name, "shoredaq-" + role + "@b1.service", "firmware/shoredaq"));
+  }
+}
+
 TEST_F(SystemdUnits, DuSimulatorTemplateVerifiesAndIsHardened) {
   expect_verifies_and_scores(prepare("du-sim@.service", "du-sim@rig1.service", "drivers/du-sim"));
 }

@@ -8,7 +8,9 @@
 
 #include <map>
 #include <regex>
+#include <iterator>
 #include <set>
+#include <sstream>
 
 namespace {
 
@@ -16,8 +18,9 @@ using namespace shoredaq::packaging_test;
 
 const std::vector<std::string> programs = {"shoredaq", "shorectl", "du-sim", "shore-events", "shore-transfer",
                                            "clb-bridge"};
-const std::vector<std::string> units = {"shoredaq.service", "shoredaq@.service", "du-sim@.service",
-                                        "shore-transfer.service"};
+const std::vector<std::string> units = {"shoredaq.service",         "shoredaq@.service",         "du-sim@.service",
+                                        "shore-transfer.service",   "shoredaq-ingest@.service",  "shoredaq-filter@.service",
+                                        "shoredaq-writer@.service"};
 
 class Deb : public ::testing::Test {
 protected:
@@ -238,8 +241,14 @@ TEST_F(Deb, MaintainerScriptsNameEveryUnit) {
   EXPECT_TRUE(contains(postinst, "deb-systemd-helper enable")) << postinst;
   EXPECT_TRUE(contains(postinst, "daemon-reload")) << postinst;
   const std::string prerm = read_text(control / "prerm");
-  EXPECT_TRUE(contains(prerm, "UNIT_PATTERNS=\"du-sim@*.service shore-transfer.service shoredaq.service "
-                              "shoredaq@*.service\""))
+  // Every unit the package ships (the glob's order depends on the locale: compared as a set).
+  const auto at = prerm.find("UNIT_PATTERNS=\"");
+  ASSERT_NE(at, std::string::npos) << prerm;
+  std::istringstream patterns(prerm.substr(at + 15, prerm.find('"', at + 15) - at - 15));
+  std::set<std::string> shipped{std::istream_iterator<std::string>(patterns), std::istream_iterator<std::string>()};
+  EXPECT_EQ(shipped, (std::set<std::string>{"du-sim@*.service", "shore-transfer.service", "shoredaq.service", "shoredaq@*.service",
+                                            "shoredaq-ingest@*.service", "shoredaq-filter@*.service",
+                                            "shoredaq-writer@*.service"}))
       << prerm;
   EXPECT_TRUE(contains(prerm, "deb-systemd-invoke stop")) << prerm;
   const std::string postrm = read_text(control / "postrm");

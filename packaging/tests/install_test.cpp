@@ -137,11 +137,13 @@ TEST_F(ScratchRootInstall, InstallCreatesUserFoldersConfigurationAndEnablesTheSe
             "/lib/systemd/system/shoredaq.service");
   EXPECT_FALSE(enabled("shoredaq@.service"));
   EXPECT_FALSE(enabled("du-sim@.service"));
+  EXPECT_FALSE(enabled("shoredaq-filter@.service"));
   EXPECT_FALSE(fs::exists(in_root("/run/shoredaq.dpkg-restart"))) << "nothing was running, nothing to restart";
 
   if (const auto analyze = find_program("systemd-analyze")) {
     const Result verify = run(quote(*analyze) + " verify --root=" + quote(root_) +
-                              " shoredaq.service shoredaq@north.service du-sim@rig1.service shore-transfer.service");
+                              " shoredaq.service shoredaq@north.service du-sim@rig1.service shore-transfer.service"
+                              " shoredaq-ingest@du1.service shoredaq-filter@f1.service shoredaq-writer@b1.service");
     EXPECT_EQ(verify.exit_code, 0) << verify.output;
     EXPECT_EQ(verify.output, "") << "systemd-analyze verify warns about the installed units";
   }

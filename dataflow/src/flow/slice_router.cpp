@@ -120,6 +120,15 @@ bool SliceRouter::send(const Timeslice& slice) {
   }
 }
 
+std::size_t SliceRouter::poll_links() {
+  std::size_t up = 0;
+  for (auto& r : routes_) {
+    watch(*r);
+    if (r->link.load() == static_cast<int>(Link::Up)) ++up;
+  }
+  return up;
+}
+
 std::vector<SliceRouteCounters> SliceRouter::counters() const {
   std::vector<SliceRouteCounters> out;
   for (const auto& r : routes_) {

@@ -54,6 +54,8 @@ class SliceRouter {
   // The filter a window goes to while every filter is live.
   std::size_t home_of(const SliceHeader& header) const noexcept;
   std::vector<SliceRouteCounters> counters() const;
+  // Reads the connection events that arrived since the last send; the filters connected now.
+  std::size_t poll_links();
 
  private:
   struct Route;

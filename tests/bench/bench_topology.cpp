@@ -1,0 +1,235 @@
+// Topology benchmark (issue 13): the filter stage spread over k processes, as on a farm. The
+// parent plays the ingest side (a SliceRouter sends every window, FlatBuffers Timeslice, to filter
+// `index % k`) and the writer side (a PULL socket receives every FilteredSlice); each child is a
+// filter process (fork()ed before any thread or socket exists): PULL, decode, DataFilter::process on
+// one thread, encode the FilteredSlice, PUSH. Measured for k = 1 and k = 2 on the same slices:
+// aggregate hits/s, per-process hits/s, the ratio to k = 1 (the issue asks >= 0.8 k), send -> result
+// latency p50/p99 and peak RSS. Same-run baseline: DataFilter::process in this process on one
+// thread, no sockets (what the transport and the codec cost). Then the extrapolation: filter cores
+// and 16-core servers for one 115-DU building block and for the whole telescope (ARCA 2 blocks +
+// ORCA 1, DOMAIN.md). Measured, never asserted.
+//   bench_topology [dus=10] [slices=24]
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "reference_feed.hpp"
+#include "shoredaq/dataflow/partial_slice_merger.hpp"
+#include "shoredaq/dataflow/slice_router.hpp"
+#include "shoredaq/dataflow/timeslice_transport.hpp"
+#include "shoredaq/dataflow/zmq_ingest.hpp"
+#include "shoredaq/filters/data_filter.hpp"
+#include "shoredaq/firmware/filtered_slice_fb.hpp"
+
+using namespace shoredaq;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+long peak_rss_mb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6) / 1024;
+  }
+  return 0;
+}
+
+std::string endpoint(const std::string& name) {
+  return "ipc://" + (std::filesystem::temp_directory_path() / ("bench-topology-" + std::to_string(::getpid()) + "-" + name))
+                        .string();
+}
+
+// A filter process: never returns (killed by the parent when the run is over).
+[[noreturn]] void filter_process(int dus, const std::string& in, const std::string& out) {
+  const auto detector = bench::reference_detector(dus);
+  const filters::DataFilter filter(*detector, filters::TriggerParameters{});
+  zmq::context_t context(1);
+  zmq::socket_t results(context, zmq::socket_type::push);
+  results.set(zmq::sockopt::linger, 0);
+  results.connect(out);
+  flatbuffers::FlatBufferBuilder fbb(1 << 20);
+  std::uint64_t sequence = 0;
+  dataflow::BufferReceiver receiver(
+      context, dataflow::TimesliceReceiverConfig{{in}, true, 4, 0, std::chrono::milliseconds(20), {}},
+      [&](std::span<const std::uint8_t> bytes) {
+        auto decoded = dataflow::decode_timeslice_fb(bytes);
+        if (!decoded) return decoded.error;
+        firmware::FilteredSlice p;
+        p.info = dataflow::SliceInfo::of(decoded.value.timeslice, sequence++);
+        p.result = filter.process(decoded.value.timeslice);
+        p.processed_unix_ns = dataflow::unix_now_ns();
+        firmware::encode_filtered_slice_fb(p, fbb);
+        results.send(zmq::const_buffer(fbb.GetBufferPointer(), fbb.GetSize()), zmq::send_flags::none);
+        return dataflow::FbError::None;
+      });
+  receiver.start();
+  for (;;) ::pause();
+}
+
+struct Run {
+  unsigned processes = 0;
+  double seconds = 0;
+  std::uint64_t hits = 0;
+  std::vector<double> latency_ms;
+  long parent_rss_mb = 0, child_rss_mb = 0;
+  double hits_per_s() const { return static_cast<double>(hits) / seconds; }
+};
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+}
+
+Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices) {
+  Run r;
+  r.processes = k;
+  std::vector<std::string> inputs;
+  const std::string collector = endpoint("results-" + std::to_string(k));
+  std::vector<pid_t> children;
+  for (unsigned i = 0; i < k; ++i) {
+    inputs.push_back(endpoint("filter-" + std::to_string(k) + "-" + std::to_string(i)));
+    const pid_t pid = ::fork();
+    if (pid == 0) filter_process(dus, inputs.back(), collector);
+    children.push_back(pid);
+  }
+  {
+    zmq::context_t context(1);
+    std::mutex mutex;
+    std::map<std::uint64_t, Clock::time_point> sent_at;
+    std::size_t received = 0;
+    Clock::time_point last_result;
+    dataflow::BufferReceiver results(
+        context, dataflow::TimesliceReceiverConfig{{collector}, true, 64, 0, std::chrono::milliseconds(5), {}},
+        [&](std::span<const std::uint8_t> bytes) {
+          auto p = firmware::decode_filtered_slice_fb(bytes);
+          if (!p) return p.error;
+          const auto now = Clock::now();
+          std::lock_guard lock(mutex);
+          const auto it = sent_at.find(dataflow::slice_index_of(p.value.info.header));
+          if (it != sent_at.end()) r.latency_ms.push_back(std::chrono::duration<double, std::milli>(now - it->second).count());
+          r.hits += p.value.result.counters.hits_in;
+          ++received;
+          last_result = now;
+          return dataflow::FbError::None;
+        });
+    results.start();
+    dataflow::SliceRouterConfig rc;
+    rc.endpoints = inputs;
+    rc.send_hwm = 2;
+    rc.send_timeout = std::chrono::seconds(60);
+    dataflow::SliceRouter router(context, rc);
+    // Every filter process up and connected before the clock starts (each loads its detector).
+    for (int i = 0; i < 6000 && router.poll_links() < k; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto t0 = Clock::now();
+    for (const auto& s : slices) {
+      {
+        std::lock_guard lock(mutex);
+        sent_at[dataflow::slice_index_of(s.header)] = Clock::now();
+      }
+      router.send(s);
+    }
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        if (received >= slices.size()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    r.seconds = std::chrono::duration<double>(last_result - t0).count();
+    results.stop();
+  }
+  for (pid_t pid : children) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  rusage ru{};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  r.child_rss_mb = ru.ru_maxrss / 1024;
+  r.parent_rss_mb = peak_rss_mb();
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int dus = argc > 1 ? std::atoi(argv[1]) : 10;
+  const int wanted = argc > 2 ? std::atoi(argv[2]) : 24;
+  std::printf("bench_topology: %d DUs, %d slices, filter processes of one thread each\n", dus, wanted);
+  // The reference feed, repeated with shifted slice times so every window is its own.
+  std::vector<dataflow::Timeslice> slices;
+  {
+    const bench::ReferenceFeed feed = bench::make_reference_feed(dus);
+    for (int i = 0; slices.size() < static_cast<std::size_t>(wanted); ++i) {
+      dataflow::Timeslice s = feed.slices[static_cast<std::size_t>(i) % feed.slices.size()];
+      s.header.utc_seconds += static_cast<std::uint32_t>(i);  // 1 s apart: distinct windows
+      s.header.frame_index = static_cast<std::uint32_t>(i + 1);
+      slices.push_back(std::move(s));
+    }
+  }
+  std::uint64_t hits = 0;
+  for (const auto& s : slices) {
+    for (const auto& f : s.frames) hits += f.hit_count();
+  }
+
+  // Baseline: the same slices through DataFilter in this process, one thread, no sockets.
+  double baseline_hits_per_s = 0;
+  {
+    const auto detector = bench::reference_detector(dus);
+    const filters::DataFilter filter(*detector, filters::TriggerParameters{});
+    const auto t0 = Clock::now();
+    std::uint64_t events = 0;
+    for (const auto& s : slices) events += filter.process(s).events.size();
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    baseline_hits_per_s = static_cast<double>(hits) / seconds;
+    std::printf("baseline (in process, 1 thread, no sockets): %.1f M hits/s, %llu events\n", baseline_hits_per_s / 1e6,
+                static_cast<unsigned long long>(events));
+  }
+
+  std::vector<Run> runs;
+  for (unsigned k : {1u, 2u}) runs.push_back(run_with(k, dus, slices));
+  std::printf("\n%-9s %8s %10s %12s %14s %9s %9s %9s %9s %9s\n", "filters", "slices", "wall s", "M hits/s",
+              "per process", "ratio", "p50 ms", "p99 ms", "rss MB", "child MB");
+  for (const Run& r : runs) {
+    std::printf("%-9u %8zu %10.2f %12.1f %14.1f %9.2f %9.1f %9.1f %9ld %9ld\n", r.processes, slices.size(), r.seconds,
+                r.hits_per_s() / 1e6, r.hits_per_s() / 1e6 / r.processes, r.hits_per_s() / runs[0].hits_per_s(),
+                percentile(r.latency_ms, 0.5), percentile(r.latency_ms, 0.99), r.parent_rss_mb, r.child_rss_mb);
+  }
+  const double per_core = runs[0].hits_per_s();
+  const double efficiency = runs[1].hits_per_s() / (2 * runs[0].hits_per_s());
+  std::printf("\nratio k=2 / k=1: %.2f (target >= 1.6); transport + codec cost at k=1: %.0f %% of the in-process rate\n",
+              runs[1].hits_per_s() / runs[0].hits_per_s(), 100.0 * (1.0 - per_core / baseline_hits_per_s));
+
+  // Extrapolation. Hits of this feed per DU per second, scaled to a 115-DU block.
+  const double hits_per_du_s = static_cast<double>(hits) / static_cast<double>(slices.size()) * 10.0 / dus;
+  const double block_hits_per_s = hits_per_du_s * 115;
+  const double usable = per_core * std::min(1.0, efficiency);
+  const double block_cores = block_hits_per_s / usable;
+  // A 16-core server: 2 cores for its own ingest/builder share, the OS and the network; 14 filter.
+  const auto servers = [](double cores) { return static_cast<int>(std::ceil(cores / 14.0)); };
+  std::printf("extrapolation: %.1f M hits/s per DU -> %.0f M hits/s per 115-DU block\n", hits_per_du_s / 1e6,
+              block_hits_per_s / 1e6);
+  std::printf("  filter cores per block at %.1f M hits/s per core x %.2f efficiency: %.0f -> %d servers of 16 cores "
+              "(14 filtering)\n",
+              per_core / 1e6, std::min(1.0, efficiency), block_cores, servers(block_cores));
+  std::printf("  whole telescope (ARCA 2 blocks + ORCA 1 block): %.0f filter cores -> %d servers\n", 3 * block_cores,
+              servers(3 * block_cores));
+  return 0;
+}
