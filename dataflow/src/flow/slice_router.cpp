@@ -84,8 +84,13 @@ bool SliceRouter::send(const Timeslice& slice) {
   if (routes_.empty()) return false;
   thread_local flatbuffers::FlatBufferBuilder fbb(1 << 20);
   encode_timeslice_fb(slice, fbb, TimesliceKind::L0);
-  const zmq::const_buffer buffer(fbb.GetBufferPointer(), fbb.GetSize());
-  const std::size_t home = home_of(slice.header);
+  return send_encoded(slice.header, {fbb.GetBufferPointer(), fbb.GetSize()});
+}
+
+bool SliceRouter::send_encoded(const SliceHeader& header, std::span<const std::uint8_t> bytes) {
+  if (routes_.empty()) return false;
+  const zmq::const_buffer buffer(bytes.data(), bytes.size());
+  const std::size_t home = home_of(header);
   const auto deadline = std::chrono::steady_clock::now() + config_.send_timeout;
   bool waited = false;
   for (;;) {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,8 @@ class SliceRouter {
 
   // Thread-safe (pipeline workers call it concurrently). False: dropped, counted.
   bool send(const Timeslice& slice);
+  // The same for a slice already encoded (a FlatBuffers Timeslice of `header`'s window).
+  bool send_encoded(const SliceHeader& header, std::span<const std::uint8_t> buffer);
   // The filter a window goes to while every filter is live.
   std::size_t home_of(const SliceHeader& header) const noexcept;
   std::vector<SliceRouteCounters> counters() const;
