@@ -172,6 +172,15 @@ void FarmLinks::drain(std::chrono::milliseconds quiet, std::chrono::milliseconds
   }
 }
 
+std::uint64_t FarmLinks::receivers_last_wakeup_unix_ns() const noexcept {
+  std::uint64_t oldest = 0;
+  for (std::uint64_t t : {partials_in_ ? partials_in_->last_wakeup_unix_ns() : 0,
+                          results_in_ ? results_in_->last_wakeup_unix_ns() : 0}) {
+    if (t != 0 && (oldest == 0 || t < oldest)) oldest = t;
+  }
+  return oldest;
+}
+
 void FarmLinks::describe(dataflow::CounterSet& out) const {
   using dataflow::LossUnit;
   if (router_) {

@@ -205,6 +205,11 @@ HealthReport Node::Impl::liveness() {
       if (stage.last_wakeup_unix_ns != 0 && now > stage.last_wakeup_unix_ns + 5'000'000'000ull)
         return {false, std::string(name) + " thread has not run for more than 5 s"};
     }
+    // A farm process's receivers (partial slices in, filtered slices in) loop every 20 ms, fed or not.
+    if (const auto* links = session->links(); links != nullptr) {
+      const std::uint64_t looped = links->receivers_last_wakeup_unix_ns();
+      if (looped != 0 && now > looped + 5'000'000'000ull) return {false, "farm receiver thread has not run for more than 5 s"};
+    }
     // The UDP receiver polls every 100 ms whether or not the CLBs send: silence means it is stuck.
     if (const auto* udp = session->udp(); udp != nullptr && udp->running()) {
       const std::uint64_t polled = udp->last_poll_unix_ns();

@@ -129,7 +129,9 @@ void BufferReceiver::run() {
                   to_string(error));
       }
     }
-    if (idle_) idle_(unix_now_ns());
+    const std::uint64_t now = unix_now_ns();
+    last_wakeup_ns_.store(now, std::memory_order_relaxed);
+    if (idle_) idle_(now);
   }
 }
 

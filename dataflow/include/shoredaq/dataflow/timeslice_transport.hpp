@@ -100,12 +100,15 @@ class BufferReceiver {
   TimesliceReceiverCounters counters() const;
   // The endpoints actually bound (resolves "tcp://127.0.0.1:*" to the chosen port).
   std::vector<std::string> bound_endpoints() const { return bound_; }
+  // When the thread last ran its loop (at least every poll interval while it is healthy); 0 = never.
+  std::uint64_t last_wakeup_unix_ns() const noexcept { return last_wakeup_ns_.load(std::memory_order_relaxed); }
 
  private:
   void run();
 
   zmq::context_t& context_;
   TimesliceReceiverConfig config_;
+  std::atomic<std::uint64_t> last_wakeup_ns_{0};
   Decode decode_;
   Idle idle_;
   RateLimitedLog* log_;
@@ -128,6 +131,7 @@ class TimesliceReceiver {
   void stop() { receiver_.stop(); }
   TimesliceReceiverCounters counters() const { return receiver_.counters(); }
   std::vector<std::string> bound_endpoints() const { return receiver_.bound_endpoints(); }
+  std::uint64_t last_wakeup_unix_ns() const noexcept { return receiver_.last_wakeup_unix_ns(); }
 
  private:
   FbLimits limits_;

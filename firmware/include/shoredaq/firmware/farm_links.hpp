@@ -56,6 +56,8 @@ class FarmLinks {
   // every partial window and waiting slice, in order.
   void drain(std::chrono::milliseconds quiet, std::chrono::milliseconds deadline);
   void describe(dataflow::CounterSet& out) const;
+  // The oldest last loop of the receiver threads (the watchdog's "thread has run" check); 0 = none.
+  std::uint64_t receivers_last_wakeup_unix_ns() const noexcept;
 
  private:
   void merge(dataflow::Timeslice&& partial, std::uint64_t now_ns);

@@ -80,6 +80,8 @@ class RunSession {
   dataflow::PipelineStats stats() const { return pipeline_.stats(); }
   // The CLB UDP receiver; null when `[ingest] udp` is empty.
   const drivers::UdpReceiver* udp() const noexcept { return udp_.get(); }
+  // The farm's boundaries; null when this process runs every role.
+  const FarmLinks* links() const noexcept { return links_.get(); }
   const RunWriter& writer() const noexcept { return writer_; }
   RunWriter& writer() noexcept { return writer_; }
   std::shared_ptr<DomHealthMonitor> dom_health() const noexcept { return dom_health_; }
