@@ -45,7 +45,7 @@ std::vector<std::uint32_t> dom_ids(const Timeslice& t) {
 
 TEST(PartialSliceMerger, MergesTheWindowsOfTwoSourcesIntoWholeSlicesSortedByDom) {
   std::vector<Timeslice> out;
-  PartialSliceMerger m({.sources = 2, .timeout_ns = 1000 * kMs, .max_pending_slices = 8},
+  PartialSliceMerger m({.sources = 2, .timeout_ns = 1000 * kMs, .max_pending_slices = 8, .expected_doms = {}},
                        [&](Timeslice&& t) { out.push_back(std::move(t)); });
   EXPECT_EQ(slice_index_of(partial(123, {1}).header), 123u);
   m.add(partial(100, {5, 9}, 30, 40), 0);
@@ -67,7 +67,7 @@ TEST(PartialSliceMerger, MergesTheWindowsOfTwoSourcesIntoWholeSlicesSortedByDom)
 
 TEST(PartialSliceMerger, AMissingPartialIsWaitedForThenCountedAndALateOneDropped) {
   std::vector<Timeslice> out;
-  PartialSliceMerger m({.sources = 2, .timeout_ns = 100 * kMs, .max_pending_slices = 8},
+  PartialSliceMerger m({.sources = 2, .timeout_ns = 100 * kMs, .max_pending_slices = 8, .expected_doms = {}},
                        [&](Timeslice&& t) { out.push_back(std::move(t)); });
   m.add(partial(200, {1, 2}), 0);
   m.poll(99 * kMs);
@@ -84,7 +84,7 @@ TEST(PartialSliceMerger, AMissingPartialIsWaitedForThenCountedAndALateOneDropped
 
 TEST(PartialSliceMerger, BoundedDuplicatesDroppedAndFlushEmitsEverything) {
   std::vector<Timeslice> out;
-  PartialSliceMerger m({.sources = 3, .timeout_ns = 1000 * kMs, .max_pending_slices = 2},
+  PartialSliceMerger m({.sources = 3, .timeout_ns = 1000 * kMs, .max_pending_slices = 2, .expected_doms = {}},
                        [&](Timeslice&& t) { out.push_back(std::move(t)); });
   m.add(partial(300, {1, 2}), 0);
   m.add(partial(300, {2, 3}), 0);  // DOM 2 twice: the first copy stays
@@ -104,27 +104,32 @@ TEST(PartialSliceMerger, BoundedDuplicatesDroppedAndFlushEmitsEverything) {
   EXPECT_EQ(m.counters().slices_incomplete, 3u);
 }
 
-TEST(FrameOrderer, ReleasesInOrderFromFrameOneAndPassesOverAGapAfterTheTimeout) {
+TEST(FrameOrderer, ReleasesInOrderAfterTheFirstWaitAndPassesOverAGapAfterTheTimeout) {
   FrameOrderer<std::string> o(500 * kMs, 16);
   std::vector<std::string> out;
   const auto emit = [&](std::string&& s) { out.push_back(std::move(s)); };
-  o.add(1001, 2, "f2", 0);
+  o.add(1001, "f2", 0);
   o.release(0, emit);
-  EXPECT_TRUE(out.empty());  // frame 1 may still come
-  o.add(1000, 1, "f1", 1 * kMs);
-  o.release(1 * kMs, emit);
+  EXPECT_TRUE(out.empty());  // an earlier slice may still come from a slower filter process
+  o.add(1000, "f1", 1 * kMs);
+  o.release(499 * kMs, emit);
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(o.first().has_value());
+  o.release(501 * kMs, emit);  // 1000 has waited: the run starts there, 1001 follows in order
   EXPECT_EQ(out, (std::vector<std::string>{"f1", "f2"}));
-  o.add(1003, 4, "f4", 10 * kMs);  // 1002 was held by a filter process that died
-  o.add(1004, 5, "f5", 11 * kMs);
+  EXPECT_EQ(o.first(), 1000u);
+  EXPECT_EQ(o.counters().gap_slices, 0u);
+  o.add(1003, "f4", 10 * kMs);  // 1002 was held by a filter process that died
+  o.add(1004, "f5", 11 * kMs);
   o.release(509 * kMs, emit);
   EXPECT_EQ(out.size(), 2u);
   o.release(510 * kMs, emit);
   EXPECT_EQ(out, (std::vector<std::string>{"f1", "f2", "f4", "f5"}));
   EXPECT_EQ(o.counters().gaps, 1u);
   EXPECT_EQ(o.counters().gap_slices, 1u);
-  o.add(1002, 3, "f3", 600 * kMs);  // it arrives after all: too late
-  o.add(1005, 6, "f6", 600 * kMs);
-  o.add(1005, 6, "f6 again", 600 * kMs);
+  o.add(1002, "f3", 600 * kMs);  // it arrives after all: too late
+  o.add(1005, "f6", 600 * kMs);
+  o.add(1005, "f6 again", 600 * kMs);
   o.release(600 * kMs, emit);
   EXPECT_EQ(out.back(), "f6");
   EXPECT_EQ(o.counters().late, 1u);
@@ -132,18 +137,36 @@ TEST(FrameOrderer, ReleasesInOrderFromFrameOneAndPassesOverAGapAfterTheTimeout) 
   EXPECT_EQ(o.counters().out, 5u);
 }
 
-TEST(FrameOrderer, ALateJoinerWaitsOnceAndTheBoundReleasesEarly) {
+TEST(FrameOrderer, TheBoundReleasesEarly) {
   FrameOrderer<int> o(1000 * kMs, 2);
   std::vector<int> out;
   const auto emit = [&](int&& v) { out.push_back(v); };
-  o.add(50, 40, 40, 0);  // not frame 1: whatever came before may still arrive
-  o.add(51, 41, 41, 0);
+  o.add(50, 40, 0);
+  o.add(51, 41, 0);
   o.release(0, emit);
   EXPECT_TRUE(out.empty());
-  o.add(53, 43, 43, 0);  // three waiting, bound two: the oldest goes
+  o.add(53, 43, 0);  // three waiting, bound two: the oldest goes
   o.release(0, emit);
   EXPECT_EQ(out, (std::vector<int>{40, 41}));
   o.flush(emit);
   EXPECT_EQ(out, (std::vector<int>{40, 41, 43}));
   EXPECT_EQ(o.counters().gap_slices, 1u);
+}
+
+TEST(PartialSliceMerger, AnIncompleteWindowGetsEmptyFramesForTheMissingDomsAndKeepsABadWhiteRabbitFlag) {
+  std::vector<Timeslice> out;
+  PartialSliceMerger m({.sources = 2, .timeout_ns = 100 * kMs, .max_pending_slices = 8, .expected_doms = {1, 2, 3, 4}},
+                       [&](Timeslice&& t) { out.push_back(std::move(t)); });
+  Timeslice a = partial(400, {1, 2});
+  Timeslice b = partial(400, {3});
+  b.header.utc_seconds |= 0x8000'0000u;  // this process's DOMs had no White Rabbit
+  m.add(std::move(a), 0);
+  m.add(std::move(b), 0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(dom_ids(out[0]), (std::vector<std::uint32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(out[0].frames[3].status.daq, 0u);
+  EXPECT_TRUE(out[0].frames[3].hits.empty());
+  EXPECT_NE(out[0].header.utc_seconds & 0x8000'0000u, 0u);
+  EXPECT_EQ(slice_index_of(out[0].header), 400u);
+  EXPECT_EQ(m.counters().frames_added_empty, 1u);
 }

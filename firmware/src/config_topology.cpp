@@ -32,7 +32,13 @@ void read_topology_section(const toml::table& root, NodeConfig& c) {
   if (roles.empty()) fail("topology.roles", "at least one role (ingest, filter, writer) is required");
   if (t.ingest && t.writer && !t.filter)
     fail("topology.roles", "ingest and writer without filter: the slices between them would not be filtered");
+  if (t.filter && t.writer && !t.ingest)
+    fail("topology.roles", "filter and writer without ingest: the merged windows would reach the writer out of order; "
+                           "run the writer as a process of its own (roles = [\"writer\"])");
   r.integer_list("dus", t.dus, 1, 0xffff'ffffLL);
+  if (!t.dus.empty() && !(t.ingest && !t.filter))
+    fail("topology.dus", "only an ingest process without the filter role builds part of the detector (its partial slices "
+                         "are merged by the filter processes)");
   r.string_list("filter_endpoints", t.filter_endpoints);
   for (const auto& e : t.filter_endpoints) check_endpoint("topology.filter_endpoints", e);
   r.string("slices_endpoint", t.slices_endpoint);

@@ -88,7 +88,10 @@ RunSession::RunSession(RunSessionInputs in)
       slice_pool_(in.config->slice_thread_count() > 1 && topology_.filter
                       ? std::make_shared<dataflow::TaskPool>(in.config->slice_thread_count() - 1)
                       : nullptr),
-      links_(topology_.whole_node() ? nullptr : std::make_unique<FarmLinks>(topology_, *in.context, in.log)),
+      links_(topology_.whole_node()
+                 ? nullptr
+                 : std::make_unique<FarmLinks>(topology_, dataflow::TimesliceBuilderConfig::expected_doms_of(*in.setup->detector),
+                                               *in.context, in.log)),
       pipeline_(live_pipeline_config(*in.config, *in.setup->detector, in.clb_run != 0 ? in.clb_run : in.record.run,
                                      std::move(in.configure_ingest_socket)),
                 make_processor(in), make_writer(), in.context, in.log) {
@@ -149,6 +152,7 @@ void RunSession::write_slice(dataflow::ProcessedSlice<filters::FilterResult>&& p
 
 RunSession::~RunSession() {
   if (udp_) udp_->stop();  // nothing may feed a pipeline that is being torn down
+  if (links_) links_->stop();
   pipeline_.stop(std::chrono::seconds(5));
 }
 
@@ -165,12 +169,9 @@ void RunSession::start() {
     pipeline_.start();
     if (links_) {
       links_->start(
-          [this](dataflow::Timeslice&& slice) {
-            // A merged slice to the workers; with back-pressure the receiver waits for room (and
-            // the ingest processes' sends with it), otherwise the oldest queued slice gives way.
-            while (pipeline_.feed_slice(std::move(slice), std::chrono::milliseconds(100)) == dataflow::QueueStatus::Timeout) {
-            }
-          },
+          // A merged slice to the workers: lossy, the oldest queued slice gives way; with
+          // back-pressure a Timeout hands the slice back and FarmLinks tries again (until a stop).
+          [this](dataflow::Timeslice& slice) { return pipeline_.feed_slice(std::move(slice), std::chrono::milliseconds(100)); },
           [this](FilteredSlice&& p) { write_slice(std::move(p)); }, [this] { writer_.idle(); });
     }
   } catch (...) {
@@ -200,8 +201,10 @@ dataflow::StopReport RunSession::stop(std::chrono::milliseconds deadline, datafl
   if (udp_) udp_->stop();
   // A filter or writer process: the processes upstream stopped first; what they sent last is
   // received, merged (or put in order) and handed on before the pipeline drains.
+  const auto t0 = std::chrono::steady_clock::now();
   if (links_) links_->drain(std::chrono::milliseconds(300), deadline / 2);
-  const auto report = pipeline_.stop(deadline);
+  const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  const auto report = pipeline_.stop(std::max(std::chrono::milliseconds(100), deadline - spent));
   // The writer thread is gone: the final "OFF" heartbeat goes out before the sinks end the run.
   if (auto off = supernova_->final_heartbeat(writer_.run()))
     writer_.snews({dataflow::SnewsMessage::Kind::Heartbeat, std::move(*off)});

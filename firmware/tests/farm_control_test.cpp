@@ -51,7 +51,11 @@ TEST(TopologyConfig, EachRoleNamesTheEndpointsItNeeds) {
   EXPECT_EQ(ingest.topology.filter_endpoints.size(), 2u);
 
   EXPECT_THAT(config_error_of("[topology]\nroles = [\"ingest\"]\n"), HasSubstr("topology.filter_endpoints"));
-  EXPECT_THAT(config_error_of("[topology]\nroles = [\"filter\", \"writer\"]\n"), HasSubstr("topology.slices_endpoint"));
+  EXPECT_THAT(config_error_of("[topology]\nroles = [\"filter\"]\nresults_endpoint = \"tcp://127.0.0.1:5700\"\n"),
+              HasSubstr("topology.slices_endpoint"));
+  EXPECT_THAT(config_error_of("[topology]\nroles = [\"filter\", \"writer\"]\nslices_endpoint = \"tcp://127.0.0.1:5601\"\n"),
+              HasSubstr("out of order"));
+  EXPECT_THAT(config_error_of("[topology]\ndus = [1]\n"), HasSubstr("topology.dus"));
   EXPECT_THAT(config_error_of("[topology]\nroles = [\"writer\"]\n"), HasSubstr("topology.results_endpoint"));
   EXPECT_THAT(config_error_of("[topology]\nroles = [\"writer\"]\nresults_endpoint = \"tcp://nohost\"\n"),
               HasSubstr("topology.results_endpoint"));

@@ -10,6 +10,9 @@ PartialSliceMerger::PartialSliceMerger(PartialSliceMergerConfig config, Sink sin
     : config_(config), sink_(std::move(sink)) {
   if (config_.sources == 0) config_.sources = 1;
   if (config_.max_pending_slices == 0) config_.max_pending_slices = 1;
+  std::sort(config_.expected_doms.begin(), config_.expected_doms.end());
+  config_.expected_doms.erase(std::unique(config_.expected_doms.begin(), config_.expected_doms.end()),
+                              config_.expected_doms.end());
 }
 
 bool PartialSliceMerger::already_emitted(std::uint64_t slice_index) const {
@@ -41,6 +44,7 @@ void PartialSliceMerger::add(Timeslice&& partial, std::uint64_t now_ns) {
       return;
     }
     ++w.partials;
+    w.slice.header.utc_seconds |= partial.header.utc_seconds & 0x8000'0000u;  // White Rabbit not OK anywhere
     // Duplicate DOMs are removed at emit(), after sorting.
     for (DomFrame& f : partial.frames) w.slice.frames.push_back(std::move(f));
     // The slice is as old as its first datagram and complete when its last partial was.
@@ -82,6 +86,24 @@ void PartialSliceMerger::emit(std::map<std::uint64_t, Window>::iterator it) {
   const auto last = std::unique(frames.begin(), frames.end(), [](const DomFrame& a, const DomFrame& b) { return a.dom_id == b.dom_id; });
   counters_.frames_duplicate += static_cast<std::uint64_t>(frames.end() - last);
   frames.erase(last, frames.end());
+  if (!config_.expected_doms.empty() && frames.size() < config_.expected_doms.size()) {
+    std::vector<DomFrame> whole;
+    whole.reserve(config_.expected_doms.size());
+    auto f = frames.begin();
+    for (std::uint32_t dom : config_.expected_doms) {
+      while (f != frames.end() && f->dom_id < dom) whole.push_back(std::move(*f++));  // not expected: kept
+      if (f != frames.end() && f->dom_id == dom) {
+        whole.push_back(std::move(*f++));
+      } else {
+        DomFrame empty;
+        empty.dom_id = dom;
+        whole.push_back(std::move(empty));
+        ++counters_.frames_added_empty;
+      }
+    }
+    while (f != frames.end()) whole.push_back(std::move(*f++));
+    frames = std::move(whole);
+  }
   ++counters_.slices_out;
   sink_(std::move(w.slice));
 }

@@ -49,6 +49,11 @@ SliceRouter::SliceRouter(zmq::context_t& context, SliceRouterConfig config) : co
     r->socket.set(zmq::sockopt::linger, config_.linger_ms);
     r->socket.set(zmq::sockopt::sndhwm, config_.send_hwm);
     r->socket.set(zmq::sockopt::immediate, 1);  // never queue for a filter that is not connected
+    if (config_.heartbeat_ms > 0) {
+      r->socket.set(zmq::sockopt::heartbeat_ivl, config_.heartbeat_ms);
+      r->socket.set(zmq::sockopt::heartbeat_timeout, 3 * config_.heartbeat_ms);
+      r->socket.set(zmq::sockopt::heartbeat_ttl, 3 * config_.heartbeat_ms);
+    }
     r->monitor = std::make_unique<LinkMonitor>(r->link, r->disconnects);
     r->monitor->init(r->socket, "inproc://shoredaq-slice-router-" + std::to_string(next_monitor_id.fetch_add(1)),
                      ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);

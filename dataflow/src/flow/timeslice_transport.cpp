@@ -13,6 +13,11 @@ TimesliceSender::TimesliceSender(zmq::context_t& context, TimesliceSenderConfig 
   socket_.set(zmq::sockopt::sndtimeo, static_cast<int>(config_.send_timeout.count()));
   // Queue only to peers that are really connected, so a dead receiver does not swallow slices.
   socket_.set(zmq::sockopt::immediate, 1);
+  if (config_.heartbeat_ms > 0) {
+    socket_.set(zmq::sockopt::heartbeat_ivl, config_.heartbeat_ms);
+    socket_.set(zmq::sockopt::heartbeat_timeout, 3 * config_.heartbeat_ms);
+    socket_.set(zmq::sockopt::heartbeat_ttl, 3 * config_.heartbeat_ms);
+  }
   for (const std::string& ep : config_.endpoints) {
     if (config_.bind) {
       socket_.bind(ep);
@@ -77,6 +82,7 @@ void BufferReceiver::start() {
     }
   }
   stop_requested_ = false;
+  draining_ = false;
   thread_ = std::thread([this] { run(); });
 }
 
@@ -91,47 +97,101 @@ TimesliceReceiverCounters BufferReceiver::counters() const {
   return counters_;
 }
 
+void BufferReceiver::drain_and_stop(std::chrono::milliseconds quiet, std::chrono::milliseconds deadline) {
+  if (thread_.joinable()) {
+    drain_quiet_ms_.store(std::max<std::int64_t>(1, quiet.count()));
+    drain_until_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              (std::chrono::steady_clock::now() + deadline).time_since_epoch())
+                              .count());
+    draining_.store(true);
+    thread_.join();
+  }
+  socket_.close();
+}
+
+bool BufferReceiver::receive_one() {
+  zmq::message_t msg;
+  zmq::recv_result_t got;
+  try {
+    got = socket_.recv(msg, zmq::recv_flags::dontwait);
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+  if (!got) return false;
+  {
+    std::lock_guard lock(counters_mutex_);
+    counters_.bytes += msg.size();
+    counters_.last_receive_unix_ns = unix_now_ns();  // before the sink: a slow sink is not "quiet"
+  }
+  const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(msg.data()), msg.size());
+  FbError error = FbError::None;
+  try {
+    error = decode_(bytes);  // verifies first, hands on what is good
+  } catch (const std::exception& e) {
+    // The sink failed, not the buffer: counted, logged, and the thread goes on.
+    std::lock_guard lock(counters_mutex_);
+    ++counters_.sink_errors;
+    if (log_ != nullptr) log_->log(spdlog::level::err, "sink_error", "receiver: the sink failed on a buffer: {}", e.what());
+    return true;
+  }
+  std::lock_guard lock(counters_mutex_);
+  if (error == FbError::None) {
+    ++counters_.received;
+  } else {
+    ++counters_.bad_buffers;
+    const auto i = static_cast<std::size_t>(error);
+    if (i < kFbErrorCount) ++counters_.bad_by_error[i];
+    if (log_ != nullptr) {
+      log_->log(spdlog::level::warn, to_string(error), "receiver: dropped a bad buffer of {} bytes: {}", msg.size(),
+                to_string(error));
+    }
+  }
+  return true;
+}
+
 void BufferReceiver::run() {
   std::vector<zmq::pollitem_t> items{{socket_.handle(), 0, ZMQ_POLLIN, 0}};
   while (!stop_requested_.load(std::memory_order_relaxed)) {
+    const bool draining = draining_.load();
+    const auto wait = draining ? std::chrono::milliseconds(drain_quiet_ms_.load()) : config_.poll_interval;
     try {
-      zmq::poll(items, config_.poll_interval);
+      zmq::poll(items, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       if (log_ != nullptr) log_->log(spdlog::level::err, "poll", "receiver: poll failed: {}", e.what());
       break;
     }
-    for (int n = 0; n < 64 && (items[0].revents & ZMQ_POLLIN) != 0; ++n) {
-      zmq::message_t msg;
-      zmq::recv_result_t got;
-      try {
-        got = socket_.recv(msg, zmq::recv_flags::dontwait);
-      } catch (const zmq::error_t&) {
-        break;
-      }
-      if (!got) break;
-      const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(msg.data()), msg.size());
-      const FbError error = decode_(bytes);  // verifies first, hands on what is good
-      {
-        std::lock_guard lock(counters_mutex_);
-        counters_.bytes += msg.size();
-        counters_.last_receive_unix_ns = unix_now_ns();
-        if (error == FbError::None) {
-          ++counters_.received;
-        } else {
-          ++counters_.bad_buffers;
-          const auto i = static_cast<std::size_t>(error);
-          if (i < kFbErrorCount) ++counters_.bad_by_error[i];
-        }
-      }
-      if (error != FbError::None && log_ != nullptr) {
-        log_->log(spdlog::level::warn, to_string(error), "receiver: dropped a bad buffer of {} bytes: {}", msg.size(),
-                  to_string(error));
-      }
+    const bool ready = (items[0].revents & ZMQ_POLLIN) != 0;
+    for (int n = 0; ready && n < 64 && !stop_requested_.load(std::memory_order_relaxed); ++n) {
+      if (!receive_one()) break;
     }
     const std::uint64_t now = unix_now_ns();
     last_wakeup_ns_.store(now, std::memory_order_relaxed);
-    if (idle_) idle_(now);
+    if (idle_) {
+      try {
+        idle_(now);
+      } catch (const std::exception& e) {
+        std::lock_guard lock(counters_mutex_);
+        ++counters_.sink_errors;
+        if (log_ != nullptr) log_->log(spdlog::level::err, "sink_error", "receiver: the idle step failed: {}", e.what());
+      }
+    }
+    if (draining) {
+      // Stop once the input was quiet for a whole wait; past the deadline, what is still queued is
+      // read and counted, not silently closed away.
+      const auto steady_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+      if (!ready) break;
+      if (steady_ns >= drain_until_ns_.load()) {
+        std::uint64_t left = 0;
+        zmq::message_t msg;
+        while (socket_.recv(msg, zmq::recv_flags::dontwait)) ++left;
+        std::lock_guard lock(counters_mutex_);
+        counters_.discarded_at_stop += left;
+        break;
+      }
+    }
   }
 }
 

@@ -3,8 +3,9 @@
 // Slices come back from several filter processes in any order; the writer must see them by slice
 // index. The next expected index is released at once; a gap (a slice that a dead filter process
 // held, or that no ingest process built) is waited for `gap_timeout_ns` after the first slice
-// beyond it arrived, then passed over and counted. Frame 1 of a run is expected first; a run
-// whose first slice is not frame 1 (a late joiner) waits the timeout once. Bounded: beyond
+// beyond it arrived, then passed over and counted. The first slice of a run is released only once
+// it has waited the timeout too (an earlier one may still be on its way from a slower filter
+// process): the run's first slice is then the earliest that arrived in time. Bounded: beyond
 // `max_pending` waiting slices the oldest is released and its gap counted. No clock of its own;
 // not thread-safe (the writer's one thread).
 
@@ -19,7 +20,7 @@ namespace shoredaq::dataflow {
 struct FrameOrdererCounters {
   std::uint64_t in = 0;
   std::uint64_t out = 0;
-  std::uint64_t late = 0;          // behind the last released index: dropped
+  std::uint64_t late = 0;          // behind the last released index: dropped (its gap was counted)
   std::uint64_t duplicates = 0;    // an index already waiting: dropped
   std::uint64_t gap_slices = 0;    // indices passed over (lost with a process, or never built)
   std::uint64_t gaps = 0;          // times the orderer passed over a gap
@@ -31,14 +32,13 @@ class FrameOrderer {
   FrameOrderer(std::uint64_t gap_timeout_ns, std::size_t max_pending)
       : gap_timeout_ns_(gap_timeout_ns), max_pending_(max_pending == 0 ? 1 : max_pending) {}
 
-  // `slice_index`: absolute (slice_index_of); `frame_index`: the run's (frame 1 starts it).
-  void add(std::uint64_t slice_index, std::uint32_t frame_index, T&& item, std::uint64_t now_ns) {
+  // `slice_index`: absolute (slice_index_of), the same in every process.
+  void add(std::uint64_t slice_index, T&& item, std::uint64_t now_ns) {
     ++counters_.in;
     if (next_ && slice_index < *next_) {
       ++counters_.late;
       return;
     }
-    if (!next_ && frame_index == 1) next_ = slice_index;  // the run's first slice: nothing before it
     if (pending_.contains(slice_index)) {
       ++counters_.duplicates;
       return;
@@ -66,6 +66,8 @@ class FrameOrderer {
 
   const FrameOrdererCounters& counters() const noexcept { return counters_; }
   std::size_t pending() const noexcept { return pending_.size(); }
+  // The index of the first slice released, once one was.
+  std::optional<std::uint64_t> first() const noexcept { return first_; }
 
  private:
   struct Entry {
@@ -79,6 +81,7 @@ class FrameOrderer {
       ++counters_.gaps;
       counters_.gap_slices += it->first - *next_;
     }
+    if (!first_) first_ = it->first;
     next_ = it->first + 1;
     T item = std::move(it->second.item);
     pending_.erase(it);
@@ -88,7 +91,7 @@ class FrameOrderer {
 
   std::uint64_t gap_timeout_ns_;
   std::size_t max_pending_;
-  std::optional<std::uint64_t> next_;
+  std::optional<std::uint64_t> next_, first_;
   std::map<std::uint64_t, Entry> pending_;
   FrameOrdererCounters counters_;
 };

@@ -3,7 +3,8 @@
 // Several ingest processes each build a *partial* slice of the same 100 ms window from their own
 // DUs and send it to the same filter process (SliceRouter, chosen from the slice's index); this
 // puts the partials of one window back together into the whole slice a single-process node would
-// have built: frames of every partial, sorted by DOM id like the TimesliceBuilder's.
+// have built: frames of every partial, sorted by DOM id like the TimesliceBuilder's, an empty frame
+// for every expected DOM that none brought, the White Rabbit flag set if any partial had it.
 //
 // A window is emitted as soon as `sources` partials arrived, or `timeout_ns` after its first
 // partial (an ingest process is dead or far behind: emitted incomplete, the missing partials
@@ -27,6 +28,9 @@ struct PartialSliceMergerConfig {
   std::size_t sources = 1;                      // ingest processes feeding this filter
   std::uint64_t timeout_ns = 1'000'000'000ull;  // after a window's first partial
   std::size_t max_pending_slices = 64;          // windows waiting for partials
+  // The DOMs of every ingest process (the detector's optical modules): a DOM no partial brought
+  // gets an empty frame (daq 0), as the builder gives a DOM that sent nothing. Empty: none added.
+  std::vector<std::uint32_t> expected_doms;
 };
 
 struct PartialSliceMergerCounters {
@@ -34,6 +38,7 @@ struct PartialSliceMergerCounters {
   std::uint64_t slices_out = 0;
   std::uint64_t slices_incomplete = 0;   // emitted with fewer than `sources` partials
   std::uint64_t partials_missing = 0;    // summed over the incomplete slices
+  std::uint64_t frames_added_empty = 0;  // expected DOMs no partial brought (daq 0 frames)
   std::uint64_t slices_pushed_out = 0;   // emitted early because max_pending_slices was reached
   std::uint64_t partials_late = 0;       // for a window already emitted: dropped
   std::uint64_t frames_duplicate = 0;    // a DOM the window already had: dropped

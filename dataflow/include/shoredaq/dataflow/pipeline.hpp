@@ -119,17 +119,20 @@ class Pipeline {
   // left in `slice`); otherwise the oldest queued slice is dropped when full.
   template <class Rep, class Period>
   QueueStatus feed_slice(Timeslice&& slice, std::chrono::duration<Rep, Period> timeout) {
-    builder_stage_.add_in();
     SliceItem item{next_sequence_.fetch_add(1), std::move(slice)};
-    builder_stage_.add_out(1, unix_now_ns());
     if (config_.lossless) {
       const QueueStatus s = slices_.push(item, timeout);
       if (s != QueueStatus::Ok) {
         reorder_.skip(item.sequence);    // not queued: the writer must not wait for this sequence
-        slice = std::move(item.slice);   // handed back: the caller may retry
+        slice = std::move(item.slice);   // handed back: the caller may retry (counted once, when taken)
+        return s;
       }
+      builder_stage_.add_in();
+      builder_stage_.add_out(1, unix_now_ns());
       return s;
     }
+    builder_stage_.add_in();
+    builder_stage_.add_out(1, unix_now_ns());
     auto r = slices_.push_drop_oldest(std::move(item));
     if (r.status == QueueStatus::Closed) {
       reorder_.skip(r.dropped->sequence);

@@ -8,7 +8,10 @@
 // dead filter costs only the slices it held, and the run goes on; it takes its share again once
 // it reconnects. A live filter that is slow (its queue at the high-water mark) makes the sender
 // wait up to `send_timeout` (back-pressure into the pipeline); then the slice is dropped and
-// counted. One PUSH socket per filter process (connect), FlatBuffers Timeslice buffers.
+// counted. One PUSH socket per filter process (connect), FlatBuffers Timeslice buffers. A host that
+// vanished without closing its connections is noticed by ZeroMQ heartbeats. Two ingest processes may
+// notice a filter's death (or return) a few windows apart: those windows are split between two
+// filters and merged incomplete (farm_merge.partial_missing), never lost silently.
 
 #include <atomic>
 #include <chrono>
@@ -28,8 +31,11 @@ namespace shoredaq::dataflow {
 struct SliceRouterConfig {
   std::vector<std::string> endpoints;  // the filter processes, in the farm's order; connected
   int send_hwm = 4;                    // slices queued per filter before the sender waits
-  int linger_ms = 200;
+  int linger_ms = 2000;                          // the last partials of a stopped run still go out
   std::chrono::milliseconds send_timeout{1000};  // a live filter at its HWM for longer: dropped
+  // ZeroMQ heartbeats (timeout 3x): a filter host that vanished without closing its connection is
+  // seen as gone within seconds, not when TCP gives up minutes later. 0 = off.
+  int heartbeat_ms = 1000;
 };
 
 struct SliceRouteCounters {

@@ -35,6 +35,9 @@ struct TimesliceSenderConfig {
   // slice is dropped and counted. Keep it short: the caller is a pipeline stage.
   std::chrono::milliseconds send_timeout{100};
   TimesliceKind kind = TimesliceKind::L0;
+  // ZeroMQ heartbeats (ZMQ_HEARTBEAT_IVL, timeout 3x): a peer host that vanished without closing
+  // its connection (power, cable) is disconnected instead of swallowing sends until TCP gives up.
+  int heartbeat_ms = 0;  // 0 = off
 };
 
 struct TimesliceSenderCounters {
@@ -78,6 +81,8 @@ struct TimesliceReceiverCounters {
   std::uint64_t bad_buffers = 0;
   std::array<std::uint64_t, kFbErrorCount> bad_by_error{};  // indexed by FbError
   std::uint64_t last_receive_unix_ns = 0;
+  std::uint64_t sink_errors = 0;        // the sink (or idle step) threw: counted, the thread goes on
+  std::uint64_t discarded_at_stop = 0;  // still queued when a drain's deadline passed
 };
 
 // A PULL socket and its thread: every message goes to `decode`, which verifies and hands on what it
@@ -96,7 +101,12 @@ class BufferReceiver {
 
   // Binds/connects in the caller's thread (throws zmq::error_t), then starts the receive thread.
   void start();
-  void stop();  // returns within about one poll interval (plus a sink call in progress)
+  // Returns after the batch in progress (up to 64 sink calls) and one poll interval.
+  void stop();
+  // Stop at the end of a run: keeps receiving until a whole `quiet` passes without a message (the
+  // senders upstream stopped first; their last buffers are in flight), at most until `deadline`,
+  // then reads and counts what is still queued (discarded_at_stop) instead of closing it away.
+  void drain_and_stop(std::chrono::milliseconds quiet, std::chrono::milliseconds deadline);
   TimesliceReceiverCounters counters() const;
   // The endpoints actually bound (resolves "tcp://127.0.0.1:*" to the chosen port).
   std::vector<std::string> bound_endpoints() const { return bound_; }
@@ -105,10 +115,13 @@ class BufferReceiver {
 
  private:
   void run();
+  bool receive_one();  // false: nothing was queued
 
   zmq::context_t& context_;
   TimesliceReceiverConfig config_;
   std::atomic<std::uint64_t> last_wakeup_ns_{0};
+  std::atomic<bool> draining_{false};
+  std::atomic<std::int64_t> drain_quiet_ms_{0}, drain_until_ns_{0};  // steady clock
   Decode decode_;
   Idle idle_;
   RateLimitedLog* log_;
@@ -129,6 +142,9 @@ class TimesliceReceiver {
 
   void start() { receiver_.start(); }
   void stop() { receiver_.stop(); }
+  void drain_and_stop(std::chrono::milliseconds quiet, std::chrono::milliseconds deadline) {
+    receiver_.drain_and_stop(quiet, deadline);
+  }
   TimesliceReceiverCounters counters() const { return receiver_.counters(); }
   std::vector<std::string> bound_endpoints() const { return receiver_.bound_endpoints(); }
   std::uint64_t last_wakeup_unix_ns() const noexcept { return receiver_.last_wakeup_unix_ns(); }

@@ -107,7 +107,9 @@ class RunSession {
   std::shared_ptr<DomHealthMonitor> dom_health_;  // shared: /status shows the last run's after stop
   std::shared_ptr<SupernovaWatch> supernova_;     // the same
   std::shared_ptr<dataflow::TaskPool> slice_pool_;  // helpers of the workers' per-DOM work; null: off
-  std::unique_ptr<FarmLinks> links_;  // null with every role; before pipeline_: its workers use it
+  // Null with every role. Before pipeline_: the workers route through it; its receivers feed the
+  // pipeline, so they are stopped first (stop(), ~RunSession).
+  std::unique_ptr<FarmLinks> links_;
   dataflow::Pipeline<filters::FilterResult> pipeline_;  // after slice_pool_: its workers stop first
   std::unique_ptr<drivers::UdpReceiver> udp_;  // feeds pipeline_; stopped before it drains
 };
