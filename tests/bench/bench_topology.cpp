@@ -21,6 +21,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -90,7 +92,8 @@ struct Run {
   std::uint64_t hits = 0;
   std::vector<double> latency_ms;
   long parent_rss_mb = 0, child_rss_mb = 0;
-  double parent_cpu_s = 0;  // the sender and receiver's CPU during the run (the ingest and writer side)
+  double parent_cpu_s = 0;   // the sender and receiver's CPU during the run (the ingest and writer side)
+  double filters_cpu_s = 0;  // the filter processes' CPU during the run
   double hits_per_s() const { return static_cast<double>(hits) / seconds; }
 };
 
@@ -98,6 +101,21 @@ double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+}
+
+// CPU seconds (user + system) a child has used so far, from /proc/<pid>/stat.
+double process_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string f;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(f);  // utime, stime
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 double cpu_seconds(int who) {
@@ -148,6 +166,8 @@ Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices
     // Every filter process up and connected before the clock starts (each loads its detector).
     for (int i = 0; i < 6000 && router.poll_links() < k; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const double cpu0 = cpu_seconds(RUSAGE_SELF);
+    double filters_cpu0 = 0;
+    for (pid_t pid : children) filters_cpu0 += process_cpu_seconds(pid);
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < slices.size(); ++i) {
       {
@@ -165,6 +185,8 @@ Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices
     }
     r.seconds = std::chrono::duration<double>(last_result - t0).count();
     r.parent_cpu_s = cpu_seconds(RUSAGE_SELF) - cpu0;
+    for (pid_t pid : children) r.filters_cpu_s += process_cpu_seconds(pid);
+    r.filters_cpu_s -= filters_cpu0;
     results.stop();
   }
   for (pid_t pid : children) {
@@ -219,18 +241,25 @@ int main(int argc, char** argv) {
 
   std::vector<Run> runs;
   for (unsigned k : {1u, 2u}) runs.push_back(run_with(k, dus, slices, encoded));
-  std::printf("\n%-9s %8s %10s %12s %14s %9s %9s %9s %11s %9s %9s\n", "filters", "slices", "wall s", "M hits/s",
-              "per process", "ratio", "p50 ms", "p99 ms", "sender cpu", "rss MB", "child MB");
+  std::printf("\n%-9s %8s %10s %12s %14s %9s %9s %9s %11s %12s %14s %9s %9s\n", "filters", "slices", "wall s",
+              "M hits/s", "per process", "ratio", "p50 ms", "p99 ms", "sender cpu", "filters cpu", "M hits/cpu-s", "rss MB",
+              "child MB");
   for (const Run& r : runs) {
-    std::printf("%-9u %8zu %10.2f %12.1f %14.1f %9.2f %9.1f %9.1f %10.0f%% %9ld %9ld\n", r.processes, slices.size(),
-                r.seconds, r.hits_per_s() / 1e6, r.hits_per_s() / 1e6 / r.processes, r.hits_per_s() / runs[0].hits_per_s(),
-                percentile(r.latency_ms, 0.5), percentile(r.latency_ms, 0.99), 100.0 * r.parent_cpu_s / r.seconds,
-                r.parent_rss_mb, r.child_rss_mb);
+    std::printf("%-9u %8zu %10.2f %12.1f %14.1f %9.2f %9.1f %9.1f %10.0f%% %11.0f%% %14.1f %9ld %9ld\n", r.processes,
+                slices.size(), r.seconds, r.hits_per_s() / 1e6, r.hits_per_s() / 1e6 / r.processes,
+                r.hits_per_s() / runs[0].hits_per_s(), percentile(r.latency_ms, 0.5), percentile(r.latency_ms, 0.99),
+                100.0 * r.parent_cpu_s / r.seconds, 100.0 * r.filters_cpu_s / r.seconds,
+                static_cast<double>(r.hits) / r.filters_cpu_s / 1e6, r.parent_rss_mb, r.child_rss_mb);
   }
   const double per_core = runs[0].hits_per_s();
   const double efficiency = runs[1].hits_per_s() / (2 * runs[0].hits_per_s());
   std::printf("\nratio k=2 / k=1: %.2f (target >= 1.6); transport + codec cost at k=1: %.0f %% of the in-process rate\n",
               runs[1].hits_per_s() / runs[0].hits_per_s(), 100.0 * (1.0 - per_core / baseline_hits_per_s));
+  std::printf("filter processes' own scaling (hits per filter CPU-second, k=2 / k=1): %.2f; CPU the machine gave them: "
+              "%.0f %% of %u cores at k=2\n",
+              (static_cast<double>(runs[1].hits) / runs[1].filters_cpu_s) / (static_cast<double>(runs[0].hits) / runs[0].filters_cpu_s),
+              100.0 * runs[1].filters_cpu_s / runs[1].seconds / std::thread::hardware_concurrency(),
+              std::thread::hardware_concurrency());
 
   // Extrapolation. Hits of this feed per DU per second, scaled to a 115-DU block.
   const double hits_per_du_s = static_cast<double>(hits) / static_cast<double>(slices.size()) * 10.0 / dus;
