@@ -260,6 +260,26 @@ TEST(TimesliceBuilder, UnknownDomAndWrongRunAreDropped) {
   EXPECT_EQ(f.builder.counters().datagrams_accepted, 0u);
 }
 
+// On a farm each ingest process builds its own DUs: the others' datagrams (whatever their run) are
+// another process's, passed over and counted, not dropped; a DOM of no process is still unknown.
+TEST(TimesliceBuilder, OtherIngestProcessesDomsArePassedOverNotDropped) {
+  auto c = config_for({1, 2});
+  c.other_ingest_doms = {3, 4, 2};  // 2 is this process's own: stays its own
+  Fixture f(c);
+  f.add(make(3, 0, 0, true, {{1, 10, 20}}));
+  f.add(make(4, 0, 0, true, {}, kRun + 1));
+  f.add(make(2, 0, 0, true, {{1, 10, 20}}));
+  f.add(make(999, 0, 0, true));
+  EXPECT_EQ(f.builder.counters().datagrams_other_ingest, 2u);
+  EXPECT_EQ(dropped(f.builder, BuilderDropReason::UnknownDom), 1u);
+  EXPECT_EQ(dropped(f.builder, BuilderDropReason::WrongRun), 0u);
+  EXPECT_EQ(f.builder.counters().datagrams_accepted, 1u);
+  f.add(make(1, 0, 0, true));
+  ASSERT_EQ(f.out.size(), 1u);
+  ASSERT_EQ(f.out[0].frames.size(), 2u);  // only this process's DOMs
+  EXPECT_EQ(f.out[0].frames[1].dom_id, 2u);
+}
+
 TEST(TimesliceBuilder, TimeJumpAndBadTicksAreDropped) {
   auto c = config_for({1, 2});
   c.max_time_jump_slices = 100;

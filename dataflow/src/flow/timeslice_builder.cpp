@@ -124,15 +124,14 @@ void TimesliceBuilder::add(const ClbDatagram& datagram, std::uint64_t receive_un
 
 void TimesliceBuilder::add_optical(const ClbDatagram& datagram, std::uint64_t receive_unix_ns) {
   const ClbHeader& h = datagram.header;
+  // Another ingest process's DOM first: its datagrams (of any run) are counted there, not k times.
+  if (!other_ingest_doms_.empty() && other_ingest_doms_.contains(h.dom_id)) {
+    ++counters_.datagrams_other_ingest;
+    return;
+  }
   if (h.run_number != config_.run_number) return drop(BuilderDropReason::WrongRun, h, kNoDom);
   const auto dom_it = dom_index_.find(h.dom_id);
-  if (dom_it == dom_index_.end()) {
-    if (other_ingest_doms_.contains(h.dom_id)) {
-      ++counters_.datagrams_other_ingest;
-      return;
-    }
-    return drop(BuilderDropReason::UnknownDom, h, kNoDom);
-  }
+  if (dom_it == dom_index_.end()) return drop(BuilderDropReason::UnknownDom, h, kNoDom);
   const std::size_t dom = dom_it->second;
   if (h.ticks_16ns % kTicksPerSlice != 0 || h.ticks_16ns >= kTicksPerSlice * kSlicesPerSecond) {
     return drop(BuilderDropReason::BadSliceTime, h, dom);
