@@ -102,7 +102,9 @@ void FarmLinks::start(Feed feed, Write write, std::function<void()> idle) {
   if (orderer_) {
     results_in_ = std::make_unique<dataflow::BufferReceiver>(
         context_, receiver_config(topology_.results_endpoint, 4 * topology_.send_hwm),
-        [this](std::span<const std::uint8_t> bytes) { return take_result(bytes); },
+        [this](std::span<const std::uint8_t> bytes, const std::function<void()>& accepted) {
+          return take_result(bytes, accepted);
+        },
         [this](std::uint64_t) {
           release_results(steady_now_ns());
           if (idle_) idle_();
@@ -148,9 +150,10 @@ void FarmLinks::hand_on_merged() {
   merged_.clear();
 }
 
-dataflow::FbError FarmLinks::take_result(std::span<const std::uint8_t> bytes) {
+dataflow::FbError FarmLinks::take_result(std::span<const std::uint8_t> bytes, const std::function<void()>& accepted) {
   auto decoded = decode_filtered_slice_fb(bytes);
   if (!decoded) return decoded.error;
+  accepted();
   const std::uint64_t index = dataflow::slice_index_of(decoded.value.info.header);
   const auto now = static_cast<std::uint64_t>(steady_now_ns());
   {

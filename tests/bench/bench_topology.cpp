@@ -71,9 +71,10 @@ std::string endpoint(const std::string& name) {
   std::uint64_t sequence = 0;
   dataflow::BufferReceiver receiver(
       context, dataflow::TimesliceReceiverConfig{{in}, true, 8, 0, std::chrono::milliseconds(20), {}},
-      [&](std::span<const std::uint8_t> bytes) {
+      [&](std::span<const std::uint8_t> bytes, const std::function<void()>& accepted) {
         auto decoded = dataflow::decode_timeslice_fb(bytes);
         if (!decoded) return decoded.error;
+        accepted();
         firmware::FilteredSlice p;
         p.info = dataflow::SliceInfo::of(decoded.value.timeslice, sequence++);
         p.result = filter.process(decoded.value.timeslice);
@@ -145,9 +146,10 @@ Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices
     Clock::time_point last_result;
     dataflow::BufferReceiver results(
         context, dataflow::TimesliceReceiverConfig{{collector}, true, 64, 0, std::chrono::milliseconds(5), {}},
-        [&](std::span<const std::uint8_t> bytes) {
+        [&](std::span<const std::uint8_t> bytes, const std::function<void()>& accepted) {
           auto p = firmware::decode_filtered_slice_fb(bytes);
           if (!p) return p.error;
+          accepted();
           const auto now = Clock::now();
           std::lock_guard lock(mutex);
           const auto it = sent_at.find(dataflow::slice_index_of(p.value.info.header));

@@ -125,26 +125,31 @@ bool BufferReceiver::receive_one() {
   }
   const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(msg.data()), msg.size());
   FbError error = FbError::None;
+  const std::function<void()> accepted = [this] {
+    std::lock_guard lock(counters_mutex_);
+    ++counters_.received;
+  };
   try {
-    error = decode_(bytes);  // verifies first, hands on what is good
+    error = decode_(bytes, accepted);  // verifies first, counts, hands on what is good
   } catch (const std::exception& e) {
     // The sink failed, not the buffer: counted, logged, and the thread goes on.
-    std::lock_guard lock(counters_mutex_);
-    ++counters_.sink_errors;
+    {
+      std::lock_guard lock(counters_mutex_);
+      ++counters_.sink_errors;
+    }
     if (log_ != nullptr) log_->log(spdlog::level::err, "sink_error", "receiver: the sink failed on a buffer: {}", e.what());
     return true;
   }
-  std::lock_guard lock(counters_mutex_);
-  if (error == FbError::None) {
-    ++counters_.received;
-  } else {
+  if (error == FbError::None) return true;
+  {
+    std::lock_guard lock(counters_mutex_);
     ++counters_.bad_buffers;
     const auto i = static_cast<std::size_t>(error);
     if (i < kFbErrorCount) ++counters_.bad_by_error[i];
-    if (log_ != nullptr) {
-      log_->log(spdlog::level::warn, to_string(error), "receiver: dropped a bad buffer of {} bytes: {}", msg.size(),
-                to_string(error));
-    }
+  }
+  if (log_ != nullptr) {
+    log_->log(spdlog::level::warn, to_string(error), "receiver: dropped a bad buffer of {} bytes: {}", msg.size(),
+              to_string(error));
   }
   return true;
 }
@@ -171,8 +176,10 @@ void BufferReceiver::run() {
       try {
         idle_(now);
       } catch (const std::exception& e) {
-        std::lock_guard lock(counters_mutex_);
-        ++counters_.sink_errors;
+        {
+          std::lock_guard lock(counters_mutex_);
+          ++counters_.sink_errors;
+        }
         if (log_ != nullptr) log_->log(spdlog::level::err, "sink_error", "receiver: the idle step failed: {}", e.what());
       }
     }
@@ -201,10 +208,12 @@ TimesliceReceiver::TimesliceReceiver(zmq::context_t& context, TimesliceReceiverC
       sink_(std::move(sink)),
       receiver_(
           context, std::move(config),
-          [this](std::span<const std::uint8_t> bytes) {
+          [this](std::span<const std::uint8_t> bytes, const std::function<void()>& accepted) {
             auto decoded = decode_timeslice_fb(bytes, limits_);
-            if (decoded && sink_) sink_(std::move(decoded.value.timeslice));
-            return decoded.error;
+            if (!decoded) return decoded.error;
+            accepted();
+            if (sink_) sink_(std::move(decoded.value.timeslice));
+            return FbError::None;
           },
           std::move(idle), log) {}
 

@@ -85,13 +85,14 @@ struct TimesliceReceiverCounters {
   std::uint64_t discarded_at_stop = 0;  // still queued when a drain's deadline passed
 };
 
-// A PULL socket and its thread: every message goes to `decode`, which verifies and hands on what it
-// holds and says why a bad one is bad (counted by FbError, logged rate-limited, dropped); `idle` is
+// A PULL socket and its thread: every message goes to `decode`, which verifies it, calls `accepted`
+// (the buffer is counted as received before anything downstream sees it) and hands on what it holds,
+// or says why a bad one is bad (counted by FbError, logged rate-limited, dropped); `idle` is
 // called on the same thread at least every poll interval (timeouts of what the sink holds). The
 // receiving end of every boundary between processes: whole slices, partial slices, filtered slices.
 class BufferReceiver {
  public:
-  using Decode = std::function<FbError(std::span<const std::uint8_t>)>;
+  using Decode = std::function<FbError(std::span<const std::uint8_t> bytes, const std::function<void()>& accepted)>;
   using Idle = std::function<void(std::uint64_t now_unix_ns)>;
   BufferReceiver(zmq::context_t& context, TimesliceReceiverConfig config, Decode decode, Idle idle = {},
                  RateLimitedLog* log = nullptr);

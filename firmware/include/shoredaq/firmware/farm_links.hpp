@@ -74,7 +74,7 @@ class FarmLinks {
   void merge(dataflow::Timeslice&& partial, std::uint64_t now_ns);
   void merge_poll(std::uint64_t now_ns);
   void hand_on_merged();  // to feed_, outside the merger's lock (feed may wait for room)
-  dataflow::FbError take_result(std::span<const std::uint8_t> bytes);
+  dataflow::FbError take_result(std::span<const std::uint8_t> bytes, const std::function<void()>& accepted);
   void release_results(std::uint64_t now_ns);
   void write_numbered(std::vector<FilteredSlice>& slices);
 
