@@ -19,6 +19,9 @@ using shoredaq::dataflow::Event;
 namespace {
 
 constexpr std::uint32_t kRun = 77;
+// Slices expire by data time only: the wall-clock expiry would cut a slice short on a slow machine
+// (sanitizers), and not at the same place in two processes.
+const std::string kDataTimeOnly = "wall_clock_expiry_ms = 3600000\n";
 
 std::vector<Event> stored_events(const fs::path& store, std::uint32_t run) {
   auto reader = shoredaq::storage::EventStoreReader::open(store);
@@ -53,18 +56,24 @@ struct FarmProcess {
 // The five daemons of the farm, their farm file, and the endpoints between them.
 class Farm {
  public:
-  Farm(const std::string& tag, const fs::path& detx, const std::vector<int>& dus) : tmp_(tag), detx_(detx) {
+  // `deterministic`: every slice waits for all its data (builder expiry by data time only, long
+  // merge and gap timeouts), so a slow machine (sanitizers) changes nothing that is written.
+  Farm(const std::string& tag, const fs::path& detx, const std::vector<int>& dus, bool deterministic = false)
+      : tmp_(tag), detx_(detx) {
+    const std::string builder = deterministic ? kDataTimeOnly : "";
+    const std::string merge_ms = deterministic ? "30000" : "1000";
+    const std::string gap_ms = deterministic ? "5000" : "1500";
     const std::string results = "ipc://" + (tmp_ / "results.sock").string();
     const std::string slices1 = "ipc://" + (tmp_ / "slices-1.sock").string();
     const std::string slices2 = "ipc://" + (tmp_ / "slices-2.sock").string();
-    add("writer", "[topology]\nroles = [\"writer\"]\nresults_endpoint = \"" + results + "\"\ngap_timeout_ms = 1500\n");
+    add("writer", "[topology]\nroles = [\"writer\"]\nresults_endpoint = \"" + results + "\"\ngap_timeout_ms = " + gap_ms + "\n");
     for (const auto& [name, in] : {std::pair{"filter-1", slices1}, std::pair{"filter-2", slices2}}) {
       add(name, "[builder]\nbackpressure = true\nqueue_slices = 4\n[topology]\nsend_hwm = 2\n\nroles = [\"filter\"]\nslices_endpoint = \"" + in +
-                    "\"\ningest_processes = 2\nmerge_timeout_ms = 1000\nsend_timeout_ms = 10000\nresults_endpoint = \"" +
+                    "\"\ningest_processes = 2\nmerge_timeout_ms = " + merge_ms + "\nsend_timeout_ms = 10000\nresults_endpoint = \"" +
                     results + "\"\n");
     }
     for (std::size_t i = 0; i < dus.size(); ++i) {
-      add("ingest-" + std::to_string(i + 1), "[builder]\nbackpressure = true\n[topology]\nroles = [\"ingest\"]\nsend_hwm = 2\ndus = [" +
+      add("ingest-" + std::to_string(i + 1), "[builder]\nbackpressure = true\n" + builder + "[topology]\nroles = [\"ingest\"]\nsend_hwm = 2\ndus = [" +
                                                  std::to_string(dus[i]) + "]\nfilter_endpoints = [\"" + slices1 + "\", \"" +
                                                  slices2 + "\"]\nsend_timeout_ms = 10000\n");
     }
@@ -151,7 +160,7 @@ TEST(HilTopology, TwoIngestTwoFilterOneWriterWriteWhatOneProcessWrites) {
   ASSERT_EQ(feed.dus.size(), 2u);
 
   // The reference: the whole node in one process, on the same feed.
-  Rig single("topo-single", "first:2", "[builder]\nbackpressure = true\n");
+  Rig single("topo-single", "first:2", "[builder]\nbackpressure = true\n" + kDataTimeOnly);
   single.start_run(kRun);
   single.feed(feed.replay_to(single.node().ingest));
   ASSERT_TRUE(single.wait_slices(kSlices)) << single.status().dump();
@@ -159,7 +168,7 @@ TEST(HilTopology, TwoIngestTwoFilterOneWriterWriteWhatOneProcessWrites) {
   const auto single_status = single.status();
   ASSERT_EQ(single_status["counters"]["slices_written"], kSlices) << single_status.dump(1);
 
-  Farm farm("topo-farm", feed.detx, feed.dus);
+  Farm farm("topo-farm", feed.detx, feed.dus, true);
   farm.start_run();
   // Every ingest process gets the whole feed and builds its own DU.
   Child feed1(feed.replay_to(farm.process("ingest-1").node.ingest), farm.tmp() / "feed1.out", farm.tmp() / "feed1.err");
