@@ -95,6 +95,7 @@ struct Run {
   long parent_rss_mb = 0, child_rss_mb = 0;
   double parent_cpu_s = 0;   // the sender and receiver's CPU during the run (the ingest and writer side)
   double filters_cpu_s = 0;  // the filter processes' CPU during the run
+  std::uint64_t result_bytes = 0;
   double hits_per_s() const { return static_cast<double>(hits) / seconds; }
 };
 
@@ -126,7 +127,7 @@ double cpu_seconds(int who) {
 }
 
 Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices,
-             const std::vector<std::vector<std::uint8_t>>& encoded) {
+             const std::vector<std::shared_ptr<const std::vector<std::uint8_t>>>& encoded) {
   Run r;
   r.processes = k;
   std::vector<std::string> inputs;
@@ -155,6 +156,7 @@ Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices
           const auto it = sent_at.find(dataflow::slice_index_of(p.value.info.header));
           if (it != sent_at.end()) r.latency_ms.push_back(std::chrono::duration<double, std::milli>(now - it->second).count());
           r.hits += p.value.result.counters.hits_in;
+          r.result_bytes += bytes.size();
           ++received;
           last_result = now;
           return dataflow::FbError::None;
@@ -176,7 +178,7 @@ Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices
         std::lock_guard lock(mutex);
         sent_at[dataflow::slice_index_of(slices[i].header)] = Clock::now();
       }
-      router.send_encoded(slices[i].header, encoded[i]);
+      router.send_shared(slices[i].header, encoded[i]);
     }
     for (;;) {
       {
@@ -224,8 +226,8 @@ int main(int argc, char** argv) {
     for (const auto& f : s.frames) hits += f.hit_count();
   }
   // Encoded once, before any clock: on a farm the ingest processes encode, on other servers.
-  std::vector<std::vector<std::uint8_t>> encoded;
-  for (const auto& s : slices) encoded.push_back(dataflow::encode_timeslice_fb(s));
+  std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> encoded;
+  for (const auto& s : slices) encoded.push_back(std::make_shared<const std::vector<std::uint8_t>>(dataflow::encode_timeslice_fb(s)));
 
   // Baseline: the same slices through DataFilter in this process, one thread, no sockets.
   double baseline_hits_per_s = 0;
@@ -254,6 +256,9 @@ int main(int argc, char** argv) {
                 static_cast<double>(r.hits) / r.filters_cpu_s / 1e6, r.parent_rss_mb, r.child_rss_mb);
   }
   const double per_core = runs[0].hits_per_s();
+  std::printf("slice in: %.0f kB (FlatBuffers Timeslice); result out: %.0f kB (FilteredSlice)\n",
+              static_cast<double>(encoded[0]->size()) / 1e3,
+              static_cast<double>(runs[0].result_bytes) / static_cast<double>(slices.size()) / 1e3);
   const double efficiency = runs[1].hits_per_s() / (2 * runs[0].hits_per_s());
   std::printf("\nratio k=2 / k=1: %.2f (target >= 1.6); transport + codec cost at k=1: %.0f %% of the in-process rate\n",
               runs[1].hits_per_s() / runs[0].hits_per_s(), 100.0 * (1.0 - per_core / baseline_hits_per_s));

@@ -93,8 +93,23 @@ bool SliceRouter::send(const Timeslice& slice) {
 }
 
 bool SliceRouter::send_encoded(const SliceHeader& header, std::span<const std::uint8_t> bytes) {
+  zmq::message_t message(bytes.data(), bytes.size());
+  return send_message(header, message);
+}
+
+bool SliceRouter::send_shared(const SliceHeader& header, std::shared_ptr<const std::vector<std::uint8_t>> buffer) {
+  if (!buffer) return false;
+  // The message holds a reference until ZeroMQ frees it (possibly on its I/O thread).
+  auto* keep = new std::shared_ptr<const std::vector<std::uint8_t>>(std::move(buffer));
+  zmq::message_t message(
+      const_cast<std::uint8_t*>((*keep)->data()), (*keep)->size(),
+      [](void*, void* hint) { delete static_cast<std::shared_ptr<const std::vector<std::uint8_t>>*>(hint); }, keep);
+  return send_message(header, message);
+}
+
+bool SliceRouter::send_message(const SliceHeader& header, zmq::message_t& message) {
   if (routes_.empty()) return false;
-  const zmq::const_buffer buffer(bytes.data(), bytes.size());
+  const std::size_t bytes = message.size();
   const std::size_t home = home_of(header);
   const auto deadline = std::chrono::steady_clock::now() + config_.send_timeout;
   bool waited = false;
@@ -107,19 +122,20 @@ bool SliceRouter::send_encoded(const SliceHeader& header, std::span<const std::u
       while (r.monitor->check_event(0)) {
       }
       // Waits in short steps, so a filter that dies meanwhile (its connection closes) hands the
-      // window on to the next live one instead of holding the sender for the whole timeout.
-      bool sent = static_cast<bool>(r.socket.send(buffer, zmq::send_flags::dontwait));
+      // window on to the next live one instead of holding the sender for the whole timeout. A
+      // message that could not be sent is left intact by ZeroMQ, ready for the next try.
+      bool sent = static_cast<bool>(r.socket.send(message, zmq::send_flags::dontwait));
       if (!sent) {
         if (!waited) r.blocked.fetch_add(1, std::memory_order_relaxed);
         waited = true;
         zmq::pollitem_t item{r.socket.handle(), 0, ZMQ_POLLOUT, 0};
         zmq::poll(&item, 1, std::chrono::milliseconds(20));
-        if ((item.revents & ZMQ_POLLOUT) != 0) sent = static_cast<bool>(r.socket.send(buffer, zmq::send_flags::dontwait));
+        if ((item.revents & ZMQ_POLLOUT) != 0) sent = static_cast<bool>(r.socket.send(message, zmq::send_flags::dontwait));
       }
       if (sent) {
         if (chosen != home) r.taken_over.fetch_add(1, std::memory_order_relaxed);
         r.sent.fetch_add(1, std::memory_order_relaxed);
-        r.bytes.fetch_add(buffer.size(), std::memory_order_relaxed);
+        r.bytes.fetch_add(bytes, std::memory_order_relaxed);
         return true;
       }
       if (std::chrono::steady_clock::now() >= deadline) {
