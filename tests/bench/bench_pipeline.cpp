@@ -24,6 +24,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "bench_support.hpp"
 #include "shoredaq/formats/clb_datagram.hpp"
 #include "shoredaq/formats/detector.hpp"
 #include "shoredaq/dataflow/pipeline.hpp"
@@ -39,15 +40,6 @@ using namespace shoredaq;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-long peak_rss_mb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6) / 1024;
-  }
-  return 0;
-}
 
 // Pre-generated slices of one DU count: the datagrams of `kCycle` slices, replayed in a loop with
 // their slice time rewritten, so memory stays bounded while the feed runs for as long as wanted.
@@ -206,7 +198,7 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
   r.p99_ms = writer.commit_latency().quantile(0.99) * 1e3;
   r.max_ms = writer.commit_latency().snapshot().max * 1e3;
   r.hits_per_s = static_cast<double>(w.filter.hits_in) / wall;
-  r.rss_mb = peak_rss_mb();
+  r.rss_mb = bench::peak_rss_mb();
   std::filesystem::remove_all(dir);
   return r;
 }

@@ -32,6 +32,7 @@
 #include <zmq.hpp>
 
 #include "reference_feed.hpp"
+#include "bench_support.hpp"
 #include "shoredaq/dataflow/partial_slice_merger.hpp"
 #include "shoredaq/dataflow/slice_router.hpp"
 #include "shoredaq/dataflow/timeslice_transport.hpp"
@@ -44,15 +45,6 @@ using namespace shoredaq;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-long peak_rss_mb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6) / 1024;
-  }
-  return 0;
-}
 
 std::string endpoint(const std::string& name) {
   return "ipc://" + (std::filesystem::temp_directory_path() / ("bench-topology-" + std::to_string(::getpid()) + "-" + name))
@@ -200,7 +192,7 @@ Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices
   rusage ru{};
   ::getrusage(RUSAGE_CHILDREN, &ru);
   r.child_rss_mb = ru.ru_maxrss / 1024;
-  r.parent_rss_mb = peak_rss_mb();
+  r.parent_rss_mb = bench::peak_rss_mb();
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "hil_support.hpp"
+#include "store_reading.hpp"
 #include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
 
@@ -12,18 +13,6 @@ using namespace hil;
 using shoredaq::dataflow::Event;
 
 namespace {
-
-std::vector<Event> stored_events(const fs::path& store, std::uint32_t run) {
-  auto reader = shoredaq::storage::EventStoreReader::open(store);
-  std::vector<Event> events;
-  reader.for_each_event(run, 0, 0xffffffffu, [&](const shoredaq::storage::EventKey&, std::span<const std::uint8_t> b) {
-    auto d = shoredaq::dataflow::decode_event_fb(b);
-    EXPECT_TRUE(static_cast<bool>(d));
-    events.push_back(d.value.event);
-    return true;
-  });
-  return events;
-}
 
 std::uint64_t stored_summaries(const fs::path& store, std::uint32_t run) {
   auto reader = shoredaq::storage::EventStoreReader::open(store);

@@ -9,6 +9,7 @@
 #include <csignal>
 
 #include "hil_support.hpp"
+#include "store_reading.hpp"
 #include "shoredaq/formats/detector.hpp"
 #include "shoredaq/formats/fb_codec.hpp"
 #include "shoredaq/storage/event_store.hpp"
@@ -23,17 +24,6 @@ constexpr std::uint32_t kRun = 77;
 // (sanitizers), and not at the same place in two processes.
 const std::string kDataTimeOnly = "wall_clock_expiry_ms = 3600000\n";
 
-std::vector<Event> stored_events(const fs::path& store, std::uint32_t run) {
-  auto reader = shoredaq::storage::EventStoreReader::open(store);
-  std::vector<Event> events;
-  reader.for_each_event(run, 0, 0xffffffffu, [&](const shoredaq::storage::EventKey&, std::span<const std::uint8_t> b) {
-    auto d = shoredaq::dataflow::decode_event_fb(b);
-    EXPECT_TRUE(static_cast<bool>(d));
-    events.push_back(d.value.event);
-    return true;
-  });
-  return events;
-}
 
 // Frame index -> the stored summary slice's bytes.
 std::map<std::uint32_t, std::vector<std::uint8_t>> stored_summaries(const fs::path& store, std::uint32_t run) {
