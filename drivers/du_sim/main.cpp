@@ -172,6 +172,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 20'000u));
   app.add_option("--acoustic-sample-rate-hz", cfg.acoustic.sample_rate_hz, "With --acoustic: sampling rate of the samples")
       ->check(CLI::Range(1.0, 1e7));
+  app.add_option("--readout-block-ns", cfg.readout_block_ns,
+                 "DOM readout order: hits time-ordered per channel, across channels grouped by channel within "
+                 "blocks of this length (500: as the CLB sample clb.dqd, nearly time-ordered)")
+      ->check(CLI::Range(1u, 100'000'000u));
   app.add_option("--hrv-threshold-hz", cfg.hrv_threshold_hz,
                  "High-rate veto: once a PMT passes this rate within a slice, its further hits are not sent and its HRV bit is set");
 

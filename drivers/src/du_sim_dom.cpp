@@ -1,6 +1,9 @@
 // The DU simulator: one DOM's slice - singles, 40K coincidences, bursts, high-rate veto, particle
 // light - packed into CLB datagrams.
 
+#include <functional>
+#include <utility>
+
 #include "du_simulator_impl.hpp"
 
 namespace shoredaq::drivers {
@@ -108,29 +111,44 @@ DomOutput DuSimulator::Impl::generate_dom(std::size_t index, std::uint32_t frame
     }
   }
 
-  // The readout: blocks of readout_block_ns, within a block channel after channel.
+  // The readout, in the order (block of readout_block_ns, channel, time): time-ordered per
+  // channel, and within one block grouped by channel. A 31-way merge on that key: each channel's
+  // hits are already in time order, and only the head of each channel is compared.
   out.frame.dom_id = dom_id;
   out.frame.hits.resize(total * dataflow::kHitBytes);
   {
+    const std::uint64_t block_ns = config.readout_block_ns;
+    auto key_of = [&](unsigned c, std::size_t i) { return ((channels[c][i].time_ns / block_ns) << 5) | c; };
+    using Head = std::pair<std::uint64_t, unsigned>;  // (key of the channel's next hit, channel)
+    std::array<Head, dataflow::kPmtsPerDom> heap_storage{};
+    std::size_t heap_size = 0;
+    for (unsigned c = 0; c < dom.n_pmts; ++c)
+      if (!channels[c].empty()) heap_storage[heap_size++] = {key_of(c, 0), c};
+    const auto later = std::greater<Head>{};  // a min-heap: keys are unique, (block, channel)
+    std::make_heap(heap_storage.begin(), heap_storage.begin() + static_cast<std::ptrdiff_t>(heap_size), later);
     std::array<std::size_t, dataflow::kPmtsPerDom> cursor{};
     std::uint8_t* w = out.frame.hits.data();
-    std::size_t emitted = 0;
-    for (std::uint64_t block_end = config.readout_block_ns; emitted < total; block_end += config.readout_block_ns) {
-      for (unsigned c = 0; c < dom.n_pmts; ++c) {
-        const auto& hits = channels[c];
-        std::size_t i = cursor[c];
-        while (i < hits.size() && hits[i].time_ns < block_end) {
-          const SimHit& h = hits[i];
-          dataflow::encode_hit(dataflow::Hit{static_cast<std::uint8_t>(c), h.time_ns, h.tot_ns}, w);
-          w += dataflow::kHitBytes;
-          if (h.source >= kSourceParticleBase)
-            out.particle_hits.emplace_back(static_cast<std::uint16_t>(h.source - kSourceParticleBase),
-                                           TruthHit{dom_id, static_cast<std::uint8_t>(c), h.time_ns, h.tot_ns,
-                                                    h.photo_electrons});
-          ++i;
-        }
-        emitted += i - cursor[c];
-        cursor[c] = i;
+    while (heap_size > 0) {
+      std::pop_heap(heap_storage.begin(), heap_storage.begin() + static_cast<std::ptrdiff_t>(heap_size), later);
+      const auto [key, c] = heap_storage[heap_size - 1];
+      const auto& hits = channels[c];
+      std::size_t i = cursor[c];
+      do {  // the channel's hits of this block
+        const SimHit& h = hits[i];
+        dataflow::encode_hit(dataflow::Hit{static_cast<std::uint8_t>(c), h.time_ns, h.tot_ns}, w);
+        w += dataflow::kHitBytes;
+        if (h.source >= kSourceParticleBase)
+          out.particle_hits.emplace_back(static_cast<std::uint16_t>(h.source - kSourceParticleBase),
+                                         TruthHit{dom_id, static_cast<std::uint8_t>(c), h.time_ns, h.tot_ns,
+                                                  h.photo_electrons});
+        ++i;
+      } while (i < hits.size() && key_of(c, i) == key);
+      cursor[c] = i;
+      if (i < hits.size()) {
+        heap_storage[heap_size - 1] = {key_of(c, i), c};
+        std::push_heap(heap_storage.begin(), heap_storage.begin() + static_cast<std::ptrdiff_t>(heap_size), later);
+      } else {
+        --heap_size;
       }
     }
   }

@@ -188,27 +188,55 @@ TEST(DuSimulator, BackgroundOfADomDoesNotDependOnTheOtherDus) {
   }
 }
 
-TEST(DuSimulator, HitsTimeOrderedPerChannelButNotAcrossChannels) {
-  DuSimConfig c = base_config();
-  c.muon.rate_hz = 200;
-  DuSimulator sim(c);
-  const auto s = sim.next_slice();
-  std::size_t cross_channel_inversions = 0;
+// How far a slice's hits are from time order: hits earlier than a hit before them (an inversion)
+// and the largest step back from the running maximum.
+struct Disorder {
+  std::size_t hits = 0, inversions = 0;
+  std::uint32_t max_step_back_ns = 0;
+};
+
+Disorder disorder_of(const SimulatedSlice& s) {
+  Disorder d;
   for (const auto& f : s.truth.frames) {
     std::array<std::int64_t, 31> last{};
     last.fill(-1);
-    std::uint32_t previous_time = 0;
+    std::uint32_t latest = 0;
     for (std::size_t i = 0; i < f.hit_count(); ++i) {
       const auto h = f.hit(i);
-      ASSERT_LT(h.channel, 31);
-      ASSERT_LT(h.time_ns, dataflow::kSliceDurationNs);
-      ASSERT_GE(static_cast<std::int64_t>(h.time_ns), last[h.channel]) << "channel " << int{h.channel};
+      EXPECT_LT(h.channel, 31);
+      EXPECT_LT(h.time_ns, dataflow::kSliceDurationNs);
+      EXPECT_GE(static_cast<std::int64_t>(h.time_ns), last[h.channel]) << "channel " << int{h.channel};
       last[h.channel] = h.time_ns;
-      if (i > 0 && h.time_ns < previous_time) ++cross_channel_inversions;
-      previous_time = h.time_ns;
+      ++d.hits;
+      if (h.time_ns < latest) {
+        ++d.inversions;
+        d.max_step_back_ns = std::max(d.max_step_back_ns, latest - h.time_ns);
+      }
+      latest = std::max(latest, h.time_ns);
     }
   }
-  EXPECT_GT(cross_channel_inversions, 0u);  // consumers must merge the channels themselves
+  return d;
+}
+
+// Time-ordered per channel; across channels nearly so, as DOMAIN.md measured in clb.dqd (4-8
+// inversions per datagram of 140-230 hits, each at most ~0.5 us back): consumers must still sort.
+TEST(DuSimulator, HitsTimeOrderedPerChannelAndNearlyAcrossChannels) {
+  DuSimConfig c = base_config();
+  c.muon.rate_hz = 200;
+  const Disorder d = disorder_of(DuSimulator(c).next_slice());
+  ASSERT_GT(d.hits, 100'000u);
+  EXPECT_GT(d.inversions, 0u);
+  const double per_230_hits = 230.0 * static_cast<double>(d.inversions) / static_cast<double>(d.hits);
+  EXPECT_GT(per_230_hits, 2.0);
+  EXPECT_LT(per_230_hits, 12.0);
+  EXPECT_LT(d.max_step_back_ns, c.readout_block_ns);
+
+  // Longer readout blocks: the same hits, far from time order.
+  c.readout_block_ns = 200'000;
+  const Disorder coarse = disorder_of(DuSimulator(c).next_slice());
+  EXPECT_EQ(coarse.hits, d.hits);
+  EXPECT_GT(coarse.inversions, d.hits / 2);
+  EXPECT_GT(coarse.max_step_back_ns, 100'000u);
 }
 
 TEST(DuSimulator, TotDistributionOfSingles) {

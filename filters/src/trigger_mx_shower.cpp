@@ -80,9 +80,20 @@ std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
     positions.clear();
     times.clear();
     const std::uint32_t seed_module = l0.doms[seed.dom_slot].module_index;
-    for (const auto& nb : neighbours.of(seed_module)) {
+    const auto seed_neighbours = neighbours.of(seed_module);
+    // Each neighbour is one DOM: once the DOMs with hits so far plus the neighbours still to look
+    // at are too few, the seed cannot fire. Most neighbour windows are empty, so most seeds stop
+    // after the first look, each look being a cache miss into the slice's L0 hits.
+    std::size_t doms_to_look_at = 0;
+    for (const auto& nb : seed_neighbours) doms_to_look_at += slot_of_module[nb.module_index] >= 0;
+    std::size_t doms_with_hits = 0;
+    bool cannot_fire = doms_to_look_at < min_doms;
+    for (const auto& nb : seed_neighbours) {
+      if (cannot_fire) break;
       const std::int32_t slot = slot_of_module[nb.module_index];
       if (slot < 0) continue;
+      --doms_to_look_at;
+      const std::size_t hits_before = cands.size();
       const L0Dom& dom = l0.doms[static_cast<std::size_t>(slot)];
       std::size_t it = advance_to(all_hits, cursors[static_cast<std::size_t>(slot)], dom.end,
                                   seed.time_ns - widest_half_window_ns);
@@ -95,8 +106,10 @@ std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
         positions.push_back(neighbours.position(nb.module_index));
         times.push_back(all_hits[it].time_ns);
       }
+      doms_with_hits += cands.size() > hits_before;
+      cannot_fire = doms_with_hits + doms_to_look_at < min_doms;
     }
-    if (cands.size() < min_hits || count_distinct(cand_doms, scratch.doms) < min_doms) continue;
+    if (cannot_fire || cands.size() < min_hits || count_distinct(cand_doms, scratch.doms) < min_doms) continue;
     TriggerCandidate c;
     c.trigger_mask = bit;
     if (cands.size() > static_cast<std::size_t>(settings.factory_limit)) {

@@ -52,9 +52,10 @@ struct L0Scratch {
 
 // Appends the frame's hits (except channels in excluded_channels and channels without a PMT) to
 // `out`, calibrated and sorted by calibrated time; returns how many were appended.
-// Sort: counting sort into ~1-hit-wide time buckets keyed by (raw + whole-ns t0 offset), then an
-// insertion pass on the exact calibrated times, which only moves hits within their bucket. This is
-// exact (a full sort), linear in practice, and faster than std::sort or a 31-way heap merge.
+// The result is the stable sort by calibrated time. A frame in the CLB's order (time-ordered per
+// channel, nearly so across channels) is decoded in order and each hit inserted into place: one
+// pass. A frame further from time order (over n/2 moves) is sorted again, by a counting sort into
+// ~1-hit-wide time buckets and an insertion pass within buckets: linear in practice on any order.
 std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& calibration,
                          std::uint32_t excluded_channels, std::vector<L0Hit>& out, L0Scratch& scratch);
 // The same, into `dst`, which has room for every hit of the frame (for a buffer shared by threads).
