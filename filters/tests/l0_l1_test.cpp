@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <random>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -75,6 +76,48 @@ TEST(L0, SortsByCalibratedTimeLikeAReferenceSort) {
       EXPECT_EQ(out[i + 1].raw_time_ns, expected[i].raw_time_ns);
     }
     EXPECT_TRUE(std::is_sorted(out.begin() + 1, out.end(), [](auto& a, auto& b) { return a.time_ns < b.time_ns; }));
+  }
+}
+
+// A frame of n random hits in the CLB's readout order: by (block of block_ns, channel, time). Small
+// blocks give a nearly time-ordered frame (L0's one-pass insertion); 1e8 ns is channel-major.
+dataflow::DomFrame frame_in_readout_order(std::size_t n, std::uint32_t seed, std::uint32_t block_ns, bool reversed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::uint32_t> time(0, 100'000'000 / 4096);  // coarse: many equal times
+  std::uniform_int_distribution<int> channel(0, 30);
+  std::vector<dataflow::Hit> hits(n);
+  for (auto& h : hits) h = {static_cast<std::uint8_t>(channel(rng)), time(rng) * 4096, static_cast<std::uint8_t>(rng() & 0xff)};
+  std::sort(hits.begin(), hits.end(), [&](auto& a, auto& b) {
+    return std::make_tuple(a.time_ns / block_ns, a.channel, a.time_ns) < std::make_tuple(b.time_ns / block_ns, b.channel, b.time_ns);
+  });
+  if (reversed) std::reverse(hits.begin(), hits.end());
+  dataflow::DomFrame f;
+  f.dom_id = 77;
+  f.hits.resize(n * dataflow::kHitBytes);
+  for (std::size_t i = 0; i < n; ++i) dataflow::encode_hit(hits[i], f.hits.data() + i * dataflow::kHitBytes);
+  return f;
+}
+
+// Whatever the order (nearly sorted, far from it, reversed), L0 is the stable sort by calibrated
+// time: equal calibrated times (t0 with the same fraction, times on a 4096 ns grid) in frame order.
+TEST(L0, StableSortOnEveryReadoutOrder) {
+  std::vector<double> t0;
+  for (int ch = 0; ch < 31; ++ch) t0.push_back(ch % 2 ? 0.25 : 4096.25);  // odd channels tie with even ones
+  const auto calibration = DomCalibration::of(module_with_t0(t0));
+  for (std::uint32_t block_ns : {1u, 500u, 200'000u, 100'000'000u}) {
+    for (bool reversed : {false, true}) {
+      const auto frame = frame_in_readout_order(20'000, block_ns + reversed, block_ns, reversed);
+      std::vector<L0Hit> out;
+      L0Scratch scratch;
+      ASSERT_EQ(build_l0_dom(frame, calibration, 1u << 7, out, scratch), reference_l0(frame, calibration, 1u << 7).size());
+      const auto expected = reference_l0(frame, calibration, 1u << 7);
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        ASSERT_EQ(out[i].time_ns, expected[i].time_ns) << "block " << block_ns << " reversed " << reversed << " i=" << i;
+        ASSERT_EQ(out[i].channel, expected[i].channel) << "block " << block_ns << " reversed " << reversed << " i=" << i;
+        ASSERT_EQ(out[i].raw_time_ns, expected[i].raw_time_ns);
+        ASSERT_EQ(out[i].tot_ns, expected[i].tot_ns);
+      }
+    }
   }
 }
 
