@@ -122,11 +122,17 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
     ws.l0.hits = {};
     ws.l0.hits.resize(slice.hit_count() + slice.hit_count() / 8);
   }
+  // The MX shower trigger's way into the neighbours' hits (l0.hpp).
+  std::uint32_t* time_index = nullptr;
+  if (p.mxshower.enabled) {
+    ws.l0.time_index.resize(std::max(ws.l0.time_index.size(), slice.frames.size() * L0TimeIndex::kBuckets));
+    time_index = ws.l0.time_index.data();
+  }
   const std::size_t used = ws.split_frames(slice, run ? tasks : 1);
   // A lambda names a thread_local instead of capturing it: hand the runner's threads this one's.
   DataFilterWorkspace& mine = ws;
   const auto work = [&](std::size_t c) {
-    process_doms(slice, mine.chunks[c], mine.l0.hits.data(), keep_l0, sn != nullptr);
+    process_doms(slice, mine.chunks[c], mine.l0.hits.data(), time_index, keep_l0, sn != nullptr);
   };
   if (used == 1) work(0);
   else run(used, work);

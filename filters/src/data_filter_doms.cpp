@@ -22,8 +22,8 @@ void DataFilter::DomChunk::clear() {
   l1.clear();
 }
 
-void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, bool keep_l0,
-                              bool supernova) const {
+void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits,
+                              std::uint32_t* time_index, bool keep_l0, bool supernova) const {
   const TriggerParameters& p = parameters_;
   FilterCounters& counters = chunk.counters;
   const std::uint32_t high_rate_count =
@@ -41,7 +41,9 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     ++counters.frames;
     const std::size_t n = frame.hit_count();
     counters.hits_in += n;
-    const ChannelCounts channel_counts = count_hits_per_channel(frame);
+    // Checks and per-channel counts in one read; the checks matter only for a present, known DOM.
+    const FrameScan scan = scan_frame(frame, static_cast<std::size_t>(p.max_hits_per_frame));
+    const ChannelCounts& channel_counts = scan.channel_counts;
     chunk.summary.push_back(summarise_frame(frame, channel_counts));
     if (frame_missing(frame)) {
       ++counters.frames_missing;
@@ -57,7 +59,7 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
       counters.hits_defective += n;
       continue;
     }
-    const std::uint32_t defects = check_frame(frame, static_cast<std::size_t>(p.max_hits_per_frame));
+    const std::uint32_t defects = scan.defects;
     if (defects) {
       ++counters.frames_defective;
       counters.frames_epmt += (defects & kDefectEpmt) != 0;
@@ -79,8 +81,11 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     excluded &= info.calibration.present_channels;
     counters.pmts_vetoed += static_cast<unsigned>(std::popcount(excluded));
     const std::size_t kept = build_l0_dom_into(frame, info.calibration, excluded, l0_hits + next_hit, chunk.scratch);
+    const auto index_offset = static_cast<std::uint32_t>(i * L0TimeIndex::kBuckets);
     const L0Dom dom{frame.dom_id, static_cast<std::uint32_t>(*module_index), static_cast<std::uint32_t>(next_hit),
-                    static_cast<std::uint32_t>(next_hit + kept)};
+                    static_cast<std::uint32_t>(next_hit + kept), index_offset};
+    if (time_index)  // while the DOM's hits are still in cache
+      L0TimeIndex::build({l0_hits + next_hit, kept}, dom.begin, time_index + index_offset);
     next_hit += kept;
     counters.l0_hits += kept;
     counters.hits_vetoed += n - kept;

@@ -26,6 +26,24 @@ std::size_t L0Slice::dom_slot_of(std::uint32_t hit_index) const noexcept {
   return static_cast<std::size_t>(it - doms.begin());
 }
 
+// Exact to a group of 8 hits: bucket b holds the first group whose last hit has time >= b * W.
+// One store per 8 hits, no branch per bucket: a walk stopping at every bucket boundary cost ~10 %
+// of the filter (a mispredicted exit per bucket).
+void L0TimeIndex::build(std::span<const L0Hit> hits, std::uint32_t first_hit, std::uint32_t* buckets) noexcept {
+  constexpr std::size_t kGroup = 8;
+  const std::size_t groups = hits.size() / kGroup;
+  // Hits after the last whole group: any search that gets there starts at the tail.
+  std::fill(buckets, buckets + kBuckets, first_hit + static_cast<std::uint32_t>(groups * kGroup));
+  constexpr double kLastBucket = static_cast<double>(kBuckets - 1);
+  for (std::size_t k = groups; k-- > 0;) {  // backwards: a bucket keeps its earliest group
+    const double b = hits[k * kGroup + kGroup - 1].time_ns / kBucketNs;
+    buckets[static_cast<std::size_t>(b >= 0 ? std::min(b, kLastBucket) : 0.0)] =
+        first_hit + static_cast<std::uint32_t>(k * kGroup);
+  }
+  // A bucket no group ends in starts where the next one does.
+  for (std::size_t b = kBuckets - 1; b-- > 0;) buckets[b] = std::min(buckets[b], buckets[b + 1]);
+}
+
 std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& calibration,
                          std::uint32_t excluded_channels, std::vector<L0Hit>& out, L0Scratch& scratch) {
   const std::size_t base = out.size();

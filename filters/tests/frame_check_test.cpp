@@ -55,3 +55,23 @@ TEST(FrameCheck, MissingFrame) {
   EXPECT_TRUE(frame_missing(f));
   EXPECT_FALSE(frame_missing(frame_with({})));
 }
+
+// DataFilter's single read: the same defects as check_frame and the same counts as the summary's.
+TEST(FrameCheck, ScanIsCheckAndCountInOneRead) {
+  for (const auto& f : {frame_with({{0, 100, 20}, {0, 300, 20}, {1, 50, 20}, {30, 105'000'000, 1}, {30, 7, 2}}),
+                        frame_with({{31, 200, 20}, {255, 1, 20}, {31, 100, 20}, {2, 105'000'001, 20}, {2, 5, 20}}),
+                        frame_with({{4, 10, 20}, {4, 10, 20}, {4, 9, 20}})}) {
+    const FrameScan scan = scan_frame(f, 4);
+    EXPECT_EQ(scan.defects, check_frame(f, 4));
+    EXPECT_EQ(scan.channel_counts, count_hits_per_channel(f));
+  }
+  const FrameScan bad = scan_frame(frame_with({{31, 200, 20}, {255, 1, 20}, {31, 100, 20}, {2, 105'000'001, 20}, {2, 5, 20}}), 4);
+  // Channels >= 31 set EPMT only (no time defect from their decreasing times) and are not counted.
+  EXPECT_EQ(bad.defects, kDefectEpmt | kDefectEtdc | kDefectTime | kDefectSize);
+  EXPECT_EQ(bad.channel_counts[2], 2u);
+  std::uint32_t counted = 0;
+  for (auto c : bad.channel_counts) counted += c;
+  EXPECT_EQ(counted, 2u);
+  const FrameScan timeless = scan_frame(frame_with({{31, 200, 20}, {31, 100, 20}, {3, 1, 20}}), 4);
+  EXPECT_EQ(timeless.defects, kDefectEpmt);
+}

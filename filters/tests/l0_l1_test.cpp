@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <tuple>
 
@@ -116,6 +117,37 @@ TEST(L0, StableSortOnEveryReadoutOrder) {
         ASSERT_EQ(out[i].channel, expected[i].channel) << "block " << block_ns << " reversed " << reversed << " i=" << i;
         ASSERT_EQ(out[i].raw_time_ns, expected[i].raw_time_ns);
         ASSERT_EQ(out[i].tot_ns, expected[i].tot_ns);
+      }
+    }
+  }
+}
+
+// The time index's bucket start is never after the first hit at or after the time, and at most
+// 7 hits plus a bucket's hits before it; times before the first bucket or past the last still work.
+TEST(L0, TimeIndexStartsASearchNearTheTime) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> time(-50'000.0, 101'000'000.0);
+  for (std::size_t n : {0u, 3u, 8u, 9u, 20'000u}) {
+    L0Slice l0;
+    l0.hits.assign(5, L0Hit{});  // the DOM's hits start at 5 in the slice
+    std::vector<double> times(n);
+    for (auto& t : times) t = time(rng);
+    std::sort(times.begin(), times.end());
+    for (double t : times) l0.hits.push_back({t, 0, 0, 0});
+    l0.doms.push_back({77, 0, 5, static_cast<std::uint32_t>(5 + n), 0});
+    l0.time_index.resize(L0TimeIndex::kBuckets);
+    L0TimeIndex::build(l0.hits_of(l0.doms[0]), 5, l0.time_index.data());
+    for (int k = 0; k < 2000; ++k) {
+      const double t = k < 1000 ? time(rng) : (k - 1000) * 101'000.0 - 40'000.0;
+      const auto first = static_cast<std::uint32_t>(5 + (std::lower_bound(times.begin(), times.end(), t) - times.begin()));
+      const std::uint32_t start = l0.search_start(l0.doms[0], t);
+      ASSERT_LE(start, first) << "n=" << n << " t=" << t;
+      ASSERT_GE(start, 5u);
+      if (t >= L0TimeIndex::kBucketNs && t < L0TimeIndex::kBucketNs * (L0TimeIndex::kBuckets - 1)) {
+        const double bucket_start = std::floor(t / L0TimeIndex::kBucketNs) * L0TimeIndex::kBucketNs;
+        const auto bucket_first =
+            static_cast<std::uint32_t>(5 + (std::lower_bound(times.begin(), times.end(), bucket_start) - times.begin()));
+        ASSERT_GE(start + 7, bucket_first) << "n=" << n << " t=" << t;
       }
     }
   }

@@ -85,8 +85,9 @@ class DataFilter {
  private:
   friend struct DataFilterWorkspace;
   struct DomChunk;
-  void process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, bool keep_l0,
-                    bool supernova) const;
+  // time_index: the slice's L0TimeIndex buffer (kBuckets per frame, by frame index), or null.
+  void process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, std::uint32_t* time_index,
+                    bool keep_l0, bool supernova) const;
   struct ModuleInfo {
     DomCalibration calibration;
     std::array<dataflow::Vec3, dataflow::kPmtsPerDom> pmt_directions{};

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "shoredaq/filters/summary.hpp"
 #include "shoredaq/formats/timeslice.hpp"
 
 namespace shoredaq::filters {
@@ -24,5 +25,12 @@ inline bool frame_missing(const dataflow::DomFrame& frame) noexcept {
 
 // The defect bits of one frame; reads every hit once.
 std::uint32_t check_frame(const dataflow::DomFrame& frame, std::size_t max_hits_per_frame) noexcept;
+
+// check_frame and count_hits_per_channel (summary.hpp) in the same single read of the hits.
+struct FrameScan {
+  std::uint32_t defects = 0;
+  ChannelCounts channel_counts{};
+};
+FrameScan scan_frame(const dataflow::DomFrame& frame, std::size_t max_hits_per_frame) noexcept;
 
 }  // namespace shoredaq::filters

@@ -1,6 +1,7 @@
 #pragma once
 // L0: every hit of a good frame, calibrated with its PMT's t0 and time-ordered per DOM.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
@@ -30,18 +31,38 @@ struct L0Dom {
   std::uint32_t dom_id = 0;
   std::uint32_t module_index = 0;  // into Detector::modules()
   std::uint32_t begin = 0, end = 0;
+  std::uint32_t time_index = 0;    // where its L0TimeIndex buckets start in L0Slice::time_index
+};
+
+// A coarse time index of one DOM's L0 hits: bucket b holds a hit index (slice-wide) at most 7 hits
+// before the first hit with time_ns >= b * kBucketNs. A trigger looking for a neighbour's hits near a time starts there,
+// one cache line from the answer, instead of searching the DOM's hits (each probe a cold line once
+// the slice's L0 outgrows the cache). Buckets of 65.5 us hold ~14 hits at 7 kHz per PMT.
+struct L0TimeIndex {
+  static constexpr double kBucketNs = 65'536.0;
+  static constexpr std::size_t kBuckets = 1'536;  // 100.66 ms: the slice, plus t0; later hits are in the last
+  // Writes the kBuckets entries of the DOM whose hits (by time) are `hits`, the first at `first_hit`.
+  static void build(std::span<const L0Hit> hits, std::uint32_t first_hit, std::uint32_t* buckets) noexcept;
 };
 
 // All L0 hits of one slice: DOMs in frame order (by DOM id), each DOM's hits by calibrated time.
 struct L0Slice {
   std::vector<L0Hit> hits;
   std::vector<L0Dom> doms;
+  std::vector<std::uint32_t> time_index;  // L0TimeIndex buckets per DOM, when the slice's user built them
   std::span<const L0Hit> hits_of(const L0Dom& d) const noexcept {
     return {hits.data() + d.begin, d.end - d.begin};
   }
+  // A hit index of the DOM (or its end) not after the first of its hits with time_ns >= t: where a
+  // forward search for t starts. Needs the DOM's time index.
+  std::uint32_t search_start(const L0Dom& d, double t) const noexcept {
+    if (!(t >= L0TimeIndex::kBucketNs)) return d.begin;  // also NaN
+    const auto b = std::min(static_cast<std::size_t>(t / L0TimeIndex::kBucketNs), L0TimeIndex::kBuckets - 1);
+    return time_index[d.time_index + b];
+  }
   // The DOM slot holding global hit index i.
   std::size_t dom_slot_of(std::uint32_t hit_index) const noexcept;
-  void clear() noexcept { hits.clear(); doms.clear(); }
+  void clear() noexcept { hits.clear(); doms.clear(); time_index.clear(); }
 };
 
 // Reusable buffers of build_l0_dom (one per thread).
