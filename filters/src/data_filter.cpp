@@ -142,6 +142,8 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
   ws.l1.clear();
   ws.slot_of_module.assign(modules_.size(), -1);
   ws.sn_slot_of_dom.clear();
+  ws.sn_clusters.clear();
+  ws.sn_cluster_ranges.clear();
   if (keep_l0) result.prescaled.push_back({PrescaledSlice::Kind::L0, {slice.header, {}, slice.stamps, {}}});
   for (std::size_t c = 0; c < used; ++c) {
     DomChunk& chunk = ws.chunks[c];
@@ -157,6 +159,10 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
     if (sn) {
       sn->doms.insert(sn->doms.end(), chunk.sn_doms.begin(), chunk.sn_doms.end());
       for (const std::int32_t slot : chunk.sn_slots) ws.sn_slot_of_dom.push_back(slot < 0 ? -1 : slot + slot_offset);
+      const auto cluster_offset = static_cast<std::uint32_t>(ws.sn_clusters.size());
+      ws.sn_clusters.insert(ws.sn_clusters.end(), chunk.sn_clusters.begin(), chunk.sn_clusters.end());
+      for (const auto& [begin, end] : chunk.sn_cluster_ranges)
+        ws.sn_cluster_ranges.emplace_back(begin + cluster_offset, end + cluster_offset);
     }
     for (const L0Dom& dom : chunk.doms) {
       ws.slot_of_module[dom.module_index] = static_cast<std::int32_t>(ws.l0.doms.size());
@@ -220,8 +226,11 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
     for (std::size_t k = 0; k < sn->doms.size(); ++k) {
       const std::int32_t slot = ws.sn_slot_of_dom[k];
       if (slot < 0) continue;
-      count_supernova_coincidences(ws.l0.hits_of(ws.l0.doms[static_cast<std::size_t>(slot)]), p.supernova, veto,
-                                   sn->doms[k], sn->multiplicity_counts, &ws.sn_times, static_cast<std::uint32_t>(k));
+      const auto [begin, end] = ws.sn_cluster_ranges[static_cast<std::size_t>(slot)];
+      count_supernova_clusters(ws.l0.hits_of(ws.l0.doms[static_cast<std::size_t>(slot)]),
+                               std::span<const SupernovaCluster>(ws.sn_clusters).subspan(begin, end - begin),
+                               p.supernova, veto, sn->doms[k], sn->multiplicity_counts, &ws.sn_times,
+                               static_cast<std::uint32_t>(k));
     }
     veto_correlated_supernova_coincidences(ws.sn_times, p.supernova, *sn);
   }

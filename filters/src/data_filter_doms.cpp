@@ -1,5 +1,6 @@
 // DataFilter's per-DOM work on one range of a slice's frames (data_filter_work.hpp): frame
-// checks, summary, L0 straight into the slice's L0 buffer, then L1 and L2 of the range's DOMs.
+// checks, summary, L0 straight into the slice's L0 buffer, then, while a DOM's hits are in cache,
+// its L1 and L2 and its supernova coincidences.
 // Touches only its chunk and its own part of the L0 buffer, so ranges can run on other threads.
 #include <bit>
 #include <climits>
@@ -18,6 +19,8 @@ void DataFilter::DomChunk::clear() {
   l0_frames.clear();
   sn_doms.clear();
   sn_slots.clear();
+  sn_clusters.clear();
+  sn_cluster_ranges.clear();
   doms.clear();
   l1.clear();
 }
@@ -34,6 +37,8 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     chunk.sn_doms.push_back({frame.dom_id, state, static_cast<std::uint32_t>(frame.hit_count()), 0, 0});
     chunk.sn_slots.push_back(slot);
   };
+  const L1Settings l1_settings{p.l1_window_ns, p.combine_l1};
+  const L2Settings l2_settings{p.ct_min, p.l2_window_ns, p.l2_min};
   std::size_t next_hit = chunk.hit_offset;  // where the next DOM's L0 hits go
   chunk.summary.reserve(chunk.last - chunk.first);
   for (std::size_t i = chunk.first; i < chunk.last; ++i) {
@@ -91,24 +96,24 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     counters.hits_vetoed += n - kept;
     const SupernovaDomState sn_state = supernova_frame_state(frame, 0, channel_counts, p.high_rate_veto_hz);
     sn_dom(frame, sn_state, sn_state == SupernovaDomState::Included ? static_cast<std::int32_t>(chunk.doms.size()) : -1);
-    chunk.doms.push_back(dom);
-    if (keep_l0) chunk.l0_frames.push_back(frame);
-  }
-
-  // L1 / L2 per DOM (slots are the chunk's; the merge shifts them).
-  const L1Settings l1_settings{p.l1_window_ns, p.combine_l1};
-  const L2Settings l2_settings{p.ct_min, p.l2_window_ns, p.l2_min};
-  for (std::size_t slot = 0; slot < chunk.doms.size(); ++slot) {
-    const L0Dom& dom = chunk.doms[slot];
+    const std::span<const L0Hit> hits{l0_hits + dom.begin, kept};
+    if (supernova) {  // the DOM's coincidences, counted once the slice's events (the veto) are known
+      const auto first_cluster = static_cast<std::uint32_t>(chunk.sn_clusters.size());
+      if (sn_state == SupernovaDomState::Included)
+        find_supernova_clusters(hits, p.supernova.coincidence_window_ns, chunk.sn_clusters);
+      chunk.sn_cluster_ranges.push_back({first_cluster, static_cast<std::uint32_t>(chunk.sn_clusters.size())});
+    }
+    // L1 / L2 of the DOM, while its hits are in cache (slots are the chunk's; the merge shifts them).
+    const auto slot = static_cast<std::uint32_t>(chunk.doms.size());
     const std::size_t first_l1 = chunk.l1.size();
-    build_l1_dom({l0_hits + dom.begin, dom.end - dom.begin}, dom.begin, static_cast<std::uint32_t>(slot),
-                 detector_.modules()[dom.module_index].position_m, l1_settings, chunk.l1);
-    const auto& directions = modules_[dom.module_index].pmt_directions;
+    build_l1_dom(hits, dom.begin, slot, detector_.modules()[dom.module_index].position_m, l1_settings, chunk.l1);
     for (std::size_t k = first_l1; k < chunk.l1.size(); ++k) {
       L1Hit& h = chunk.l1[k];
-      h.l2 = is_l2({l0_hits + h.first_l0, h.multiplicity}, directions, l2_settings);
+      h.l2 = is_l2({l0_hits + h.first_l0, h.multiplicity}, info.pmt_directions, l2_settings);
       counters.l2_hits += h.l2;
     }
+    chunk.doms.push_back(dom);
+    if (keep_l0) chunk.l0_frames.push_back(frame);
   }
   counters.l1_hits = chunk.l1.size();
 }

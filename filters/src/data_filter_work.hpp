@@ -3,10 +3,12 @@
 // in DomChunks (contiguous frame ranges, possibly on other threads), then merged in frame order.
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/l1.hpp"
+#include "shoredaq/filters/supernova.hpp"
 
 namespace shoredaq::filters {
 
@@ -23,6 +25,8 @@ struct DataFilter::DomChunk {
   std::vector<dataflow::DomFrame> l0_frames;  // for the prescaled L0 slice
   std::vector<SupernovaDomFigure> sn_doms;
   std::vector<std::int32_t> sn_slots;         // per sn_doms entry: the chunk's slot, -1 if excluded
+  std::vector<SupernovaCluster> sn_clusters;  // of the included DOMs, hit indices within their DOM
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> sn_cluster_ranges;  // per L0 DOM: [begin, end) in sn_clusters
   std::vector<L0Dom> doms;                    // L0 hit ranges in the slice's buffer
   std::vector<L1Hit> l1;                      // dom_slot: the chunk's
   L0Scratch scratch;
@@ -40,6 +44,8 @@ struct DataFilterWorkspace {
   std::vector<TriggerCandidate> candidates;
   TriggerScratch trigger_scratch;
   std::vector<std::int32_t> sn_slot_of_dom;  // per SupernovaSliceFigure::doms entry: L0 slot, -1 if excluded
+  std::vector<SupernovaCluster> sn_clusters;  // the chunks' clusters, merged
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> sn_cluster_ranges;  // per L0 slot: [begin, end) in sn_clusters
   std::vector<SupernovaCoincidenceTime> sn_times;  // for the correlated-DOM veto
 
   // Splits the frames into up to `tasks` chunks of about equal hit counts; returns how many.

@@ -36,14 +36,12 @@ bool SupernovaVeto::contains(std::uint32_t dom_id, std::uint8_t channel, std::ui
   return std::binary_search(keys_.begin(), keys_.end(), Key{dom_id, raw_time_ns, channel});
 }
 
-void count_supernova_coincidences(std::span<const L0Hit> hits_by_time, const SupernovaSettings& settings,
-                                  const SupernovaVeto& veto, SupernovaDomFigure& figure,
-                                  std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
-                                  std::vector<SupernovaCoincidenceTime>* times, std::uint32_t dom_index) {
+void find_supernova_clusters(std::span<const L0Hit> hits_by_time, double coincidence_window_ns,
+                             std::vector<SupernovaCluster>& out) {
   const std::size_t n = hits_by_time.size();
   std::size_t i = 0;
   while (i + 1 < n) {
-    const double window_end_ns = hits_by_time[i].time_ns + settings.coincidence_window_ns;
+    const double window_end_ns = hits_by_time[i].time_ns + coincidence_window_ns;
     if (hits_by_time[i + 1].time_ns > window_end_ns) {  // the common case: a lone hit
       ++i;
       continue;
@@ -51,20 +49,42 @@ void count_supernova_coincidences(std::span<const L0Hit> hits_by_time, const Sup
     std::uint32_t pmts = 0;
     std::size_t j = i;
     for (; j < n && hits_by_time[j].time_ns <= window_end_ns; ++j) pmts |= 1u << (hits_by_time[j].channel & 31u);
-    const int multiplicity = std::popcount(pmts);
-    if (multiplicity >= 2) ++multiplicity_counts[static_cast<std::size_t>(multiplicity)];
+    const auto multiplicity = static_cast<std::uint32_t>(std::popcount(pmts));
+    if (multiplicity >= 2)
+      out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j), multiplicity});
+    i = j;
+  }
+}
+
+void count_supernova_clusters(std::span<const L0Hit> hits_by_time, std::span<const SupernovaCluster> clusters,
+                              const SupernovaSettings& settings, const SupernovaVeto& veto, SupernovaDomFigure& figure,
+                              std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
+                              std::vector<SupernovaCoincidenceTime>* times, std::uint32_t dom_index) {
+  const auto min_multiplicity = static_cast<std::uint32_t>(settings.min_multiplicity);
+  const auto max_multiplicity = static_cast<std::uint32_t>(settings.max_multiplicity);
+  for (const SupernovaCluster& c : clusters) {
+    ++multiplicity_counts[c.multiplicity];
     bool kept = false;
-    if (multiplicity >= settings.min_multiplicity && multiplicity <= settings.max_multiplicity) {
+    if (c.multiplicity >= min_multiplicity && c.multiplicity <= max_multiplicity) {
       bool vetoed = false;
       if (!veto.empty())
-        for (std::size_t k = i; k < j && !vetoed; ++k)
+        for (std::size_t k = c.first; k < c.end && !vetoed; ++k)
           vetoed = veto.contains(figure.dom_id, hits_by_time[k].channel, hits_by_time[k].raw_time_ns);
       ++(vetoed ? figure.vetoed : figure.coincidences);
       kept = !vetoed;
     }
-    if (times && multiplicity >= settings.min_multiplicity) times->push_back({hits_by_time[i].time_ns, dom_index, kept});
-    i = j;
+    if (times && c.multiplicity >= min_multiplicity) times->push_back({hits_by_time[c.first].time_ns, dom_index, kept});
   }
+}
+
+void count_supernova_coincidences(std::span<const L0Hit> hits_by_time, const SupernovaSettings& settings,
+                                  const SupernovaVeto& veto, SupernovaDomFigure& figure,
+                                  std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
+                                  std::vector<SupernovaCoincidenceTime>* times, std::uint32_t dom_index) {
+  thread_local std::vector<SupernovaCluster> clusters;
+  clusters.clear();
+  find_supernova_clusters(hits_by_time, settings.coincidence_window_ns, clusters);
+  count_supernova_clusters(hits_by_time, clusters, settings, veto, figure, multiplicity_counts, times, dom_index);
 }
 
 void veto_correlated_supernova_coincidences(std::vector<SupernovaCoincidenceTime>& times,

@@ -85,6 +85,20 @@ void count_supernova_coincidences(std::span<const L0Hit> hits_by_time, const Sup
                                   std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
                                   std::vector<SupernovaCoincidenceTime>* times = nullptr, std::uint32_t dom_index = 0);
 
+// count_supernova_coincidences in two steps, so that the first runs while a DOM's hits are in
+// cache and the second once the slice's events (the veto) are known: a coincidence of >= 2 PMTs,
+// as hits [first, end) of the DOM's hits by time.
+struct SupernovaCluster {
+  std::uint32_t first = 0, end = 0;
+  std::uint32_t multiplicity = 0;  // distinct PMTs, >= 2
+};
+void find_supernova_clusters(std::span<const L0Hit> hits_by_time, double coincidence_window_ns,
+                             std::vector<SupernovaCluster>& out);
+void count_supernova_clusters(std::span<const L0Hit> hits_by_time, std::span<const SupernovaCluster> clusters,
+                              const SupernovaSettings& settings, const SupernovaVeto& veto, SupernovaDomFigure& figure,
+                              std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
+                              std::vector<SupernovaCoincidenceTime>* times, std::uint32_t dom_index);
+
 // The correlated-DOM veto over a whole slice (settings.correlated_veto_window_ns, 0 = off): every
 // kept coincidence in `times` with another one within the window moves, in its DOM's figure, from
 // `coincidences` to `correlated`. Sorts `times`. Coincidences near a slice edge are compared only
