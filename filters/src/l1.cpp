@@ -12,6 +12,14 @@ void build_l1_dom(std::span<const L0Hit> dom_hits, std::uint32_t first_index, st
   const double window = settings.window_ns;
   std::size_t i = 0;
   while (i + 1 < n) {
+    // Most hits are alone: skip four at a time with one branch (the same tests, hit by hit).
+    if (i + 4 < n && dom_hits[i + 1].time_ns - dom_hits[i].time_ns > window &&
+        ((dom_hits[i + 2].time_ns - dom_hits[i + 1].time_ns > window) &
+         (dom_hits[i + 3].time_ns - dom_hits[i + 2].time_ns > window) &
+         (dom_hits[i + 4].time_ns - dom_hits[i + 3].time_ns > window))) {
+      i += 4;
+      continue;
+    }
     if (dom_hits[i + 1].time_ns - dom_hits[i].time_ns > window) {
       ++i;
       continue;

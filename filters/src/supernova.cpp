@@ -41,8 +41,16 @@ void find_supernova_clusters(std::span<const L0Hit> hits_by_time, double coincid
   const std::size_t n = hits_by_time.size();
   std::size_t i = 0;
   while (i + 1 < n) {
+    // The common case, lone hits: four at a time with one branch (the same tests, hit by hit).
+    if (i + 4 < n && hits_by_time[i + 1].time_ns > hits_by_time[i].time_ns + coincidence_window_ns &&
+        ((hits_by_time[i + 2].time_ns > hits_by_time[i + 1].time_ns + coincidence_window_ns) &
+         (hits_by_time[i + 3].time_ns > hits_by_time[i + 2].time_ns + coincidence_window_ns) &
+         (hits_by_time[i + 4].time_ns > hits_by_time[i + 3].time_ns + coincidence_window_ns))) {
+      i += 4;
+      continue;
+    }
     const double window_end_ns = hits_by_time[i].time_ns + coincidence_window_ns;
-    if (hits_by_time[i + 1].time_ns > window_end_ns) {  // the common case: a lone hit
+    if (hits_by_time[i + 1].time_ns > window_end_ns) {  // a lone hit
       ++i;
       continue;
     }
