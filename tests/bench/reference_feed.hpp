@@ -29,10 +29,12 @@ inline std::shared_ptr<const shoredaq::dataflow::Detector> reference_detector(in
       dus <= 21 ? detx("KM3NeT_00000133_20221025.detx") : detx("KM3NeT_-00000001_20171212.detx")));
 }
 
-inline ReferenceFeed make_reference_feed(int dus) {
+// readout_block_ns: du-sim's readout order (0: its default, the CLB's nearly time-ordered one).
+inline ReferenceFeed make_reference_feed(int dus, std::uint32_t readout_block_ns = 0) {
   ReferenceFeed feed;
   feed.detector = reference_detector(dus);
   shoredaq::drivers::DuSimConfig c;
+  if (readout_block_ns) c.readout_block_ns = readout_block_ns;
   c.detector = feed.detector;
   const auto all = feed.detector->du_ids();
   c.dus.assign(all.begin(), all.begin() + std::min<std::size_t>(all.size(), static_cast<std::size_t>(dus)));
