@@ -12,6 +12,7 @@
 //   bench_pipeline [max_dus=20] [seconds=3] [workers=1] [slice_threads=cores]
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
@@ -96,6 +98,8 @@ struct Result {
   unsigned slice_threads = 1;
   std::uint64_t slices_fed = 0, slices_written = 0, slices_dropped = 0, datagrams_dropped = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
+  double filter_p50_ms = 0, filter_p99_ms = 0;  // wall time of DataFilter::process per slice
+  double write_p50_ms = 0, write_p99_ms = 0;    // wall time of RunWriter::write per slice (encode + commit)
   double hits_per_s = 0;
   long rss_mb = 0;
   double memcpy_ms_per_slice = 0;
@@ -153,12 +157,23 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
   const filters::TaskRunner runner = [&pool](std::size_t n, const std::function<void(std::size_t)>& task) {
     pool.run(n, task);
   };
+  // Where a slice's latency goes: its filter and its write, timed per slice (each on one thread).
+  std::vector<double> filter_ms, write_ms;
+  std::mutex filter_ms_mutex;
   dataflow::Pipeline<filters::FilterResult> pipeline(
       pc,
       [&](const dataflow::Timeslice& t) {
-        return slice_threads > 1 ? filter.process(t, runner, slice_threads) : filter.process(t);
+        const auto begin = Clock::now();
+        auto result = slice_threads > 1 ? filter.process(t, runner, slice_threads) : filter.process(t);
+        const std::lock_guard lock(filter_ms_mutex);
+        filter_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
+        return result;
       },
-      [&](dataflow::ProcessedSlice<filters::FilterResult>&& p) { writer.write(std::move(p)); });
+      [&](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
+        const auto begin = Clock::now();
+        writer.write(std::move(p));
+        write_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
+      });
   pipeline.start();
 
   dataflow::IngestParser parser(dataflow::HeaderLayoutMode::Standard40);
@@ -198,6 +213,15 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
   r.p99_ms = writer.commit_latency().quantile(0.99) * 1e3;
   r.max_ms = writer.commit_latency().snapshot().max * 1e3;
   r.hits_per_s = static_cast<double>(w.filter.hits_in) / wall;
+  const auto quantile = [](std::vector<double> v, double q) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+  };
+  r.filter_p50_ms = quantile(filter_ms, 0.5);
+  r.filter_p99_ms = quantile(filter_ms, 0.99);
+  r.write_p50_ms = quantile(write_ms, 0.5);
+  r.write_p99_ms = quantile(write_ms, 0.99);
   r.rss_mb = bench::peak_rss_mb();
   std::filesystem::remove_all(dir);
   return r;
@@ -216,8 +240,8 @@ int main(int argc, char** argv) {
   const auto dir = std::filesystem::temp_directory_path() / ("bench-pipeline-" + std::to_string(::getpid()));
   std::printf("bench_pipeline: real-time feed (1 slice / 100 ms) of pre-generated du-sim data, %u worker(s), %.1f s per step,"
               " store with full durability\n", workers, seconds);
-  std::printf("%5s %4s %8s %8s %8s %9s %9s %9s %9s %12s %8s %10s\n", "DUs", "thr", "fed", "written", "dropped", "dgr_drop",
-              "p50 ms", "p99 ms", "max ms", "hits/s", "RSS MB", "memcpy ms");
+  std::printf("%5s %4s %8s %8s %8s %9s %9s %9s %9s %12s %8s %10s %15s %15s\n", "DUs", "thr", "fed", "written", "dropped",
+              "dgr_drop", "p50 ms", "p99 ms", "max ms", "hits/s", "RSS MB", "memcpy ms", "filter p50/p99", "write p50/p99");
   unsigned sustained[2] = {0, 0}, fast[2] = {0, 0};  // [0]: one thread per slice, [1]: slice_threads
   bool going[2] = {true, true};
   // Doubling steps, then max_dus itself (so a target such as 20 DUs is tried, not only 16).
@@ -230,10 +254,11 @@ int main(int argc, char** argv) {
     for (int k = 0; k < 2; ++k) {
       if (!going[k] || (k == 1 && slice_threads == 1)) continue;
       const Result r = run(detector, feed, dus, seconds, workers, k == 0 ? 1 : slice_threads, dir);
-      std::printf("%5u %4u %8llu %8llu %8llu %9llu %9.1f %9.1f %9.1f %12.3g %8ld %10.2f%s\n", r.dus, r.slice_threads,
-                  static_cast<unsigned long long>(r.slices_fed), static_cast<unsigned long long>(r.slices_written),
-                  static_cast<unsigned long long>(r.slices_dropped), static_cast<unsigned long long>(r.datagrams_dropped),
-                  r.p50_ms, r.p99_ms, r.max_ms, r.hits_per_s, r.rss_mb, r.memcpy_ms_per_slice,
+      std::printf("%5u %4u %8llu %8llu %8llu %9llu %9.1f %9.1f %9.1f %12.3g %8ld %10.2f %7.1f/%-7.1f %7.1f/%-7.1f%s\n",
+                  r.dus, r.slice_threads, static_cast<unsigned long long>(r.slices_fed),
+                  static_cast<unsigned long long>(r.slices_written), static_cast<unsigned long long>(r.slices_dropped),
+                  static_cast<unsigned long long>(r.datagrams_dropped), r.p50_ms, r.p99_ms, r.max_ms, r.hits_per_s,
+                  r.rss_mb, r.memcpy_ms_per_slice, r.filter_p50_ms, r.filter_p99_ms, r.write_p50_ms, r.write_p99_ms,
                   r.drained ? "" : "  (not drained)");
       std::fflush(stdout);
       const bool real_time =
