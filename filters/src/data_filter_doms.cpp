@@ -46,20 +46,33 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     ++counters.frames;
     const std::size_t n = frame.hit_count();
     counters.hits_in += n;
-    // Checks and per-channel counts in one read; the checks matter only for a present, known DOM.
-    const FrameScan scan = scan_frame(frame, static_cast<std::size_t>(p.max_hits_per_frame));
+    // Checks, per-channel counts and L0 in one read of the frame (for an optical DOM that sent
+    // one): the L0 hits count only if the checks pass, and they are made again in the rare case of
+    // a channel over the high-rate veto.
+    const auto module_index = detector_.index_of(frame.dom_id);
+    const bool optical = module_index && !detector_.modules()[*module_index].is_base();
+    const auto max_hits = static_cast<std::size_t>(p.max_hits_per_frame);
+    FrameScan scan;
+    std::size_t kept = 0;
+    std::uint32_t l0_excluded = 0;  // the channels left out of the L0 hits made so far
+    if (optical && !frame_missing(frame)) {
+      const ModuleInfo& info = modules_[*module_index];
+      l0_excluded = (p.hrv_policy == HrvPolicy::Exclude ? frame.status.hrv_mask() : 0u) & info.calibration.present_channels;
+      const CheckedL0 checked =
+          build_l0_dom_checked(frame, info.calibration, l0_excluded, max_hits, l0_hits + next_hit, chunk.scratch);
+      scan = checked.scan;
+      kept = checked.hits;
+    } else {
+      scan = scan_frame(frame, max_hits);
+    }
     const ChannelCounts& channel_counts = scan.channel_counts;
     chunk.summary.push_back(summarise_frame(frame, channel_counts));
     if (frame_missing(frame)) {
       ++counters.frames_missing;
-      if (supernova) {
-        const auto index = detector_.index_of(frame.dom_id);
-        if (index && !detector_.modules()[*index].is_base()) sn_dom(frame, SupernovaDomState::Missing, -1);
-      }
+      if (supernova && optical) sn_dom(frame, SupernovaDomState::Missing, -1);
       continue;
     }
-    const auto module_index = detector_.index_of(frame.dom_id);
-    if (!module_index || detector_.modules()[*module_index].is_base()) {
+    if (!optical) {
       ++counters.frames_unknown_dom;
       counters.hits_defective += n;
       continue;
@@ -85,7 +98,7 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     const ModuleInfo& info = modules_[*module_index];
     excluded &= info.calibration.present_channels;
     counters.pmts_vetoed += static_cast<unsigned>(std::popcount(excluded));
-    const std::size_t kept = build_l0_dom_into(frame, info.calibration, excluded, l0_hits + next_hit, chunk.scratch);
+    if (excluded != l0_excluded) kept = build_l0_dom_into(frame, info.calibration, excluded, l0_hits + next_hit, chunk.scratch);
     const auto index_offset = static_cast<std::uint32_t>(i * L0TimeIndex::kBuckets);
     const L0Dom dom{frame.dom_id, static_cast<std::uint32_t>(*module_index), static_cast<std::uint32_t>(next_hit),
                     static_cast<std::uint32_t>(next_hit + kept), index_offset};

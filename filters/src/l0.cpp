@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <bit>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <type_traits>
 
 namespace shoredaq::filters {
 
@@ -64,15 +66,19 @@ inline std::uint32_t hit_time(const std::uint8_t* h) noexcept {
 // inserting each hit into place is one pass, with about one move per out-of-order hit. Gives up
 // (returns nullopt) when the moves pass `max_moves`, so a frame in another order costs at most
 // that much before the general sort.
+// With a FrameScanner, every hit (used or not) is also handed to it.
+template <class Scanner = std::nullptr_t>
 std::optional<std::size_t> insert_in_frame_order(const dataflow::DomFrame& frame, const DomCalibration& calibration,
-                                                 std::uint32_t usable, L0Hit* dst, std::size_t max_moves) noexcept {
+                                                 std::uint32_t usable, L0Hit* dst, std::size_t max_moves,
+                                                 Scanner* scanner = nullptr) noexcept {
   const std::size_t n = frame.hit_count();
   const std::uint8_t* p = frame.hits.data();
   std::size_t m = 0, moves = 0;
   for (std::size_t i = 0; i < n; ++i, p += dataflow::kHitBytes) {
     const unsigned ch = p[0];
-    if (ch >= 32 || !(usable & (1u << ch))) continue;
     const std::uint32_t t = hit_time(p);
+    if constexpr (!std::is_same_v<Scanner, std::nullptr_t>) scanner->add(ch, t);
+    if (ch >= 32 || !(usable & (1u << ch))) continue;
     const L0Hit h{t + calibration.t0_ns[ch], t, static_cast<std::uint8_t>(ch), p[5]};
     std::size_t j = m;
     while (j > 0 && h.time_ns < dst[j - 1].time_ns) {
@@ -165,6 +171,18 @@ std::size_t build_l0_dom_into(const dataflow::DomFrame& frame, const DomCalibrat
   const std::size_t n = frame.hit_count();
   if (const auto m = insert_in_frame_order(frame, calibration, usable, dst, n / 2 + 64)) return *m;
   return bucket_sort(frame, calibration, usable, dst, scratch);
+}
+
+CheckedL0 build_l0_dom_checked(const dataflow::DomFrame& frame, const DomCalibration& calibration,
+                               std::uint32_t excluded_channels, std::size_t max_hits_per_frame, L0Hit* dst,
+                               L0Scratch& scratch) {
+  const std::uint32_t usable = calibration.present_channels & ~excluded_channels;
+  const std::size_t n = frame.hit_count();
+  FrameScanner scanner(frame, max_hits_per_frame);
+  if (const auto m = insert_in_frame_order(frame, calibration, usable, dst, n / 2 + 64, &scanner))
+    return {scanner.finish(), *m};
+  // Far from time order: the scan was cut short with the insertion; both again, apart.
+  return {scan_frame(frame, max_hits_per_frame), bucket_sort(frame, calibration, usable, dst, scratch)};
 }
 
 }  // namespace shoredaq::filters

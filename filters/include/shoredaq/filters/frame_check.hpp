@@ -2,6 +2,7 @@
 // Frame checks (DOMAIN.md section 2): a DOM frame with any defect goes to the error stream, not to
 // the triggers.
 
+#include <array>
 #include <cstdint>
 
 #include "shoredaq/filters/summary.hpp"
@@ -32,5 +33,25 @@ struct FrameScan {
   ChannelCounts channel_counts{};
 };
 FrameScan scan_frame(const dataflow::DomFrame& frame, std::size_t max_hits_per_frame) noexcept;
+
+// scan_frame hit by hit, for a loop that reads the hits for something else as well (L0).
+class FrameScanner {
+ public:
+  FrameScanner(const dataflow::DomFrame& frame, std::size_t max_hits_per_frame) noexcept;
+  void add(unsigned channel, std::uint32_t time_ns) noexcept {
+    ++hits_per_byte_[channel];  // indexed by the raw channel byte: no branch per hit
+    const std::uint32_t is_pmt_mask = 0u - static_cast<std::uint32_t>(channel < dataflow::kPmtsPerDom);
+    not_pmt_ |= ~is_pmt_mask;  // channels >= 31 set EPMT only
+    pmt_defects_ |= is_pmt_mask & ((time_ns > kMaxHitTimeNs ? kDefectEtdc : 0u) |
+                                   (time_ns < last_time_[channel] ? kDefectTime : 0u));
+    last_time_[channel] = time_ns;
+  }
+  FrameScan finish() const noexcept;
+
+ private:
+  std::uint32_t frame_defects_ = 0, pmt_defects_ = 0, not_pmt_ = 0;
+  std::array<std::uint32_t, 256> hits_per_byte_{};
+  std::array<std::uint32_t, 256> last_time_{};
+};
 
 }  // namespace shoredaq::filters

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "shoredaq/filters/frame_check.hpp"
 #include "shoredaq/formats/detector.hpp"
 #include "shoredaq/formats/timeslice.hpp"
 
@@ -82,5 +83,16 @@ std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& 
 // The same, into `dst`, which has room for every hit of the frame (for a buffer shared by threads).
 std::size_t build_l0_dom_into(const dataflow::DomFrame& frame, const DomCalibration& calibration,
                               std::uint32_t excluded_channels, L0Hit* dst, L0Scratch& scratch);
+
+// DataFilter's single read of a frame: scan_frame()'s checks and counts, and, from the same read,
+// build_l0_dom_into()'s hits (for the frame as it is: whether to keep them, given the defects and
+// the per-channel counts, is the caller's).
+struct CheckedL0 {
+  FrameScan scan;
+  std::size_t hits = 0;  // written to dst
+};
+CheckedL0 build_l0_dom_checked(const dataflow::DomFrame& frame, const DomCalibration& calibration,
+                               std::uint32_t excluded_channels, std::size_t max_hits_per_frame, L0Hit* dst,
+                               L0Scratch& scratch);
 
 }  // namespace shoredaq::filters
