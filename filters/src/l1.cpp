@@ -13,10 +13,8 @@ void build_l1_dom(std::span<const L0Hit> dom_hits, std::uint32_t first_index, st
   std::size_t i = 0;
   while (i + 1 < n) {
     // Most hits are alone: skip four at a time with one branch (the same tests, hit by hit).
-    if (i + 4 < n && dom_hits[i + 1].time_ns - dom_hits[i].time_ns > window &&
-        ((dom_hits[i + 2].time_ns - dom_hits[i + 1].time_ns > window) &
-         (dom_hits[i + 3].time_ns - dom_hits[i + 2].time_ns > window) &
-         (dom_hits[i + 4].time_ns - dom_hits[i + 3].time_ns > window))) {
+    const auto alone = [&](std::size_t k) -> int { return dom_hits[k + 1].time_ns - dom_hits[k].time_ns > window; };
+    if (i + 4 < n && alone(i) + alone(i + 1) + alone(i + 2) + alone(i + 3) == 4) {
       i += 4;
       continue;
     }

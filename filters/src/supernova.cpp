@@ -42,10 +42,10 @@ void find_supernova_clusters(std::span<const L0Hit> hits_by_time, double coincid
   std::size_t i = 0;
   while (i + 1 < n) {
     // The common case, lone hits: four at a time with one branch (the same tests, hit by hit).
-    if (i + 4 < n && hits_by_time[i + 1].time_ns > hits_by_time[i].time_ns + coincidence_window_ns &&
-        ((hits_by_time[i + 2].time_ns > hits_by_time[i + 1].time_ns + coincidence_window_ns) &
-         (hits_by_time[i + 3].time_ns > hits_by_time[i + 2].time_ns + coincidence_window_ns) &
-         (hits_by_time[i + 4].time_ns > hits_by_time[i + 3].time_ns + coincidence_window_ns))) {
+    const auto alone = [&](std::size_t k) -> int {
+      return hits_by_time[k + 1].time_ns > hits_by_time[k].time_ns + coincidence_window_ns;
+    };
+    if (i + 4 < n && alone(i) + alone(i + 1) + alone(i + 2) + alone(i + 3) == 4) {
       i += 4;
       continue;
     }
