@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <iterator>
 
+#include "shoredaq/filters/frame_check.hpp"
 #include "shoredaq/filters/trigger_3d_shower.hpp"
 #include "data_filter_work.hpp"
 
@@ -122,11 +123,22 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
     ws.l0.hits = {};
     ws.l0.hits.resize(slice.hit_count() + slice.hit_count() / 8);
   }
-  // The MX shower trigger's way into the neighbours' hits (l0.hpp).
-  std::uint32_t* time_index = nullptr;
+  // The MX shower trigger's way into the neighbours' hits (l0.hpp): a row of buckets for each frame
+  // that can have L0 hits (an optical DOM's frame that arrived), so that unknown DOMs cost nothing.
+  TimeIndexRows time_index;
   if (p.mxshower.enabled) {
-    ws.l0.time_index.resize(std::max(ws.l0.time_index.size(), slice.frames.size() * L0TimeIndex::kBuckets));
-    time_index = ws.l0.time_index.data();
+    ws.time_index_row.clear();
+    std::uint32_t rows = 0;
+    for (const auto& frame : slice.frames) {
+      const auto module = detector_.index_of(frame.dom_id);
+      const bool has_l0 = module && !detector_.modules()[*module].is_base() && !frame_missing(frame);
+      ws.time_index_row.push_back(has_l0 ? rows++ : L0Dom::kNoTimeIndex);
+    }
+    // Offsets are 32-bit; past that (millions of frames) the searches start at each DOM's first hit.
+    if (std::uint64_t{rows} * L0TimeIndex::kBuckets < L0Dom::kNoTimeIndex) {
+      ws.l0.time_index.resize(std::max<std::size_t>(ws.l0.time_index.size(), std::size_t{rows} * L0TimeIndex::kBuckets));
+      time_index = {ws.l0.time_index.data(), ws.time_index_row.data()};
+    }
   }
   const std::size_t used = ws.split_frames(slice, run ? tasks : 1);
   // A lambda names a thread_local instead of capturing it: hand the runner's threads this one's.

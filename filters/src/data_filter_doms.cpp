@@ -1,6 +1,6 @@
 // DataFilter's per-DOM work on one range of a slice's frames (data_filter_work.hpp): frame
 // checks, summary, L0 straight into the slice's L0 buffer, then, while a DOM's hits are in cache,
-// its L1 and L2 and its supernova coincidences.
+// its time index (for the MX shower trigger), its L1 and L2 and its supernova coincidence clusters.
 // Touches only its chunk and its own part of the L0 buffer, so ranges can run on other threads.
 #include <bit>
 #include <climits>
@@ -26,7 +26,7 @@ void DataFilter::DomChunk::clear() {
 }
 
 void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits,
-                              std::uint32_t* time_index, bool keep_l0, bool supernova) const {
+                              TimeIndexRows time_index, bool keep_l0, bool supernova) const {
   const TriggerParameters& p = parameters_;
   FilterCounters& counters = chunk.counters;
   const std::uint32_t high_rate_count =
@@ -99,11 +99,13 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     excluded &= info.calibration.present_channels;
     counters.pmts_vetoed += static_cast<unsigned>(std::popcount(excluded));
     if (excluded != l0_excluded) kept = build_l0_dom_into(frame, info.calibration, excluded, l0_hits + next_hit, chunk.scratch);
-    const auto index_offset = static_cast<std::uint32_t>(i * L0TimeIndex::kBuckets);
+    std::uint32_t index_offset = L0Dom::kNoTimeIndex;
+    if (time_index.buckets && time_index.row_of_frame[i] != L0Dom::kNoTimeIndex)
+      index_offset = time_index.row_of_frame[i] * static_cast<std::uint32_t>(L0TimeIndex::kBuckets);
     const L0Dom dom{frame.dom_id, static_cast<std::uint32_t>(*module_index), static_cast<std::uint32_t>(next_hit),
                     static_cast<std::uint32_t>(next_hit + kept), index_offset};
-    if (time_index)  // while the DOM's hits are still in cache
-      L0TimeIndex::build({l0_hits + next_hit, kept}, dom.begin, time_index + index_offset);
+    if (index_offset != L0Dom::kNoTimeIndex)  // while the DOM's hits are still in cache
+      L0TimeIndex::build({l0_hits + next_hit, kept}, dom.begin, time_index.buckets + index_offset);
     next_hit += kept;
     counters.l0_hits += kept;
     counters.hits_vetoed += n - kept;

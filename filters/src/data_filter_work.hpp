@@ -13,8 +13,9 @@
 namespace shoredaq::filters {
 
 // The per-DOM work of frames [first, last): checks, summary, L0 (written straight into the slice's
-// L0 buffer at `hit_offset`, the hits of the frames before), L1 and L2. Slots are the chunk's own
-// (0 = its first good DOM); the merge adds the good DOMs of the chunks before.
+// L0 buffer at `hit_offset`, the hits of the frames before), the time index, L1, L2 and the
+// supernova clusters. Slots are the chunk's own (0 = its first good DOM); the merge adds the good
+// DOMs of the chunks before.
 struct DataFilter::DomChunk {
   std::size_t first = 0, last = 0;
   std::size_t hit_offset = 0;
@@ -36,13 +37,15 @@ struct DataFilter::DomChunk {
 // Per-thread buffers reused across slices: the steady state allocates only the outputs.
 struct DataFilterWorkspace {
   // hits: grown to the largest slice and never shrunk, so a slice does not re-initialise it; the
-  // L0 hits are the DOM ranges, with gaps where a chunk's frames had excluded hits.
+  // L0 hits are the DOM ranges, with gaps where a chunk's frames had excluded hits or were rejected
+  // (their space may hold hits of a rejected frame). time_index likewise.
   L0Slice l0;
   std::vector<DataFilter::DomChunk> chunks;
   std::vector<L1Hit> l1;
   std::vector<std::int32_t> slot_of_module;
   std::vector<TriggerCandidate> candidates;
   TriggerScratch trigger_scratch;
+  std::vector<std::uint32_t> time_index_row;  // per frame: its row in l0.time_index, or L0Dom::kNoTimeIndex
   std::vector<std::int32_t> sn_slot_of_dom;  // per SupernovaSliceFigure::doms entry: L0 slot, -1 if excluded
   std::vector<SupernovaCluster> sn_clusters;  // the chunks' clusters, merged
   std::vector<std::pair<std::uint32_t, std::uint32_t>> sn_cluster_ranges;  // per L0 slot: [begin, end) in sn_clusters

@@ -93,18 +93,17 @@ std::optional<std::size_t> insert_in_frame_order(const dataflow::DomFrame& frame
   return m;
 }
 
-// Any order: counting sort into ~1-hit-wide time buckets keyed by (raw + whole-ns t0 offset), then
-// an insertion pass on the exact calibrated times, which only moves hits within their bucket.
+// Any order: counting sort into ~1-hit-wide time buckets keyed by the whole ns of (calibrated time -
+// the DOM's smallest t0), then an insertion pass on the exact calibrated times, which only moves
+// hits within their bucket. The key is computed from the calibrated time itself, so equal times
+// have equal keys and a bucket keeps frame order: the stable sort, as the one-pass insertion.
 // Exact, linear in practice, and faster than std::sort or a 31-way heap merge.
 std::size_t bucket_sort(const dataflow::DomFrame& frame, const DomCalibration& calibration, std::uint32_t usable,
                         L0Hit* dst, L0Scratch& scratch) {
   double t0_min = std::numeric_limits<double>::max();
   for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch)
     if (usable & (1u << ch)) t0_min = std::min(t0_min, calibration.t0_ns[ch]);
-  std::array<std::uint32_t, 32> offset{};  // whole-ns t0 offset from the DOM's smallest t0
-  for (unsigned ch = 0; ch < dataflow::kPmtsPerDom; ++ch)
-    if (usable & (1u << ch))
-      offset[ch] = static_cast<std::uint32_t>(std::floor(calibration.t0_ns[ch] - t0_min));
+  constexpr double kLargestKey = 4.0e9;  // keys past it share the last buckets (only with absurd t0s)
 
   const std::size_t n = frame.hit_count();
   // Pass 1: the bucket key of every hit (kExcluded for hits left out) and the largest key.
@@ -121,7 +120,9 @@ std::size_t bucket_sort(const dataflow::DomFrame& frame, const DomCalibration& c
       keys[i] = kExcluded;
       continue;
     }
-    const std::uint32_t key = hit_time(p) + offset[ch];
+    // >= 0: hit times are >= 0 and rounding is monotone; truncation is floor here.
+    const double since_min = (hit_time(p) + calibration.t0_ns[ch]) - t0_min;
+    const auto key = static_cast<std::uint32_t>(since_min >= 0 ? std::min(since_min, kLargestKey) : 0.0);
     keys[i] = key;
     max_key = std::max(max_key, key);
     ++m;
@@ -163,8 +164,7 @@ std::size_t bucket_sort(const dataflow::DomFrame& frame, const DomCalibration& c
 
 }  // namespace
 
-// Both orders give the stable sort by calibrated time: hits of equal time stay in frame order
-// (in the bucket sort, equal calibrated times have equal keys, and a bucket keeps frame order).
+// Both orders give the stable sort by calibrated time: hits of equal time stay in frame order.
 std::size_t build_l0_dom_into(const dataflow::DomFrame& frame, const DomCalibration& calibration,
                               std::uint32_t excluded_channels, L0Hit* dst, L0Scratch& scratch) {
   const std::uint32_t usable = calibration.present_channels & ~excluded_channels;
@@ -179,10 +179,15 @@ CheckedL0 build_l0_dom_checked(const dataflow::DomFrame& frame, const DomCalibra
   const std::uint32_t usable = calibration.present_channels & ~excluded_channels;
   const std::size_t n = frame.hit_count();
   FrameScanner scanner(frame, max_hits_per_frame);
+  // A frame rejected whatever its hits (incomplete, too big, torn) gets no L0.
+  if (scanner.frame_defective()) return {scan_frame(frame, max_hits_per_frame), 0};
   if (const auto m = insert_in_frame_order(frame, calibration, usable, dst, n / 2 + 64, &scanner))
     return {scanner.finish(), *m};
-  // Far from time order: the scan was cut short with the insertion; both again, apart.
-  return {scan_frame(frame, max_hits_per_frame), bucket_sort(frame, calibration, usable, dst, scratch)};
+  // Far from time order: the scan was cut short with the insertion. Check the whole frame first: a
+  // defective one gets no L0 (its times may be anything, which the bucket sort is not built for).
+  const FrameScan scan = scan_frame(frame, max_hits_per_frame);
+  if (scan.defects) return {scan, 0};
+  return {scan, bucket_sort(frame, calibration, usable, dst, scratch)};
 }
 
 }  // namespace shoredaq::filters

@@ -58,9 +58,10 @@ std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
   auto& cand_doms = scratch.selected;
   auto& positions = scratch.positions;
   auto& times = scratch.times;
-  // Per DOM slot, the first L0 hit not earlier than (the latest seed's time - the widest window).
-  // Seeds come in time order, so a DOM's search starts where its last one ended or at its time
-  // index's bucket, whichever is later: one cold cache line, not a search over cold lines.
+  // Per DOM slot, a hit index not after the first L0 hit at or after (the latest seed that looked
+  // at this DOM's time - the widest window). Seeds come in time order, so a DOM's search starts
+  // where its last one ended or at its time index's bucket, whichever is later: one cold cache
+  // line, not a search over cold lines.
   const double widest_half_window_ns = settings.d_max_m * kIndexOfRefraction / kSpeedOfLightMPerNs + settings.t_max_extra_ns;
   auto& cursors = scratch.cursors;
   cursors.resize(l0.doms.size());

@@ -120,6 +120,25 @@ TEST(DataFilter, DefectiveFramesGoToTheErrorStream) {
   EXPECT_EQ(r.summary.frames.size(), 73u);
 }
 
+// A defective frame far from time order, half its hits at the largest raw time (2^32 - 1 ns): it is
+// rejected without being sorted. (Sorting it, with whole-ns keys past 2^32, once cost ~n^2 moves.)
+TEST(DataFilter, DefectiveFrameFarFromTimeOrderIsNotSorted) {
+  const auto det = make_toy_detector();
+  auto slice = make_slice(det, a_muon(det));
+  auto& bad = slice.frames.front();
+  const std::size_t n = 200'000;
+  bad.hits.resize(n * dataflow::kHitBytes);
+  for (std::size_t k = 0; k < n; ++k)
+    dataflow::encode_hit({static_cast<std::uint8_t>(k % 31), k % 2 ? 0xffff'ffffu : static_cast<std::uint32_t>(n - k), 3},
+                         bad.hits.data() + k * dataflow::kHitBytes);
+  const auto r = DataFilter(det, {}).process(slice);
+  EXPECT_EQ(r.counters.frames_etdc, 1u);
+  EXPECT_EQ(r.counters.frames_time, 1u);
+  EXPECT_EQ(r.counters.hits_defective, n);
+  ASSERT_EQ(r.error_frames.frames.size(), 1u);
+  EXPECT_EQ(r.error_frames.frames[0].hits, bad.hits);
+}
+
 TEST(DataFilter, HighRateVetoedPmtsAsConfigured) {
   const auto det = make_toy_detector();
   auto hits = a_muon(det);

@@ -11,11 +11,11 @@ namespace {
 // Raw time = calibrated + 1000 on DOM 10 (t0 = -1000), = calibrated - 7 on DOM 20 (t0 = 7).
 L0Slice make_l0() {
   L0Slice l0;
-  l0.doms.push_back({10, 0, 0, 0, 0});
+  l0.doms.push_back({10, 0, 0, 0, L0Dom::kNoTimeIndex});
   for (int k = 0; k < 100; ++k)
     l0.hits.push_back({100.0 * k, static_cast<std::uint32_t>(100 * k + 1000), static_cast<std::uint8_t>(k % 31), 20});
   l0.doms[0].end = static_cast<std::uint32_t>(l0.hits.size());
-  l0.doms.push_back({20, 1, l0.doms[0].end, 0, 0});
+  l0.doms.push_back({20, 1, l0.doms[0].end, 0, L0Dom::kNoTimeIndex});
   for (int k = 0; k < 100; ++k)
     l0.hits.push_back({100.0 * k + 50, static_cast<std::uint32_t>(100 * k + 50 - 7), 4, 30});
   l0.doms[1].end = static_cast<std::uint32_t>(l0.hits.size());

@@ -124,6 +124,29 @@ TEST(L0, StableSortOnEveryReadoutOrder) {
 
 // The time index's bucket start is never after the first hit at or after the time, and at most
 // 7 hits plus a bucket's hits before it; times before the first bucket or past the last still work.
+// Equal calibrated times whose t0s are not whole ns apart (16.4 - 12.4 is 3.9999999999999982 as
+// doubles): on a frame far from time order (the bucket sort), they too stay in frame order.
+TEST(L0, EqualTimesStayInFrameOrderWhenFarFromTimeOrder) {
+  std::vector<double> t0(31, 12.4);
+  t0[0] = 16.4;
+  const auto calibration = DomCalibration::of(module_with_t0(t0));
+  ASSERT_EQ(4'095'996 + 16.4, 4'096'000 + 12.4);
+  std::vector<dataflow::Hit> hits{{1, 4'096'000, 7}, {0, 4'095'996, 9}};  // equal calibrated times
+  for (std::uint32_t k = 0; k < 3000; ++k) hits.push_back({static_cast<std::uint8_t>(2 + k % 29), 90'000'000 - 7 * k, 1});
+  dataflow::DomFrame frame;
+  frame.hits.resize(hits.size() * dataflow::kHitBytes);
+  for (std::size_t i = 0; i < hits.size(); ++i) dataflow::encode_hit(hits[i], frame.hits.data() + i * dataflow::kHitBytes);
+  std::vector<L0Hit> out;
+  L0Scratch scratch;
+  ASSERT_EQ(build_l0_dom(frame, calibration, 0, out, scratch), hits.size());
+  const auto expected = reference_l0(frame, calibration, 0);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    ASSERT_EQ(out[i].time_ns, expected[i].time_ns) << i;
+    ASSERT_EQ(out[i].channel, expected[i].channel) << i;
+  }
+  EXPECT_EQ(out[0].channel, 1);  // first in the frame, first in L0
+}
+
 TEST(L0, TimeIndexStartsASearchNearTheTime) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> time(-50'000.0, 101'000'000.0);

@@ -58,7 +58,7 @@ Workload& workload(int dus) {
     for (const auto& f : s.frames) {
       const auto index = w.detector->index_of(f.dom_id);
       if (!index || w.detector->modules()[*index].is_base() || check_frame(f, 1'000'000) != 0) continue;
-      L0Dom dom{f.dom_id, static_cast<std::uint32_t>(*index), static_cast<std::uint32_t>(l0.hits.size()), 0, 0};
+      L0Dom dom{f.dom_id, static_cast<std::uint32_t>(*index), static_cast<std::uint32_t>(l0.hits.size()), 0, L0Dom::kNoTimeIndex};
       dom.end = dom.begin + static_cast<std::uint32_t>(build_l0_dom(f, calibrations[*index], 0, l0.hits, scratch));
       l0.doms.push_back(dom);
     }

@@ -85,8 +85,13 @@ class DataFilter {
  private:
   friend struct DataFilterWorkspace;
   struct DomChunk;
-  // time_index: the slice's L0TimeIndex buffer (kBuckets per frame, by frame index), or null.
-  void process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, std::uint32_t* time_index,
+  // The slice's L0TimeIndex buffer (kBuckets per row) and each frame's row in it
+  // (L0Dom::kNoTimeIndex: none); buckets is null when no index is built.
+  struct TimeIndexRows {
+    std::uint32_t* buckets = nullptr;
+    const std::uint32_t* row_of_frame = nullptr;
+  };
+  void process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, TimeIndexRows time_index,
                     bool keep_l0, bool supernova) const;
   struct ModuleInfo {
     DomCalibration calibration;

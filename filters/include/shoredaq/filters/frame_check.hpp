@@ -47,6 +47,8 @@ class FrameScanner {
     last_time_[channel] = time_ns;
   }
   FrameScan finish() const noexcept;
+  // A defect of the frame as a whole (incomplete, too many hits, torn), known before any hit.
+  bool frame_defective() const noexcept { return frame_defects_ != 0; }
 
  private:
   std::uint32_t frame_defects_ = 0, pmt_defects_ = 0, not_pmt_ = 0;

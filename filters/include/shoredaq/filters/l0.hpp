@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -32,7 +33,8 @@ struct L0Dom {
   std::uint32_t dom_id = 0;
   std::uint32_t module_index = 0;  // into Detector::modules()
   std::uint32_t begin = 0, end = 0;
-  std::uint32_t time_index = 0;    // where its L0TimeIndex buckets start in L0Slice::time_index
+  std::uint32_t time_index = kNoTimeIndex;  // where its L0TimeIndex buckets start in L0Slice::time_index
+  static constexpr std::uint32_t kNoTimeIndex = UINT32_MAX;  // none built: searches start at `begin`
 };
 
 // A coarse time index of one DOM's L0 hits: bucket b holds a hit index (slice-wide) at most 7 hits
@@ -55,11 +57,11 @@ struct L0Slice {
     return {hits.data() + d.begin, d.end - d.begin};
   }
   // A hit index of the DOM (or its end) not after the first of its hits with time_ns >= t: where a
-  // forward search for t starts. Needs the DOM's time index.
+  // forward search for t starts (the DOM's first hit when it has no time index).
   std::uint32_t search_start(const L0Dom& d, double t) const noexcept {
-    if (!(t >= L0TimeIndex::kBucketNs)) return d.begin;  // also NaN
-    const auto b = std::min(static_cast<std::size_t>(t / L0TimeIndex::kBucketNs), L0TimeIndex::kBuckets - 1);
-    return time_index[d.time_index + b];
+    if (d.time_index == L0Dom::kNoTimeIndex || !(t >= L0TimeIndex::kBucketNs)) return d.begin;  // also NaN
+    const double b = std::min(t / L0TimeIndex::kBucketNs, static_cast<double>(L0TimeIndex::kBuckets - 1));
+    return time_index[d.time_index + static_cast<std::size_t>(b)];
   }
   // The DOM slot holding global hit index i.
   std::size_t dom_slot_of(std::uint32_t hit_index) const noexcept;
@@ -85,8 +87,8 @@ std::size_t build_l0_dom_into(const dataflow::DomFrame& frame, const DomCalibrat
                               std::uint32_t excluded_channels, L0Hit* dst, L0Scratch& scratch);
 
 // DataFilter's single read of a frame: scan_frame()'s checks and counts, and, from the same read,
-// build_l0_dom_into()'s hits (for the frame as it is: whether to keep them, given the defects and
-// the per-channel counts, is the caller's).
+// build_l0_dom_into()'s hits (whether to keep them, given the per-channel counts, is the caller's;
+// a frame with defects may come back with fewer hits or none).
 struct CheckedL0 {
   FrameScan scan;
   std::size_t hits = 0;  // written to dst

@@ -34,7 +34,8 @@ class ModuleNeighbours {
   std::vector<dataflow::Vec3> positions_;
 };
 
-// `l1` sorted by time; `slot_of_module[m]` = the L0 DOM slot of module m, or -1 when absent.
+// `l1` sorted by time; `slot_of_module[m]` = the L0 DOM slot of module m, or -1 when absent. The
+// DOMs' time indexes (L0Dom::time_index) make it fast; without them it is exact, only slower.
 // Appends one TriggerCandidate (L0 hits) per firing cluster; returns how many.
 std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
                               std::span<const std::int32_t> slot_of_module, const ModuleNeighbours& neighbours,
