@@ -221,6 +221,9 @@ TEST_F(HilTransfer, AShortRunsFilesArriveVerifiedUnderTheLayoutAndMoveToDone) {
   const Result listing = xrdfs(server, {"ls", "/km3net/raw/sea/KM3NeT_00000133/14"}, rig.tmp().path());
   ASSERT_EQ(listing.code, 0) << listing.err;
   for (const auto& file : done) EXPECT_NE(listing.out.find("/km3net/raw/sea/KM3NeT_00000133/14/" + file), std::string::npos) << listing.out;
+  // The agent writes its status file after it moved a part to done/: wait for it, not for luck.
+  ASSERT_TRUE(wait_until([&] { return counter(status_of(spool), "files_transferred") >= done.size(); }, 10s))
+      << status_of(spool).dump();
   const auto status = status_of(spool);
   EXPECT_EQ(counter(status, "files_transferred"), done.size());
   EXPECT_EQ(failures(status), 0u) << status.dump();
@@ -328,6 +331,9 @@ TEST_F(HilTransfer, ACorruptedRemoteCopyIsDetectedResentAndCounted) {
   Child agent = start_agent(spool, server, tmp.path());
   ASSERT_TRUE(wait_until([&] { return parts_in(spool / "done") == files; }, 30s)) << agent.err();
   expect_verified_at_server(server, spool, 2003, files, tmp.path());
+  // The status file is written after the move to done/ (under ASan the test once read it between).
+  ASSERT_TRUE(wait_until([&] { return counter(status_of(spool), "files_transferred") >= 2; }, 10s))
+      << status_of(spool).dump();
   const auto status = status_of(spool);
   EXPECT_EQ(counter(status, "checksum_mismatches"), 1u) << status.dump();
   EXPECT_EQ(counter(status, "files_transferred"), 2u);
