@@ -98,7 +98,7 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice) const {
   return process(slice, nullptr, 1);
 }
 
-FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRunner& run, std::size_t tasks) const {
+FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRunner& run, std::size_t threads) const {
   thread_local DataFilterWorkspace ws;
   FilterResult result;
   FilterCounters& counters = result.counters;
@@ -140,7 +140,7 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
       time_index = {ws.l0.time_index.data(), ws.time_index_row.data()};
     }
   }
-  const std::size_t used = ws.split_frames(slice, run ? tasks : 1);
+  const std::size_t used = ws.split_frames(slice, run && threads > 1 ? threads * kRangesPerThread : 1);
   // A lambda names a thread_local instead of capturing it: hand the runner's threads this one's.
   DataFilterWorkspace& mine = ws;
   const auto work = [&](std::size_t c) {
@@ -210,12 +210,41 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
 
   std::sort(ws.l1.begin(), ws.l1.end(), [](const L1Hit& a, const L1Hit& b) { return a.time_ns < b.time_ns; });
 
-  // Triggers.
+  // Triggers; their candidates in this order: 3D shower, MX shower, 3D muon.
   ws.candidates.clear();
-  counters.triggers_3d_shower = trigger_3d_shower(ws.l1, p.shower3d, ws.candidates, ws.trigger_scratch);
-  counters.triggers_mx_shower =
-      trigger_mx_shower(ws.l1, ws.l0, ws.slot_of_module, mx_neighbours_, p.mxshower, ws.candidates, ws.trigger_scratch);
-  counters.triggers_3d_muon = muon_.run(ws.l1, ws.candidates, ws.trigger_scratch);
+  const MxShowerInput mx{ws.l1, ws.l0, ws.slot_of_module, mx_neighbours_, p.mxshower};
+  if (used > 1 && p.mxshower.enabled && !ws.l1.empty()) {
+    // Shared like the per-DOM work: the 3D triggers side by side, the MX shower trigger (the
+    // costliest) in parts of its seeds, joined into exactly the one run's candidates.
+    const std::size_t parts = std::min(ws.l1.size(), threads * kRangesPerThread);
+    ws.mx_parts.resize(parts);
+    for (std::size_t k = 0; k < parts; ++k) {
+      ws.mx_parts[k].first = ws.l1.size() * k / parts;
+      ws.mx_parts[k].last = ws.l1.size() * (k + 1) / parts;
+    }
+    ws.shower_candidates.clear();
+    ws.muon_candidates.clear();
+    run(2 + parts, [&](std::size_t task) {
+      if (task == 0) {
+        counters.triggers_3d_shower = trigger_3d_shower(mine.l1, p.shower3d, mine.shower_candidates, mine.shower_scratch);
+      } else if (task == 1) {
+        counters.triggers_3d_muon = muon_.run(mine.l1, mine.muon_candidates, mine.muon_scratch);
+      } else {
+        trigger_mx_shower_part(mx, mine.mx_parts[task - 2]);
+      }
+    });
+    ws.candidates.insert(ws.candidates.end(), std::make_move_iterator(ws.shower_candidates.begin()),
+                         std::make_move_iterator(ws.shower_candidates.end()));
+    counters.triggers_mx_shower =
+        join_mx_shower_parts(mx, std::span<MxShowerPart>(ws.mx_parts.data(), parts), ws.candidates, ws.trigger_scratch);
+    ws.candidates.insert(ws.candidates.end(), std::make_move_iterator(ws.muon_candidates.begin()),
+                         std::make_move_iterator(ws.muon_candidates.end()));
+  } else {
+    counters.triggers_3d_shower = trigger_3d_shower(ws.l1, p.shower3d, ws.candidates, ws.trigger_scratch);
+    counters.triggers_mx_shower =
+        trigger_mx_shower(ws.l1, ws.l0, ws.slot_of_module, mx_neighbours_, p.mxshower, ws.candidates, ws.trigger_scratch);
+    counters.triggers_3d_muon = muon_.run(ws.l1, ws.candidates, ws.trigger_scratch);
+  }
   for (const auto& c : ws.candidates)
     counters.triggers_factory_limit += (c.trigger_mask & dataflow::trigger_bit(dataflow::kTriggerBitFactoryLimit)) != 0;
 

@@ -9,6 +9,7 @@
 #include "shoredaq/filters/data_filter.hpp"
 #include "shoredaq/filters/l1.hpp"
 #include "shoredaq/filters/supernova.hpp"
+#include "shoredaq/filters/trigger_mx_shower.hpp"
 
 namespace shoredaq::filters {
 
@@ -45,6 +46,10 @@ struct DataFilterWorkspace {
   std::vector<std::int32_t> slot_of_module;
   std::vector<TriggerCandidate> candidates;
   TriggerScratch trigger_scratch;
+  // The triggers on the runner's threads: the 3D ones' own candidates and buffers, the MX shower's parts.
+  std::vector<TriggerCandidate> shower_candidates, muon_candidates;
+  TriggerScratch shower_scratch, muon_scratch;
+  std::vector<MxShowerPart> mx_parts;
   std::vector<std::uint32_t> time_index_row;  // per frame: its row in l0.time_index, or L0Dom::kNoTimeIndex
   std::vector<std::int32_t> sn_slot_of_dom;  // per SupernovaSliceFigure::doms entry: L0 slot, -1 if excluded
   std::vector<SupernovaCluster> sn_clusters;  // the chunks' clusters, merged

@@ -117,11 +117,11 @@ dataflow::Pipeline<filters::FilterResult>::Processor RunSession::make_processor(
     };
   }
   return [filter = in.setup->filter, raw = in.raw_slice, pool = slice_pool_,
-          tasks = in.config->slice_thread_count()](const dataflow::Timeslice& t) {
+          threads = in.config->slice_thread_count()](const dataflow::Timeslice& t) {
     if (raw) raw(t);
     if (!pool) return filter->process(t);
     return filter->process(
-        t, [&pool](std::size_t n, const std::function<void(std::size_t)>& task) { pool->run(n, task); }, tasks);
+        t, [&pool](std::size_t n, const std::function<void(std::size_t)>& task) { pool->run(n, task); }, threads);
   };
 }
 

@@ -74,9 +74,12 @@ class DataFilter {
 
   FilterResult process(const dataflow::Timeslice& slice) const;
   // The same result, with the per-DOM work (checks, summary, L0, L1, L2; most of the time) split
-  // into up to `tasks` frame ranges of about equal hit counts, run by `run`; the triggers and
-  // events then run on the merged L1 hits, so latency no longer grows with the whole slice.
-  FilterResult process(const dataflow::Timeslice& slice, const TaskRunner& run, std::size_t tasks) const;
+  // into frame ranges of about equal hit counts, run by `run` on its `threads` threads (the caller
+  // included); the triggers and events then run on the merged L1 hits, so latency no longer grows
+  // with the whole slice. There are kRangesPerThread ranges per thread: a thread the OS puts aside
+  // (the cores are shared) then holds up a quarter of its share, the others take the rest.
+  static constexpr std::size_t kRangesPerThread = 4;
+  FilterResult process(const dataflow::Timeslice& slice, const TaskRunner& run, std::size_t threads) const;
 
   const TriggerParameters& parameters() const noexcept { return parameters_; }
   const dataflow::Detector& detector() const noexcept { return detector_; }

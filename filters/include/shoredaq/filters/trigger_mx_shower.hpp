@@ -42,4 +42,29 @@ std::size_t trigger_mx_shower(std::span<const L1Hit> l1, const L0Slice& l0,
                               const TriggerSettings& settings, std::vector<TriggerCandidate>& out,
                               TriggerScratch& scratch);
 
+// The same trigger in parts, for threads. The seeds are looked at in time order, and a seed that
+// the trigger's latest candidate already holds is passed over; a part looks at the seeds
+// l1[first, last) as if no seed before `first` had fired. join_mx_shower_parts() then gives
+// exactly what one trigger_mx_shower() gives: near the start of each part it passes over, or looks
+// again at, the few seeds that the candidates before would have changed, until both runs agree.
+struct MxShowerInput {
+  std::span<const L1Hit> l1;  // sorted by time
+  const L0Slice& l0;
+  std::span<const std::int32_t> slot_of_module;
+  const ModuleNeighbours& neighbours;
+  const TriggerSettings& settings;
+};
+struct MxShowerPart {
+  std::size_t first = 0, last = 0;  // seeds l1[first, last)
+  std::vector<TriggerCandidate> candidates;
+  std::vector<std::uint32_t> seeds;  // per candidate: the L1 hit that seeded it
+  std::vector<double> end_ns;        // per candidate: the time of its latest L0 hit
+  TriggerScratch scratch;
+};
+void trigger_mx_shower_part(const MxShowerInput& in, MxShowerPart& part);
+// Appends the parts' candidates (taken from them) to `out`, as trigger_mx_shower() would; `parts`
+// in seed order, covering l1 without gaps. Returns how many.
+std::size_t join_mx_shower_parts(const MxShowerInput& in, std::span<MxShowerPart> parts,
+                                 std::vector<TriggerCandidate>& out, TriggerScratch& scratch);
+
 }  // namespace shoredaq::filters
