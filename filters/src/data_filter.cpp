@@ -1,6 +1,7 @@
 #include "shoredaq/filters/data_filter.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <climits>
 #include <cstdint>
@@ -59,14 +60,6 @@ DataFilter::DataFilter(const dataflow::Detector& detector, TriggerParameters par
 
 namespace {
 
-void append_hits(dataflow::DomFrame& frame, const L0Hit* begin, const L0Hit* end) {
-  for (const L0Hit* h = begin; h != end; ++h) {
-    const std::size_t at = frame.hits.size();
-    frame.hits.resize(at + dataflow::kHitBytes);
-    dataflow::encode_hit({h->channel, h->raw_time_ns, h->tot_ns}, frame.hits.data() + at);
-  }
-}
-
 bool keep_prescaled(int prescale, std::uint32_t frame_index) {
   return prescale > 0 && frame_index % static_cast<std::uint32_t>(prescale) == 0;
 }
@@ -108,7 +101,9 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
   result.summary.frames.reserve(slice.frames.size());
   result.error_frames.header = slice.header;
   result.error_frames.stamps = slice.stamps;
-  const bool keep_l0 = keep_prescaled(p.prescale_l0, slice.header.frame_index);
+  const std::uint32_t frame_index = slice.header.frame_index;
+  const KeptSlices kept{keep_prescaled(p.prescale_l0, frame_index), keep_prescaled(p.prescale_l1, frame_index),
+                        keep_prescaled(p.prescale_l2, frame_index), keep_prescaled(p.prescale_sn, frame_index)};
   SupernovaSliceFigure* sn = nullptr;
   if (p.supernova.enabled) {
     sn = &result.supernova.emplace();
@@ -144,7 +139,7 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
   // A lambda names a thread_local instead of capturing it: hand the runner's threads this one's.
   DataFilterWorkspace& mine = ws;
   const auto work = [&](std::size_t c) {
-    process_doms(slice, mine.chunks[c], mine.l0.hits.data(), time_index, keep_l0, sn != nullptr);
+    process_doms(slice, mine.chunks[c], mine.l0.hits.data(), time_index, kept, sn != nullptr);
   };
   if (used == 1) work(0);
   else run(used, work);
@@ -156,7 +151,17 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
   ws.sn_slot_of_dom.clear();
   ws.sn_clusters.clear();
   ws.sn_cluster_ranges.clear();
-  if (keep_l0) result.prescaled.push_back({PrescaledSlice::Kind::L0, {slice.header, {}, slice.stamps, {}}});
+  // The prescaled slices, in this order: L0, L1, L2, SN (the chunks made their frames).
+  const std::pair<bool, PrescaledSlice::Kind> kept_kinds[] = {{kept.l0, PrescaledSlice::Kind::L0},
+                                                              {kept.l1, PrescaledSlice::Kind::L1},
+                                                              {kept.l2, PrescaledSlice::Kind::L2},
+                                                              {kept.sn, PrescaledSlice::Kind::SN}};
+  std::array<PrescaledSlice*, 4> kept_slices{};
+  result.prescaled.reserve(4);
+  for (std::size_t k = 0; k < 4; ++k) {
+    if (!kept_kinds[k].first) continue;
+    kept_slices[k] = &result.prescaled.emplace_back(PrescaledSlice{kept_kinds[k].second, {slice.header, {}, slice.stamps, {}}});
+  }
   for (std::size_t c = 0; c < used; ++c) {
     DomChunk& chunk = ws.chunks[c];
     const auto slot_offset = static_cast<std::int32_t>(ws.l0.doms.size());
@@ -164,9 +169,21 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
     std::move(chunk.summary.begin(), chunk.summary.end(), std::back_inserter(result.summary.frames));
     std::move(chunk.error_frames.begin(), chunk.error_frames.end(), std::back_inserter(result.error_frames.frames));
     result.error_defects.insert(result.error_defects.end(), chunk.error_defects.begin(), chunk.error_defects.end());
-    if (keep_l0) {
-      auto& frames = result.prescaled.back().slice.frames;
+    if (kept.l0) {
+      auto& frames = kept_slices[0]->slice.frames;
       std::move(chunk.l0_frames.begin(), chunk.l0_frames.end(), std::back_inserter(frames));
+    }
+    for (std::size_t k = 1; k < 4; ++k) {
+      if (kept_slices[k] == nullptr) continue;
+      auto& frames = kept_slices[k]->slice.frames;
+      for (auto& f : chunk.hit_frames[k - 1]) {
+        // A DOM whose frames end one chunk and start the next (a slice with the same DOM twice).
+        if (!frames.empty() && frames.back().dom_id == f.dom_id) {
+          frames.back().hits.insert(frames.back().hits.end(), f.hits.begin(), f.hits.end());
+        } else {
+          frames.push_back(std::move(f));
+        }
+      }
     }
     if (sn) {
       sn->doms.insert(sn->doms.end(), chunk.sn_doms.begin(), chunk.sn_doms.end());
@@ -185,27 +202,6 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
       ws.l1.push_back(h);
     }
     chunk.clear();  // the moved-from frames go now, on this thread
-  }
-
-  // Prescaled L1 / L2 / SN slices (before the time sort, while L1 hits are grouped per DOM).
-  const std::pair<int, PrescaledSlice::Kind> hit_slices[] = {
-      {p.prescale_l1, PrescaledSlice::Kind::L1}, {p.prescale_l2, PrescaledSlice::Kind::L2}, {p.prescale_sn, PrescaledSlice::Kind::SN}};
-  for (const auto& [prescale, kind] : hit_slices) {
-    if (!keep_prescaled(prescale, slice.header.frame_index)) continue;
-    PrescaledSlice ps{kind, {slice.header, {}, slice.stamps, {}}};
-    for (const L1Hit& h : ws.l1) {
-      if (kind == PrescaledSlice::Kind::L2 && !h.l2) continue;
-      if (kind == PrescaledSlice::Kind::SN && h.multiplicity < p.sn_min_multiplicity) continue;
-      const std::uint32_t dom_id = ws.l0.doms[h.dom_slot].dom_id;
-      if (ps.slice.frames.empty() || ps.slice.frames.back().dom_id != dom_id) {
-        dataflow::DomFrame f;
-        f.dom_id = dom_id;
-        ps.slice.frames.push_back(std::move(f));
-      }
-      const L0Hit* first = ws.l0.hits.data() + h.first_l0;
-      append_hits(ps.slice.frames.back(), first, first + h.multiplicity);
-    }
-    result.prescaled.push_back(std::move(ps));
   }
 
   std::sort(ws.l1.begin(), ws.l1.end(), [](const L1Hit& a, const L1Hit& b) { return a.time_ns < b.time_ns; });

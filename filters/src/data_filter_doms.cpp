@@ -1,6 +1,7 @@
 // DataFilter's per-DOM work on one range of a slice's frames (data_filter_work.hpp): frame
 // checks, summary, L0 straight into the slice's L0 buffer, then, while a DOM's hits are in cache,
-// its time index (for the MX shower trigger), its L1 and L2 and its supernova coincidence clusters.
+// its time index (for the MX shower trigger), its L1 and L2, its supernova coincidence clusters
+// and its frames of the prescaled L1 / L2 / SN slices.
 // Touches only its chunk and its own part of the L0 buffer, so ranges can run on other threads.
 #include <bit>
 #include <climits>
@@ -11,12 +12,25 @@
 
 namespace shoredaq::filters {
 
+namespace {
+
+void append_hits(dataflow::DomFrame& frame, const L0Hit* begin, const L0Hit* end) {
+  for (const L0Hit* h = begin; h != end; ++h) {
+    const std::size_t at = frame.hits.size();
+    frame.hits.resize(at + dataflow::kHitBytes);
+    dataflow::encode_hit({h->channel, h->raw_time_ns, h->tot_ns}, frame.hits.data() + at);
+  }
+}
+
+}  // namespace
+
 void DataFilter::DomChunk::clear() {
   counters = FilterCounters{};
   summary.clear();
   error_frames.clear();
   error_defects.clear();
   l0_frames.clear();
+  for (auto& frames : hit_frames) frames.clear();
   sn_doms.clear();
   sn_slots.clear();
   sn_clusters.clear();
@@ -26,7 +40,7 @@ void DataFilter::DomChunk::clear() {
 }
 
 void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits,
-                              TimeIndexRows time_index, bool keep_l0, bool supernova) const {
+                              TimeIndexRows time_index, KeptSlices kept_slices, bool supernova) const {
   const TriggerParameters& p = parameters_;
   FilterCounters& counters = chunk.counters;
   const std::uint32_t high_rate_count =
@@ -127,8 +141,25 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
       h.l2 = is_l2({l0_hits + h.first_l0, h.multiplicity}, info.pmt_directions, l2_settings);
       counters.l2_hits += h.l2;
     }
+    // The DOM's frames of the prescaled L1 / L2 / SN slices, while its hits are in cache.
+    const bool kept_kinds[3] = {kept_slices.l1, kept_slices.l2, kept_slices.sn};
+    for (std::size_t kind = 0; kind < 3; ++kind) {
+      if (!kept_kinds[kind]) continue;
+      auto& frames = chunk.hit_frames[kind];
+      for (std::size_t k = first_l1; k < chunk.l1.size(); ++k) {
+        const L1Hit& h = chunk.l1[k];
+        if (kind == 1 && !h.l2) continue;
+        if (kind == 2 && h.multiplicity < p.sn_min_multiplicity) continue;
+        if (frames.empty() || frames.back().dom_id != dom.dom_id) {
+          dataflow::DomFrame f;
+          f.dom_id = dom.dom_id;
+          frames.push_back(std::move(f));
+        }
+        append_hits(frames.back(), l0_hits + h.first_l0, l0_hits + h.first_l0 + h.multiplicity);
+      }
+    }
     chunk.doms.push_back(dom);
-    if (keep_l0) chunk.l0_frames.push_back(frame);
+    if (kept_slices.l0) chunk.l0_frames.push_back(frame);
   }
   counters.l1_hits = chunk.l1.size();
 }

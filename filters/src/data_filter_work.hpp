@@ -2,6 +2,7 @@
 // DataFilter's working buffers (private to data_filter*.cpp): the per-DOM work of a slice is done
 // in DomChunks (contiguous frame ranges, possibly on other threads), then merged in frame order.
 
+#include <array>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -25,6 +26,9 @@ struct DataFilter::DomChunk {
   std::vector<dataflow::DomFrame> error_frames;
   std::vector<std::uint32_t> error_defects;
   std::vector<dataflow::DomFrame> l0_frames;  // for the prescaled L0 slice
+  // For the prescaled L1, L2 and SN slices: per DOM with such hits, the L0 hits of its L1 hits
+  // (of its L2 hits, of its L1 hits of sn_min_multiplicity or more), in L1 order.
+  std::array<std::vector<dataflow::DomFrame>, 3> hit_frames;
   std::vector<SupernovaDomFigure> sn_doms;
   std::vector<std::int32_t> sn_slots;         // per sn_doms entry: the chunk's slot, -1 if excluded
   std::vector<SupernovaCluster> sn_clusters;  // of the included DOMs, hit indices within their DOM

@@ -36,6 +36,12 @@ std::vector<dataflow::Timeslice> awkward_slices() {
     dataflow::DomFrame stranger = t.frames[30];       // a DOM not in the detector
     stranger.dom_id = 999'999;
     t.frames.insert(t.frames.begin() + 31, stranger);
+    // A DOM's frame twice in a row (a sender's bug): the prescaled slices keep one frame for it,
+    // also when a range ends between the two.
+    for (std::size_t at = 40; at < t.frames.size(); at += 5) {
+      const dataflow::DomFrame twin = t.frames[at];
+      t.frames.insert(t.frames.begin() + static_cast<std::ptrdiff_t>(at), twin);
+    }
     out.push_back(std::move(t));
   }
   out.push_back(dataflow::Timeslice{out.front().header, {}, {}, {}});  // no frames at all

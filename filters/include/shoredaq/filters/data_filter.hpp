@@ -94,8 +94,12 @@ class DataFilter {
     std::uint32_t* buckets = nullptr;
     const std::uint32_t* row_of_frame = nullptr;
   };
+  // Which prescaled slices this slice gives (TriggerParameters::prescale_*).
+  struct KeptSlices {
+    bool l0 = false, l1 = false, l2 = false, sn = false;
+  };
   void process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, TimeIndexRows time_index,
-                    bool keep_l0, bool supernova) const;
+                    KeptSlices kept_slices, bool supernova) const;
   struct ModuleInfo {
     DomCalibration calibration;
     std::array<dataflow::Vec3, dataflow::kPmtsPerDom> pmt_directions{};
