@@ -13,7 +13,7 @@
 // p99 not to be its maximum.
 // Baseline in the same run: raw LMDB-free memcpy of the same record bytes per slice (what moving
 // the data alone costs). Measured, never asserted.
-//   bench_pipeline [max_dus=20] [seconds=10] [workers=1] [slice_threads=cores]
+//   bench_pipeline [max_dus=20] [seconds=10] [workers=1] [slice_threads=cores] [first_dus=1]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -104,6 +104,7 @@ struct Result {
   std::uint64_t slices_fed = 0, slices_written = 0, slices_dropped = 0, datagrams_dropped = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;  // slice complete -> committed, after the warm-up
   double warmup_max_ms = 0;                    // the same over the first second
+  double wait_p50_ms = 0, wait_p99_ms = 0;      // slice complete -> filter start, after the warm-up
   double filter_p50_ms = 0, filter_p99_ms = 0;  // wall time of DataFilter::process per slice, after the warm-up
   double write_p50_ms = 0, write_p99_ms = 0;    // wall time of RunWriter::write per slice (encode + commit), the same
   double hits_per_s = 0;
@@ -165,6 +166,7 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
   };
   // Where a slice's latency goes: its filter and its write, timed per slice (each on one thread).
   std::vector<double> filter_ms, write_ms;
+  std::vector<double> wait_ms;  // slice complete -> its filter starts (the builder's backlog, the queue)
   // Slice complete -> committed, as the writer's commit_latency, kept here to leave the warm-up out.
   std::vector<double> latency_ms, warmup_latency_ms;
   std::mutex filter_ms_mutex;
@@ -172,9 +174,11 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
       pc,
       [&](const dataflow::Timeslice& t) {
         const auto begin = Clock::now();
+        const double wait = static_cast<double>(dataflow::unix_now_ns() - t.stamps.completed_unix_ns) / 1e6;
         auto result = slice_threads > 1 ? filter.process(t, runner, slice_threads) : filter.process(t);
         const std::lock_guard lock(filter_ms_mutex);
         filter_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
+        wait_ms.push_back(wait);
         return result;
       },
       [&](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
@@ -233,9 +237,11 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
   r.max_ms = quantile(latency_ms, 1.0);
   r.warmup_max_ms = quantile(warmup_latency_ms, 1.0);
   // Filter and write times in the order they ended: the first second's are the warm-up's too.
-  for (auto* v : {&filter_ms, &write_ms}) {
+  for (auto* v : {&filter_ms, &write_ms, &wait_ms}) {
     if (v->size() > kWarmupSlices) v->erase(v->begin(), v->begin() + kWarmupSlices);
   }
+  r.wait_p50_ms = quantile(wait_ms, 0.5);
+  r.wait_p99_ms = quantile(wait_ms, 0.99);
   r.filter_p50_ms = quantile(filter_ms, 0.5);
   r.filter_p99_ms = quantile(filter_ms, 0.99);
   r.write_p50_ms = quantile(write_ms, 0.5);
@@ -258,13 +264,14 @@ int main(int argc, char** argv) {
   const auto dir = std::filesystem::temp_directory_path() / ("bench-pipeline-" + std::to_string(::getpid()));
   std::printf("bench_pipeline: real-time feed (1 slice / 100 ms) of pre-generated du-sim data, %u worker(s), %.1f s per step,"
               " store with full durability\n", workers, seconds);
-  std::printf("%5s %4s %8s %8s %8s %9s %9s %9s %9s %9s %12s %8s %10s %15s %15s\n", "DUs", "thr", "fed", "written", "dropped",
-              "dgr_drop", "p50 ms", "p99 ms", "max ms", "warm-up", "hits/s", "RSS MB", "memcpy ms", "filter p50/p99", "write p50/p99");
+  std::printf("%5s %4s %8s %8s %8s %9s %9s %9s %9s %9s %12s %8s %10s %15s %15s %15s\n", "DUs", "thr", "fed", "written", "dropped",
+              "dgr_drop", "p50 ms", "p99 ms", "max ms", "warm-up", "hits/s", "RSS MB", "memcpy ms", "wait p50/p99", "filter p50/p99", "write p50/p99");
   unsigned sustained[2] = {0, 0}, fast[2] = {0, 0};  // [0]: one thread per slice, [1]: slice_threads
   bool going[2] = {true, true};
   // Doubling steps, then max_dus itself (so a target such as 20 DUs is tried, not only 16).
   std::vector<unsigned> steps;
-  for (unsigned dus = 1; dus < max_dus; dus = dus < 2 ? 2 : dus * 2) steps.push_back(dus);
+  const unsigned first_dus = argc > 5 ? static_cast<unsigned>(std::max(1, std::atoi(argv[5]))) : 1;
+  for (unsigned dus = first_dus; dus < max_dus; dus = dus < 2 ? 2 : dus * 2) steps.push_back(dus);
   steps.push_back(max_dus);
   for (const unsigned dus : steps) {
     if (dus > detector->du_ids().size()) break;
@@ -272,11 +279,11 @@ int main(int argc, char** argv) {
     for (int k = 0; k < 2; ++k) {
       if (!going[k] || (k == 1 && slice_threads == 1)) continue;
       const Result r = run(detector, feed, dus, seconds, workers, k == 0 ? 1 : slice_threads, dir);
-      std::printf("%5u %4u %8llu %8llu %8llu %9llu %9.1f %9.1f %9.1f %9.1f %12.3g %8ld %10.2f %7.1f/%-7.1f %7.1f/%-7.1f%s\n",
+      std::printf("%5u %4u %8llu %8llu %8llu %9llu %9.1f %9.1f %9.1f %9.1f %12.3g %8ld %10.2f %7.1f/%-7.1f %7.1f/%-7.1f %7.1f/%-7.1f%s\n",
                   r.dus, r.slice_threads, static_cast<unsigned long long>(r.slices_fed),
                   static_cast<unsigned long long>(r.slices_written), static_cast<unsigned long long>(r.slices_dropped),
                   static_cast<unsigned long long>(r.datagrams_dropped), r.p50_ms, r.p99_ms, r.max_ms, r.warmup_max_ms, r.hits_per_s,
-                  r.rss_mb, r.memcpy_ms_per_slice, r.filter_p50_ms, r.filter_p99_ms, r.write_p50_ms, r.write_p99_ms,
+                  r.rss_mb, r.memcpy_ms_per_slice, r.wait_p50_ms, r.wait_p99_ms, r.filter_p50_ms, r.filter_p99_ms, r.write_p50_ms, r.write_p99_ms,
                   r.drained ? "" : "  (not drained)");
       std::fflush(stdout);
       const bool real_time =
