@@ -1,5 +1,7 @@
 #include "shoredaq/filters/frame_check.hpp"
 
+#include "shoredaq/formats/clb_datagram.hpp"
+
 namespace shoredaq::filters {
 
 std::uint32_t check_frame(const dataflow::DomFrame& frame, std::size_t max_hits_per_frame) noexcept {
@@ -24,8 +26,7 @@ FrameScan scan_frame(const dataflow::DomFrame& frame, std::size_t max_hits_per_f
   const std::size_t n = frame.hit_count();
   const std::uint8_t* p = frame.hits.data();
   for (std::size_t i = 0; i < n; ++i, p += dataflow::kHitBytes)
-    scanner.add(p[0], (std::uint32_t{p[1]} << 24) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 8) |
-                          std::uint32_t{p[4]});
+    scanner.add(p[0], dataflow::decode_hit_time(p));
   return scanner.finish();
 }
 

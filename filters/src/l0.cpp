@@ -10,6 +10,8 @@
 #include <optional>
 #include <type_traits>
 
+#include "shoredaq/formats/clb_datagram.hpp"
+
 namespace shoredaq::filters {
 
 DomCalibration DomCalibration::of(const dataflow::Module& module) {
@@ -57,10 +59,6 @@ std::size_t build_l0_dom(const dataflow::DomFrame& frame, const DomCalibration& 
 
 namespace {
 
-inline std::uint32_t hit_time(const std::uint8_t* h) noexcept {
-  return (std::uint32_t{h[1]} << 24) | (std::uint32_t{h[2]} << 16) | (std::uint32_t{h[3]} << 8) | std::uint32_t{h[4]};
-}
-
 // The CLB's order (DOMAIN.md): time-ordered per channel and nearly so across channels, a few hits
 // per datagram stepping back less than a microsecond. On such a frame, decoding in frame order and
 // inserting each hit into place is one pass, with about one move per out-of-order hit. Gives up
@@ -76,7 +74,7 @@ std::optional<std::size_t> insert_in_frame_order(const dataflow::DomFrame& frame
   std::size_t m = 0, moves = 0;
   for (std::size_t i = 0; i < n; ++i, p += dataflow::kHitBytes) {
     const unsigned ch = p[0];
-    const std::uint32_t t = hit_time(p);
+    const std::uint32_t t = dataflow::decode_hit_time(p);
     if constexpr (!std::is_same_v<Scanner, std::nullptr_t>) scanner->add(ch, t);
     if (ch >= 32 || !(usable & (1u << ch))) continue;
     const L0Hit h{t + calibration.t0_ns[ch], t, static_cast<std::uint8_t>(ch), p[5]};
@@ -121,14 +119,14 @@ std::size_t bucket_sort(const dataflow::DomFrame& frame, const DomCalibration& c
       continue;
     }
     // >= 0: hit times are >= 0 and rounding is monotone; truncation is floor here.
-    const double since_min = (hit_time(p) + calibration.t0_ns[ch]) - t0_min;
+    const double since_min = (dataflow::decode_hit_time(p) + calibration.t0_ns[ch]) - t0_min;
     const auto key = static_cast<std::uint32_t>(since_min >= 0 ? std::min(since_min, kLargestKey) : 0.0);
     keys[i] = key;
     max_key = std::max(max_key, key);
     ++m;
   }
   auto decode = [&](const std::uint8_t* h) {
-    const std::uint32_t t = hit_time(h);
+    const std::uint32_t t = dataflow::decode_hit_time(h);
     return L0Hit{t + calibration.t0_ns[h[0]], t, h[0], h[5]};
   };
   if (m < 64) {

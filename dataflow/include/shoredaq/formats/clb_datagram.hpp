@@ -57,12 +57,12 @@ struct Hit {
   friend bool operator==(const Hit&, const Hit&) = default;
 };
 
-inline Hit decode_hit(const std::uint8_t* p) noexcept {
-  return Hit{p[0],
-             (std::uint32_t{p[1]} << 24) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 8) |
-                 std::uint32_t{p[4]},
-             p[5]};
+// A 6-byte hit's time (ns since the slice start, big-endian in bytes 1-4): the filters read it
+// alone, with the channel, on their hot paths.
+inline std::uint32_t decode_hit_time(const std::uint8_t* p) noexcept {
+  return (std::uint32_t{p[1]} << 24) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 8) | std::uint32_t{p[4]};
 }
+inline Hit decode_hit(const std::uint8_t* p) noexcept { return Hit{p[0], decode_hit_time(p), p[5]}; }
 inline void encode_hit(const Hit& h, std::uint8_t* out) noexcept {
   out[0] = h.channel;
   out[1] = static_cast<std::uint8_t>(h.time_ns >> 24);
