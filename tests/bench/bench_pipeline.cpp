@@ -9,14 +9,16 @@
 // slice's per-DOM work (dataflow::TaskPool, as the node's [node] slice_threads).
 // The latency quantiles leave out the first second of each step (its slices grow the filter's
 // buffers: 2-3x the steady latency, once per run) and report it apart as "warm-up max"; a run is
-// hours long, so its p99 is the steady state's. Run a step for long enough (seconds >= 10) for its
-// p99 not to be its maximum.
+// hours long, so its p99 is the steady state's. Quantiles are nearest-rank: with 100 slices or
+// fewer after the warm-up (steps of 11 s or less) p99 is the maximum; the default 30 s steps have
+// 290, and p99 is then their third largest.
 // Baseline in the same run: raw LMDB-free memcpy of the same record bytes per slice (what moving
 // the data alone costs). Measured, never asserted.
-//   bench_pipeline [max_dus=20] [seconds=10] [workers=1] [slice_threads=cores] [first_dus=1]
+//   bench_pipeline [max_dus=20] [seconds=30] [workers=1] [slice_threads=cores] [first_dus=1 (<= max_dus)]
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
@@ -51,6 +54,47 @@ namespace {
 // their slice time rewritten, so memory stays bounded while the feed runs for as long as wanted.
 constexpr unsigned kCycle = 3;
 constexpr std::uint64_t kWarmupSlices = 10;  // the first second of a step
+constexpr std::uint64_t kFeedStartNs = 1'700'000'000'000'000'000ull;  // slice 0's start time
+
+// The feed's slice number of a slice, from its header time (the seconds' MSB flags a time that is
+// not White-Rabbit-ok).
+std::uint64_t feed_slice_of(const dataflow::SliceHeader& h) {
+  const std::uint64_t ns = std::uint64_t{h.utc_seconds & 0x7fff'ffffu} * 1'000'000'000ull +
+                           std::uint64_t{h.ticks_16ns} * dataflow::kTickNs;
+  return ns >= kFeedStartNs ? (ns - kFeedStartNs) / dataflow::kSliceDurationNs : 0;
+}
+
+// ms from `from_ns` to `to_ns`; none when the wall clock stepped back in between.
+std::optional<double> ms_between(std::uint64_t from_ns, std::uint64_t to_ns) {
+  if (from_ns == 0 || to_ns < from_ns) return std::nullopt;
+  return static_cast<double>(to_ns - from_ns) / 1e6;
+}
+
+// Per-slice values of one step, by feed slice number, so that every column leaves out the same
+// warm-up slices (the first second). Written from the pipeline's threads.
+class Samples {
+ public:
+  void add(std::uint64_t slice, double value) {
+    const std::lock_guard lock(mutex_);
+    (slice < kWarmupSlices ? warmup_ : steady_).push_back(value);
+  }
+  // After the pipeline stopped. A step shorter than its warm-up has only warm-up values.
+  std::vector<double> steady() const { return steady_.empty() ? warmup_ : steady_; }
+  const std::vector<double>& warmup() const { return warmup_; }
+
+ private:
+  std::mutex mutex_;
+  std::vector<double> steady_, warmup_;
+};
+
+// Nearest-rank quantile: the smallest value with at least q of the values at or below it. With
+// 100 values or fewer, p99 is their maximum.
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
 
 struct Feed {
   std::vector<std::vector<std::vector<std::uint8_t>>> slices;  // [slice][datagram bytes]
@@ -104,6 +148,7 @@ struct Result {
   std::uint64_t slices_fed = 0, slices_written = 0, slices_dropped = 0, datagrams_dropped = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;  // slice complete -> committed, after the warm-up
   double warmup_max_ms = 0;                    // the same over the first second
+  std::size_t steady_slices = 0;               // the slices the quantiles are of
   double wait_p50_ms = 0, wait_p99_ms = 0;      // slice complete -> filter start, after the warm-up
   double filter_p50_ms = 0, filter_p99_ms = 0;  // wall time of DataFilter::process per slice, after the warm-up
   double write_p50_ms = 0, write_p99_ms = 0;    // wall time of RunWriter::write per slice (encode + commit), the same
@@ -164,38 +209,34 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
   const filters::TaskRunner runner = [&pool](std::size_t n, const std::function<void(std::size_t)>& task) {
     pool.run(n, task);
   };
-  // Where a slice's latency goes: its filter and its write, timed per slice (each on one thread).
-  std::vector<double> filter_ms, write_ms;
-  std::vector<double> wait_ms;  // slice complete -> its filter starts (the builder's backlog, the queue)
-  // Slice complete -> committed, as the writer's commit_latency, kept here to leave the warm-up out.
-  std::vector<double> latency_ms, warmup_latency_ms;
-  std::mutex filter_ms_mutex;
+  // Where a slice's latency goes, per slice: wait (slice complete -> its filter starts: the
+  // builder's backlog and the queue), filter, write, and the whole (slice complete -> committed,
+  // as the writer's commit_latency, kept here to leave the warm-up out).
+  Samples wait_ms, filter_ms, write_ms, latency_ms;
   dataflow::Pipeline<filters::FilterResult> pipeline(
       pc,
       [&](const dataflow::Timeslice& t) {
         const auto begin = Clock::now();
-        const double wait = static_cast<double>(dataflow::unix_now_ns() - t.stamps.completed_unix_ns) / 1e6;
+        const auto wait = ms_between(t.stamps.completed_unix_ns, dataflow::unix_now_ns());
         auto result = slice_threads > 1 ? filter.process(t, runner, slice_threads) : filter.process(t);
-        const std::lock_guard lock(filter_ms_mutex);
-        filter_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
-        wait_ms.push_back(wait);
+        const std::uint64_t slice = feed_slice_of(t.header);
+        filter_ms.add(slice, std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
+        if (wait) wait_ms.add(slice, *wait);
         return result;
       },
       [&](dataflow::ProcessedSlice<filters::FilterResult>&& p) {
         const auto begin = Clock::now();
         const std::uint64_t completed_unix_ns = p.info.stamps.completed_unix_ns;
-        const std::uint64_t sequence = p.info.sequence;
+        const std::uint64_t slice = feed_slice_of(p.info.header);
         writer.write(std::move(p));
-        write_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
-        const double latency = static_cast<double>(dataflow::unix_now_ns() - completed_unix_ns) / 1e6;
-        (sequence < kWarmupSlices ? warmup_latency_ms : latency_ms).push_back(latency);
+        write_ms.add(slice, std::chrono::duration<double, std::milli>(Clock::now() - begin).count());
+        if (const auto latency = ms_between(completed_unix_ns, dataflow::unix_now_ns())) latency_ms.add(slice, *latency);
       });
   pipeline.start();
 
   dataflow::IngestParser parser(dataflow::HeaderLayoutMode::Standard40);
   const unsigned total = static_cast<unsigned>(seconds * 10);
   const auto start = Clock::now();
-  const std::uint64_t t0_ns = 1'700'000'000'000'000'000ull;
   for (unsigned s = 0; s < total; ++s) {
     auto& datagrams = feed.slices[s % kCycle];
     dataflow::RecordWriter batch(1u << 18);
@@ -209,7 +250,7 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
       batch.clear();
     };
     for (auto& d : datagrams) {
-      set_slice_time(d, t0_ns + std::uint64_t{s} * dataflow::kSliceDurationNs);
+      set_slice_time(d, kFeedStartNs + std::uint64_t{s} * dataflow::kSliceDurationNs);
       batch.append(d);
       if (batch.size() >= (1u << 18)) send();
     }
@@ -226,26 +267,18 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
   r.slices_dropped = st.slices_dropped_queue_full + st.slices_aborted + st.processor_errors + w.slices_refused;
   r.datagrams_dropped = st.datagrams_dropped;
   r.hits_per_s = static_cast<double>(w.filter.hits_in) / wall;
-  const auto quantile = [](std::vector<double> v, double q) {
-    if (v.empty()) return 0.0;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
-  };
-  if (latency_ms.empty()) latency_ms = warmup_latency_ms;  // a step shorter than its warm-up
-  r.p50_ms = quantile(latency_ms, 0.5);
-  r.p99_ms = quantile(latency_ms, 0.99);
-  r.max_ms = quantile(latency_ms, 1.0);
-  r.warmup_max_ms = quantile(warmup_latency_ms, 1.0);
-  // Filter and write times in the order they ended: the first second's are the warm-up's too.
-  for (auto* v : {&filter_ms, &write_ms, &wait_ms}) {
-    if (v->size() > kWarmupSlices) v->erase(v->begin(), v->begin() + kWarmupSlices);
-  }
-  r.wait_p50_ms = quantile(wait_ms, 0.5);
-  r.wait_p99_ms = quantile(wait_ms, 0.99);
-  r.filter_p50_ms = quantile(filter_ms, 0.5);
-  r.filter_p99_ms = quantile(filter_ms, 0.99);
-  r.write_p50_ms = quantile(write_ms, 0.5);
-  r.write_p99_ms = quantile(write_ms, 0.99);
+  const std::vector<double> latency = latency_ms.steady();
+  r.p50_ms = quantile(latency, 0.5);
+  r.p99_ms = quantile(latency, 0.99);
+  r.max_ms = quantile(latency, 1.0);
+  r.warmup_max_ms = quantile(latency_ms.warmup(), 1.0);
+  r.wait_p50_ms = quantile(wait_ms.steady(), 0.5);
+  r.wait_p99_ms = quantile(wait_ms.steady(), 0.99);
+  r.filter_p50_ms = quantile(filter_ms.steady(), 0.5);
+  r.filter_p99_ms = quantile(filter_ms.steady(), 0.99);
+  r.write_p50_ms = quantile(write_ms.steady(), 0.5);
+  r.write_p99_ms = quantile(write_ms.steady(), 0.99);
+  r.steady_slices = latency.size();
   r.rss_mb = bench::peak_rss_mb();
   std::filesystem::remove_all(dir);
   return r;
@@ -255,7 +288,7 @@ Result run(const std::shared_ptr<const dataflow::Detector>& detector, Feed& feed
 
 int main(int argc, char** argv) {
   const unsigned max_dus = argc > 1 ? static_cast<unsigned>(std::atoi(argv[1])) : 20;
-  const double seconds = argc > 2 ? std::atof(argv[2]) : 10.0;
+  const double seconds = argc > 2 ? std::atof(argv[2]) : 30.0;
   const unsigned workers = argc > 3 ? static_cast<unsigned>(std::atoi(argv[3])) : 1;
   const unsigned slice_threads =
       argc > 4 ? static_cast<unsigned>(std::atoi(argv[4])) : std::max(1u, std::thread::hardware_concurrency());
@@ -264,8 +297,8 @@ int main(int argc, char** argv) {
   const auto dir = std::filesystem::temp_directory_path() / ("bench-pipeline-" + std::to_string(::getpid()));
   std::printf("bench_pipeline: real-time feed (1 slice / 100 ms) of pre-generated du-sim data, %u worker(s), %.1f s per step,"
               " store with full durability\n", workers, seconds);
-  std::printf("%5s %4s %8s %8s %8s %9s %9s %9s %9s %9s %12s %8s %10s %15s %15s %15s\n", "DUs", "thr", "fed", "written", "dropped",
-              "dgr_drop", "p50 ms", "p99 ms", "max ms", "warm-up", "hits/s", "RSS MB", "memcpy ms", "wait p50/p99", "filter p50/p99", "write p50/p99");
+  std::printf("%5s %4s %8s %8s %8s %9s %7s %9s %9s %9s %9s %12s %8s %10s %15s %15s %15s\n", "DUs", "thr", "fed", "written", "dropped",
+              "dgr_drop", "steady", "p50 ms", "p99 ms", "max ms", "warm-up", "hits/s", "RSS MB", "memcpy ms", "wait p50/p99", "filter p50/p99", "write p50/p99");
   unsigned sustained[2] = {0, 0}, fast[2] = {0, 0};  // [0]: one thread per slice, [1]: slice_threads
   bool going[2] = {true, true};
   // Doubling steps, then max_dus itself (so a target such as 20 DUs is tried, not only 16).
@@ -279,10 +312,10 @@ int main(int argc, char** argv) {
     for (int k = 0; k < 2; ++k) {
       if (!going[k] || (k == 1 && slice_threads == 1)) continue;
       const Result r = run(detector, feed, dus, seconds, workers, k == 0 ? 1 : slice_threads, dir);
-      std::printf("%5u %4u %8llu %8llu %8llu %9llu %9.1f %9.1f %9.1f %9.1f %12.3g %8ld %10.2f %7.1f/%-7.1f %7.1f/%-7.1f %7.1f/%-7.1f%s\n",
+      std::printf("%5u %4u %8llu %8llu %8llu %9llu %7zu %9.1f %9.1f %9.1f %9.1f %12.3g %8ld %10.2f %7.1f/%-7.1f %7.1f/%-7.1f %7.1f/%-7.1f%s\n",
                   r.dus, r.slice_threads, static_cast<unsigned long long>(r.slices_fed),
                   static_cast<unsigned long long>(r.slices_written), static_cast<unsigned long long>(r.slices_dropped),
-                  static_cast<unsigned long long>(r.datagrams_dropped), r.p50_ms, r.p99_ms, r.max_ms, r.warmup_max_ms, r.hits_per_s,
+                  static_cast<unsigned long long>(r.datagrams_dropped), r.steady_slices, r.p50_ms, r.p99_ms, r.max_ms, r.warmup_max_ms, r.hits_per_s,
                   r.rss_mb, r.memcpy_ms_per_slice, r.wait_p50_ms, r.wait_p99_ms, r.filter_p50_ms, r.filter_p99_ms, r.write_p50_ms, r.write_p99_ms,
                   r.drained ? "" : "  (not drained)");
       std::fflush(stdout);
