@@ -151,16 +151,13 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
   ws.sn_slot_of_dom.clear();
   ws.sn_clusters.clear();
   ws.sn_cluster_ranges.clear();
-  // The prescaled slices, in this order: L0, L1, L2, SN (the chunks made their frames).
-  const std::pair<bool, PrescaledSlice::Kind> kept_kinds[] = {{kept.l0, PrescaledSlice::Kind::L0},
-                                                              {kept.l1, PrescaledSlice::Kind::L1},
-                                                              {kept.l2, PrescaledSlice::Kind::L2},
-                                                              {kept.sn, PrescaledSlice::Kind::SN}};
-  std::array<PrescaledSlice*, 4> kept_slices{};
-  result.prescaled.reserve(4);
-  for (std::size_t k = 0; k < 4; ++k) {
-    if (!kept_kinds[k].first) continue;
-    kept_slices[k] = &result.prescaled.emplace_back(PrescaledSlice{kept_kinds[k].second, {slice.header, {}, slice.stamps, {}}});
+  // The prescaled slices, in Kind order: L0, L1, L2, SN (the chunks made their frames).
+  std::array<PrescaledSlice*, kPrescaledKinds> kept_slices{};
+  result.prescaled.reserve(kPrescaledKinds);
+  for (std::size_t k = 0; k < kPrescaledKinds; ++k) {
+    if (!kept[k]) continue;
+    kept_slices[k] = &result.prescaled.emplace_back(
+        PrescaledSlice{static_cast<PrescaledSlice::Kind>(k), {slice.header, {}, slice.stamps, {}}});
   }
   for (std::size_t c = 0; c < used; ++c) {
     DomChunk& chunk = ws.chunks[c];
@@ -169,16 +166,13 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
     std::move(chunk.summary.begin(), chunk.summary.end(), std::back_inserter(result.summary.frames));
     std::move(chunk.error_frames.begin(), chunk.error_frames.end(), std::back_inserter(result.error_frames.frames));
     result.error_defects.insert(result.error_defects.end(), chunk.error_defects.begin(), chunk.error_defects.end());
-    if (kept.l0) {
-      auto& frames = kept_slices[0]->slice.frames;
-      std::move(chunk.l0_frames.begin(), chunk.l0_frames.end(), std::back_inserter(frames));
-    }
-    for (std::size_t k = 1; k < 4; ++k) {
+    for (std::size_t k = 0; k < kPrescaledKinds; ++k) {
       if (kept_slices[k] == nullptr) continue;
       auto& frames = kept_slices[k]->slice.frames;
-      for (auto& f : chunk.hit_frames[k - 1]) {
-        // A DOM whose frames end one chunk and start the next (a slice with the same DOM twice).
-        if (!frames.empty() && frames.back().dom_id == f.dom_id) {
+      for (auto& f : chunk.prescaled_frames[k]) {
+        // A DOM whose selected hits end one chunk and start the next (a slice with the same DOM
+        // twice) is one frame, as one pass makes it; L0 keeps the frames as received.
+        if (k != kind_index(PrescaledSlice::Kind::L0) && !frames.empty() && frames.back().dom_id == f.dom_id) {
           frames.back().hits.insert(frames.back().hits.end(), f.hits.begin(), f.hits.end());
         } else {
           frames.push_back(std::move(f));

@@ -15,11 +15,10 @@ namespace shoredaq::filters {
 namespace {
 
 void append_hits(dataflow::DomFrame& frame, const L0Hit* begin, const L0Hit* end) {
-  for (const L0Hit* h = begin; h != end; ++h) {
-    const std::size_t at = frame.hits.size();
-    frame.hits.resize(at + dataflow::kHitBytes);
+  std::size_t at = frame.hits.size();
+  frame.hits.resize(at + static_cast<std::size_t>(end - begin) * dataflow::kHitBytes);
+  for (const L0Hit* h = begin; h != end; ++h, at += dataflow::kHitBytes)
     dataflow::encode_hit({h->channel, h->raw_time_ns, h->tot_ns}, frame.hits.data() + at);
-  }
 }
 
 }  // namespace
@@ -29,8 +28,7 @@ void DataFilter::DomChunk::clear() {
   summary.clear();
   error_frames.clear();
   error_defects.clear();
-  l0_frames.clear();
-  for (auto& frames : hit_frames) frames.clear();
+  for (auto& frames : prescaled_frames) frames.clear();
   sn_doms.clear();
   sn_slots.clear();
   sn_clusters.clear();
@@ -142,14 +140,14 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
       counters.l2_hits += h.l2;
     }
     // The DOM's frames of the prescaled L1 / L2 / SN slices, while its hits are in cache.
-    const bool kept_kinds[3] = {kept_slices.l1, kept_slices.l2, kept_slices.sn};
-    for (std::size_t kind = 0; kind < 3; ++kind) {
-      if (!kept_kinds[kind]) continue;
-      auto& frames = chunk.hit_frames[kind];
+    using Kind = PrescaledSlice::Kind;
+    for (const Kind kind : {Kind::L1, Kind::L2, Kind::SN}) {
+      if (!kept_slices[kind_index(kind)]) continue;
+      auto& frames = chunk.prescaled_frames[kind_index(kind)];
       for (std::size_t k = first_l1; k < chunk.l1.size(); ++k) {
         const L1Hit& h = chunk.l1[k];
-        if (kind == 1 && !h.l2) continue;
-        if (kind == 2 && h.multiplicity < p.sn_min_multiplicity) continue;
+        if (kind == Kind::L2 && !h.l2) continue;
+        if (kind == Kind::SN && h.multiplicity < p.sn_min_multiplicity) continue;
         if (frames.empty() || frames.back().dom_id != dom.dom_id) {
           dataflow::DomFrame f;
           f.dom_id = dom.dom_id;
@@ -159,7 +157,8 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
       }
     }
     chunk.doms.push_back(dom);
-    if (kept_slices.l0) chunk.l0_frames.push_back(frame);
+    const std::size_t l0 = kind_index(PrescaledSlice::Kind::L0);
+    if (kept_slices[l0]) chunk.prescaled_frames[l0].push_back(frame);
   }
   counters.l1_hits = chunk.l1.size();
 }

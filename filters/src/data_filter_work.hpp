@@ -25,10 +25,10 @@ struct DataFilter::DomChunk {
   std::vector<dataflow::SummaryFrame> summary;
   std::vector<dataflow::DomFrame> error_frames;
   std::vector<std::uint32_t> error_defects;
-  std::vector<dataflow::DomFrame> l0_frames;  // for the prescaled L0 slice
-  // For the prescaled L1, L2 and SN slices: per DOM with such hits, the L0 hits of its L1 hits
-  // (of its L2 hits, of its L1 hits of sn_min_multiplicity or more), in L1 order.
-  std::array<std::vector<dataflow::DomFrame>, 3> hit_frames;
+  // The chunk's frames of the prescaled slices, by PrescaledSlice::Kind: for L0 the frames as
+  // received; for L1, L2 and SN, per DOM with such hits, the L0 hits of its L1 hits (of its L2
+  // hits, of its L1 hits of sn_min_multiplicity or more), in L1 order.
+  std::array<std::vector<dataflow::DomFrame>, kPrescaledKinds> prescaled_frames;
   std::vector<SupernovaDomFigure> sn_doms;
   std::vector<std::int32_t> sn_slots;         // per sn_doms entry: the chunk's slot, -1 if excluded
   std::vector<SupernovaCluster> sn_clusters;  // of the included DOMs, hit indices within their DOM

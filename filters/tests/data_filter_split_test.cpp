@@ -16,18 +16,23 @@ using shoredaq::filters::test_support::detector133;
 
 namespace {
 
-// du-sim slices of 3 DUs with many muons and showers, then made awkward: a CLB high-rate veto, a
-// defective frame, a missing frame and a DOM the detector does not know.
-std::vector<dataflow::Timeslice> awkward_slices() {
+// du-sim of 3 DUs with many bright muons and showers: triggers fire many times per slice.
+drivers::DuSimConfig busy_sim_config(std::uint64_t seed) {
   drivers::DuSimConfig c;
   c.detector = detector133();
   c.dus = {5, 9, 10};
   c.start_unix_ns = 1'700'000'000'000'000'000ull;
-  c.seed = 99;
+  c.seed = seed;
   c.muon.rate_hz = 300;
   c.muon.light_yield_pe_m = 300;
   c.shower.rate_hz = 60;
-  drivers::DuSimulator sim(c);
+  return c;
+}
+
+// Busy du-sim slices, then made awkward: a CLB high-rate veto, a defective frame, a missing frame
+// and a DOM the detector does not know.
+std::vector<dataflow::Timeslice> awkward_slices() {
+  drivers::DuSimulator sim(busy_sim_config(99));
   std::vector<dataflow::Timeslice> out;
   for (int k = 0; k < 3; ++k) {
     dataflow::Timeslice t = sim.next_slice().truth;
@@ -136,15 +141,8 @@ TEST(DataFilterSplit, TheMXShowerTriggerInPartsGivesTheOneRunsCandidates) {
 TEST(MxShowerParts, JoinedPartsAreTheOneRunsCandidates) {
   // The trigger's own output, candidate by candidate, for any cut of the seeds into parts (down
   // to one seed each), the parts run in any order.
-  const auto detector = detector133();
-  drivers::DuSimConfig c;
-  c.detector = detector;
-  c.dus = {5, 9, 10};
-  c.start_unix_ns = 1'700'000'000'000'000'000ull;
-  c.seed = 7;
-  c.muon.rate_hz = 300;
-  c.muon.light_yield_pe_m = 300;
-  c.shower.rate_hz = 60;
+  const drivers::DuSimConfig c = busy_sim_config(7);
+  const auto detector = c.detector;
   drivers::DuSimulator sim(c);
   TriggerSettings settings = TriggerParameters{}.mxshower;
   settings.number_of_hits = 4;

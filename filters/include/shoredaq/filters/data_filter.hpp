@@ -47,10 +47,12 @@ struct FilterCounters {
 };
 
 struct PrescaledSlice {
-  enum class Kind : std::uint8_t { L0, L1, L2, SN };
+  enum class Kind : std::uint8_t { L0, L1, L2, SN };  // also their order in FilterResult::prescaled
   Kind kind = Kind::L1;
   dataflow::Timeslice slice;  // per DOM with selected hits: the selected hits, raw, by calibrated time
 };
+inline constexpr std::size_t kPrescaledKinds = 4;
+constexpr std::size_t kind_index(PrescaledSlice::Kind kind) noexcept { return static_cast<std::size_t>(kind); }
 
 struct FilterResult {
   std::vector<dataflow::Event> events;    // trigger_counter 0, event_number = index in the slice
@@ -94,10 +96,8 @@ class DataFilter {
     std::uint32_t* buckets = nullptr;
     const std::uint32_t* row_of_frame = nullptr;
   };
-  // Which prescaled slices this slice gives (TriggerParameters::prescale_*).
-  struct KeptSlices {
-    bool l0 = false, l1 = false, l2 = false, sn = false;
-  };
+  // Which prescaled slices this slice gives (TriggerParameters::prescale_*), by PrescaledSlice::Kind.
+  using KeptSlices = std::array<bool, kPrescaledKinds>;
   void process_doms(const dataflow::Timeslice& slice, DomChunk& chunk, L0Hit* l0_hits, TimeIndexRows time_index,
                     KeptSlices kept_slices, bool supernova) const;
   struct ModuleInfo {
