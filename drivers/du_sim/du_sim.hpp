@@ -42,6 +42,7 @@ struct Options {
   bool json = false;
   std::string replay;
   unsigned loops = 1;
+  unsigned skip_slices = 0;  // --replay: the file's first slices left out (a DU that starts later)
   std::string curve_secret;  // this DU's CURVE secret key file
   std::string server_key;    // the node's CURVE public key file
   std::string udp;             // HOST:PORT for TTDC datagrams ("" = no UDP)

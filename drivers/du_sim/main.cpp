@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--loop", o.loops, "With --replay: play the file this many times, shifting the slice times of each "
                                     "pass after the previous one (so slices never repeat)");
+  app.add_option("--skip-slices", o.skip_slices,
+                 "With --replay: leave out the first N slices of the file (counted from its first datagram's slice, on "
+                 "the first pass), as from a DU that starts sending later in the run");
   app.add_option("--dus", o.dus,
                  "DUs to simulate, by DU number: 'all', '9', '9-12', '5,9,11', or 'first:N' (the N lowest-numbered)");
   auto* seconds = app.add_option("--seconds", o.seconds, "Detector time to simulate in seconds (10 slices per second)");

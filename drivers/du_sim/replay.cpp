@@ -1,7 +1,7 @@
 // du-sim --replay: stream a .dqd file's records to ZeroMQ and/or UDP, grouped into slices by the
 // header time (a datagram of a newer slice starts the next group; late ones ride with the current
 // group). With --realtime one group per 100 ms; with --loop the file plays again, its slice times
-// shifted past the previous pass.
+// shifted past the previous pass; with --skip-slices the first pass leaves out the file's first slices.
 
 #include <unistd.h>
 
@@ -37,7 +37,8 @@ int run_replay(const Options& o, std::size_t header_bytes) {
 
   constexpr std::uint64_t kSliceNs = 100'000'000;
   std::uint64_t first_slice_ns = 0, last_slice_ns = 0, shift_per_loop_ns = 0;
-  std::uint64_t slices = 0, datagrams = 0, hits = 0, unreadable = 0;
+  std::uint64_t slices = 0, datagrams = 0, hits = 0, unreadable = 0, skipped = 0;
+  bool seen_first = false;
   double max_lag_ms = 0;
   std::uint64_t behind_slices = 0;
   const auto wall_start = Clock::now();
@@ -79,8 +80,12 @@ int run_replay(const Options& o, std::size_t header_bytes) {
       const std::uint64_t slice_ns = std::uint64_t{load_be32(rec.data() + 12)} * 1'000'000'000ull +
                                      std::uint64_t{load_be32(rec.data() + 16)} * 16ull;
       if (loop == 0) {
-        if (datagrams == 0) first_slice_ns = slice_ns;
+        if (!seen_first) first_slice_ns = slice_ns, seen_first = true;
         last_slice_ns = std::max(last_slice_ns, slice_ns);
+        if (slice_ns < first_slice_ns + std::uint64_t{o.skip_slices} * kSliceNs) {
+          ++skipped;
+          continue;
+        }
       }
       if (group_open && slice_ns > group_ns) {
         send_group();
@@ -131,6 +136,7 @@ int run_replay(const Options& o, std::size_t header_bytes) {
   j["datagrams"] = datagrams;
   j["hits"] = hits;
   j["unreadable_records"] = unreadable;
+  j["skipped_datagrams"] = skipped;
   j["output"] = {{"records", c.records}, {"messages", c.messages}, {"bytes", c.bytes},
                  {"hwm_blocked", c.hwm_blocked}, {"hwm_dropped", c.hwm_dropped}, {"dropped_on_stop", c.dropped_on_stop}};
   if (udp_sender) j["udp"] = udp_json(udp_sender->udp_counters());

@@ -129,6 +129,42 @@ TEST(DuSimProgram, ReplayLoopsWithShiftedSliceTimes) {
   EXPECT_EQ(j["datagrams"].get<std::size_t>(), 2 * reference.size());
 }
 
+TEST(DuSimProgram, ReplaySkipsTheFilesFirstSlices) {
+  // A DU that starts sending later in the run: the first slices of the file are left out, the
+  // rest is sent unchanged.
+  TempDir tmp;
+  const auto dqd = tmp.path / "ref.dqd";
+  ASSERT_EQ(std::system((kDuSim + " --detx " + kDetx + " --dus 9 --slices 4 --seed 3 --start-utc 1700000000 --out " +
+                         dqd.string() + " > /dev/null").c_str()),
+            0);
+  const auto reference = shoredaq::dataflow::read_dqd_file(dqd);
+  const std::uint64_t first_ns = shoredaq::dataflow::parse_clb_datagram(reference.front()).datagram.header.slice_start_ns();
+  std::vector<std::vector<std::uint8_t>> expected;
+  for (const auto& r : reference) {
+    if (shoredaq::dataflow::parse_clb_datagram(r).datagram.header.slice_start_ns() >= first_ns + 300'000'000ull)
+      expected.push_back(r);
+  }
+  ASSERT_GT(expected.size(), 0u);
+  ASSERT_LT(expected.size(), reference.size());
+  zmq::context_t ctx;
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = pull.get(zmq::sockopt::last_endpoint);
+  const auto summary = tmp.path / "summary.json";
+  auto run = std::async(std::launch::async, [&] {
+    return std::system((kDuSim + " --replay " + dqd.string() + " --skip-slices 3 --endpoint " + endpoint + " --json > " +
+                        summary.string()).c_str());
+  });
+  const auto received = receive_records(pull, expected.size(), std::chrono::seconds(60));
+  ASSERT_EQ(run.get(), 0);
+  EXPECT_EQ(received, expected);
+  const auto j = read_json(summary);
+  EXPECT_EQ(j["slices"], 1);
+  EXPECT_EQ(j["datagrams"].get<std::size_t>(), expected.size());
+  EXPECT_EQ(j["skipped_datagrams"].get<std::size_t>(), reference.size() - expected.size());
+}
+
 TEST(DuSimProgram, FaultsAreCountedInTheSummary) {
   TempDir tmp;
   const auto summary = tmp.path / "s.json";

@@ -3,7 +3,8 @@
 // driven together by `shorectl --farm`, fed by du-sim replaying one recorded feed to each ingest
 // process. The writer's store holds exactly the events and summary slices that a single-process
 // node writes from the same feed; killing a filter process mid-run loses only the slices it held
-// (counted by the writer), the run goes on, and stop drains every process.
+// (counted by the writer), the run goes on, and stop drains every process; a DU that starts sending
+// later leaves only the windows before it incomplete (counted), numbered as the run's.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -43,16 +44,23 @@ struct FarmProcess {
   Child daemon;
 };
 
+struct FarmTiming {
+  bool data_time_builder = false;  // the ingest builders expire slices by data time only
+  unsigned merge_timeout_ms = 1000;  // filters: a window waits this long for its partials
+  unsigned gap_timeout_ms = 1500;    // writer: a missing window is waited for this long
+};
+// Every slice waits for all its data (builder expiry by data time only, long merge and gap
+// timeouts), so a slow machine (sanitizers) changes nothing that is written.
+constexpr FarmTiming kDeterministic{true, 30000, 5000};
+
 // The five daemons of the farm, their farm file, and the endpoints between them.
 class Farm {
  public:
-  // `deterministic`: every slice waits for all its data (builder expiry by data time only, long
-  // merge and gap timeouts), so a slow machine (sanitizers) changes nothing that is written.
-  Farm(const std::string& tag, const fs::path& detx, const std::vector<int>& dus, bool deterministic = false)
+  Farm(const std::string& tag, const fs::path& detx, const std::vector<int>& dus, FarmTiming timing = {})
       : tmp_(tag), detx_(detx) {
-    const std::string builder = deterministic ? kDataTimeOnly : "";
-    const std::string merge_ms = deterministic ? "30000" : "1000";
-    const std::string gap_ms = deterministic ? "5000" : "1500";
+    const std::string builder = timing.data_time_builder ? kDataTimeOnly : "";
+    const std::string merge_ms = std::to_string(timing.merge_timeout_ms);
+    const std::string gap_ms = std::to_string(timing.gap_timeout_ms);
     const std::string results = "ipc://" + (tmp_ / "results.sock").string();
     const std::string slices1 = "ipc://" + (tmp_ / "slices-1.sock").string();
     const std::string slices2 = "ipc://" + (tmp_ / "slices-2.sock").string();
@@ -135,12 +143,43 @@ struct Feed {
             tmp.path(), 120s);
     if (r.code != 0) throw std::runtime_error("du-sim failed: " + r.err);
   }
-  std::vector<std::string> replay_to(const std::string& endpoint, bool realtime = false) const {
-    std::vector<std::string> a{program("du-sim"), "--replay", dqd.string(), "--endpoint", endpoint, "--json", "--linger-ms", "5000"};
+  std::vector<std::string> replay_to(const std::string& endpoint, bool realtime = false, unsigned skip_slices = 0) const {
+    std::vector<std::string> a{program("du-sim"), "--replay", dqd.string(), "--endpoint", endpoint, "--json", "--linger-ms", "5000",
+                               "--skip-slices", std::to_string(skip_slices)};
     if (realtime) a.push_back("--realtime");
     return a;
   }
 };
+
+// What the whole node in one process stores from the same feed.
+struct Reference {
+  std::vector<Event> events;
+  std::map<std::uint32_t, std::vector<std::uint8_t>> summaries;
+};
+Reference single_node_reference(const Feed& feed, unsigned slices) {
+  Rig single("topo-single", "first:2", "[builder]\nbackpressure = true\n" + kDataTimeOnly);
+  single.start_run(kRun);
+  single.feed(feed.replay_to(single.node().ingest));
+  EXPECT_TRUE(single.wait_slices(slices)) << single.status().dump();
+  single.stop_run();
+  const auto status = single.status();
+  EXPECT_EQ(status["counters"]["slices_written"], slices) << status.dump(1);
+  Reference r{stored_events(single.node().store(), kRun), stored_summaries(single.node().store(), kRun)};
+  single.quit();
+  return r;
+}
+
+// The events of frames `first_frame` on, grouped by frame; the run's trigger counter left out
+// (it counts the events of every frame before).
+std::map<std::uint32_t, std::vector<Event>> events_from_frame(std::vector<Event> events, std::uint32_t first_frame) {
+  std::map<std::uint32_t, std::vector<Event>> out;
+  for (auto& e : events) {
+    if (e.header.frame_index < first_frame) continue;
+    e.trigger_counter = 0;
+    out[e.header.frame_index].push_back(std::move(e));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -149,16 +188,10 @@ TEST(HilTopology, TwoIngestTwoFilterOneWriterWriteWhatOneProcessWrites) {
   const Feed feed(kSlices);
   ASSERT_EQ(feed.dus.size(), 2u);
 
-  // The reference: the whole node in one process, on the same feed.
-  Rig single("topo-single", "first:2", "[builder]\nbackpressure = true\n" + kDataTimeOnly);
-  single.start_run(kRun);
-  single.feed(feed.replay_to(single.node().ingest));
-  ASSERT_TRUE(single.wait_slices(kSlices)) << single.status().dump();
-  single.stop_run();
-  const auto single_status = single.status();
-  ASSERT_EQ(single_status["counters"]["slices_written"], kSlices) << single_status.dump(1);
+  const Reference single = single_node_reference(feed, kSlices);
+  ASSERT_FALSE(testing::Test::HasFailure());
 
-  Farm farm("topo-farm", feed.detx, feed.dus, true);
+  Farm farm("topo-farm", feed.detx, feed.dus, kDeterministic);
   farm.start_run();
   // Every ingest process gets the whole feed and builds its own DU.
   Child feed1(feed.replay_to(farm.process("ingest-1").node.ingest), farm.tmp() / "feed1.out", farm.tmp() / "feed1.err");
@@ -194,18 +227,74 @@ TEST(HilTopology, TwoIngestTwoFilterOneWriterWriteWhatOneProcessWrites) {
     EXPECT_GT(i["counters"]["builder.datagrams_other_ingest"].get<std::uint64_t>(), 0u) << i.dump(1);
   }
 
-  const auto single_events = stored_events(single.node().store(), kRun);
   const auto farm_events = stored_events(farm.process("writer").node.store(), kRun);
-  ASSERT_GT(single_events.size(), 5u);
-  EXPECT_EQ(farm_events.size(), single_events.size());
-  EXPECT_TRUE(farm_events == single_events) << "the farm's events differ from the single process's";
-  const auto single_summaries = stored_summaries(single.node().store(), kRun);
+  ASSERT_GT(single.events.size(), 5u);
+  EXPECT_EQ(farm_events.size(), single.events.size());
+  EXPECT_TRUE(farm_events == single.events) << "the farm's events differ from the single process's";
   const auto farm_summaries = stored_summaries(farm.process("writer").node.store(), kRun);
-  EXPECT_EQ(single_summaries.size(), kSlices);
-  EXPECT_TRUE(farm_summaries == single_summaries) << "the farm's summary slices differ from the single process's";
+  EXPECT_EQ(single.summaries.size(), kSlices);
+  EXPECT_TRUE(farm_summaries == single.summaries) << "the farm's summary slices differ from the single process's";
 
   EXPECT_EQ(farm.ctl({"quit"}).code, 0);
-  single.quit();
+}
+
+TEST(HilTopology, ADuThatStartsLaterLeavesOnlyTheWindowsBeforeItIncomplete) {
+  // DU 2 sends nothing for the run's first kLate windows (powered on late, or its ingest process
+  // started late in data time): ingest-2's first partial slice is window kLate + 1.
+  constexpr unsigned kSlices = 30, kLate = 5;
+  const Feed feed(kSlices);
+  const Reference single = single_node_reference(feed, kSlices);
+  ASSERT_FALSE(testing::Test::HasFailure());
+  const auto detector = shoredaq::dataflow::Detector::load(feed.detx);
+  std::uint64_t late_du_doms = 0;
+  for (const auto& m : detector.modules()) late_du_doms += m.du == feed.dus[1] && !m.is_base();
+  ASSERT_GT(late_du_doms, 0u);
+
+  // The windows DU 2 never sends wait merge_timeout at the filters, then go on without it; the
+  // writer waits far longer for a window (the run's first one too), so they are written.
+  Farm farm("topo-late", feed.detx, feed.dus, FarmTiming{true, 3000, 10000});
+  farm.start_run();
+  Child feed1(feed.replay_to(farm.process("ingest-1").node.ingest), farm.tmp() / "feed1.out", farm.tmp() / "feed1.err");
+  Child feed2(feed.replay_to(farm.process("ingest-2").node.ingest, false, kLate), farm.tmp() / "feed2.out",
+              farm.tmp() / "feed2.err");
+  EXPECT_EQ(feed1.wait(120s), 0) << feed1.err();
+  EXPECT_EQ(feed2.wait(120s), 0) << feed2.err();
+  ASSERT_TRUE(wait_until([&] { return farm.written() >= kSlices; }, 90s, 100ms)) << farm.status("writer").dump(1);
+  ASSERT_EQ(farm.ctl({"stop"}).code, 0);
+
+  const auto w = farm.status("writer");
+  EXPECT_EQ(w["counters"]["slices_written"], kSlices) << w.dump(1);
+  EXPECT_EQ(w["drops"].value("farm_order.gap_slice", 0u), 0u) << w.dump(1);
+  EXPECT_EQ(w["drops"].value("farm_order.late_slice", 0u), 0u) << w.dump(1);
+  std::uint64_t incomplete = 0, missing = 0, added_empty = 0;
+  for (const char* name : {"filter-1", "filter-2"}) {
+    const auto f = farm.status(name);
+    incomplete += f["counters"].value("farm_merge.slices_incomplete", std::uint64_t{0});
+    added_empty += f["counters"].value("farm_merge.frames_added_empty", std::uint64_t{0});
+    missing += f["drops"].value("farm_merge.partial_missing", std::uint64_t{0});
+    EXPECT_EQ(f["drops"].value("farm_merge.partial_late", 0u), 0u) << f.dump(1);
+  }
+  // Exactly the windows before DU 2's first, each without its partial: its DOMs as empty frames.
+  EXPECT_EQ(incomplete, kLate);
+  EXPECT_EQ(missing, kLate);
+  EXPECT_EQ(added_empty, kLate * late_du_doms);
+  EXPECT_EQ(farm.status("ingest-2")["counters"]["farm_route.slices_sent"], kSlices - kLate);
+
+  // Numbered as the run's frames (from window 1, whatever ingest-2 counted from); the windows
+  // before DU 2 started differ from one process's (its DOMs sent nothing), every later one is the same.
+  const auto farm_summaries = stored_summaries(farm.process("writer").node.store(), kRun);
+  ASSERT_EQ(farm_summaries.size(), kSlices);
+  for (const auto& [frame, bytes] : single.summaries) {
+    ASSERT_TRUE(farm_summaries.contains(frame)) << frame;
+    if (frame <= kLate) EXPECT_NE(farm_summaries.at(frame), bytes) << "frame " << frame;
+    else EXPECT_EQ(farm_summaries.at(frame), bytes) << "frame " << frame;
+  }
+  const auto farm_events = events_from_frame(stored_events(farm.process("writer").node.store(), kRun), kLate + 1);
+  const auto single_events = events_from_frame(single.events, kLate + 1);
+  ASSERT_GT(single_events.size(), 3u) << "frames with events after DU 2 started";
+  EXPECT_TRUE(farm_events == single_events) << "the farm's events after DU 2 started differ from the single process's";
+
+  EXPECT_EQ(farm.ctl({"quit"}).code, 0);
 }
 
 TEST(HilTopology, KillingAFilterProcessLosesOnlyTheSlicesItHeldAndTheRunGoesOn) {
