@@ -5,6 +5,7 @@
 //   shorectl keygen NAME | keygen --secret F --public F     (a CURVE key pair; never overwrites)
 //   shorectl --farm farm.toml status|init|configure|start|pause|continue|stop|reset|quit
 //            (every process of a farm, in the order the data needs; farm_control.hpp)
+//   shorectl --farm farm.toml check   (the processes' topologies compared: check_farm)
 // A tcp:// endpoint is a CURVE server: the client's secret key file and the node's public key
 // file are required. Exit codes: 0 accepted, 1 refused by the daemon (keygen: cannot write the
 // files), 2 no answer (timeout), bad reply or unreadable key file, 3 usage.
@@ -146,6 +147,9 @@ int main(int argc, char** argv) {
     std::string descr = std::string("send '") + name + "'";
     app.add_subcommand(name, descr)->callback([&request, name] { request = {{"cmd", name}}; });
   }
+  app.add_subcommand("check", "with --farm: compare what the processes say of themselves (DUs built once, the same "
+                             "filters from every ingest process, timeouts that fit); exit 1 on a problem")
+      ->callback([&request] { request = {{"cmd", "check"}}; });
   auto* configure = app.add_subcommand("configure", "validate and apply a detector file and run setup");
   std::string detx, setup;
   configure->add_option("--detx", detx, "detector file (.detx); default: the node's [node] detector_file");
@@ -205,6 +209,20 @@ int main(int argc, char** argv) {
       std::cerr << "shorectl: " << farm_file << ": " << e.what() << "\n";
       return 3;
     }
+    if (cmd == "check") {
+      const auto statuses =
+          shoredaq::firmware::farm_command(farm, {{"cmd", "status"}}, std::chrono::milliseconds(timeout_ms));
+      const auto problems = shoredaq::firmware::check_farm(farm, statuses.steps);
+      if (json) {
+        std::cout << nlohmann::json{{"ok", problems.empty()}, {"problems", problems}}.dump() << "\n";
+      } else {
+        std::cout << "farm check: " << (problems.empty() ? "ok" : std::to_string(problems.size()) + " problem(s)") << "\n";
+        for (const auto& p : problems) std::cout << "  " << p << "\n";
+      }
+      const bool any_unanswered = std::any_of(statuses.steps.begin(), statuses.steps.end(),
+                                              [](const shoredaq::firmware::FarmStep& s) { return !s.answered; });
+      return problems.empty() ? 0 : any_unanswered ? 2 : 1;
+    }
     if (timeout_option->count() == 0 && (cmd == "stop" || cmd == "quit")) timeout_ms = 60000;
     const auto outcome = shoredaq::firmware::farm_command(farm, request, std::chrono::milliseconds(timeout_ms));
     if (json) {
@@ -218,6 +236,10 @@ int main(int argc, char** argv) {
     return any_unanswered ? 2 : 1;
   }
 
+  if (request.value("cmd", "") == "check") {
+    std::cerr << "shorectl: check compares the processes of a farm: give --farm farm.toml\n";
+    return 3;
+  }
   // Over TCP the control socket is reachable from the network, so the node only serves it with
   // CURVE: without keys a request could never be answered, say so instead of timing out.
   const bool tcp = endpoint.rfind("tcp://", 0) == 0;

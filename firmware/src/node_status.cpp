@@ -130,9 +130,18 @@ nlohmann::json Node::Impl::status() {
   } else {
     s["last_error"] = nullptr;
   }
+  // What a farm's check (shorectl --farm check) compares across processes.
+  const TopologySection& topo = config.topology;
+  s["topology"] = {{"roles", topo.roles_text()},
+                   {"dus", topo.dus},
+                   {"filter_endpoints", topo.filter_endpoints},
+                   {"ingest_processes", topo.ingest_processes},
+                   {"merge_timeout_ms", topo.merge_timeout_ms},
+                   {"gap_timeout_ms", topo.gap_timeout_ms}};
   if (setup) {
     s["detector_file"] = setup->detector_file;
     s["detector_id"] = setup->detector->id();
+    s["detector_dus"] = setup->detector->du_ids();
   }
   if (store) {
     const auto st = store->stats();

@@ -112,3 +112,113 @@ TEST(FarmControl, ATransitionIsRefusedWhileAProcessDoesNotAnswer) {
   EXPECT_FALSE(stop.refused);
   EXPECT_EQ(stop.to_json()["processes"][0]["process"], "gone");
 }
+
+namespace {
+
+// A farm of 2 ingest processes (DU 1, DU 2), 2 filters and a writer, each process's status as it
+// would give it once configured; a test then spoils one thing.
+struct DescribedFarm {
+  FarmFile farm = parse_farm_file(process("ingest-1", "[\"ingest\"]", "ipc:///run/i1.sock") +
+                                  process("ingest-2", "[\"ingest\"]", "ipc:///run/i2.sock") +
+                                  process("filter-1", "[\"filter\"]", "ipc:///run/f1.sock") +
+                                  process("filter-2", "[\"filter\"]", "ipc:///run/f2.sock") +
+                                  process("writer", "[\"writer\"]", "ipc:///run/w.sock"));
+  std::vector<FarmStep> statuses;
+  DescribedFarm() {
+    const nlohmann::json filters = {"tcp://filter-1:5600", "tcp://filter-2:5600"};
+    add("ingest-1", "ingest", {{"dus", {1}}, {"filter_endpoints", filters}});
+    add("ingest-2", "ingest", {{"dus", {2}}, {"filter_endpoints", filters}});
+    add("filter-1", "filter", {{"ingest_processes", 2}});
+    add("filter-2", "filter", {{"ingest_processes", 2}});
+    add("writer", "writer", nlohmann::json::object());
+  }
+  void add(const std::string& name, const std::string& roles, const nlohmann::json& set) {
+    nlohmann::json topology{{"roles", roles},          {"dus", nlohmann::json::array()}, {"filter_endpoints", nlohmann::json::array()},
+                            {"ingest_processes", 1},   {"merge_timeout_ms", 1000},       {"gap_timeout_ms", 2000}};
+    topology.update(set);
+    FarmStep s;
+    s.process = name;
+    s.answered = s.ok = true;
+    s.reply = {{"state", "Configured"}, {"topology", topology}, {"detector_dus", {1, 2}}};
+    statuses.push_back(s);
+  }
+  nlohmann::json& topology(std::size_t process) { return statuses[process].reply["topology"]; }
+  // The problems, one per line.
+  std::string problems() const {
+    std::string out;
+    for (const auto& p : check_farm(farm, statuses)) out += p + "\n";
+    return out;
+  }
+  std::size_t count() const { return check_farm(farm, statuses).size(); }
+};
+
+}  // namespace
+
+TEST(FarmCheck, ASoundFarmHasNoProblem) {
+  const DescribedFarm f;
+  EXPECT_EQ(f.problems(), "");
+}
+
+TEST(FarmCheck, FindsTheDusNoIngestProcessOrTwoBuild) {
+  DescribedFarm none;
+  none.topology(1)["dus"] = {3};
+  EXPECT_THAT(none.problems(), HasSubstr("DU 2 of the detector is built by no ingest process"));
+  EXPECT_THAT(none.problems(), HasSubstr("DU 3 (built by ingest-2) is not in the detector"));
+  EXPECT_EQ(none.count(), 2u);
+
+  DescribedFarm twice;
+  twice.topology(1)["dus"] = {1, 2};
+  EXPECT_THAT(twice.problems(), HasSubstr("DU 1 is built by ingest-1 and ingest-2"));
+  EXPECT_EQ(twice.count(), 1u);
+
+  DescribedFarm every;
+  every.topology(0)["dus"] = nlohmann::json::array();
+  EXPECT_THAT(every.problems(), HasSubstr("ingest-1: builds every DU"));
+  EXPECT_THAT(every.problems(), HasSubstr("DU 2 is built by ingest-1 and ingest-2"));
+
+  // Before configure the detector is not known: only what the processes' own lists show.
+  DescribedFarm idle;
+  for (auto& s : idle.statuses) s.reply.erase("detector_dus");
+  idle.topology(1)["dus"] = {3};
+  EXPECT_EQ(idle.problems(), "");
+  idle.topology(1)["dus"] = {1};
+  EXPECT_THAT(idle.problems(), HasSubstr("DU 1 is built by ingest-1 and ingest-2"));
+}
+
+TEST(FarmCheck, FindsFiltersTheProcessesDoNotAgreeOn) {
+  DescribedFarm order;
+  order.topology(1)["filter_endpoints"] = {"tcp://filter-2:5600", "tcp://filter-1:5600"};
+  EXPECT_THAT(order.problems(), HasSubstr("ingest-2: filter_endpoints differ from ingest-1's"));
+  EXPECT_EQ(order.count(), 1u);
+
+  DescribedFarm fewer;
+  for (std::size_t i : {0u, 1u}) fewer.topology(i)["filter_endpoints"] = {"tcp://filter-1:5600"};
+  EXPECT_THAT(fewer.problems(), HasSubstr("ingest-1: 1 filter_endpoints, the farm has 2 filter processes"));
+  EXPECT_EQ(fewer.count(), 1u);
+
+  DescribedFarm waits;
+  waits.topology(3)["ingest_processes"] = 1;
+  EXPECT_THAT(waits.problems(), HasSubstr("filter-2: waits for 1 partial slices of a window (ingest_processes), the farm has 2"));
+  EXPECT_EQ(waits.count(), 1u);
+
+  DescribedFarm timeouts;
+  timeouts.topology(2)["merge_timeout_ms"] = 2000;
+  EXPECT_THAT(timeouts.problems(), HasSubstr("writer: gap_timeout_ms 2000 is not above filter-1's merge_timeout_ms 2000"));
+  EXPECT_EQ(timeouts.count(), 1u);
+}
+
+TEST(FarmCheck, NamesProcessesThatDoNotAnswerOrRunOtherRoles) {
+  DescribedFarm gone;
+  gone.statuses[3].answered = gone.statuses[3].ok = false;
+  gone.statuses[3].error = "no reply within 300 ms";
+  EXPECT_THAT(gone.problems(), HasSubstr("filter-2: no answer (no reply within 300 ms)"));
+  EXPECT_EQ(gone.count(), 1u) << "still a filter of the farm, for the ingest processes' lists";
+
+  DescribedFarm other;
+  other.topology(4)["roles"] = "filter+writer";
+  EXPECT_THAT(other.problems(), HasSubstr("writer: runs as filter+writer, the farm file says writer"));
+
+  DescribedFarm old;
+  old.statuses[0].reply.erase("topology");
+  EXPECT_THAT(old.problems(), HasSubstr("ingest-1: its status does not describe its topology"));
+}

@@ -5,6 +5,7 @@
 // node writes from the same feed; killing a filter process mid-run loses only the slices it held
 // (counted by the writer), the run goes on, and stop drains every process; a DU that starts sending
 // later leaves only the windows before it incomplete (counted), numbered as the run's.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -50,8 +51,9 @@ struct FarmTiming {
   unsigned gap_timeout_ms = 1500;    // writer: a missing window is waited for this long
 };
 // Every slice waits for all its data (builder expiry by data time only, long merge and gap
-// timeouts), so a slow machine (sanitizers) changes nothing that is written.
-constexpr FarmTiming kDeterministic{true, 30000, 5000};
+// timeouts), so a slow machine (sanitizers) changes nothing that is written. The writer's gap
+// timeout above the filters' merge timeout, as `shorectl --farm check` wants.
+constexpr FarmTiming kDeterministic{true, 8000, 10000};
 
 // The five daemons of the farm, their farm file, and the endpoints between them.
 class Farm {
@@ -193,6 +195,10 @@ TEST(HilTopology, TwoIngestTwoFilterOneWriterWriteWhatOneProcessWrites) {
 
   Farm farm("topo-farm", feed.detx, feed.dus, kDeterministic);
   farm.start_run();
+  // The processes agree on the farm: each DU built once, the same filters, timeouts that fit.
+  const auto check = farm.ctl({"check"});
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
+  EXPECT_EQ(check.reply["problems"], nlohmann::json::array()) << check.out;
   // Every ingest process gets the whole feed and builds its own DU.
   Child feed1(feed.replay_to(farm.process("ingest-1").node.ingest), farm.tmp() / "feed1.out", farm.tmp() / "feed1.err");
   Child feed2(feed.replay_to(farm.process("ingest-2").node.ingest), farm.tmp() / "feed2.out", farm.tmp() / "feed2.err");
@@ -340,6 +346,9 @@ TEST(HilTopology, KillingAFilterProcessLosesOnlyTheSlicesItHeldAndTheRunGoesOn) 
   for (const char* name : {"ingest-1", "ingest-2", "filter-1", "writer"}) {
     EXPECT_EQ(farm.status(name)["state"], "Standby") << name;
   }
+  const auto check = farm.ctl({"check"}, 2s);
+  EXPECT_EQ(check.code, 2) << check.out;
+  EXPECT_THAT(check.out, testing::HasSubstr("filter-2: no answer")) << check.out;
   // A start now is refused as a whole: filter-2 does not answer.
   const auto refused = farm.ctl({"start", "--run", std::to_string(kRun + 1)});
   EXPECT_EQ(refused.code, 2);

@@ -70,4 +70,17 @@ struct FarmOutcome {
 // Sends `request` ({"cmd": ..., ...} as shorectl makes it) to every process of the farm.
 FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, std::chrono::milliseconds timeout);
 
+// `shorectl --farm check` (farm_check.cpp): the farm as its processes describe themselves, what no
+// single process can see is wrong. `statuses`: one status reply per process, in the farm file's
+// order (farm_command with {"cmd": "status"}). One line per problem, none when the farm is sound:
+//  - a process that did not answer, or whose own [topology] roles are not the farm file's;
+//  - a DU that two ingest processes build; once a process is configured, a DU of the detector
+//    that none builds (its DOMs would be empty frames in every slice) or one not in the detector;
+//  - ingest processes whose filter_endpoints differ (window N must go to the same filter from
+//    each) or do not list as many filters as the farm has;
+//  - a filter whose ingest_processes is not the farm's number of ingest processes;
+//  - a writer whose gap_timeout_ms is not above a filter's merge_timeout_ms (the windows a late
+//    ingest process never sent would be passed over, the run's first slice chosen too early).
+std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<FarmStep>& statuses);
+
 }  // namespace shoredaq::firmware

@@ -1,0 +1,129 @@
+// shorectl --farm check (farm_control.hpp): the processes' own status replies compared across the
+// farm. Each process checks its own configuration when it loads it; this sees what only the
+// whole farm shows.
+#include <map>
+#include <set>
+#include <string>
+
+#include "shoredaq/firmware/farm_control.hpp"
+
+namespace shoredaq::firmware {
+namespace {
+
+// A process as its status reply describes it.
+struct Described {
+  std::string name;
+  bool ingest = false, filter = false, writer = false;
+  std::vector<long long> dus;  // empty: every DU
+  nlohmann::json filter_endpoints;
+  unsigned ingest_processes = 0, merge_timeout_ms = 0, gap_timeout_ms = 0;
+};
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : " and ") + n;
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<FarmStep>& statuses) {
+  std::vector<std::string> problems;
+  std::vector<Described> ingest, filters, writers;  // ingest without filter, filter without ingest, writer without filter
+  std::set<long long> detector_dus;
+  bool detector_known = false;
+  for (std::size_t i = 0; i < farm.processes.size(); ++i) {
+    const FarmProcess& p = farm.processes[i];
+    if (i >= statuses.size() || !statuses[i].answered) {
+      problems.push_back(p.name + ": no answer" + (i < statuses.size() ? " (" + statuses[i].error + ")" : ""));
+      continue;
+    }
+    const nlohmann::json& reply = statuses[i].reply;
+    try {
+      const nlohmann::json& topo = reply.at("topology");
+      Described d;
+      d.name = p.name;
+      const std::string roles = topo.at("roles").get<std::string>();
+      if (roles != p.roles.roles_text())
+        problems.push_back(p.name + ": runs as " + roles + ", the farm file says " + p.roles.roles_text());
+      for (const std::string& part : {std::string("ingest"), std::string("filter"), std::string("writer")}) {
+        const bool on = ("+" + roles + "+").find("+" + part + "+") != std::string::npos;
+        (part == "ingest" ? d.ingest : part == "filter" ? d.filter : d.writer) = on;
+      }
+      d.dus = topo.at("dus").get<std::vector<long long>>();
+      d.filter_endpoints = topo.at("filter_endpoints");
+      d.ingest_processes = topo.at("ingest_processes").get<unsigned>();
+      d.merge_timeout_ms = topo.at("merge_timeout_ms").get<unsigned>();
+      d.gap_timeout_ms = topo.at("gap_timeout_ms").get<unsigned>();
+      if (reply.contains("detector_dus")) {
+        detector_known = true;
+        for (const long long du : reply["detector_dus"].get<std::vector<long long>>()) detector_dus.insert(du);
+      }
+      if (d.ingest && !d.filter) ingest.push_back(d);
+      if (d.filter && !d.ingest) filters.push_back(d);
+      if (d.writer && !d.filter) writers.push_back(d);
+    } catch (const nlohmann::json::exception& e) {
+      problems.push_back(p.name + ": its status does not describe its topology (" + std::string(e.what()) + ")");
+    }
+  }
+
+  // Every DU built by exactly one ingest process.
+  std::map<long long, std::vector<std::string>> builders;
+  for (const Described& in : ingest) {
+    if (in.dus.empty()) {
+      if (ingest.size() > 1)
+        problems.push_back(in.name + ": builds every DU (topology.dus is empty) beside other ingest processes");
+      for (const long long du : detector_dus) builders[du].push_back(in.name);
+    }
+    for (const long long du : in.dus) builders[du].push_back(in.name);
+  }
+  for (const auto& [du, names] : builders) {
+    if (names.size() > 1)
+      problems.push_back("DU " + std::to_string(du) + " is built by " + join(names) +
+                         ": its frames would come twice to the filters (dropped as duplicates)");
+  }
+  if (detector_known && !ingest.empty()) {
+    for (const long long du : detector_dus) {
+      if (!builders.contains(du))
+        problems.push_back("DU " + std::to_string(du) +
+                           " of the detector is built by no ingest process: its DOMs are empty frames in every slice");
+    }
+    for (const auto& [du, names] : builders) {
+      if (!detector_dus.contains(du))
+        problems.push_back("DU " + std::to_string(du) + " (built by " + join(names) + ") is not in the detector");
+    }
+  }
+
+  // The same filters, in the same order, from every ingest process; each filter waits for them all
+  // (counted from the farm file: a process that did not answer is still part of the farm).
+  std::size_t farm_ingest = 0, farm_filters = 0;
+  for (const FarmProcess& p : farm.processes) {
+    farm_ingest += p.roles.ingest && !p.roles.filter;
+    farm_filters += p.roles.filter && !p.roles.ingest;
+  }
+  for (const Described& in : ingest) {
+    if (in.filter_endpoints != ingest.front().filter_endpoints)
+      problems.push_back(in.name + ": filter_endpoints differ from " + ingest.front().name +
+                         "'s (window N must go to the same filter from every ingest process)");
+  }
+  if (!ingest.empty() && ingest.front().filter_endpoints.size() != farm_filters)
+    problems.push_back(ingest.front().name + ": " + std::to_string(ingest.front().filter_endpoints.size()) +
+                       " filter_endpoints, the farm has " + std::to_string(farm_filters) + " filter processes");
+  for (const Described& f : filters) {
+    if (f.ingest_processes != farm_ingest)
+      problems.push_back(f.name + ": waits for " + std::to_string(f.ingest_processes) +
+                         " partial slices of a window (ingest_processes), the farm has " + std::to_string(farm_ingest) +
+                         " ingest processes");
+  }
+  for (const Described& w : writers) {
+    for (const Described& f : filters) {
+      if (w.gap_timeout_ms <= f.merge_timeout_ms)
+        problems.push_back(w.name + ": gap_timeout_ms " + std::to_string(w.gap_timeout_ms) + " is not above " + f.name +
+                           "'s merge_timeout_ms " + std::to_string(f.merge_timeout_ms) +
+                           ": windows an ingest process never sent would be passed over");
+    }
+  }
+  return problems;
+}
+
+}  // namespace shoredaq::firmware
