@@ -65,6 +65,30 @@ TEST(PartialSliceMerger, MergesTheWindowsOfTwoSourcesIntoWholeSlicesSortedByDom)
   EXPECT_EQ(m.pending(), 0u);
 }
 
+TEST(PartialSliceMerger, TheMergedFrameNumberIsTheEarliestStartedSources) {
+  // Source B started 5 windows later in data time, so it counts window 105 as its frame 1; A
+  // counts it as frame 6, the run's numbering. Whichever arrives first, the merged slice is frame 6
+  // (the filters keep prescaled slices by it).
+  std::vector<Timeslice> out;
+  PartialSliceMerger m({.sources = 2, .timeout_ns = 1000 * kMs, .max_pending_slices = 8, .expected_doms = {}},
+                       [&](Timeslice&& t) { out.push_back(std::move(t)); });
+  for (const bool late_first : {true, false}) {
+    const std::uint64_t window = late_first ? 105 : 106;
+    Timeslice a = partial(window, {1}), b = partial(window, {2});
+    b.header.frame_index -= 5;
+    if (late_first) {
+      m.add(std::move(b), 0);
+      m.add(std::move(a), 1);
+    } else {
+      m.add(std::move(a), 0);
+      m.add(std::move(b), 1);
+    }
+    ASSERT_FALSE(out.empty());
+    EXPECT_EQ(out.back().header.frame_index, window - 99) << (late_first ? "late source first" : "early source first");
+  }
+  EXPECT_EQ(out.size(), 2u);
+}
+
 TEST(PartialSliceMerger, AMissingPartialIsWaitedForThenCountedAndALateOneDropped) {
   std::vector<Timeslice> out;
   PartialSliceMerger m({.sources = 2, .timeout_ns = 100 * kMs, .max_pending_slices = 8, .expected_doms = {}},

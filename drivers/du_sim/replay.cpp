@@ -49,7 +49,8 @@ int run_replay(const Options& o, std::size_t header_bytes) {
   auto send_group = [&] {
     if (batch.empty() && udp_group.empty()) return;
     if (o.realtime) {
-      const auto due = wall_start + std::chrono::milliseconds(100) * static_cast<std::int64_t>(slices + 1);
+      // The skipped slices' time passes too: a DU that starts late sends its first slice late.
+      const auto due = wall_start + std::chrono::milliseconds(100) * static_cast<std::int64_t>(o.skip_slices + slices + 1);
       const double lag_ms = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
       if (lag_ms > 0) max_lag_ms = std::max(max_lag_ms, lag_ms), behind_slices += lag_ms > 100;
       std::this_thread::sleep_until(due);

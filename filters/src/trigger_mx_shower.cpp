@@ -121,11 +121,8 @@ class MxShowerSearch {
           [&](std::size_t a, std::size_t b) { return match_(positions[a], times[a], positions[b], times[b]); },
           scratch_.survivors, scratch_.clique);
       if (scratch_.survivors.size() < min_hits_) return false;
-      auto& doms = scratch_.doms;  // the survivors' DOMs, counted in place
-      doms.clear();
-      for (auto s : scratch_.survivors) doms.push_back(cand_doms[s]);
-      std::sort(doms.begin(), doms.end());
-      if (static_cast<std::size_t>(std::unique(doms.begin(), doms.end()) - doms.begin()) < min_doms_) return false;
+      const auto dom_of = [&](std::uint32_t s) { return cand_doms[s]; };
+      if (count_distinct_values(scratch_.survivors, dom_of, scratch_.doms) < min_doms_) return false;
       for (auto s : scratch_.survivors) c.l0_hits.push_back(cands[s]);
     }
     std::sort(c.l0_hits.begin(), c.l0_hits.end());

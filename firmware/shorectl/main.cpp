@@ -8,7 +8,7 @@
 //   shorectl --farm farm.toml check   (the processes' topologies compared: check_farm)
 // A tcp:// endpoint is a CURVE server: the client's secret key file and the node's public key
 // file are required. Exit codes: 0 accepted, 1 refused by the daemon (keygen: cannot write the
-// files), 2 no answer (timeout), bad reply or unreadable key file, 3 usage.
+// files; check: a problem found), 2 no answer (timeout), bad reply or unreadable key file, 3 usage.
 
 #include <CLI/CLI.hpp>
 

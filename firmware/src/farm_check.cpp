@@ -29,6 +29,12 @@ std::string join(const std::vector<std::string>& names) {
 
 std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<FarmStep>& statuses) {
   std::vector<std::string> problems;
+  // Counted from the farm file: a process that did not answer is still part of the farm.
+  std::size_t farm_ingest = 0, farm_filters = 0;
+  for (const FarmProcess& p : farm.processes) {
+    farm_ingest += p.roles.ingest && !p.roles.filter;
+    farm_filters += p.roles.filter && !p.roles.ingest;
+  }
   std::vector<Described> ingest, filters, writers;  // ingest without filter, filter without ingest, writer without filter
   std::set<long long> detector_dus;
   bool detector_known = false;
@@ -56,8 +62,9 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
       d.merge_timeout_ms = topo.at("merge_timeout_ms").get<unsigned>();
       d.gap_timeout_ms = topo.at("gap_timeout_ms").get<unsigned>();
       if (reply.contains("detector_dus")) {
+        const auto dus = reply["detector_dus"].get<std::vector<long long>>();
+        detector_dus.insert(dus.begin(), dus.end());
         detector_known = true;
-        for (const long long du : reply["detector_dus"].get<std::vector<long long>>()) detector_dus.insert(du);
       }
       if (d.ingest && !d.filter) ingest.push_back(d);
       if (d.filter && !d.ingest) filters.push_back(d);
@@ -71,7 +78,7 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
   std::map<long long, std::vector<std::string>> builders;
   for (const Described& in : ingest) {
     if (in.dus.empty()) {
-      if (ingest.size() > 1)
+      if (farm_ingest > 1)
         problems.push_back(in.name + ": builds every DU (topology.dus is empty) beside other ingest processes");
       for (const long long du : detector_dus) builders[du].push_back(in.name);
     }
@@ -82,9 +89,11 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
       problems.push_back("DU " + std::to_string(du) + " is built by " + join(names) +
                          ": its frames would come twice to the filters (dropped as duplicates)");
   }
+  // A DU nobody builds: only when every ingest process said what it builds.
+  const bool every_ingest_described = ingest.size() == farm_ingest;
   if (detector_known && !ingest.empty()) {
     for (const long long du : detector_dus) {
-      if (!builders.contains(du))
+      if (every_ingest_described && !builders.contains(du))
         problems.push_back("DU " + std::to_string(du) +
                            " of the detector is built by no ingest process: its DOMs are empty frames in every slice");
     }
@@ -94,13 +103,7 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     }
   }
 
-  // The same filters, in the same order, from every ingest process; each filter waits for them all
-  // (counted from the farm file: a process that did not answer is still part of the farm).
-  std::size_t farm_ingest = 0, farm_filters = 0;
-  for (const FarmProcess& p : farm.processes) {
-    farm_ingest += p.roles.ingest && !p.roles.filter;
-    farm_filters += p.roles.filter && !p.roles.ingest;
-  }
+  // The same filters, in the same order, from every ingest process; each filter waits for them all.
   for (const Described& in : ingest) {
     if (in.filter_endpoints != ingest.front().filter_endpoints)
       problems.push_back(in.name + ": filter_endpoints differ from " + ingest.front().name +

@@ -221,4 +221,10 @@ TEST(FarmCheck, NamesProcessesThatDoNotAnswerOrRunOtherRoles) {
   DescribedFarm old;
   old.statuses[0].reply.erase("topology");
   EXPECT_THAT(old.problems(), HasSubstr("ingest-1: its status does not describe its topology"));
+  EXPECT_EQ(old.count(), 1u) << "DU 1 is not called unbuilt: ingest-1 did not say what it builds";
+
+  DescribedFarm silent_ingest;
+  silent_ingest.statuses[1].answered = false;
+  EXPECT_THAT(silent_ingest.problems(), HasSubstr("ingest-2: no answer"));
+  EXPECT_EQ(silent_ingest.count(), 1u);
 }

@@ -258,7 +258,7 @@ TEST(HilTopology, ADuThatStartsLaterLeavesOnlyTheWindowsBeforeItIncomplete) {
 
   // The windows DU 2 never sends wait merge_timeout at the filters, then go on without it; the
   // writer waits far longer for a window (the run's first one too), so they are written.
-  Farm farm("topo-late", feed.detx, feed.dus, FarmTiming{true, 3000, 10000});
+  Farm farm("topo-late", feed.detx, feed.dus, FarmTiming{true, 5000, 12000});
   farm.start_run();
   Child feed1(feed.replay_to(farm.process("ingest-1").node.ingest), farm.tmp() / "feed1.out", farm.tmp() / "feed1.err");
   Child feed2(feed.replay_to(farm.process("ingest-2").node.ingest, false, kLate), farm.tmp() / "feed2.out",

@@ -45,6 +45,10 @@ void PartialSliceMerger::add(Timeslice&& partial, std::uint64_t now_ns) {
     }
     ++w.partials;
     w.slice.header.utc_seconds |= partial.header.utc_seconds & 0x8000'0000u;  // White Rabbit not OK anywhere
+    // Each ingest process numbers frames from its own first slice; the largest number is that of
+    // the one that started first in data time, the run's numbering, so that every filter keeps the
+    // same prescaled windows whichever partial came first.
+    w.slice.header.frame_index = std::max(w.slice.header.frame_index, partial.header.frame_index);
     // Duplicate DOMs are removed at emit(), after sorting.
     for (DomFrame& f : partial.frames) w.slice.frames.push_back(std::move(f));
     // The slice is as old as its first datagram and complete when its last partial was.

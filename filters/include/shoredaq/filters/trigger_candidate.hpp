@@ -32,20 +32,25 @@ struct TriggerScratch {
   CliqueScratch clique;
 };
 
-// Number of distinct values in `slots` (sorts a copy in `buffer`).
-inline std::size_t count_distinct(std::span<const std::uint32_t> slots, std::vector<std::uint32_t>& buffer) {
-  buffer.assign(slots.begin(), slots.end());
+// Number of distinct value_of(k) over the indices k (sorted in `buffer`).
+template <class ValueOf>
+std::size_t count_distinct_values(std::span<const std::uint32_t> indices, ValueOf value_of,
+                                  std::vector<std::uint32_t>& buffer) {
+  buffer.clear();
+  for (auto k : indices) buffer.push_back(value_of(k));
   std::sort(buffer.begin(), buffer.end());
   return static_cast<std::size_t>(std::unique(buffer.begin(), buffer.end()) - buffer.begin());
+}
+
+// Number of distinct values in `slots`.
+inline std::size_t count_distinct(std::span<const std::uint32_t> slots, std::vector<std::uint32_t>& buffer) {
+  return count_distinct_values(slots, [](std::uint32_t v) { return v; }, buffer);
 }
 
 // Distinct DOMs among the L1 hits l1[indices[k]].
 inline std::size_t count_l1_doms(std::span<const L1Hit> l1, std::span<const std::uint32_t> indices,
                                  std::vector<std::uint32_t>& buffer) {
-  buffer.clear();
-  for (auto k : indices) buffer.push_back(l1[k].dom_slot);
-  std::sort(buffer.begin(), buffer.end());
-  return static_cast<std::size_t>(std::unique(buffer.begin(), buffer.end()) - buffer.begin());
+  return count_distinct_values(indices, [&](std::uint32_t k) { return l1[k].dom_slot; }, buffer);
 }
 
 // A candidate from L1 hits: every L0 hit of each L1.
