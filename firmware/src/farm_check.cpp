@@ -36,6 +36,8 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     farm_filters += p.roles.filter && !p.roles.ingest;
   }
   std::vector<Described> ingest, filters, writers;  // ingest without filter, filter without ingest, writer without filter
+  std::vector<std::string> whole_builders;  // ingest with filter: builds every DU (no topology.dus)
+  std::map<long long, std::vector<std::string>> by_detector;  // detector id -> the processes configured with it
   std::set<long long> detector_dus;
   bool detector_known = false;
   for (std::size_t i = 0; i < farm.processes.size(); ++i) {
@@ -63,9 +65,11 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
       d.gap_timeout_ms = topo.at("gap_timeout_ms").get<unsigned>();
       if (reply.contains("detector_dus")) {
         const auto dus = reply["detector_dus"].get<std::vector<long long>>();
+        by_detector[reply.at("detector_id").get<long long>()].push_back(p.name);
         detector_dus.insert(dus.begin(), dus.end());
         detector_known = true;
       }
+      if (d.ingest && d.filter) whole_builders.push_back(p.name);
       if (d.ingest && !d.filter) ingest.push_back(d);
       if (d.filter && !d.ingest) filters.push_back(d);
       if (d.writer && !d.filter) writers.push_back(d);
@@ -74,6 +78,17 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     }
   }
 
+  if (by_detector.size() > 1) {
+    std::string which;
+    for (const auto& [id, names] : by_detector) which += (which.empty() ? "" : "; ") + std::to_string(id) + ": " + join(names);
+    problems.push_back("the processes are configured with different detectors (" + which + ")");
+  }
+  // A process that both builds and filters builds every DU: beside partial builders, twice.
+  if (farm_ingest > 0) {
+    for (const std::string& name : whole_builders)
+      problems.push_back(name + ": builds and filters every DU beside " + std::to_string(farm_ingest) +
+                         " ingest process(es) that build part of the detector");
+  }
   // Every DU built by exactly one ingest process.
   std::map<long long, std::vector<std::string>> builders;
   for (const Described& in : ingest) {

@@ -139,7 +139,7 @@ struct DescribedFarm {
     FarmStep s;
     s.process = name;
     s.answered = s.ok = true;
-    s.reply = {{"state", "Configured"}, {"topology", topology}, {"detector_dus", {1, 2}}};
+    s.reply = {{"state", "Configured"}, {"topology", topology}, {"detector_id", 133}, {"detector_dus", {1, 2}}};
     statuses.push_back(s);
   }
   nlohmann::json& topology(std::size_t process) { return statuses[process].reply["topology"]; }
@@ -205,6 +205,21 @@ TEST(FarmCheck, FindsFiltersTheProcessesDoNotAgreeOn) {
   timeouts.topology(2)["merge_timeout_ms"] = 2000;
   EXPECT_THAT(timeouts.problems(), HasSubstr("writer: gap_timeout_ms 2000 is not above filter-1's merge_timeout_ms 2000"));
   EXPECT_EQ(timeouts.count(), 1u);
+}
+
+TEST(FarmCheck, FindsADetectorOrABuilderTheOthersDoNotShare) {
+  DescribedFarm detectors;
+  detectors.statuses[3].reply["detector_id"] = 134;
+  EXPECT_THAT(detectors.problems(),
+              HasSubstr("the processes are configured with different detectors (133: ingest-1 and ingest-2 and filter-1 and "
+                        "writer; 134: filter-2)"));
+  EXPECT_EQ(detectors.count(), 1u);
+
+  // A filter that was also given the ingest role builds every DU itself.
+  DescribedFarm builder;
+  builder.farm.processes[2].roles.ingest = true;
+  builder.topology(2)["roles"] = "ingest+filter";
+  EXPECT_THAT(builder.problems(), HasSubstr("filter-1: builds and filters every DU beside 2 ingest process(es)"));
 }
 
 TEST(FarmCheck, NamesProcessesThatDoNotAnswerOrRunOtherRoles) {

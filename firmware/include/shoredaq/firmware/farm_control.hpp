@@ -74,6 +74,8 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
 // single process can see is wrong. `statuses`: one status reply per process, in the farm file's
 // order (farm_command with {"cmd": "status"}). One line per problem, none when the farm is sound:
 //  - a process that did not answer, or whose own [topology] roles are not the farm file's;
+//  - processes configured with different detectors;
+//  - a process that builds and filters (every DU) beside ingest processes that build part;
 //  - a DU that two ingest processes build; once a process is configured, a DU of the detector
 //    that none builds (its DOMs would be empty frames in every slice) or one not in the detector;
 //  - ingest processes whose filter_endpoints differ (window N must go to the same filter from
