@@ -89,13 +89,22 @@ TEST(DuSimProgram, LiveZeroMqFeedEqualsTheFileOfTheSameSeed) {
   EXPECT_GT(j["output"]["messages"].get<std::size_t>(), 0u);
 }
 
-TEST(DuSimProgram, ReplayLoopsWithShiftedSliceTimes) {
-  TempDir tmp;
+// A du-sim recording of DU 9 (seed 3) of `slices` slices; empty if du-sim failed.
+fs::path record_feed(const TempDir& tmp, unsigned slices) {
   const auto dqd = tmp.path / "ref.dqd";
-  ASSERT_EQ(std::system((kDuSim + " --detx " + kDetx + " --dus 9 --slices 2 --seed 3 --start-utc 1700000000 --out " +
-                         dqd.string() + " > /dev/null").c_str()),
-            0);
-  const auto reference = shoredaq::dataflow::read_dqd_file(dqd);
+  const int rc = std::system((kDuSim + " --detx " + kDetx + " --dus 9 --slices " + std::to_string(slices) +
+                              " --seed 3 --start-utc 1700000000 --out " + dqd.string() + " > /dev/null").c_str());
+  return rc == 0 ? dqd : fs::path();
+}
+
+// `du-sim --replay dqd <options>` into a PULL socket: its exit code, the records received (waiting
+// for `expected` of them, with a deadline) and its JSON summary.
+struct Replayed {
+  int exit_code = -1;
+  std::vector<std::vector<std::uint8_t>> received;
+  nlohmann::json summary;
+};
+Replayed replay(const TempDir& tmp, const fs::path& dqd, const std::string& options, std::size_t expected) {
   zmq::context_t ctx;
   zmq::socket_t pull(ctx, zmq::socket_type::pull);
   pull.set(zmq::sockopt::linger, 0);
@@ -103,11 +112,24 @@ TEST(DuSimProgram, ReplayLoopsWithShiftedSliceTimes) {
   const std::string endpoint = pull.get(zmq::sockopt::last_endpoint);
   const auto summary = tmp.path / "summary.json";
   auto run = std::async(std::launch::async, [&] {
-    return std::system((kDuSim + " --replay " + dqd.string() + " --loop 2 --endpoint " + endpoint + " --json > " +
+    return std::system((kDuSim + " --replay " + dqd.string() + " " + options + " --endpoint " + endpoint + " --json > " +
                         summary.string()).c_str());
   });
-  const auto received = receive_records(pull, 2 * reference.size(), std::chrono::seconds(60));
-  ASSERT_EQ(run.get(), 0);
+  Replayed r;
+  r.received = receive_records(pull, expected, std::chrono::seconds(60));
+  r.exit_code = run.get();
+  if (r.exit_code == 0) r.summary = read_json(summary);
+  return r;
+}
+
+TEST(DuSimProgram, ReplayLoopsWithShiftedSliceTimes) {
+  TempDir tmp;
+  const auto dqd = record_feed(tmp, 2);
+  ASSERT_FALSE(dqd.empty());
+  const auto reference = shoredaq::dataflow::read_dqd_file(dqd);
+  const Replayed r = replay(tmp, dqd, "--loop 2", 2 * reference.size());
+  ASSERT_EQ(r.exit_code, 0);
+  const auto& received = r.received;
   ASSERT_EQ(received.size(), 2 * reference.size());
   std::set<std::uint64_t> slice_starts;
   for (std::size_t i = 0; i < received.size(); ++i) {
@@ -124,19 +146,16 @@ TEST(DuSimProgram, ReplayLoopsWithShiftedSliceTimes) {
     slice_starts.insert(a.datagram.header.slice_start_ns());
   }
   EXPECT_EQ(slice_starts.size(), 4u);
-  const auto j = read_json(summary);
-  EXPECT_EQ(j["slices"], 4);
-  EXPECT_EQ(j["datagrams"].get<std::size_t>(), 2 * reference.size());
+  EXPECT_EQ(r.summary["slices"], 4);
+  EXPECT_EQ(r.summary["datagrams"].get<std::size_t>(), 2 * reference.size());
 }
 
 TEST(DuSimProgram, ReplaySkipsTheFilesFirstSlices) {
   // A DU that starts sending later in the run: the first slices of the file are left out, the
   // rest is sent unchanged.
   TempDir tmp;
-  const auto dqd = tmp.path / "ref.dqd";
-  ASSERT_EQ(std::system((kDuSim + " --detx " + kDetx + " --dus 9 --slices 4 --seed 3 --start-utc 1700000000 --out " +
-                         dqd.string() + " > /dev/null").c_str()),
-            0);
+  const auto dqd = record_feed(tmp, 4);
+  ASSERT_FALSE(dqd.empty());
   const auto reference = shoredaq::dataflow::read_dqd_file(dqd);
   const std::uint64_t first_ns = shoredaq::dataflow::parse_clb_datagram(reference.front()).datagram.header.slice_start_ns();
   std::vector<std::vector<std::uint8_t>> expected;
@@ -146,23 +165,12 @@ TEST(DuSimProgram, ReplaySkipsTheFilesFirstSlices) {
   }
   ASSERT_GT(expected.size(), 0u);
   ASSERT_LT(expected.size(), reference.size());
-  zmq::context_t ctx;
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.set(zmq::sockopt::linger, 0);
-  pull.bind("tcp://127.0.0.1:*");
-  const std::string endpoint = pull.get(zmq::sockopt::last_endpoint);
-  const auto summary = tmp.path / "summary.json";
-  auto run = std::async(std::launch::async, [&] {
-    return std::system((kDuSim + " --replay " + dqd.string() + " --skip-slices 3 --endpoint " + endpoint + " --json > " +
-                        summary.string()).c_str());
-  });
-  const auto received = receive_records(pull, expected.size(), std::chrono::seconds(60));
-  ASSERT_EQ(run.get(), 0);
-  EXPECT_EQ(received, expected);
-  const auto j = read_json(summary);
-  EXPECT_EQ(j["slices"], 1);
-  EXPECT_EQ(j["datagrams"].get<std::size_t>(), expected.size());
-  EXPECT_EQ(j["skipped_datagrams"].get<std::size_t>(), reference.size() - expected.size());
+  const Replayed r = replay(tmp, dqd, "--skip-slices 3", expected.size());
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.received, expected);
+  EXPECT_EQ(r.summary["slices"], 1);
+  EXPECT_EQ(r.summary["datagrams"].get<std::size_t>(), expected.size());
+  EXPECT_EQ(r.summary["skipped_datagrams"].get<std::size_t>(), reference.size() - expected.size());
 }
 
 TEST(DuSimProgram, FaultsAreCountedInTheSummary) {
