@@ -9,6 +9,7 @@
 // and 16-core servers for one 115-DU building block and for the whole telescope (ARCA 2 blocks +
 // ORCA 1, DOMAIN.md). Measured, never asserted.
 //   bench_topology [dus=10] [slices=24]
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -51,8 +52,21 @@ std::string endpoint(const std::string& name) {
                         .string();
 }
 
-// A filter process: never returns (killed by the parent when the run is over).
-[[noreturn]] void filter_process(int dus, const std::string& in, const std::string& out) {
+// Restricts the calling thread, and every thread it creates afterwards, to one CPU (-1: all of them).
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned c = 0; c < cpus; ++c) {
+    if (cpu < 0 || c == static_cast<unsigned>(cpu)) CPU_SET(c, &set);
+  }
+  ::sched_setaffinity(0, sizeof set, &set);
+}
+
+// A filter process: never returns (killed by the parent when the run is over). `cpu` >= 0 holds the
+// whole process (its filter thread and ZeroMQ's I/O thread) to that one CPU.
+[[noreturn]] void filter_process(int dus, const std::string& in, const std::string& out, int cpu) {
+  if (cpu >= 0) pin_to_cpu(cpu);
   const auto detector = bench::reference_detector(dus);
   const filters::DataFilter filter(*detector, filters::TriggerParameters{});
   zmq::context_t context(1);
@@ -81,6 +95,7 @@ std::string endpoint(const std::string& name) {
 
 struct Run {
   unsigned processes = 0;
+  bool pinned = false;
   double seconds = 0;
   std::uint64_t hits = 0;
   std::vector<double> latency_ms;
@@ -118,19 +133,27 @@ double cpu_seconds(int who) {
   return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices,
+// `pinned`: filter process i runs on CPU i alone, so k processes get exactly k cores; at k = 1 the
+// parent (sender and collector, the ingest and writer side of a farm) gets the other CPU, as if on
+// another server, and at k = 2 it shares the two with the filters. Unpinned, the OS places every
+// thread, and a single filter process also uses the second core for its ZeroMQ I/O thread.
+Run run_with(unsigned k, bool pinned, int dus, const std::vector<dataflow::Timeslice>& slices,
              const std::vector<std::shared_ptr<const std::vector<std::uint8_t>>>& encoded) {
   Run r;
   r.processes = k;
+  r.pinned = pinned;
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::string> inputs;
   const std::string collector = endpoint("results-" + std::to_string(k));
   std::vector<pid_t> children;
   for (unsigned i = 0; i < k; ++i) {
     inputs.push_back(endpoint("filter-" + std::to_string(k) + "-" + std::to_string(i)));
     const pid_t pid = ::fork();
-    if (pid == 0) filter_process(dus, inputs.back(), collector);
+    if (pid == 0) filter_process(dus, inputs.back(), collector, pinned ? static_cast<int>(i) % cpus : -1);
     children.push_back(pid);
   }
+  // The parent's threads (ZeroMQ's, the collector's) inherit this when they are created below.
+  if (pinned && k == 1 && cpus > 1) pin_to_cpu(1);
   {
     zmq::context_t context(1);
     std::mutex mutex;
@@ -185,6 +208,7 @@ Run run_with(unsigned k, int dus, const std::vector<dataflow::Timeslice>& slices
     r.filters_cpu_s -= filters_cpu0;
     results.stop();
   }
+  pin_to_cpu(-1);
   for (pid_t pid : children) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
@@ -235,30 +259,41 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(events));
   }
 
+  // Unpinned (the OS places every thread) and pinned (one CPU per filter process), k = 1 then 2.
   std::vector<Run> runs;
-  for (unsigned k : {1u, 2u}) runs.push_back(run_with(k, dus, slices, encoded));
-  std::printf("\n%-9s %8s %10s %12s %14s %9s %9s %9s %11s %12s %14s %9s %9s\n", "filters", "slices", "wall s",
-              "M hits/s", "per process", "ratio", "p50 ms", "p99 ms", "sender cpu", "filters cpu", "M hits/cpu-s", "rss MB",
-              "child MB");
-  for (const Run& r : runs) {
-    std::printf("%-9u %8zu %10.2f %12.1f %14.1f %9.2f %9.1f %9.1f %10.0f%% %11.0f%% %14.1f %9ld %9ld\n", r.processes,
-                slices.size(), r.seconds, r.hits_per_s() / 1e6, r.hits_per_s() / 1e6 / r.processes,
-                r.hits_per_s() / runs[0].hits_per_s(), percentile(r.latency_ms, 0.5), percentile(r.latency_ms, 0.99),
-                100.0 * r.parent_cpu_s / r.seconds, 100.0 * r.filters_cpu_s / r.seconds,
+  for (bool pinned : {false, true}) {
+    for (unsigned k : {1u, 2u}) runs.push_back(run_with(k, pinned, dus, slices, encoded));
+  }
+  std::printf("\n%-9s %-9s %8s %10s %12s %14s %9s %9s %9s %11s %12s %14s %9s %9s\n", "filters", "cpus", "slices",
+              "wall s", "M hits/s", "per process", "ratio", "p50 ms", "p99 ms", "sender cpu", "filters cpu",
+              "M hits/cpu-s", "rss MB", "child MB");
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const Run& r = runs[i];
+    const Run& one = runs[i - i % 2];  // k = 1 of the same placement
+    std::printf("%-9u %-9s %8zu %10.2f %12.1f %14.1f %9.2f %9.1f %9.1f %10.0f%% %11.0f%% %14.1f %9ld %9ld\n", r.processes,
+                r.pinned ? "1 each" : "any", slices.size(), r.seconds, r.hits_per_s() / 1e6,
+                r.hits_per_s() / 1e6 / r.processes, r.hits_per_s() / one.hits_per_s(), percentile(r.latency_ms, 0.5),
+                percentile(r.latency_ms, 0.99), 100.0 * r.parent_cpu_s / r.seconds, 100.0 * r.filters_cpu_s / r.seconds,
                 static_cast<double>(r.hits) / r.filters_cpu_s / 1e6, r.parent_rss_mb, r.child_rss_mb);
   }
-  const double per_core = runs[0].hits_per_s();
   std::printf("slice in: %.0f kB (FlatBuffers Timeslice); result out: %.0f kB (FilteredSlice)\n",
               static_cast<double>(encoded[0]->size()) / 1e3,
               static_cast<double>(runs[0].result_bytes) / static_cast<double>(slices.size()) / 1e3);
-  const double efficiency = runs[1].hits_per_s() / (2 * runs[0].hits_per_s());
-  std::printf("\nratio k=2 / k=1: %.2f (target >= 1.6); transport + codec cost at k=1: %.0f %% of the in-process rate\n",
-              runs[1].hits_per_s() / runs[0].hits_per_s(), 100.0 * (1.0 - per_core / baseline_hits_per_s));
-  std::printf("filter processes' own scaling (hits per filter CPU-second, k=2 / k=1): %.2f; CPU the machine gave them: "
-              "%.0f %% of %u cores at k=2\n",
-              (static_cast<double>(runs[1].hits) / runs[1].filters_cpu_s) / (static_cast<double>(runs[0].hits) / runs[0].filters_cpu_s),
+  const auto hits_per_cpu_s = [](const Run& r) { return static_cast<double>(r.hits) / r.filters_cpu_s; };
+  std::printf("\nratio k=2 / k=1 (target >= 1.6): %.2f unpinned, %.2f with one CPU per filter process\n",
+              runs[1].hits_per_s() / runs[0].hits_per_s(), runs[3].hits_per_s() / runs[2].hits_per_s());
+  std::printf("transport + codec cost of one pinned filter process: %.0f %% of the in-process rate\n",
+              100.0 * (1.0 - runs[2].hits_per_s() / baseline_hits_per_s));
+  std::printf("filter processes' own scaling (hits per filter CPU-second, k=2 / k=1): %.2f unpinned, %.2f pinned; "
+              "CPU the machine gave them at k=2: %.0f %% / %.0f %% of %d cores\n",
+              hits_per_cpu_s(runs[1]) / hits_per_cpu_s(runs[0]), hits_per_cpu_s(runs[3]) / hits_per_cpu_s(runs[2]),
               100.0 * runs[1].filters_cpu_s / runs[1].seconds / std::thread::hardware_concurrency(),
-              std::thread::hardware_concurrency());
+              100.0 * runs[3].filters_cpu_s / runs[3].seconds / std::thread::hardware_concurrency(),
+              static_cast<int>(std::thread::hardware_concurrency()));
+  // A pinned filter process is what one core of a filter server does; its scaling at k = 2 is
+  // what sharing the memory bus (and here the sender) costs.
+  const double per_core = runs[2].hits_per_s();
+  const double efficiency = runs[3].hits_per_s() / (2 * runs[2].hits_per_s());
 
   // Extrapolation. Hits of this feed per DU per second, scaled to a 115-DU block.
   const double hits_per_du_s = static_cast<double>(hits) / static_cast<double>(slices.size()) * 10.0 / dus;
