@@ -1,6 +1,7 @@
 // shorectl --farm check (farm_control.hpp): the processes' own status replies compared across the
 // farm. Each process checks its own configuration when it loads it; this sees what only the
 // whole farm shows.
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -16,8 +17,48 @@ struct Described {
   bool ingest = false, filter = false, writer = false;
   std::vector<long long> dus;  // empty: every DU
   nlohmann::json filter_endpoints;
+  std::string slices_endpoint, results_endpoint;  // empty: not given (or not said)
   unsigned ingest_processes = 0, merge_timeout_ms = 0, gap_timeout_ms = 0;
 };
+
+bool has_role(const std::string& roles, const std::string& role) {
+  return ("+" + roles + "+").find("+" + role + "+") != std::string::npos;
+}
+
+// "tcp://host:port" -> {"tcp", "host", "port"}; ipc:// and inproc:// keep the whole address as host.
+struct Endpoint {
+  std::string transport, host, port;
+};
+
+Endpoint split_endpoint(const std::string& e) {
+  Endpoint out;
+  const auto scheme = e.find("://");
+  if (scheme == std::string::npos) return {"", e, ""};
+  out.transport = e.substr(0, scheme);
+  out.host = e.substr(scheme + 3);
+  if (out.transport == "tcp") {
+    const auto colon = out.host.rfind(':');
+    if (colon != std::string::npos) {
+      out.port = out.host.substr(colon + 1);
+      out.host.erase(colon);
+    }
+  }
+  return out;
+}
+
+// Whether a socket connecting to `connect` reaches one bound at `bind`. A tcp bind to every
+// interface (*, 0.0.0.0, ::) or to an interface by name is reached on its port from any host name;
+// otherwise the hosts must be the same (localhost and 127.0.0.1 are).
+bool reaches(const std::string& connect, const std::string& bind) {
+  const Endpoint c = split_endpoint(connect), b = split_endpoint(bind);
+  if (c.transport != b.transport) return false;
+  if (c.transport != "tcp") return c.host == b.host;
+  if (c.port != b.port) return false;
+  const auto loopback = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
+  const bool any_host = b.host == "*" || b.host == "0.0.0.0" || b.host == "[::]" || b.host == "::" ||
+                        b.host.find_first_of(".:[") == std::string::npos;  // an interface name (eth0)
+  return any_host || loopback(c.host) == loopback(b.host);
+}
 
 std::string join(const std::vector<std::string>& names) {
   std::string out;
@@ -54,12 +95,13 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
       const std::string roles = topo.at("roles").get<std::string>();
       if (roles != p.roles.roles_text())
         problems.push_back(p.name + ": runs as " + roles + ", the farm file says " + p.roles.roles_text());
-      for (const std::string& part : {std::string("ingest"), std::string("filter"), std::string("writer")}) {
-        const bool on = ("+" + roles + "+").find("+" + part + "+") != std::string::npos;
-        (part == "ingest" ? d.ingest : part == "filter" ? d.filter : d.writer) = on;
-      }
+      d.ingest = has_role(roles, "ingest");
+      d.filter = has_role(roles, "filter");
+      d.writer = has_role(roles, "writer");
       d.dus = topo.at("dus").get<std::vector<long long>>();
       d.filter_endpoints = topo.at("filter_endpoints");
+      d.slices_endpoint = topo.value("slices_endpoint", "");
+      d.results_endpoint = topo.value("results_endpoint", "");
       d.ingest_processes = topo.at("ingest_processes").get<unsigned>();
       d.merge_timeout_ms = topo.at("merge_timeout_ms").get<unsigned>();
       d.gap_timeout_ms = topo.at("gap_timeout_ms").get<unsigned>();
@@ -132,6 +174,41 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
       problems.push_back(f.name + ": waits for " + std::to_string(f.ingest_processes) +
                          " partial slices of a window (ingest_processes), the farm has " + std::to_string(farm_ingest) +
                          " ingest processes");
+  }
+  // The endpoints: every entry of filter_endpoints reaches a filter's bound slices_endpoint and
+  // every filter is reached; every filter's results_endpoint reaches the writer's bound one.
+  if (!ingest.empty()) {
+    const Described& in = ingest.front();
+    for (const auto& entry : in.filter_endpoints) {
+      if (!entry.is_string()) continue;
+      const std::string e = entry.get<std::string>();
+      const bool reached = std::any_of(filters.begin(), filters.end(), [&](const Described& f) {
+        return !f.slices_endpoint.empty() && reaches(e, f.slices_endpoint);
+      });
+      if (!reached && filters.size() == farm_filters)
+        problems.push_back(in.name + ": filter_endpoints entry " + e +
+                           " reaches no filter process's slices_endpoint: the windows routed to it are lost");
+    }
+    for (const Described& f : filters) {
+      if (f.slices_endpoint.empty()) continue;
+      const bool reached = std::any_of(in.filter_endpoints.begin(), in.filter_endpoints.end(), [&](const nlohmann::json& e) {
+        return e.is_string() && reaches(e.get<std::string>(), f.slices_endpoint);
+      });
+      if (!reached)
+        problems.push_back(f.name + ": its slices_endpoint " + f.slices_endpoint + " is in no ingest process's "
+                           "filter_endpoints: it gets no windows");
+    }
+  }
+  if (!writers.empty()) {
+    for (const Described& f : filters) {
+      if (f.results_endpoint.empty()) continue;
+      const bool reached = std::any_of(writers.begin(), writers.end(), [&](const Described& w) {
+        return !w.results_endpoint.empty() && reaches(f.results_endpoint, w.results_endpoint);
+      });
+      if (!reached)
+        problems.push_back(f.name + ": its results_endpoint " + f.results_endpoint +
+                           " reaches no writer's results_endpoint: its results are lost");
+    }
   }
   for (const Described& w : writers) {
     for (const Described& f : filters) {

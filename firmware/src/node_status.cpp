@@ -135,6 +135,8 @@ nlohmann::json Node::Impl::status() {
   s["topology"] = {{"roles", topo.roles_text()},
                    {"dus", topo.dus},
                    {"filter_endpoints", topo.filter_endpoints},
+                   {"slices_endpoint", topo.slices_endpoint},
+                   {"results_endpoint", topo.results_endpoint},
                    {"ingest_processes", topo.ingest_processes},
                    {"merge_timeout_ms", topo.merge_timeout_ms},
                    {"gap_timeout_ms", topo.gap_timeout_ms}};

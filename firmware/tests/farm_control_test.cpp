@@ -128,9 +128,11 @@ struct DescribedFarm {
     const nlohmann::json filters = {"tcp://filter-1:5600", "tcp://filter-2:5600"};
     add("ingest-1", "ingest", {{"dus", {1}}, {"filter_endpoints", filters}});
     add("ingest-2", "ingest", {{"dus", {2}}, {"filter_endpoints", filters}});
-    add("filter-1", "filter", {{"ingest_processes", 2}});
-    add("filter-2", "filter", {{"ingest_processes", 2}});
-    add("writer", "writer", nlohmann::json::object());
+    add("filter-1", "filter",
+        {{"ingest_processes", 2}, {"slices_endpoint", "tcp://*:5600"}, {"results_endpoint", "tcp://writer:5700"}});
+    add("filter-2", "filter",
+        {{"ingest_processes", 2}, {"slices_endpoint", "tcp://0.0.0.0:5600"}, {"results_endpoint", "tcp://writer:5700"}});
+    add("writer", "writer", {{"results_endpoint", "tcp://*:5700"}});
   }
   void add(const std::string& name, const std::string& roles, const nlohmann::json& set) {
     nlohmann::json topology{{"roles", roles},          {"dus", nlohmann::json::array()}, {"filter_endpoints", nlohmann::json::array()},
@@ -205,6 +207,42 @@ TEST(FarmCheck, FindsFiltersTheProcessesDoNotAgreeOn) {
   timeouts.topology(2)["merge_timeout_ms"] = 2000;
   EXPECT_THAT(timeouts.problems(), HasSubstr("writer: gap_timeout_ms 2000 is not above filter-1's merge_timeout_ms 2000"));
   EXPECT_EQ(timeouts.count(), 1u);
+}
+
+TEST(FarmCheck, FindsEndpointsThatReachNoProcess) {
+  DescribedFarm port;
+  port.topology(3)["slices_endpoint"] = "tcp://*:5601";
+  EXPECT_THAT(port.problems(),
+              HasSubstr("filter-2: its slices_endpoint tcp://*:5601 is in no ingest process's filter_endpoints"));
+  EXPECT_EQ(port.count(), 1u) << "tcp://filter-2:5600 still reaches filter-1's bind to every interface";
+
+  DescribedFarm ipc;
+  const nlohmann::json sockets = {"ipc:///run/shoredaq/f1.slices", "ipc:///run/shoredaq/f2.slices"};
+  for (std::size_t i : {0u, 1u}) ipc.topology(i)["filter_endpoints"] = sockets;
+  ipc.topology(2)["slices_endpoint"] = "ipc:///run/shoredaq/f1.slices";
+  ipc.topology(3)["slices_endpoint"] = "ipc:///run/shoredaq/f-2.slices";
+  EXPECT_THAT(ipc.problems(), HasSubstr("ingest-1: filter_endpoints entry ipc:///run/shoredaq/f2.slices reaches no filter "
+                                        "process's slices_endpoint"));
+  EXPECT_THAT(ipc.problems(), HasSubstr("filter-2: its slices_endpoint ipc:///run/shoredaq/f-2.slices is in no"));
+  EXPECT_EQ(ipc.count(), 2u);
+  ipc.topology(3)["slices_endpoint"] = "ipc:///run/shoredaq/f2.slices";
+  EXPECT_EQ(ipc.problems(), "");
+
+  DescribedFarm results;
+  results.topology(4)["results_endpoint"] = "tcp://127.0.0.1:5700";  // bound on loopback only
+  results.topology(2)["results_endpoint"] = "tcp://localhost:5700";
+  results.topology(3)["results_endpoint"] = "tcp://10.0.0.8:5700";
+  EXPECT_THAT(results.problems(),
+              HasSubstr("filter-2: its results_endpoint tcp://10.0.0.8:5700 reaches no writer's results_endpoint"));
+  EXPECT_EQ(results.count(), 1u) << "localhost is 127.0.0.1";
+  results.topology(3)["results_endpoint"] = "ipc:///run/shoredaq/results";
+  EXPECT_EQ(results.count(), 1u);
+
+  // A filter that does not answer is not taken for a wrong entry in the ingest processes' lists.
+  DescribedFarm gone;
+  gone.statuses[3].answered = gone.statuses[3].ok = false;
+  gone.topology(2)["slices_endpoint"] = "tcp://filter-1:5600";  // bound on the host's own name
+  EXPECT_EQ(gone.count(), 1u) << gone.problems();
 }
 
 TEST(FarmCheck, FindsADetectorOrABuilderTheOthersDoNotShare) {

@@ -80,6 +80,9 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
 //    that none builds (its DOMs would be empty frames in every slice) or one not in the detector;
 //  - ingest processes whose filter_endpoints differ (window N must go to the same filter from
 //    each) or do not list as many filters as the farm has;
+//  - an entry of filter_endpoints that reaches no filter's bound slices_endpoint, a filter no
+//    entry reaches, a filter whose results_endpoint reaches no writer's bound one (a tcp bind to
+//    every interface is matched on its port alone);
 //  - a filter whose ingest_processes is not the farm's number of ingest processes;
 //  - a writer whose gap_timeout_ms is not above a filter's merge_timeout_ms (the windows a late
 //    ingest process never sent would be passed over, the run's first slice chosen too early).
