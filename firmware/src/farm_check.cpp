@@ -130,6 +130,8 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     for (const std::string& name : whole_builders)
       problems.push_back(name + ": builds and filters every DU beside " + std::to_string(farm_ingest) +
                          " ingest process(es) that build part of the detector");
+  } else if (whole_builders.size() > 1) {
+    problems.push_back(join(whole_builders) + " each build and filter every DU: the writer would get every window from each");
   }
   // Every DU built by exactly one ingest process.
   std::map<long long, std::vector<std::string>> builders;

@@ -258,6 +258,17 @@ TEST(FarmCheck, FindsADetectorOrABuilderTheOthersDoNotShare) {
   builder.farm.processes[2].roles.ingest = true;
   builder.topology(2)["roles"] = "ingest+filter";
   EXPECT_THAT(builder.problems(), HasSubstr("filter-1: builds and filters every DU beside 2 ingest process(es)"));
+
+  // Two of them and no ingest process: every window twice.
+  DescribedFarm two;
+  two.farm.processes.erase(two.farm.processes.begin(), two.farm.processes.begin() + 2);
+  two.statuses.erase(two.statuses.begin(), two.statuses.begin() + 2);
+  for (std::size_t i : {0u, 1u}) {
+    two.farm.processes[i].roles.ingest = true;
+    two.topology(i)["roles"] = "ingest+filter";
+  }
+  EXPECT_THAT(two.problems(), HasSubstr("filter-1 and filter-2 each build and filter every DU"));
+  EXPECT_EQ(two.count(), 1u) << two.problems();
 }
 
 TEST(FarmCheck, NamesProcessesThatDoNotAnswerOrRunOtherRoles) {

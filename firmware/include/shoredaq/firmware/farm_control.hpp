@@ -75,7 +75,8 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
 // order (farm_command with {"cmd": "status"}). One line per problem, none when the farm is sound:
 //  - a process that did not answer, or whose own [topology] roles are not the farm file's;
 //  - processes configured with different detectors;
-//  - a process that builds and filters (every DU) beside ingest processes that build part;
+//  - a process that builds and filters (every DU) beside ingest processes that build part, or
+//    two such processes (the writer would get every window twice);
 //  - a DU that two ingest processes build; once a process is configured, a DU of the detector
 //    that none builds (its DOMs would be empty frames in every slice) or one not in the detector;
 //  - ingest processes whose filter_endpoints differ (window N must go to the same filter from
