@@ -6,6 +6,7 @@
 //   shorectl --farm farm.toml status|init|configure|start|pause|continue|stop|reset|quit
 //            (every process of a farm, in the order the data needs; farm_control.hpp)
 //   shorectl --farm farm.toml check   (the processes' topologies compared: check_farm)
+//   shorectl --farm farm.toml rejoin NAME [--detx F] [--setup F]   (one process to the farm's state)
 // A tcp:// endpoint is a CURVE server: the client's secret key file and the node's public key
 // file are required. Exit codes: 0 accepted, 1 refused by the daemon (keygen: cannot write the
 // files; check: a problem found), 2 no answer (timeout), bad reply or unreadable key file, 3 usage.
@@ -160,6 +161,18 @@ int main(int argc, char** argv) {
     if (!detx.empty()) request["detx"] = std::filesystem::absolute(detx).string();
     if (!setup.empty()) request["setup"] = std::filesystem::absolute(setup).string();
   });
+  auto* rejoin = app.add_subcommand(
+      "rejoin", "with --farm: bring one ingest or filter process (restarted mid-run) to the farm's state and run: init, "
+                "configure, start, pause as the rest of the farm is");
+  std::string rejoin_name, rejoin_detx, rejoin_setup;
+  rejoin->add_option("name", rejoin_name, "the process's name in the farm file")->required();
+  rejoin->add_option("--detx", rejoin_detx, "detector file for its configure (as the farm was configured)");
+  rejoin->add_option("--setup", rejoin_setup, "run setup TOML for its configure (as the farm was configured)");
+  rejoin->callback([&] {
+    request = {{"cmd", "rejoin"}, {"name", rejoin_name}};
+    if (!rejoin_detx.empty()) request["detx"] = std::filesystem::absolute(rejoin_detx).string();
+    if (!rejoin_setup.empty()) request["setup"] = std::filesystem::absolute(rejoin_setup).string();
+  });
   auto* start = app.add_subcommand("start", "start a run");
   std::uint32_t run = 0;
   start->add_option("--run,-r", run, "run number")->required()->check(CLI::Range(1u, 4294967295u));
@@ -224,7 +237,10 @@ int main(int argc, char** argv) {
       return problems.empty() ? 0 : any_unanswered ? 2 : 1;
     }
     if (timeout_option->count() == 0 && (cmd == "stop" || cmd == "quit")) timeout_ms = 60000;
-    const auto outcome = shoredaq::firmware::farm_command(farm, request, std::chrono::milliseconds(timeout_ms));
+    const auto outcome =
+        cmd == "rejoin"
+            ? shoredaq::firmware::farm_rejoin(farm, request["name"].get<std::string>(), request, std::chrono::milliseconds(timeout_ms))
+            : shoredaq::firmware::farm_command(farm, request, std::chrono::milliseconds(timeout_ms));
     if (json) {
       std::cout << outcome.to_json().dump() << "\n";
     } else {
@@ -236,8 +252,8 @@ int main(int argc, char** argv) {
     return any_unanswered ? 2 : 1;
   }
 
-  if (request.value("cmd", "") == "check") {
-    std::cerr << "shorectl: check compares the processes of a farm: give --farm farm.toml\n";
+  if (request.value("cmd", "") == "check" || request.value("cmd", "") == "rejoin") {
+    std::cerr << "shorectl: " << request.value("cmd", "") << " is about the processes of a farm: give --farm farm.toml\n";
     return 3;
   }
   // Over TCP the control socket is reachable from the network, so the node only serves it with

@@ -78,6 +78,7 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
   }
   std::vector<Described> ingest, filters, writers;  // ingest without filter, filter without ingest, writer without filter
   std::vector<std::string> whole_builders;  // ingest with filter: builds every DU (no topology.dus)
+  std::map<std::string, std::vector<std::string>> by_state;  // "Running run 77" -> the processes in it
   std::map<long long, std::vector<std::string>> by_detector;  // detector id -> the processes configured with it
   std::set<long long> detector_dus;
   bool detector_known = false;
@@ -89,6 +90,9 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     }
     const nlohmann::json& reply = statuses[i].reply;
     try {
+      std::string state = reply.value("state", "?");
+      if ((state == "Running" || state == "Paused") && reply.contains("run")) state += " run " + reply["run"].dump();
+      by_state[state].push_back(p.name);
       const nlohmann::json& topo = reply.at("topology");
       Described d;
       d.name = p.name;
@@ -120,6 +124,16 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     }
   }
 
+  if (by_state.size() > 1) {
+    std::string which;
+    bool some_idle = false;
+    for (const auto& [state, names] : by_state) {
+      which += (which.empty() ? "" : "; ") + state + ": " + join(names);
+      some_idle = some_idle || state == "Idle";
+    }
+    problems.push_back("the processes are not in one state (" + which + ")" +
+                       (some_idle ? "; `shorectl --farm ... rejoin NAME` brings an Idle one to the others" : ""));
+  }
   if (by_detector.size() > 1) {
     std::string which;
     for (const auto& [id, names] : by_detector) which += (which.empty() ? "" : "; ") + std::to_string(id) + ": " + join(names);

@@ -34,7 +34,20 @@ std::optional<RunCommand> undo_of(RunCommand c) {
   }
 }
 
-FarmStep ask(const FarmProcess& p, const nlohmann::json& request, std::chrono::milliseconds timeout) {
+nlohmann::json step_json(const FarmStep& s) {
+  nlohmann::json j{{"process", s.process}, {"ok", s.ok}, {"answered", s.answered}};
+  if (s.reply.is_object()) {
+    j["state"] = s.reply.value("state", "");
+    if (s.reply.contains("run")) j["run"] = s.reply["run"];
+    j["reply"] = s.reply;
+  }
+  if (!s.error.empty()) j["error"] = s.error;
+  return j;
+}
+
+}  // namespace
+
+FarmStep ask_farm_process(const FarmProcess& p, const nlohmann::json& request, std::chrono::milliseconds timeout) {
   FarmStep s;
   s.process = p.name;
   try {
@@ -51,19 +64,6 @@ FarmStep ask(const FarmProcess& p, const nlohmann::json& request, std::chrono::m
   }
   return s;
 }
-
-nlohmann::json step_json(const FarmStep& s) {
-  nlohmann::json j{{"process", s.process}, {"ok", s.ok}, {"answered", s.answered}};
-  if (s.reply.is_object()) {
-    j["state"] = s.reply.value("state", "");
-    if (s.reply.contains("run")) j["run"] = s.reply["run"];
-    j["reply"] = s.reply;
-  }
-  if (!s.error.empty()) j["error"] = s.error;
-  return j;
-}
-
-}  // namespace
 
 FarmFile parse_farm_file(std::string_view text) {
   const toml::table root = config_detail::parse_toml(text);
@@ -130,7 +130,7 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
   const std::optional<RunCommand> command = parse_run_command(cmd);
   if (!command) {
     // status and the like: every process, in the farm file's order.
-    for (const auto& p : farm.processes) out.steps.push_back(ask(p, request, timeout));
+    for (const auto& p : farm.processes) out.steps.push_back(ask_farm_process(p, request, timeout));
     out.ok = std::all_of(out.steps.begin(), out.steps.end(), [](const FarmStep& s) { return s.ok; });
     return out;
   }
@@ -140,7 +140,7 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
   const std::chrono::milliseconds probe_timeout = std::min(timeout, std::chrono::milliseconds(5000));
   std::vector<bool> gone(farm.processes.size(), false);
   for (std::size_t i = 0; i < farm.processes.size(); ++i) {
-    FarmStep s = ask(farm.processes[i], {{"cmd", "status"}}, probe_timeout);
+    FarmStep s = ask_farm_process(farm.processes[i], {{"cmd", "status"}}, probe_timeout);
     if (s.answered) continue;
     gone[i] = true;
     s.error = "no answer before " + cmd + ": " + s.error;
@@ -153,7 +153,7 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
   std::vector<std::size_t> reached;
   for (std::size_t i : farm_order(farm, *command)) {
     if (gone[i]) continue;
-    FarmStep s = ask(farm.processes[i], request, timeout);
+    FarmStep s = ask_farm_process(farm.processes[i], request, timeout);
     const bool ok = s.ok;
     out.steps.push_back(std::move(s));
     if (ok) {
@@ -171,7 +171,7 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
       // Undo in the undo command's own order (a started farm stops ingest first).
       for (std::size_t i : farm_order(farm, *undo)) {
         if (std::find(reached.begin(), reached.end(), i) == reached.end()) continue;
-        out.rollback.push_back(ask(farm.processes[i], {{"cmd", undo_name}}, std::max(timeout, std::chrono::milliseconds(60000))));
+        out.rollback.push_back(ask_farm_process(farm.processes[i], {{"cmd", undo_name}}, std::max(timeout, std::chrono::milliseconds(60000))));
       }
     }
   }

@@ -216,7 +216,9 @@ void Node::Impl::on_configure(const ConfigureRequest& request) {
 void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
   if (!setup) throw CommandRefused("not configured");
   try {
-    if (store && store->reader().run(run))
+    // The run numbers are the writer's: an ingest or filter process of a farm takes the farm's run,
+    // again after a restart (its own record of the run is then rewritten).
+    if (store && config.topology.writer && store->reader().run(run))
       throw CommandRefused("run " + std::to_string(run) + " already exists in the store; choose a new run number");
   } catch (const storage::DamagedRecordError& e) {
     throw CommandRefused("run " + std::to_string(run) + " has a damaged record in the store (" + e.what() +

@@ -104,7 +104,8 @@ void Node::Impl::remember_order(bool running, std::uint32_t next_run) {
 }
 
 // After a restart: when the last order was "running", the node configures what it ran with and
-// starts the next free run number, as an operator would.
+// starts the next free run number, as an operator would; an ingest or filter process of a farm
+// starts the run it was in (the farm's).
 void Node::Impl::resume_if_desired() {
   std::string problem;
   const auto desired = load_desired_state(config.node.state_dir, &problem);
@@ -120,8 +121,15 @@ void Node::Impl::resume_if_desired() {
   std::uint32_t run = 0;
   {
     std::lock_guard lock(mutex);
-    run = next_free_run(desired->next_run);
-    start_reason_next = "resumed after restart";
+    if (!config.topology.writer && desired->next_run > 1) {
+      // An ingest or filter process of a farm takes part in the farm's run, which the other
+      // processes are still taking (and the writer numbers): it goes back into the same number.
+      run = desired->next_run - 1;
+      start_reason_next = "rejoined the farm's run after restart";
+    } else {
+      run = next_free_run(desired->next_run);
+      start_reason_next = "resumed after restart";
+    }
     clb_run_next = desired->clb_run;
   }
   r = run_control.start(run, desired->run_type);

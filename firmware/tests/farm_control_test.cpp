@@ -245,6 +245,20 @@ TEST(FarmCheck, FindsEndpointsThatReachNoProcess) {
   EXPECT_EQ(gone.count(), 1u) << gone.problems();
 }
 
+TEST(FarmCheck, FindsProcessesInAnotherStateOrRun) {
+  DescribedFarm running;
+  for (auto& s : running.statuses) s.reply.update({{"state", "Running"}, {"run", 77}});
+  EXPECT_EQ(running.problems(), "");
+  running.statuses[3].reply = {{"state", "Idle"}, {"topology", running.topology(3)}};
+  EXPECT_THAT(running.problems(), HasSubstr("the processes are not in one state (Idle: filter-2; Running run 77: ingest-1 and "
+                                            "ingest-2 and filter-1 and writer); `shorectl --farm ... rejoin NAME`"));
+  EXPECT_EQ(running.count(), 1u) << running.problems();
+  running.statuses[3].reply.update({{"state", "Running"}, {"run", 77}});
+  running.statuses[4].reply["run"] = 78;  // a writer restarted: a run of its own
+  EXPECT_THAT(running.problems(), HasSubstr("Running run 78: writer"));
+  EXPECT_THAT(running.problems(), ::testing::Not(HasSubstr("rejoin")));
+}
+
 TEST(FarmCheck, FindsADetectorOrABuilderTheOthersDoNotShare) {
   DescribedFarm detectors;
   detectors.statuses[3].reply["detector_id"] = 134;

@@ -4,7 +4,9 @@
 // process. The writer's store holds exactly the events and summary slices that a single-process
 // node writes from the same feed; killing a filter process mid-run loses only the slices it held
 // (counted by the writer), the run goes on, and stop drains every process; a DU that starts sending
-// later leaves only the windows before it incomplete (counted), numbered as the run's.
+// later leaves only the windows before it incomplete (counted), numbered as the run's; a filter
+// process restarted mid-run goes back into the farm's run (by itself, or by shorectl --farm rejoin
+// when it lost its state) and takes its windows again.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -107,6 +109,13 @@ class Farm {
     }
     throw std::runtime_error("no process " + name);
   }
+  // A process killed mid-run started again on its own configuration (as systemd's Restart= does):
+  // it comes up Idle.
+  void restart(const std::string& name) {
+    FarmProcess& p = process(name);
+    p.daemon = start_node(p.node, name + "-restarted");
+  }
+  const fs::path& detx() const { return detx_; }
   nlohmann::json status(const std::string& name) { return Rig::must(shorectl(process(name).node, {"status"})); }
   std::uint64_t written() {
     auto r = shorectl(process("writer").node, {"status"}, 5s);
@@ -356,4 +365,83 @@ TEST(HilTopology, KillingAFilterProcessLosesOnlyTheSlicesItHeldAndTheRunGoesOn) 
   const auto w = farm.status("writer");
   EXPECT_EQ(w["counters"]["slices_written"].get<std::uint64_t>() + w["drops"].value("farm_order.gap_slice", 0u), kSlices)
       << w.dump(1);
+}
+
+TEST(HilTopology, AFilterProcessRestartedMidRunGoesBackIntoTheFarmsRun) {
+  // Three parts of 30 windows each, filter-2 killed and restarted between them (no wall-clock race
+  // between the feed and the restarts):
+  //  1 -> 2: restarted on its state directory, it resumes by itself, in the farm's run (77);
+  //  2 -> 3: restarted with its state directory lost (a replaced server), it comes up Idle, the farm
+  //          check names it, and `shorectl --farm rejoin` brings it into the run.
+  constexpr unsigned kPart = 30;
+  const Feed feed(kPart);
+  Farm farm("topo-rejoin", feed.detx, feed.dus);
+  farm.start_run();
+  const auto replay = [&](unsigned part) {  // part 0, 1, 2: the file's pass `part + 1`
+    std::vector<Child> feeds;
+    for (const char* name : {"ingest-1", "ingest-2"}) {
+      auto args = feed.replay_to(farm.process(name).node.ingest, false, part * kPart);
+      args.insert(args.end(), {"--loop", std::to_string(part + 1)});
+      const std::string tag = std::string(name) + "-" + std::to_string(part);
+      feeds.emplace_back(args, farm.tmp() / (tag + ".out"), farm.tmp() / (tag + ".err"));
+    }
+    for (auto& f : feeds) EXPECT_EQ(f.wait(120s), 0) << f.err();
+  };
+  const auto totals = [&] {
+    const auto w = farm.status("writer");
+    return std::pair{w["counters"].value("slices_written", std::uint64_t{0}), w["drops"].value("farm_order.gap_slice", std::uint64_t{0})};
+  };
+  // The part's windows written or counted lost (its last waits in the builders for later data).
+  const auto wait_for_part = [&](unsigned part) {
+    return wait_until([&] {
+      const auto [written, lost] = totals();
+      return written + lost >= (part + 1) * kPart - 1;
+    }, 90s, 100ms);
+  };
+  const auto kill_filter_2 = [&] {
+    farm.process("filter-2").daemon.signal(SIGKILL);
+    return farm.process("filter-2").daemon.wait(10s).has_value();
+  };
+  const auto filter_2_merged = [&] {
+    return farm.status("filter-2")["counters"].value("farm_merge.slices_merged", std::uint64_t{0});
+  };
+
+  replay(0);
+  ASSERT_TRUE(wait_for_part(0)) << farm.status("writer").dump(1);
+  ASSERT_TRUE(kill_filter_2());
+  farm.restart("filter-2");
+  ASSERT_TRUE(wait_until([&] { return farm.status("filter-2")["state"] == "Running"; }, 30s, 100ms));
+  EXPECT_EQ(farm.status("filter-2")["run"], kRun) << "the farm's run, not a new number of its own";
+  const auto check_resumed = farm.ctl({"check"}, 5s);
+  EXPECT_EQ(check_resumed.code, 0) << check_resumed.out;
+  replay(1);
+  ASSERT_TRUE(wait_for_part(1)) << farm.status("writer").dump(1);
+  // Its share of the part (every other window), filtered after it came back.
+  EXPECT_GE(filter_2_merged(), kPart / 2 - 2) << farm.status("filter-2").dump(1);
+
+  ASSERT_TRUE(kill_filter_2());
+  fs::remove_all(farm.process("filter-2").node.state_dir());
+  farm.restart("filter-2");
+  EXPECT_EQ(farm.status("filter-2")["state"], "Idle");
+  const auto check_idle = farm.ctl({"check"}, 5s);
+  EXPECT_EQ(check_idle.code, 1) << check_idle.out;
+  EXPECT_THAT(check_idle.out, testing::HasSubstr("not in one state")) << check_idle.out;
+  const auto rejoined = farm.ctl({"rejoin", "filter-2", "--detx", farm.detx().string()});
+  ASSERT_EQ(rejoined.code, 0) << rejoined.out << rejoined.err;
+  EXPECT_EQ(farm.status("filter-2")["state"], "Running");
+  EXPECT_EQ(farm.status("filter-2")["run"], kRun);
+  const auto check_rejoined = farm.ctl({"check"}, 5s);
+  EXPECT_EQ(check_rejoined.code, 0) << check_rejoined.out;
+  replay(2);
+  ASSERT_TRUE(wait_for_part(2)) << farm.status("writer").dump(1);
+  EXPECT_GE(filter_2_merged(), kPart / 2 - 2) << farm.status("filter-2").dump(1);
+
+  const auto stopped = farm.ctl({"stop"});
+  EXPECT_EQ(stopped.code, 0) << stopped.out << stopped.err;
+  const auto [written, lost] = totals();
+  std::cout << "written " << written << ", lost " << lost << " around filter-2's two restarts\n";
+  EXPECT_EQ(written + lost, 3 * kPart);
+  EXPECT_LE(lost, 6u) << "only windows on their way to filter-2 when it was killed";
+  for (const char* name : {"ingest-1", "ingest-2", "filter-1", "filter-2", "writer"}) EXPECT_EQ(farm.status(name)["state"], "Standby") << name;
+  EXPECT_EQ(farm.ctl({"quit"}).code, 0);
 }

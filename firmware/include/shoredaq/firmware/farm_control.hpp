@@ -67,13 +67,28 @@ struct FarmOutcome {
   nlohmann::json to_json() const;
 };
 
+// One request to one process; a process that does not answer gives answered = false.
+FarmStep ask_farm_process(const FarmProcess& process, const nlohmann::json& request, std::chrono::milliseconds timeout);
+
 // Sends `request` ({"cmd": ..., ...} as shorectl makes it) to every process of the farm.
 FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, std::chrono::milliseconds timeout);
+
+// `shorectl --farm farm.toml rejoin NAME` (farm_rejoin.cpp): brings one ingest or filter process
+// (restarted by systemd mid-run, so Idle) to where the rest of the farm is, along the run states:
+// init, configure (with `configure`'s detx / setup), start with the farm's run number, pause. The
+// farm is what every other process says: one state and one run, or the rejoin is refused and
+// nothing is sent. So is a writer's (it numbers and orders the run's slices: a new one mid-run
+// would start again), a process already further than the farm, or in Error (reset it first). A
+// failed step leaves the process where it got to, reported; the rest of the farm is not touched.
+FarmOutcome farm_rejoin(const FarmFile& farm, const std::string& name, const nlohmann::json& configure,
+                        std::chrono::milliseconds timeout);
 
 // `shorectl --farm check` (farm_check.cpp): the farm as its processes describe themselves, what no
 // single process can see is wrong. `statuses`: one status reply per process, in the farm file's
 // order (farm_command with {"cmd": "status"}). One line per problem, none when the farm is sound:
 //  - a process that did not answer, or whose own [topology] roles are not the farm file's;
+//  - processes in different run states or runs (one restarted and Idle, a writer that started a
+//    new run after its restart);
 //  - processes configured with different detectors;
 //  - a process that builds and filters (every DU) beside ingest processes that build part, or
 //    two such processes (the writer would get every window twice);
