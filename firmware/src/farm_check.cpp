@@ -1,8 +1,12 @@
 // shorectl --farm check (farm_control.hpp): the processes' own status replies compared across the
 // farm. Each process checks its own configuration when it loads it; this sees what only the
 // whole farm shows.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -46,18 +50,29 @@ Endpoint split_endpoint(const std::string& e) {
   return out;
 }
 
-// Whether a socket connecting to `connect` reaches one bound at `bind`. A tcp bind to every
-// interface (*, 0.0.0.0, ::) or to an interface by name is reached on its port from any host name;
-// otherwise the hosts must be the same (localhost and 127.0.0.1 are).
+// An IP address literal ("10.0.0.8", "[::1]"; localhost taken as 127.0.0.1), or nothing for a
+// host or interface name, which only the network can resolve.
+std::optional<std::string> ip_literal(std::string host) {
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned char address[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, host.c_str(), address) == 1 || ::inet_pton(AF_INET6, host.c_str(), address) == 1) return host;
+  return std::nullopt;
+}
+
+// Whether a socket connecting to `connect` can reach one bound at `bind`: ipc:// and inproc://
+// the same address; tcp:// the same port, and the same host when both are IP addresses and the
+// bind is not to every interface (*, 0.0.0.0, ::). A host name against an address is given the
+// benefit of the doubt.
 bool reaches(const std::string& connect, const std::string& bind) {
   const Endpoint c = split_endpoint(connect), b = split_endpoint(bind);
   if (c.transport != b.transport) return false;
   if (c.transport != "tcp") return c.host == b.host;
   if (c.port != b.port) return false;
-  const auto loopback = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
-  const bool any_host = b.host == "*" || b.host == "0.0.0.0" || b.host == "[::]" || b.host == "::" ||
-                        b.host.find_first_of(".:[") == std::string::npos;  // an interface name (eth0)
-  return any_host || loopback(c.host) == loopback(b.host);
+  if (b.host == "*") return true;
+  const auto bound = ip_literal(b.host), connected = ip_literal(c.host);
+  if (!bound || !connected || *bound == "0.0.0.0" || *bound == "::") return true;
+  return *bound == *connected;
 }
 
 std::string join(const std::vector<std::string>& names) {
@@ -79,6 +94,7 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
   std::vector<Described> ingest, filters, writers;  // ingest without filter, filter without ingest, writer without filter
   std::vector<std::string> whole_builders;  // ingest with filter: builds every DU (no topology.dus)
   std::map<std::string, std::vector<std::string>> by_state;  // "Running run 77" -> the processes in it
+  std::set<std::string> plain_states, run_keys;  // every process's state; ingest and filter processes' state and run
   std::map<long long, std::vector<std::string>> by_detector;  // detector id -> the processes configured with it
   std::set<long long> detector_dus;
   bool detector_known = false;
@@ -90,9 +106,11 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     }
     const nlohmann::json& reply = statuses[i].reply;
     try {
-      std::string state = reply.value("state", "?");
-      if ((state == "Running" || state == "Paused") && reply.contains("run")) state += " run " + reply["run"].dump();
-      by_state[state].push_back(p.name);
+      const std::string resuming = reply.value("resuming", false) ? " (resuming)" : "";
+      const std::string key = farm_state_of(p, reply) + resuming;
+      by_state[key].push_back(p.name);
+      plain_states.insert(reply.value("state", "?") + resuming);
+      if (!p.roles.writer) run_keys.insert(key);
       const nlohmann::json& topo = reply.at("topology");
       Described d;
       d.name = p.name;
@@ -124,7 +142,7 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
     }
   }
 
-  if (by_state.size() > 1) {
+  if (plain_states.size() > 1 || run_keys.size() > 1) {
     std::string which;
     bool some_idle = false;
     for (const auto& [state, names] : by_state) {
@@ -195,13 +213,20 @@ std::vector<std::string> check_farm(const FarmFile& farm, const std::vector<Farm
   // every filter is reached; every filter's results_endpoint reaches the writer's bound one.
   if (!ingest.empty()) {
     const Described& in = ingest.front();
+    // Only when every filter answered and said where it binds: else an entry may be one of theirs.
+    const bool every_filter_described =
+        filters.size() == farm_filters &&
+        std::all_of(filters.begin(), filters.end(), [](const Described& f) { return !f.slices_endpoint.empty(); });
+    std::set<std::string> listed;
     for (const auto& entry : in.filter_endpoints) {
       if (!entry.is_string()) continue;
       const std::string e = entry.get<std::string>();
+      if (!listed.insert(e).second)
+        problems.push_back(in.name + ": filter_endpoints lists " + e + " twice: that filter would get two shares of the windows");
       const bool reached = std::any_of(filters.begin(), filters.end(), [&](const Described& f) {
         return !f.slices_endpoint.empty() && reaches(e, f.slices_endpoint);
       });
-      if (!reached && filters.size() == farm_filters)
+      if (!reached && every_filter_described)
         problems.push_back(in.name + ": filter_endpoints entry " + e +
                            " reaches no filter process's slices_endpoint: the windows routed to it are lost");
     }

@@ -65,6 +65,19 @@ FarmStep ask_farm_process(const FarmProcess& p, const nlohmann::json& request, s
   return s;
 }
 
+std::vector<FarmStep> ask_every_process(const FarmFile& farm, const nlohmann::json& request, std::chrono::milliseconds timeout) {
+  std::vector<FarmStep> steps;
+  for (const auto& p : farm.processes) steps.push_back(ask_farm_process(p, request, timeout));
+  return steps;
+}
+
+std::string farm_state_of(const FarmProcess& process, const nlohmann::json& status_reply) {
+  std::string state = status_reply.value("state", "?");
+  if (!process.roles.writer && (state == "Running" || state == "Paused") && status_reply.contains("run"))
+    state += " run " + status_reply["run"].dump();
+  return state;
+}
+
 FarmFile parse_farm_file(std::string_view text) {
   const toml::table root = config_detail::parse_toml(text);
   FarmFile farm;
@@ -130,7 +143,7 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
   const std::optional<RunCommand> command = parse_run_command(cmd);
   if (!command) {
     // status and the like: every process, in the farm file's order.
-    for (const auto& p : farm.processes) out.steps.push_back(ask_farm_process(p, request, timeout));
+    out.steps = ask_every_process(farm, request, timeout);
     out.ok = std::all_of(out.steps.begin(), out.steps.end(), [](const FarmStep& s) { return s.ok; });
     return out;
   }
@@ -139,8 +152,9 @@ FarmOutcome farm_command(const FarmFile& farm, const nlohmann::json& request, st
   const bool best_effort = *command == RunCommand::Stop || *command == RunCommand::Quit;
   const std::chrono::milliseconds probe_timeout = std::min(timeout, std::chrono::milliseconds(5000));
   std::vector<bool> gone(farm.processes.size(), false);
+  std::vector<FarmStep> probes = ask_every_process(farm, {{"cmd", "status"}}, probe_timeout);
   for (std::size_t i = 0; i < farm.processes.size(); ++i) {
-    FarmStep s = ask_farm_process(farm.processes[i], {{"cmd", "status"}}, probe_timeout);
+    FarmStep& s = probes[i];
     if (s.answered) continue;
     gone[i] = true;
     s.error = "no answer before " + cmd + ": " + s.error;

@@ -110,6 +110,7 @@ struct Node::Impl {
   dataflow::RateLimitedLog log;
   SystemdNotifier notifier;
   std::atomic<bool> paused{false};
+  std::atomic<bool> resuming{false};  // going back to the last order after a restart (status says so)
   std::atomic<bool> exit_requested{false};
   std::atomic<int> exit_code{0};
 

@@ -111,6 +111,11 @@ void Node::Impl::resume_if_desired() {
   const auto desired = load_desired_state(config.node.state_dir, &problem);
   if (!problem.empty()) spdlog::error("not resuming: {}", problem);
   if (!desired || !desired->running) return;
+  resuming = true;
+  struct Resumed {
+    std::atomic<bool>& flag;
+    ~Resumed() { flag = false; }
+  } resumed{resuming};
   spdlog::warn("resuming: the last order was to run (next run {}, detector {})", desired->next_run, desired->detector_file);
   auto r = run_control.init();
   if (r.ok) r = run_control.configure(ConfigureRequest{desired->detector_file, {}, desired->run_setup_text});

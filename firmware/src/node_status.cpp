@@ -123,6 +123,7 @@ nlohmann::json Node::Impl::status() {
   }
   if (!config.ingest.udp.empty()) s["ingest"]["udp"] = udp_status();
   s["paused"] = paused.load();
+  if (resuming.load()) s["resuming"] = true;
   s["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
   s["started_unix_ns"] = started_unix_ns;
   if (const auto e = last_logged_error()) {

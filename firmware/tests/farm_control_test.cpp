@@ -238,11 +238,29 @@ TEST(FarmCheck, FindsEndpointsThatReachNoProcess) {
   results.topology(3)["results_endpoint"] = "ipc:///run/shoredaq/results";
   EXPECT_EQ(results.count(), 1u);
 
+  // Host names are resolved by the network: a name against an address is given the benefit of
+  // the doubt, two addresses are compared.
+  DescribedFarm hosts;
+  const nlohmann::json addresses = {"tcp://10.0.0.1:5600", "tcp://10.0.0.2:5600"};
+  for (std::size_t i : {0u, 1u}) hosts.topology(i)["filter_endpoints"] = addresses;
+  hosts.topology(2)["slices_endpoint"] = "tcp://10.0.0.1:5600";
+  hosts.topology(3)["slices_endpoint"] = "tcp://filter-2.farm:5600";  // an interface or host name
+  EXPECT_EQ(hosts.problems(), "");
+  hosts.topology(3)["slices_endpoint"] = "tcp://10.0.0.3:5600";
+  EXPECT_THAT(hosts.problems(), HasSubstr("ingest-1: filter_endpoints entry tcp://10.0.0.2:5600 reaches no filter"));
+  EXPECT_THAT(hosts.problems(), HasSubstr("filter-2: its slices_endpoint tcp://10.0.0.3:5600 is in no"));
+  EXPECT_EQ(hosts.count(), 2u) << hosts.problems();
+
   // A filter that does not answer is not taken for a wrong entry in the ingest processes' lists.
-  DescribedFarm gone;
-  gone.statuses[3].answered = gone.statuses[3].ok = false;
-  gone.topology(2)["slices_endpoint"] = "tcp://filter-1:5600";  // bound on the host's own name
-  EXPECT_EQ(gone.count(), 1u) << gone.problems();
+  hosts.statuses[3].answered = hosts.statuses[3].ok = false;
+  EXPECT_EQ(hosts.count(), 1u) << hosts.problems();
+  EXPECT_THAT(hosts.problems(), HasSubstr("filter-2: no answer"));
+
+  // One filter named twice (and so the other never): ports alone would not show it.
+  DescribedFarm twice;
+  for (std::size_t i : {0u, 1u}) twice.topology(i)["filter_endpoints"] = {"tcp://filter-1:5600", "tcp://filter-1:5600"};
+  EXPECT_THAT(twice.problems(), HasSubstr("ingest-1: filter_endpoints lists tcp://filter-1:5600 twice"));
+  EXPECT_EQ(twice.count(), 1u) << twice.problems();
 }
 
 TEST(FarmCheck, FindsProcessesInAnotherStateOrRun) {
@@ -250,13 +268,19 @@ TEST(FarmCheck, FindsProcessesInAnotherStateOrRun) {
   for (auto& s : running.statuses) s.reply.update({{"state", "Running"}, {"run", 77}});
   EXPECT_EQ(running.problems(), "");
   running.statuses[3].reply = {{"state", "Idle"}, {"topology", running.topology(3)}};
-  EXPECT_THAT(running.problems(), HasSubstr("the processes are not in one state (Idle: filter-2; Running run 77: ingest-1 and "
-                                            "ingest-2 and filter-1 and writer); `shorectl --farm ... rejoin NAME`"));
+  EXPECT_THAT(running.problems(), HasSubstr("the processes are not in one state (Idle: filter-2; Running: writer; Running run 77: "
+                                            "ingest-1 and ingest-2 and filter-1); `shorectl --farm ... rejoin NAME`"));
   EXPECT_EQ(running.count(), 1u) << running.problems();
   running.statuses[3].reply.update({{"state", "Running"}, {"run", 77}});
-  running.statuses[4].reply["run"] = 78;  // a writer restarted: a run of its own
-  EXPECT_THAT(running.problems(), HasSubstr("Running run 78: writer"));
-  EXPECT_THAT(running.problems(), ::testing::Not(HasSubstr("rejoin")));
+  running.statuses[3].reply["resuming"] = true;
+  EXPECT_THAT(running.problems(), HasSubstr("Running run 77 (resuming): filter-2"));
+  EXPECT_THAT(running.problems(), ::testing::Not(HasSubstr("rejoin"))) << "it is on its way by itself";
+  running.statuses[3].reply.erase("resuming");
+  EXPECT_EQ(running.problems(), "");
+  running.statuses[4].reply["run"] = 78;  // the writer cycled its run: the others keep the farm's number
+  EXPECT_EQ(running.problems(), "");
+  running.statuses[1].reply["run"] = 78;  // an ingest process in a run of its own
+  EXPECT_THAT(running.problems(), HasSubstr("Running run 78: ingest-2"));
 }
 
 TEST(FarmCheck, FindsADetectorOrABuilderTheOthersDoNotShare) {

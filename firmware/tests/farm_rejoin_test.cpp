@@ -22,8 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A process's control socket: answers status with its state (and run), and moves along the run
-// states on init / configure / start / pause as a shoredaq daemon does.
+// A process's control socket: answers status with its state (and run, and detector once
+// configured), and moves along the run states on init / configure / start / pause / continue as a
+// shoredaq daemon does.
 class StandIn {
  public:
   StandIn(const fs::path& dir, std::string state, std::optional<std::uint32_t> run = std::nullopt)
@@ -37,6 +38,7 @@ class StandIn {
     thread_.join();
   }
   std::atomic<bool> refuse_configure{false};  // configure fails, as with a detector file it cannot read
+  std::atomic<int> detector_id{133};          // what it says it is configured with
   const std::string& endpoint() const { return endpoint_; }
   std::vector<std::string> commands() const {
     std::lock_guard lock(mutex_);
@@ -58,8 +60,12 @@ class StandIn {
       if (zmq::poll(&in, 1, std::chrono::milliseconds(20)) == 0) continue;
       zmq::message_t m;
       if (!socket_.recv(m)) continue;
-      const auto request = nlohmann::json::parse(m.to_string_view());
-      const std::string reply = answer(request).dump();
+      std::string reply;
+      try {
+        reply = answer(nlohmann::json::parse(m.to_string_view())).dump();
+      } catch (const std::exception& e) {  // REP must answer every request
+        reply = nlohmann::json{{"ok", false}, {"error", std::string("stand-in: ") + e.what()}}.dump();
+      }
       socket_.send(zmq::buffer(reply), zmq::send_flags::none);
     }
   }
@@ -71,10 +77,10 @@ class StandIn {
       commands_.push_back(cmd);
       last_ = request;
       const std::pair<const char*, const char*> moves[] = {
-          {"init", "Idle"}, {"configure", "Standby"}, {"start", "Ready"}, {"pause", "Running"}};
-      const char* to[] = {"Standby", "Ready", "Running", "Paused"};
+          {"init", "Idle"}, {"configure", "Standby"}, {"start", "Ready"}, {"pause", "Running"}, {"continue", "Paused"}};
+      const char* to[] = {"Standby", "Ready", "Running", "Paused", "Running"};
       ok = false;
-      for (std::size_t i = 0; i < 4; ++i) {
+      for (std::size_t i = 0; i < std::size(to); ++i) {
         if (cmd == moves[i].first && state_ == moves[i].second && !(cmd == "configure" && refuse_configure)) {
           state_ = to[i];
           if (cmd == "start") run_ = request.at("run").get<std::uint32_t>();
@@ -84,6 +90,7 @@ class StandIn {
     }
     nlohmann::json r{{"ok", ok}, {"state", state_}};
     if (run_) r["run"] = *run_;
+    if (state_ != "Idle" && state_ != "Standby") r["detector_id"] = detector_id.load();
     if (!ok) r["error"] = cmd + " refused in " + state_;
     return r;
   }
@@ -153,6 +160,7 @@ TEST(FarmRejoin, IsRefusedWithNothingSentWhenItCouldNotEndWell) {
 
   const FarmOutcome w = farm_rejoin(farm, "writer", {}, kTimeout);
   EXPECT_TRUE(w.refused);
+  EXPECT_TRUE(w.steps.at(0).answered) << "refused by the command, not for want of an answer (shorectl exit 1, not 2)";
   EXPECT_THAT(w.to_json().dump(), HasSubstr("a writer does not rejoin a run"));
   EXPECT_TRUE(farm_rejoin(farm, "nobody", {}, kTimeout).refused);
 
@@ -194,4 +202,46 @@ TEST(FarmRejoin, AFailedStepLeavesTheProcessWhereItGotToAndSaysSo) {
   EXPECT_EQ(filter.state(), "Standby");
   ASSERT_EQ(out.steps.size(), 2u);
   EXPECT_THAT(out.steps[1].error, HasSubstr("configure refused"));
+}
+
+TEST(FarmRejoin, TheRunIsComparedInEveryStateOfARun) {
+  TempDir dir;
+  // The farm paused in run 41; a process running run 40 is not paused into it.
+  StandIn writer(dir.path, "Paused", 41), ingest(dir.path, "Paused", 41), stale(dir.path, "Running", 40);
+  const FarmFile farm = farm_of({{"writer", "writer", &writer}, {"filter-1", "filter", &stale}, {"ingest-1", "ingest", &ingest}});
+  const FarmOutcome out = farm_rejoin(farm, "filter-1", {}, kTimeout);
+  EXPECT_TRUE(out.refused);
+  EXPECT_THAT(out.to_json().dump(), HasSubstr("another run"));
+  EXPECT_TRUE(stale.commands().empty());
+
+  // Paused in the farm's run while the farm runs: continued.
+  StandIn running_writer(dir.path, "Running", 41), running_ingest(dir.path, "Running", 41), paused(dir.path, "Paused", 41);
+  const FarmFile behind = farm_of({{"writer", "writer", &running_writer}, {"filter-1", "filter", &paused}, {"ingest-1", "ingest", &running_ingest}});
+  EXPECT_TRUE(farm_rejoin(behind, "filter-1", {}, kTimeout).ok);
+  EXPECT_THAT(paused.commands(), ElementsAre("continue"));
+}
+
+TEST(FarmRejoin, TwoProcessesThatLostTheirStateRejoinOneAfterTheOther) {
+  TempDir dir;
+  StandIn writer(dir.path, "Running", 41), ingest(dir.path, "Running", 41), filter1(dir.path, "Idle"), filter2(dir.path, "Idle");
+  // The writer cycled its run (41 -> 42): the farm's run is the one the ingest and filter processes run.
+  StandIn cycled(dir.path, "Running", 42);
+  const FarmFile farm = farm_of({{"writer", "writer", &cycled}, {"filter-1", "filter", &filter1}, {"filter-2", "filter", &filter2},
+                                 {"ingest-1", "ingest", &ingest}});
+  EXPECT_TRUE(farm_rejoin(farm, "filter-1", {}, kTimeout).ok);
+  EXPECT_TRUE(farm_rejoin(farm, "filter-2", {}, kTimeout).ok);
+  EXPECT_EQ(filter1.last_request()["run"], 41);
+  EXPECT_EQ(filter2.last_request()["run"], 41);
+}
+
+TEST(FarmRejoin, AProcessConfiguredWithAnotherDetectorIsNotStarted) {
+  TempDir dir;
+  StandIn writer(dir.path, "Running", 41), filter(dir.path, "Idle");
+  filter.detector_id = 134;  // its own default detector file, not the farm's
+  const FarmFile farm = farm_of({{"writer", "writer", &writer}, {"filter-1", "filter", &filter}});
+  const FarmOutcome out = farm_rejoin(farm, "filter-1", {}, kTimeout);
+  EXPECT_FALSE(out.ok);
+  EXPECT_THAT(filter.commands(), ElementsAre("init", "configure"));
+  ASSERT_FALSE(out.steps.empty());
+  EXPECT_THAT(out.steps.back().error, HasSubstr("configured with detector 134, the farm runs detector 133"));
 }

@@ -52,21 +52,39 @@ std::string endpoint(const std::string& name) {
                         .string();
 }
 
-// Restricts the calling thread, and every thread it creates afterwards, to one CPU (-1: all of them).
-void pin_to_cpu(int cpu) {
+// The CPUs this process may run on (a container's cpuset need not start at 0), as found at start.
+const std::vector<int>& allowed_cpus() {
+  static const std::vector<int> cpus = [] {
+    std::vector<int> out;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) out.push_back(c);
+      }
+    }
+    return out;
+  }();
+  return cpus;
+}
+
+// Restricts the calling thread, and every thread it creates afterwards, to the i-th allowed CPU
+// (-1: all the allowed ones again). False when the kernel refused (the run is then not pinned).
+bool pin_to_cpu(int i) {
+  const auto& cpus = allowed_cpus();
+  if (cpus.empty()) return false;
   cpu_set_t set;
   CPU_ZERO(&set);
-  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned c = 0; c < cpus; ++c) {
-    if (cpu < 0 || c == static_cast<unsigned>(cpu)) CPU_SET(c, &set);
+  for (std::size_t k = 0; k < cpus.size(); ++k) {
+    if (i < 0 || k == static_cast<std::size_t>(i) % cpus.size()) CPU_SET(cpus[k], &set);
   }
-  ::sched_setaffinity(0, sizeof set, &set);
+  return ::sched_setaffinity(0, sizeof set, &set) == 0;
 }
 
 // A filter process: never returns (killed by the parent when the run is over). `cpu` >= 0 holds the
 // whole process (its filter thread and ZeroMQ's I/O thread) to that one CPU.
 [[noreturn]] void filter_process(int dus, const std::string& in, const std::string& out, int cpu) {
-  if (cpu >= 0) pin_to_cpu(cpu);
+  if (cpu >= 0 && !pin_to_cpu(cpu)) std::fprintf(stderr, "bench_topology: could not pin a filter process to CPU %d\n", cpu);
   const auto detector = bench::reference_detector(dus);
   const filters::DataFilter filter(*detector, filters::TriggerParameters{});
   zmq::context_t context(1);
@@ -142,7 +160,7 @@ Run run_with(unsigned k, bool pinned, int dus, const std::vector<dataflow::Times
   Run r;
   r.processes = k;
   r.pinned = pinned;
-  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cpus = static_cast<int>(std::max<std::size_t>(1, allowed_cpus().size()));
   std::vector<std::string> inputs;
   const std::string collector = endpoint("results-" + std::to_string(k));
   std::vector<pid_t> children;
@@ -153,7 +171,7 @@ Run run_with(unsigned k, bool pinned, int dus, const std::vector<dataflow::Times
     children.push_back(pid);
   }
   // The parent's threads (ZeroMQ's, the collector's) inherit this when they are created below.
-  if (pinned && k == 1 && cpus > 1) pin_to_cpu(1);
+  if (pinned && k == 1 && cpus > 1 && !pin_to_cpu(1)) std::fprintf(stderr, "bench_topology: could not pin the sender\n");
   {
     zmq::context_t context(1);
     std::mutex mutex;

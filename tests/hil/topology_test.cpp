@@ -110,7 +110,7 @@ class Farm {
     throw std::runtime_error("no process " + name);
   }
   // A process killed mid-run started again on its own configuration (as systemd's Restart= does):
-  // it comes up Idle.
+  // with its state directory it resumes its last order by itself; without, it comes up Idle.
   void restart(const std::string& name) {
     FarmProcess& p = process(name);
     p.daemon = start_node(p.node, name + "-restarted");
@@ -368,8 +368,9 @@ TEST(HilTopology, KillingAFilterProcessLosesOnlyTheSlicesItHeldAndTheRunGoesOn) 
 }
 
 TEST(HilTopology, AFilterProcessRestartedMidRunGoesBackIntoTheFarmsRun) {
-  // Three parts of 30 windows each, filter-2 killed and restarted between them (no wall-clock race
-  // between the feed and the restarts):
+  // Three parts of 30 windows each, filter-2 killed and restarted between them (the feed waits for
+  // the restarts). The parts after a restart go in real time (3 s): the ingest processes see
+  // filter-2 again once ZeroMQ reconnects (100 ms), and the first window or two may go to filter-1.
   //  1 -> 2: restarted on its state directory, it resumes by itself, in the farm's run (77);
   //  2 -> 3: restarted with its state directory lost (a replaced server), it comes up Idle, the farm
   //          check names it, and `shorectl --farm rejoin` brings it into the run.
@@ -380,7 +381,7 @@ TEST(HilTopology, AFilterProcessRestartedMidRunGoesBackIntoTheFarmsRun) {
   const auto replay = [&](unsigned part) {  // part 0, 1, 2: the file's pass `part + 1`
     std::vector<Child> feeds;
     for (const char* name : {"ingest-1", "ingest-2"}) {
-      auto args = feed.replay_to(farm.process(name).node.ingest, false, part * kPart);
+      auto args = feed.replay_to(farm.process(name).node.ingest, part > 0, part * kPart);
       args.insert(args.end(), {"--loop", std::to_string(part + 1)});
       const std::string tag = std::string(name) + "-" + std::to_string(part);
       feeds.emplace_back(args, farm.tmp() / (tag + ".out"), farm.tmp() / (tag + ".err"));
@@ -417,7 +418,7 @@ TEST(HilTopology, AFilterProcessRestartedMidRunGoesBackIntoTheFarmsRun) {
   replay(1);
   ASSERT_TRUE(wait_for_part(1)) << farm.status("writer").dump(1);
   // Its share of the part (every other window), filtered after it came back.
-  EXPECT_GE(filter_2_merged(), kPart / 2 - 2) << farm.status("filter-2").dump(1);
+  EXPECT_GE(filter_2_merged(), kPart / 2 - 4) << farm.status("filter-2").dump(1);
 
   ASSERT_TRUE(kill_filter_2());
   fs::remove_all(farm.process("filter-2").node.state_dir());
@@ -434,7 +435,7 @@ TEST(HilTopology, AFilterProcessRestartedMidRunGoesBackIntoTheFarmsRun) {
   EXPECT_EQ(check_rejoined.code, 0) << check_rejoined.out;
   replay(2);
   ASSERT_TRUE(wait_for_part(2)) << farm.status("writer").dump(1);
-  EXPECT_GE(filter_2_merged(), kPart / 2 - 2) << farm.status("filter-2").dump(1);
+  EXPECT_GE(filter_2_merged(), kPart / 2 - 4) << farm.status("filter-2").dump(1);
 
   const auto stopped = farm.ctl({"stop"});
   EXPECT_EQ(stopped.code, 0) << stopped.out << stopped.err;

@@ -2,7 +2,8 @@
 // What the operator last asked the node to be doing, kept in the state directory so that a node
 // restarted by systemd (after a crash, a reboot, an upgrade) goes back to it by itself: when the
 // last order was "running", it configures the same detector and run setup and starts the next run
-// number (an ingest or filter process of a farm: the farm's run it was in, next_run - 1). Written atomically (temporary file, fsync, rename) at every order that changes it.
+// number (an ingest or filter process of a farm: the farm's run it was in, next_run - 1). Written
+// atomically (temporary file, fsync, rename) at every order that changes it.
 
 #include <cstdint>
 #include <filesystem>
