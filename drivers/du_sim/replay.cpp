@@ -72,8 +72,15 @@ int run_replay(const Options& o, std::size_t header_bytes) {
     std::uint64_t group_ns = 0;
     bool group_open = false;
     std::vector<std::uint8_t> restamped;
+    // First pass: while the records are still in the slices left out (a record too short to say
+    // its slice goes with the one it came in).
+    bool in_skipped_slices = loop == 0 && o.skip_slices > 0;
     while (!g_stop.load() && reader.next(rec)) {
       if (rec.size() < 20) {  // not even the time stamp: pass it on unchanged, the node counts it
+        if (in_skipped_slices) {
+          ++skipped;
+          continue;
+        }
         append(rec);
         ++unreadable;
         continue;
@@ -83,7 +90,8 @@ int run_replay(const Options& o, std::size_t header_bytes) {
       if (loop == 0) {
         if (!seen_first) first_slice_ns = slice_ns, seen_first = true;
         last_slice_ns = std::max(last_slice_ns, slice_ns);
-        if (slice_ns < first_slice_ns + std::uint64_t{o.skip_slices} * kSliceNs) {
+        in_skipped_slices = slice_ns < first_slice_ns + std::uint64_t{o.skip_slices} * kSliceNs;
+        if (in_skipped_slices) {
           ++skipped;
           continue;
         }

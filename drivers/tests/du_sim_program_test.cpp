@@ -171,6 +171,27 @@ TEST(DuSimProgram, ReplaySkipsTheFilesFirstSlices) {
   EXPECT_EQ(r.summary["slices"], 1);
   EXPECT_EQ(r.summary["datagrams"].get<std::size_t>(), expected.size());
   EXPECT_EQ(r.summary["skipped_datagrams"].get<std::size_t>(), reference.size() - expected.size());
+
+  // A record too short to carry its slice goes with the slice it came in: left out among the
+  // skipped slices, sent (for the node to count) among the others.
+  const std::vector<std::uint8_t> short_record(10, 0xab);
+  const auto with_short = tmp.path / "short.dqd";
+  {
+    shoredaq::dataflow::DqdFileWriter w(with_short);
+    w.write(reference.front());
+    w.write(short_record);  // in slice 1: skipped
+    for (std::size_t i = 1; i < reference.size(); ++i) {
+      w.write(reference[i]);
+      if (i + 1 == reference.size()) w.write(short_record);  // in the last slice: sent
+    }
+    w.close();
+  }
+  auto expected_short = expected;
+  expected_short.push_back(short_record);
+  const Replayed s = replay(tmp, with_short, "--skip-slices 3", expected_short.size());
+  ASSERT_EQ(s.exit_code, 0);
+  EXPECT_EQ(s.received, expected_short);
+  EXPECT_EQ(s.summary["skipped_datagrams"].get<std::size_t>(), reference.size() - expected.size() + 1);
 }
 
 TEST(DuSimProgram, FaultsAreCountedInTheSummary) {
