@@ -417,7 +417,10 @@ TEST(HilTopology, ProcessesRestartedMidRunGoBackIntoTheFarmsRun) {
   farm.restart("filter-2");
   farm.restart("ingest-2");
   for (const char* name : {"filter-2", "ingest-2"}) {
-    ASSERT_TRUE(wait_until([&] { return farm.status(name)["state"] == "Running"; }, 30s, 100ms)) << name;
+    ASSERT_TRUE(wait_until([&] {
+      const auto s = farm.status(name);
+      return s["state"] == "Running" && !s.value("resuming", false);
+    }, 30s, 100ms)) << name;
     EXPECT_EQ(farm.status(name)["run"], kRun) << name << ": the farm's run, not a new number of its own";
   }
   const auto check_resumed = farm.ctl({"check"}, 5s);
