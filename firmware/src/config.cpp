@@ -205,6 +205,11 @@ NodeConfig parse_config(std::string_view toml_text) {
     r.integer("max_bytes", c.run.max_bytes, 0, kMaxI64);
     r.boolean("resume_after_restart", c.run.resume_after_restart);
     r.reject_unknown();
+    // The writer ends a run and numbers the next; the farm's other processes follow the slices'
+    // run (and go back into it after a restart), so they must not cycle on their own.
+    if (!c.topology.writer && (c.run.max_duration_s > 0 || c.run.max_bytes > 0))
+      fail(c.run.max_duration_s > 0 ? "run.max_duration_s" : "run.max_bytes",
+           "only a process with the writer role ends runs on a schedule; set it in the writer's file");
   }
   {
     SectionReader r(section(root, "security"), "security");

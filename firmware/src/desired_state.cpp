@@ -16,7 +16,7 @@ namespace shoredaq::firmware {
 std::filesystem::path desired_state_path(const std::filesystem::path& state_dir) { return state_dir / "desired_state.json"; }
 
 void save_desired_state(const std::filesystem::path& state_dir, const DesiredState& state) {
-  const nlohmann::json j{{"running", state.running},       {"next_run", state.next_run},
+  const nlohmann::json j{{"running", state.running},       {"next_run", state.next_run}, {"current_run", state.current_run},
                          {"detector_file", state.detector_file}, {"run_setup", state.run_setup_text},
                          {"run_type", state.run_type}, {"clb_run", state.clb_run}};
   const std::string text = j.dump(2) + "\n";
@@ -43,6 +43,7 @@ std::optional<DesiredState> load_desired_state(const std::filesystem::path& stat
     DesiredState s;
     s.running = j.at("running").get<bool>();
     s.next_run = j.at("next_run").get<std::uint32_t>();
+    s.current_run = j.value("current_run", std::uint32_t{0});  // absent in files from before it was kept
     s.detector_file = j.at("detector_file").get<std::string>();
     s.run_setup_text = j.at("run_setup").get<std::string>();
     s.run_type = j.value("run_type", std::string());

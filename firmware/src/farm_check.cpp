@@ -1,8 +1,6 @@
 // shorectl --farm check (farm_control.hpp): the processes' own status replies compared across the
 // farm. Each process checks its own configuration when it loads it; this sees what only the
 // whole farm shows.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <algorithm>
 #include <map>
@@ -10,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "config_reader.hpp"
 #include "shoredaq/firmware/farm_control.hpp"
 
 namespace shoredaq::firmware {
@@ -55,8 +54,7 @@ Endpoint split_endpoint(const std::string& e) {
 std::optional<std::string> ip_literal(std::string host) {
   if (host == "localhost") host = "127.0.0.1";
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned char address[sizeof(in6_addr)];
-  if (::inet_pton(AF_INET, host.c_str(), address) == 1 || ::inet_pton(AF_INET6, host.c_str(), address) == 1) return host;
+  if (config_detail::is_ip_literal(host)) return host;
   return std::nullopt;
 }
 

@@ -279,7 +279,7 @@ void Node::Impl::on_start(std::uint32_t run, const std::string& run_type) {
     std::lock_guard lock(mutex);
     clb_run = clb;
   }
-  remember_order(true, run + 1);
+  remember_order(true, run);
   std::lock_guard lock(mutex);
   run_record = record;
   run_base = {};

@@ -59,7 +59,7 @@ struct Node::Impl {
   dataflow::RunRecord new_run_record(std::uint32_t run, const std::string& run_type, std::string start_reason) const;
   dataflow::RunRecord cycle_run(const RunSession& session, dataflow::RunRecord& ended);
   std::uint32_t next_free_run(std::uint32_t from) const;
-  void remember_order(bool running, std::uint32_t next_run = 0);
+  void remember_order(bool running, std::uint32_t current_run = 0);  // next run: current_run + 1
   void resume_if_desired();
   nlohmann::json run_schedule() const;
 

@@ -74,19 +74,20 @@ dataflow::RunRecord Node::Impl::cycle_run(const RunSession& s, dataflow::RunReco
     run_base = std::move(now);
   }
   run_control.set_run(next.run);
-  remember_order(true, next.run + 1);
+  remember_order(true, next.run);
   spdlog::info("run {} ended ({}, frames {}-{}); run {} begins with the next slice", ended.run, ended.stop_reason,
                ended.first_frame, ended.last_frame, next.run);
   notifier.status("shoredaq: Running run " + std::to_string(next.run));
   return next;
 }
 
-void Node::Impl::remember_order(bool running, std::uint32_t next_run) {
+void Node::Impl::remember_order(bool running, std::uint32_t current_run) {
   DesiredState d;
   {
     std::lock_guard lock(mutex);
     d.running = running;
-    d.next_run = next_run;
+    d.current_run = running ? current_run : 0;
+    d.next_run = running ? current_run + 1 : 0;
     if (running && setup) {
       d.detector_file = setup->detector_file;
       d.run_setup_text = setup->run_setup_text;
@@ -126,10 +127,12 @@ void Node::Impl::resume_if_desired() {
   std::uint32_t run = 0;
   {
     std::lock_guard lock(mutex);
-    if (!config.topology.writer && desired->next_run > 1) {
+    // Files from before current_run was kept: the run taken was the one before next_run.
+    const std::uint32_t current = desired->current_run != 0 ? desired->current_run : (desired->next_run > 0 ? desired->next_run - 1 : 0);
+    if (!config.topology.writer && current > 0) {
       // An ingest or filter process of a farm takes part in the farm's run, which the other
       // processes are still taking (and the writer numbers): it goes back into the same number.
-      run = desired->next_run - 1;
+      run = current;
       start_reason_next = "rejoined the farm's run after restart";
     } else {
       run = next_free_run(desired->next_run);

@@ -67,6 +67,15 @@ TEST(TopologyConfig, EachRoleNamesTheEndpointsItNeeds) {
   EXPECT_THAT(config_error_of("[ingest]\nudp = [\"optical@127.0.0.1:0\"]\n[topology]\nroles = [\"writer\"]\n"
                               "results_endpoint = \"tcp://127.0.0.1:5700\"\n"),
               HasSubstr("ingest.udp"));
+  // Only the writer ends runs on a schedule; the others follow the farm's run.
+  const std::string filter_only =
+      "[topology]\nroles = [\"filter\"]\nslices_endpoint = \"tcp://127.0.0.1:5601\"\nresults_endpoint = \"tcp://127.0.0.1:5700\"\n";
+  EXPECT_THAT(config_error_of(filter_only + "[run]\nmax_duration_s = 3600\n"), HasSubstr("run.max_duration_s"));
+  EXPECT_THAT(config_error_of(filter_only + "[run]\nmax_bytes = 1000000\n"), HasSubstr("run.max_bytes"));
+  EXPECT_EQ(parse_config("[topology]\nroles = [\"writer\"]\nresults_endpoint = \"tcp://127.0.0.1:5700\"\n"
+                         "[run]\nmax_duration_s = 3600\n")
+                .run.max_duration_s,
+            3600u);
 }
 
 TEST(FarmFile, ListsProcessesAndOrdersCommandsTheWayTheDataFlows) {

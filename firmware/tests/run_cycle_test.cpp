@@ -100,7 +100,7 @@ TEST(DesiredState, SurvivesARestartAndADamagedFileIsNamed) {
   const auto dir = std::filesystem::temp_directory_path() / ("shoredaq-desired-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   EXPECT_FALSE(load_desired_state(dir).has_value());
-  DesiredState d{true, 43, "/etc/shoredaq/detector.detx", "[trigger]\nsnapshot_window_ns = 1000.0\n", "calibration"};
+  DesiredState d{true, 43, "/etc/shoredaq/detector.detx", "[trigger]\nsnapshot_window_ns = 1000.0\n", "calibration", 7, 42};
   save_desired_state(dir, d);
   const auto back = load_desired_state(dir);
   ASSERT_TRUE(back.has_value());

@@ -19,6 +19,7 @@ struct DesiredState {
   std::string run_setup_text;  // the trigger parameters in effect (filters::to_toml)
   std::string run_type;
   std::uint32_t clb_run = 0;  // the run number the CLBs were told (what their datagrams carry)
+  std::uint32_t current_run = 0;  // the run being taken when the order was given (0: none)
   friend bool operator==(const DesiredState&, const DesiredState&) = default;
 };
 
