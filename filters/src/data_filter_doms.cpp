@@ -1,6 +1,6 @@
 // DataFilter's per-DOM work on one range of a slice's frames (data_filter_work.hpp): frame
 // checks, summary, L0 straight into the slice's L0 buffer, then, while a DOM's hits are in cache,
-// its time index (for the MX shower trigger), its L1 and L2, its supernova coincidence clusters
+// its time index (for the MX shower trigger), its L1 and L2 with its supernova coincidence clusters
 // and its frames of the prescaled L1 / L2 / SN slices.
 // Touches only its chunk and its own part of the L0 buffer, so ranges can run on other threads.
 #include <bit>
@@ -124,16 +124,20 @@ void DataFilter::process_doms(const dataflow::Timeslice& slice, DomChunk& chunk,
     const SupernovaDomState sn_state = supernova_frame_state(frame, 0, channel_counts, p.high_rate_veto_hz);
     sn_dom(frame, sn_state, sn_state == SupernovaDomState::Included ? static_cast<std::int32_t>(chunk.doms.size()) : -1);
     const std::span<const L0Hit> hits{l0_hits + dom.begin, kept};
-    if (supernova) {  // the DOM's coincidences, counted once the slice's events (the veto) are known
-      const auto first_cluster = static_cast<std::uint32_t>(chunk.sn_clusters.size());
-      if (sn_state == SupernovaDomState::Included)
-        find_supernova_clusters(hits, p.supernova.coincidence_window_ns, chunk.sn_clusters);
-      chunk.sn_cluster_ranges.push_back({first_cluster, static_cast<std::uint32_t>(chunk.sn_clusters.size())});
-    }
-    // L1 / L2 of the DOM, while its hits are in cache (slots are the chunk's; the merge shifts them).
+    // L1 / L2 of the DOM, while its hits are in cache (slots are the chunk's; the merge shifts them),
+    // and its supernova coincidences in the same pass, counted once the slice's events (the veto)
+    // are known.
     const auto slot = static_cast<std::uint32_t>(chunk.doms.size());
     const std::size_t first_l1 = chunk.l1.size();
-    build_l1_dom(hits, dom.begin, slot, detector_.modules()[dom.module_index].position_m, l1_settings, chunk.l1);
+    const auto first_cluster = static_cast<std::uint32_t>(chunk.sn_clusters.size());
+    const dataflow::Vec3& position_m = detector_.modules()[dom.module_index].position_m;
+    if (supernova && sn_state == SupernovaDomState::Included) {
+      build_l1_dom_and_supernova_clusters(hits, dom.begin, slot, position_m, l1_settings, chunk.l1,
+                                          p.supernova.coincidence_window_ns, chunk.sn_clusters);
+    } else {
+      build_l1_dom(hits, dom.begin, slot, position_m, l1_settings, chunk.l1);
+    }
+    if (supernova) chunk.sn_cluster_ranges.push_back({first_cluster, static_cast<std::uint32_t>(chunk.sn_clusters.size())});
     for (std::size_t k = first_l1; k < chunk.l1.size(); ++k) {
       L1Hit& h = chunk.l1[k];
       h.l2 = is_l2({l0_hits + h.first_l0, h.multiplicity}, info.pmt_directions, l2_settings);

@@ -14,6 +14,7 @@
 #include "shoredaq/formats/event.hpp"
 #include "shoredaq/formats/timeslice.hpp"
 #include "shoredaq/filters/l0.hpp"
+#include "shoredaq/filters/l1.hpp"
 #include "shoredaq/filters/supernova_settings.hpp"
 
 namespace shoredaq::filters {
@@ -94,6 +95,13 @@ struct SupernovaCluster {
 };
 void find_supernova_clusters(std::span<const L0Hit> hits_by_time, double coincidence_window_ns,
                              std::vector<SupernovaCluster>& out);
+// build_l1_dom and then find_supernova_clusters on the same DOM's hits, with the same outputs, in
+// one pass: both look at every hit and most hits are alone under both windows, so the pair is
+// told apart once (the per-DOM pass the filter runs while the hits are in cache).
+void build_l1_dom_and_supernova_clusters(std::span<const L0Hit> dom_hits, std::uint32_t first_index,
+                                         std::uint32_t dom_slot, const dataflow::Vec3& dom_position_m,
+                                         const L1Settings& l1_settings, std::vector<L1Hit>& l1_out,
+                                         double coincidence_window_ns, std::vector<SupernovaCluster>& sn_out);
 void count_supernova_clusters(std::span<const L0Hit> hits_by_time, std::span<const SupernovaCluster> clusters,
                               const SupernovaSettings& settings, const SupernovaVeto& veto, SupernovaDomFigure& figure,
                               std::array<std::uint32_t, dataflow::kPmtsPerDom + 1>& multiplicity_counts,
