@@ -198,7 +198,7 @@ FilterResult DataFilter::process(const dataflow::Timeslice& slice, const TaskRun
     chunk.clear();  // the moved-from frames go now, on this thread
   }
 
-  std::sort(ws.l1.begin(), ws.l1.end(), [](const L1Hit& a, const L1Hit& b) { return a.time_ns < b.time_ns; });
+  sort_l1_by_time(ws.l1, ws.l1_sort);
 
   // Triggers; their candidates in this order: 3D shower, MX shower, 3D muon.
   ws.candidates.clear();

@@ -47,6 +47,7 @@ struct DataFilterWorkspace {
   L0Slice l0;
   std::vector<DataFilter::DomChunk> chunks;
   std::vector<L1Hit> l1;
+  L1SortBuffers l1_sort;
   std::vector<std::int32_t> slot_of_module;
   std::vector<TriggerCandidate> candidates;
   TriggerScratch trigger_scratch;

@@ -52,4 +52,15 @@ bool is_l2(std::span<const L0Hit> l1_hits, std::span<const dataflow::Vec3> pmt_d
   return count >= settings.min_hits;
 }
 
+void sort_l1_by_time(std::vector<L1Hit>& l1, L1SortBuffers& buffers) {
+  auto& keys = buffers.keys;
+  keys.resize(l1.size());
+  for (std::size_t k = 0; k < l1.size(); ++k) keys[k] = {l1[k].time_ns, static_cast<std::uint32_t>(k)};
+  std::sort(keys.begin(), keys.end(), [](const L1SortBuffers::Key& a, const L1SortBuffers::Key& b) { return a.time_ns < b.time_ns; });
+  auto& sorted = buffers.sorted;
+  sorted.resize(l1.size());
+  for (std::size_t k = 0; k < keys.size(); ++k) sorted[k] = l1[keys[k].index];
+  l1.swap(sorted);
+}
+
 }  // namespace shoredaq::filters

@@ -241,6 +241,31 @@ TEST(L1, CombineChainsOverlappingCoincidences) {
   EXPECT_EQ(separate[2].multiplicity, 3);  // 200, 203, 206
 }
 
+TEST(L1, SortedByTimeWithTiesInStdSortsOrder) {
+  // Many equal times (a few distinct values over thousands of hits), so that std::sort's order of
+  // ties, which the triggers see, is what is compared; sizes across its insertion-sort threshold.
+  std::mt19937 rng(7);
+  L1SortBuffers buffers;
+  std::size_t ties = 0;
+  for (const std::size_t n : {0u, 1u, 15u, 16u, 17u, 100u, 5000u, 44'000u}) {
+    std::uniform_int_distribution<int> time(0, static_cast<int>(n / 8 + 1));
+    std::vector<L1Hit> hits(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      hits[k].time_ns = time(rng) + 0.25;
+      hits[k].dom_slot = static_cast<std::uint32_t>(k);  // tells equal times apart afterwards
+    }
+    auto expected = hits;
+    std::sort(expected.begin(), expected.end(), [](const L1Hit& a, const L1Hit& b) { return a.time_ns < b.time_ns; });
+    sort_l1_by_time(hits, buffers);
+    ASSERT_EQ(hits.size(), n);
+    for (std::size_t k = 0; k < n; ++k) {
+      ASSERT_EQ(hits[k].dom_slot, expected[k].dom_slot) << "n " << n << ", position " << k;
+      ties += k > 0 && hits[k].time_ns == hits[k - 1].time_ns;
+    }
+  }
+  EXPECT_GT(ties, 40'000u);
+}
+
 TEST(L2, NeedsCloseAxesWithinItsWindow) {
   std::vector<dataflow::Vec3> dirs(31, dataflow::Vec3{0, 0, 1});
   dirs[1] = {0, 0, -1};                     // opposite of channel 0

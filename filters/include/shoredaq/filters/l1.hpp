@@ -34,6 +34,20 @@ void build_l1_dom(std::span<const L0Hit> dom_hits, std::uint32_t first_index, st
                   const dataflow::Vec3& dom_position_m, const L1Settings& settings,
                   std::vector<L1Hit>& out);
 
+// Sorts L1 hits by time, equal times in exactly the order std::sort comparing times alone gives
+// them (the triggers' output depends on it). std::sort's steps depend on nothing but the outcomes
+// of its comparisons, so sorting (time, index) keys with the same comparison gives the same
+// permutation, for a third of the bytes moved; one gather then puts the hits in that order.
+struct L1SortBuffers {
+  struct Key {
+    double time_ns;
+    std::uint32_t index;
+  };
+  std::vector<Key> keys;
+  std::vector<L1Hit> sorted;
+};
+void sort_l1_by_time(std::vector<L1Hit>& l1, L1SortBuffers& buffers);
+
 struct L2Settings {
   double ct_min = 0.0;      // cos of the largest angle between the PMT axes
   double window_ns = 10.0;  // L2 TMaxLocal
