@@ -1,7 +1,8 @@
 #include "shoredaq/filters/l1.hpp"
 
 #include <algorithm>
-#include <limits>
+
+#include "coincidence_steps.hpp"
 
 namespace shoredaq::filters {
 
@@ -22,17 +23,7 @@ void build_l1_dom(std::span<const L0Hit> dom_hits, std::uint32_t first_index, st
       ++i;
       continue;
     }
-    std::size_t j = i + 2;  // one past the last hit of the coincidence
-    if (settings.combine) {
-      while (j < n && dom_hits[j].time_ns - dom_hits[j - 1].time_ns <= window) ++j;
-    } else {
-      while (j < n && dom_hits[j].time_ns - dom_hits[i].time_ns <= window) ++j;
-    }
-    const std::size_t multiplicity = std::min<std::size_t>(j - i, std::numeric_limits<std::uint16_t>::max());
-    out.push_back(L1Hit{dom_hits[i].time_ns, dom_position_m, dom_slot,
-                        first_index + static_cast<std::uint32_t>(i),
-                        static_cast<std::uint16_t>(multiplicity), false});
-    i = j;
+    i = detail::take_l1_coincidence(dom_hits.data(), n, i, first_index, dom_slot, dom_position_m, settings, out);
   }
 }
 

@@ -4,10 +4,9 @@
 // index walks both: each scan keeps the first hit it looks at next, so it looks at exactly the hits
 // it would on its own, with its own comparisons (the two windows may be equal, and the two tests
 // round differently), and the outputs are the same.
-#include <bit>
-#include <limits>
-
 #include "shoredaq/filters/supernova.hpp"
+
+#include "coincidence_steps.hpp"
 
 namespace shoredaq::filters {
 
@@ -37,29 +36,14 @@ void build_l1_dom_and_supernova_clusters(std::span<const L0Hit> dom_hits, std::u
       if (l1_alone(i)) {
         l1_next = i + 1;
       } else {
-        std::size_t j = i + 2;  // one past the last hit of the coincidence
-        if (l1_settings.combine) {
-          while (j < n && hits[j].time_ns - hits[j - 1].time_ns <= l1_window) ++j;
-        } else {
-          while (j < n && hits[j].time_ns - hits[i].time_ns <= l1_window) ++j;
-        }
-        const std::size_t multiplicity = std::min<std::size_t>(j - i, std::numeric_limits<std::uint16_t>::max());
-        l1_out.push_back(L1Hit{hits[i].time_ns, dom_position_m, dom_slot, first_index + static_cast<std::uint32_t>(i),
-                               static_cast<std::uint16_t>(multiplicity), false});
-        l1_next = j;
+        l1_next = detail::take_l1_coincidence(hits, n, i, first_index, dom_slot, dom_position_m, l1_settings, l1_out);
       }
     }
     if (i >= sn_next) {
       if (sn_alone(i)) {
         sn_next = i + 1;
       } else {
-        const double window_end_ns = hits[i].time_ns + sn_window;
-        std::uint32_t pmts = 0;
-        std::size_t j = i;
-        for (; j < n && hits[j].time_ns <= window_end_ns; ++j) pmts |= 1u << (hits[j].channel & 31u);
-        const auto multiplicity = static_cast<std::uint32_t>(std::popcount(pmts));
-        if (multiplicity >= 2) sn_out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j), multiplicity});
-        sn_next = j;
+        sn_next = detail::take_supernova_cluster(hits, n, i, sn_window, sn_out);
       }
     }
     i = std::min(l1_next, sn_next);  // both are past i now; the hits before the nearer are skipped by both

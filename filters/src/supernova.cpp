@@ -5,6 +5,7 @@
 
 #include "shoredaq/filters/frame_check.hpp"
 #include "shoredaq/filters/summary.hpp"
+#include "coincidence_steps.hpp"
 
 namespace shoredaq::filters {
 
@@ -54,13 +55,7 @@ void find_supernova_clusters(std::span<const L0Hit> hits_by_time, double coincid
       ++i;
       continue;
     }
-    std::uint32_t pmts = 0;
-    std::size_t j = i;
-    for (; j < n && hits_by_time[j].time_ns <= window_end_ns; ++j) pmts |= 1u << (hits_by_time[j].channel & 31u);
-    const auto multiplicity = static_cast<std::uint32_t>(std::popcount(pmts));
-    if (multiplicity >= 2)
-      out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j), multiplicity});
-    i = j;
+    i = detail::take_supernova_cluster(hits_by_time.data(), n, i, coincidence_window_ns, out);
   }
 }
 
