@@ -59,9 +59,14 @@ struct L0Slice {
   // A hit index of the DOM (or its end) not after the first of its hits with time_ns >= t: where a
   // forward search for t starts (the DOM's first hit when it has no time index).
   std::uint32_t search_start(const L0Dom& d, double t) const noexcept {
-    if (d.time_index == L0Dom::kNoTimeIndex || !(t >= L0TimeIndex::kBucketNs)) return d.begin;  // also NaN
+    const std::uint32_t* entry = search_start_entry(d, t);
+    return entry != nullptr ? *entry : d.begin;
+  }
+  // Where search_start(d, t) reads its answer (nullptr: it needs none), for a prefetch.
+  const std::uint32_t* search_start_entry(const L0Dom& d, double t) const noexcept {
+    if (d.time_index == L0Dom::kNoTimeIndex || !(t >= L0TimeIndex::kBucketNs)) return nullptr;  // also NaN
     const double b = std::min(t / L0TimeIndex::kBucketNs, static_cast<double>(L0TimeIndex::kBuckets - 1));
-    return time_index[d.time_index + static_cast<std::size_t>(b)];
+    return time_index.data() + d.time_index + static_cast<std::size_t>(b);
   }
   // The DOM slot holding global hit index i.
   std::size_t dom_slot_of(std::uint32_t hit_index) const noexcept;
