@@ -72,13 +72,19 @@ std::optional<std::size_t> insert_in_frame_order(const dataflow::DomFrame& frame
   const std::size_t n = frame.hit_count();
   const std::uint8_t* p = frame.hits.data();
   std::size_t m = 0, moves = 0;
+  double latest_ns = -std::numeric_limits<double>::infinity();  // dst[m - 1].time_ns, kept in a register
   for (std::size_t i = 0; i < n; ++i, p += dataflow::kHitBytes) {
     const unsigned ch = p[0];
     const std::uint32_t t = dataflow::decode_hit_time(p);
     if constexpr (!std::is_same_v<Scanner, std::nullptr_t>) scanner->add(ch, t);
     if (ch >= 32 || !(usable & (1u << ch))) continue;
     const L0Hit h{t + calibration.t0_ns[ch], t, static_cast<std::uint8_t>(ch), p[5]};
-    std::size_t j = m;
+    if (!(h.time_ns < latest_ns)) {  // in order: most hits
+      dst[m++] = h;
+      latest_ns = h.time_ns;
+      continue;
+    }
+    std::size_t j = m;  // inserted before the latest, which stays the latest
     while (j > 0 && h.time_ns < dst[j - 1].time_ns) {
       dst[j] = dst[j - 1];
       --j;
